@@ -1,0 +1,302 @@
+"""The contract every AWS resource kind implements, and the AWS context the kinds share.
+
+One subclass of ``ResourceType`` per AWS kind, in its own module, registered in
+``byoc.resources.REGISTRY``. boto3 is used only in these modules and the operations modules.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+from byoc.errors import CloudError
+from byoc.model import Live
+
+T = TypeVar("T")
+
+CLUSTER_TAG = "byoc:cluster"
+ADDRESS_TAG = "byoc:address"
+
+#: Error codes that mean "the thing is already gone" across the services byoc uses.
+NOT_FOUND_CODES = frozenset(
+    {
+        "InvalidVpcID.NotFound",
+        "InvalidSubnetID.NotFound",
+        "InvalidInternetGatewayID.NotFound",
+        "InvalidAllocationID.NotFound",
+        "InvalidAddress.NotFound",
+        "NatGatewayNotFound",
+        "InvalidNatGatewayID.NotFound",
+        "InvalidRouteTableID.NotFound",
+        "InvalidAssociationID.NotFound",
+        "InvalidRoute.NotFound",
+        "InvalidGroup.NotFound",
+        "InvalidPermission.NotFound",
+        "InvalidInstanceID.NotFound",
+        "InvalidVolume.NotFound",
+        "InvalidSnapshot.NotFound",
+        "Gateway.NotAttached",
+        "NoSuchEntity",
+        "NoSuchBucket",
+        "ResourceNotFoundException",
+        "LoadBalancerNotFound",
+        "TargetGroupNotFound",
+        "ListenerNotFound",
+        "ResourceNotFound",
+        "NotFound",
+    }
+)
+
+#: AWS's eventual-consistency errors: the same call succeeds once AWS catches up.
+EVENTUAL_CODES = frozenset(
+    {
+        "DependencyViolation",
+        "InvalidGroup.InUse",
+        "InvalidNetworkInterfaceID.NotFound",
+        "AuthFailure",
+        "InvalidIPAddress.InUse",
+        "IncorrectState",
+        "ResourceInUse",
+        "VolumeInUse",
+    }
+)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """AWS's error code of a botocore ClientError, else None."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def is_not_found(exc: BaseException) -> bool:
+    code = error_code(exc)
+    return code is not None and (code in NOT_FOUND_CODES or code.endswith(".NotFound"))
+
+
+def to_cloud_error(exc: BaseException, address: str | None = None, aws_id: str | None = None) -> CloudError:
+    """Wrap a botocore error (or any other) into a CloudError a person can read."""
+    if isinstance(exc, CloudError):
+        if address and not exc.address:
+            exc.address = address
+        if aws_id and not exc.aws_id:
+            exc.aws_id = aws_id
+        return exc
+    code = error_code(exc)
+    if code is not None:
+        msg = getattr(exc, "response", {}).get("Error", {}).get("Message") or str(exc)
+        op = getattr(exc, "operation_name", None)
+        text = f"{op} failed: {msg}" if op else msg
+        return CloudError(text, address=address, aws_id=aws_id, code=code)
+    name = type(exc).__name__
+    if name in {"NoCredentialsError", "PartialCredentialsError"}:
+        return CloudError(
+            "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "or point AWS_ENDPOINT_URL at the local sandbox (see README)",
+            address=address,
+            aws_id=aws_id,
+            code=name,
+        )
+    if name in {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"}:
+        return CloudError(f"cannot reach AWS: {exc}", address=address, aws_id=aws_id, code=name)
+    return CloudError(f"{name}: {exc}", address=address, aws_id=aws_id, code=name)
+
+
+class AwsContext:
+    """What the kinds share during one run: cluster identity, clients, and the retry policy.
+
+    ``sleep`` and ``poll_delay`` are injectable so tests do not wait; ``client_factory`` is the
+    seam through which tests may hand in their own boto3 clients.
+    """
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        region: str,
+        parallelism: int = 10,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_delay: float = 5.0,
+        retry_timeout: float = 600.0,
+        client_factory: Callable[[str], Any] | None = None,
+        event_hooks: Iterable[tuple[str, Callable[..., Any]]] = (),
+    ) -> None:
+        self.cluster = cluster
+        self.region = region
+        self.parallelism = parallelism
+        self.sleep = sleep
+        self.poll_delay = poll_delay
+        self.retry_timeout = retry_timeout
+        self._client_factory = client_factory
+        self._event_hooks = list(event_hooks)
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._memo: dict[tuple[str, str, str], Any] = {}
+
+    # -- clients -------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` (created once, shared by all threads)."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._make_client(service)
+            return self._clients[service]
+
+    def _make_client(self, service: str) -> Any:
+        if self._client_factory is not None:
+            return self._client_factory(service)
+        import boto3
+        from botocore.config import Config
+
+        if self._session is None:
+            self._session = boto3.session.Session(region_name=self.region)
+        config = Config(
+            retries={"mode": "adaptive", "max_attempts": 10},
+            max_pool_connections=max(10, self.parallelism * 2),
+            connect_timeout=10,
+            read_timeout=60,
+            user_agent_extra="byoc/0.1",
+        )
+        client = self._session.client(service, config=config)
+        for event, hook in self._event_hooks:
+            client.meta.events.register_first(event, hook)
+        return client
+
+    # -- memoised reads (one describe per kind per discovery pass) -----------------------
+    def memo(self, service: str, key: str, fetch: Callable[[], T]) -> T:
+        """Run ``fetch`` once per (service, key) until ``forget()``; kinds share describe results."""
+        k = (service, key, "")
+        with self._lock:
+            if k in self._memo:
+                return self._memo[k]  # type: ignore[no-any-return]
+        value = fetch()
+        with self._lock:
+            self._memo.setdefault(k, value)
+            return self._memo[k]  # type: ignore[no-any-return]
+
+    def forget(self) -> None:
+        with self._lock:
+            self._memo.clear()
+
+    # -- retries and waits ---------------------------------------------------------------
+    def retry(
+        self,
+        fn: Callable[[], T],
+        *,
+        codes: Iterable[str] = EVENTUAL_CODES,
+        timeout: float | None = None,
+        match: Callable[[BaseException], bool] | None = None,
+    ) -> T:
+        """Call ``fn``, retrying AWS's eventual-consistency errors with capped exponential backoff.
+
+        Only errors whose code is in ``codes`` (and, if given, for which ``match`` is true) are
+        retried; anything else, or the last error once ``timeout`` has passed, is raised.
+        """
+        codes = frozenset(codes)
+        deadline = time.monotonic() + (self.retry_timeout if timeout is None else timeout)
+        delay = 1.0
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                code = error_code(exc)
+                if code not in codes or (match is not None and not match(exc)):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise
+                self.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, 30.0)
+
+    def wait(self, client: Any, waiter: str, *, timeout: float = 900.0, **params: Any) -> None:
+        """Block on a boto3 waiter, polling every ``poll_delay`` seconds for at most ``timeout``."""
+        delay = max(self.poll_delay, 0.01)
+        attempts = max(1, int(timeout / delay))
+        client.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+
+    def poll(
+        self, read: Callable[[], T], done: Callable[[T], bool], *, timeout: float = 900.0, what: str = ""
+    ) -> T:
+        """Poll ``read`` until ``done``; raise CloudError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = read()
+            if done(value):
+                return value
+            if time.monotonic() > deadline:
+                raise CloudError(f"timed out waiting for {what or 'AWS'}", code="Timeout")
+            self.sleep(self.poll_delay)
+
+
+class ResourceType(ABC):
+    """One AWS kind: discover, create, update in place, delete, and what forces replacement.
+
+    Failure rules (after Pulumi's dynamic provider): ``create`` is all-or-nothing from the
+    caller's view — if it raises, whatever it made is tagged so discovery finds it; a ``delete``
+    that raises means the thing still exists; ``delete`` of something already gone succeeds.
+    """
+
+    kind: ClassVar[str]
+    service: ClassVar[str]
+    #: props whose change cannot be made in place: changing them replaces the resource
+    force_new: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def discover(self, ctx: AwsContext) -> list[Live]:
+        """Every resource of this kind owned by ``ctx.cluster``, in one paginated, tag-filtered
+        describe where AWS allows it. Props are normalised to the blueprint's shape."""
+
+    @abstractmethod
+    def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
+        """Create with tags in the create call (ClientToken where offered) and wait until usable."""
+
+    def update(self, ctx: AwsContext, live: Live, props: Mapping[str, Any], changed: set[str]) -> Live:
+        """Change the ``changed`` props in place; never called for ``force_new`` props."""
+        raise NotImplementedError(f"{self.kind} has no in-place update")
+
+    @abstractmethod
+    def delete(self, ctx: AwsContext, live: Live) -> None:
+        """Delete and wait until gone; success if already gone."""
+
+    def find(self, ctx: AwsContext, address: str) -> Live | None:
+        """Look before create: the resource already owned under ``address``, if any."""
+        return next((live for live in self.discover(ctx) if live.address == address), None)
+
+
+# -- tag helpers shared by the EC2 kinds -------------------------------------------------------
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def tag_specs(resource_type: str, tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """EC2 TagSpecifications for a create call."""
+    return [{"ResourceType": resource_type, "Tags": tag_list(tags)}]
+
+
+def tags_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or ()}
+
+
+def owned_filter(ctx: AwsContext) -> list[dict[str, Any]]:
+    """The EC2 describe filter that selects what this cluster owns."""
+    return [{"Name": f"tag:{CLUSTER_TAG}", "Values": [ctx.cluster]}]
+
+
+def is_owned(ctx: AwsContext, tags: Mapping[str, str]) -> bool:
+    return tags.get(CLUSTER_TAG) == ctx.cluster and ADDRESS_TAG in tags
+
+
+def update_ec2_tags(ctx: AwsContext, resource_id: str, old: Mapping[str, str], new: Mapping[str, str]) -> None:
+    """Make the tags of an EC2 resource equal ``new``."""
+    ec2 = ctx.client("ec2")
+    removed = [{"Key": k} for k in old if k not in new]
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    if removed:
+        ec2.delete_tags(Resources=[resource_id], Tags=removed)
+    if changed:
+        ec2.create_tags(Resources=[resource_id], Tags=tag_list(changed))

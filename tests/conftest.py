@@ -1,0 +1,35 @@
+"""Shared fixtures: an in-process moto AWS and an AwsContext pointed at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_SECURITY_TOKEN", "testing")
+os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
+os.environ["AWS_DEFAULT_REGION"] = "us-west-2"
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+REGION = "us-west-2"
+
+
+@pytest.fixture
+def moto() -> Iterator[None]:
+    """A fresh in-process moto for one test."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def ctx(moto: None):  # type: ignore[no-untyped-def]
+    """An AwsContext for cluster 'test' on moto that never sleeps."""
+    from byoc.resources.base import AwsContext
+
+    return AwsContext(cluster="test", region=REGION, sleep=lambda s: None, poll_delay=0.01)
