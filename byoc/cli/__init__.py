@@ -1,0 +1,46 @@
+"""The command-line interface: `byoc validate | plan | apply | destroy | graph | output | …`.
+
+Exit codes follow Terraform: 0 success (or no changes), 1 error, 2 changes present (with
+``--detailed-exitcode``). Every failure is a message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `byoc` command."""
+    import click
+
+    from byoc.cli.app import app
+    from byoc.cli.ui import console, error
+    from byoc.errors import ByocError
+
+    err = console(stderr=True)
+    try:
+        code = app(args=argv, prog_name="byoc", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except click.ClickException as e:
+        e.show()
+        code = 1
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        code = 1
+    except ByocError as e:
+        error(err, str(e))
+        code = e.exit_code
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        code = 130
+    except Exception:  # a bug: say so plainly, keep the details in a file
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="byoc-crash-", suffix=".log")
+        with open(fd, "w") as f:
+            traceback.print_exc(file=f)
+        error(err, f"byoc hit an internal error; this is a bug. Details were written to {path}")
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,412 @@
+"""The typer application: commands and their options. Work is delegated to the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from byoc.cli.ui import Progress, console, error, print_plan_text, stdin_is_tty, warning
+
+app = typer.Typer(
+    name="byoc",
+    help=(
+        "Deploy and run Timeplus Proton clusters in your own AWS account.\n\n"
+        "Typical use:  byoc validate specs/prod.yaml · byoc plan specs/prod.yaml · "
+        "byoc apply specs/prod.yaml · byoc destroy specs/prod.yaml"
+    ),
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+sandbox_app = typer.Typer(help="A local AWS sandbox (moto's server on 127.0.0.1) for demos and trials.")
+app.add_typer(sandbox_app, name="sandbox")
+
+SpecArg = Annotated[Path, typer.Argument(help="The cluster spec (YAML), e.g. specs/prod.yaml.",
+                                         show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="KEY.PATH=VALUE",
+                 help="Override a spec value, e.g. --set compute.instance_count=5 (repeatable)."),
+]
+ParOpt = Annotated[int, typer.Option("--parallelism", min=1, max=64,
+                                     help="How many AWS operations run at once.")]
+NoColor = Annotated[bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")]
+AutoApprove = Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation question.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from byoc import __version__
+
+        typer.echo(f"byoc {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Deploy and run Timeplus Proton clusters in your own AWS account."""
+
+
+def _load(spec: Path, overrides: list[str] | None) -> Any:
+    from byoc.spec import load_spec
+
+    return load_spec(str(spec), overrides or ())
+
+
+def _show_warnings(spec: Any, no_color: bool) -> None:
+    err = console(stderr=True, no_color=no_color)
+    for w in spec.warnings:
+        warning(err, w)
+
+
+def _engine(spec: Any, parallelism: int) -> Any:
+    from byoc.engine import Engine
+
+    return Engine(spec, parallelism=parallelism)
+
+
+@app.command()
+def validate(spec: SpecArg, set_: SetOpt = None, no_color: NoColor = False) -> None:
+    """Check a spec: schema, CIDR arithmetic, AZs, names, versions. All problems at once.
+
+    Example: byoc validate specs/prod.yaml --set compute.instance_count=5
+    """
+    s = _load(spec, set_)
+    _show_warnings(s, no_color)
+    console(no_color=no_color).print(
+        f"{spec}: valid (cluster {s.cluster_name}, {len(s.availability_zones)} AZs in {s.region})"
+        + (f", {len(s.warnings)} warning(s)" if s.warnings else "")
+    )
+
+
+@app.command()
+def graph(spec: SpecArg, set_: SetOpt = None) -> None:
+    """Print the resource dependency graph as Graphviz DOT (pipe into `dot -Tsvg`).
+
+    Example: byoc graph specs/prod.yaml | dot -Tsvg > graph.svg
+    """
+    from byoc import blueprint
+
+    s = _load(spec, set_)
+    typer.echo(blueprint.to_dot(blueprint.desired_graph(s)), nl=False)
+
+
+@app.command()
+def plan(
+    spec: SpecArg,
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="Save the plan to this file "
+                                             "for `byoc apply PLANFILE`.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON "
+                                          "(the layout of `terraform show -json`).")] = False,
+    detailed_exitcode: Annotated[bool, typer.Option(
+        "--detailed-exitcode", help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+    ] = False,
+    destroy: Annotated[bool, typer.Option("--destroy", help="Plan the destruction of the cluster.")] = False,
+    parallelism: ParOpt = 10,
+    no_color: NoColor = False,
+) -> None:
+    """Show what apply would change: spec vs state vs what exists in AWS.
+
+    Example: byoc plan specs/prod.yaml -o prod.plan && byoc apply prod.plan
+    """
+    from byoc.planner import PlanOptions
+    from byoc.render import render_plan, render_plan_json
+
+    s = _load(spec, set_)
+    _show_warnings(s, no_color)
+    p = _engine(s, parallelism).plan(PlanOptions(destroy=destroy))
+    if out is not None:
+        _write_plan(out, render_plan_json(p))
+    if as_json:
+        typer.echo(render_plan_json(p), nl=False)
+    else:
+        con = console(no_color=no_color)
+        print_plan_text(con, render_plan(p))
+        if out is not None:
+            con.print(f"\nSaved the plan to {out}. To perform exactly these actions, run:\n"
+                      f"    byoc apply {out}")
+    if detailed_exitcode and p.has_changes:
+        raise typer.Exit(2)
+
+
+def _write_plan(path: Path, text: str) -> None:
+    from byoc.errors import ByocError
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise ByocError(f"{path}: cannot write the plan file: {exc.strerror}") from exc
+
+
+def _confirm(question: str, auto_approve: bool, what: str) -> None:
+    from byoc.errors import ByocError
+
+    if auto_approve:
+        return
+    if not stdin_is_tty():
+        raise ByocError(
+            f"byoc {what} needs confirmation, but there is no terminal to ask on; "
+            "run it in a terminal, or pass --auto-approve"
+        )
+    con = console()
+    con.print(f"\n{question}\n  Only 'yes' will be accepted to approve.\n")
+    answer = input("  Enter a value: ").strip()
+    if answer != "yes":
+        raise ByocError(f"{what} cancelled.")
+
+
+@app.command()
+def apply(
+    target: Annotated[Path, typer.Argument(help="A spec (YAML) or a plan file saved by `byoc plan -o`.",
+                                           show_default=False)],
+    set_: SetOpt = None,
+    auto_approve: AutoApprove = False,
+    parallelism: ParOpt = 10,
+    no_color: NoColor = False,
+) -> None:
+    """Make AWS match the spec: plan, show, confirm, then create/update/delete.
+
+    With a saved plan file, applies exactly that plan, and refuses it if the state or the spec
+    changed since it was made.
+
+    Examples: byoc apply specs/prod.yaml · byoc apply --auto-approve specs/dev.yaml · byoc apply prod.plan
+    """
+    from byoc.render import render_plan
+
+    saved = _maybe_plan_file(target)
+    if saved is not None:
+        if set_:
+            from byoc.errors import ByocError
+
+            raise ByocError("--set cannot be used with a saved plan; it was fixed when the plan was made")
+        s = _load(Path(saved.spec_source), list(saved.spec_overrides))
+        engine = _engine(s, parallelism)
+        with engine.backend.lock("apply"):
+            engine.check_fresh(saved)
+            _run(engine, saved, no_color, recheck=True)
+        return
+    s = _load(target, set_)
+    _show_warnings(s, no_color)
+    engine = _engine(s, parallelism)
+    with engine.backend.lock("apply"):
+        p = engine.plan()
+        con = console(no_color=no_color)
+        print_plan_text(con, render_plan(p))
+        if not p.has_changes:
+            _outputs(con, engine)
+            return
+        _confirm("Do you want to perform these actions?", auto_approve, "apply")
+        _run(engine, p, no_color)
+
+
+@app.command()
+def destroy(
+    spec: SpecArg,
+    set_: SetOpt = None,
+    auto_approve: AutoApprove = False,
+    parallelism: ParOpt = 10,
+    no_color: NoColor = False,
+) -> None:
+    """Delete everything byoc made for this cluster, in reverse dependency order.
+
+    Example: byoc destroy specs/dev.yaml --auto-approve
+    """
+    from byoc.planner import PlanOptions
+    from byoc.render import render_plan
+
+    s = _load(spec, set_)
+    engine = _engine(s, parallelism)
+    with engine.backend.lock("destroy"):
+        p = engine.plan(PlanOptions(destroy=True))
+        con = console(no_color=no_color)
+        print_plan_text(con, render_plan(p))
+        if not p.has_changes:
+            return
+        _confirm(f"Do you really want to destroy all resources of cluster {s.cluster_name}?\n"
+                 "  There is no undo.", auto_approve, "destroy")
+        _run(engine, p, no_color)
+
+
+def _maybe_plan_file(path: Path) -> Any:
+    """A saved plan when ``path`` is one (JSON with byoc's plan marker), else None."""
+    from byoc.engine import read_plan_file
+
+    if path.suffix in {".yaml", ".yml"} or not path.is_file():
+        return None
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace").lstrip()[:1]
+    except OSError:
+        return None
+    return read_plan_file(path) if head == "{" else None
+
+
+def _run(engine: Any, p: Any, no_color: bool, recheck: bool = False) -> None:
+    from byoc.errors import ByocError
+
+    con = console(no_color=no_color)
+    progress = Progress(con)
+    try:
+        result = engine.apply(p, on_event=progress, recheck=recheck)
+    finally:
+        progress.close()
+    if result.ok:
+        c = p.counts()
+        verb = "Destroy" if p.destroy else "Apply"
+        con.print(f"\n{verb} complete! Resources: {c['add']} added, {c['change']} changed, "
+                  f"{c['destroy']} destroyed.", style="bold green")
+        if p.destroy:
+            if not result.state.resources:
+                engine.backend.delete()
+        else:
+            _outputs(con, engine)
+        return
+    err = console(stderr=True, no_color=no_color)
+    for f in result.failures:
+        error(err, f"{f.action} {f.error}")
+    if result.skipped:
+        err.print(f"{len(result.skipped)} resource(s) were skipped because something they need failed.")
+    if result.cancelled:
+        err.print("Interrupted: work in flight finished and the state was saved.")
+    err.print("The state was saved after every step; fix the cause and run the command again to continue.")
+    raise ByocError("apply did not complete") if not p.destroy else ByocError("destroy did not complete")
+
+
+def _outputs(con: Any, engine: Any) -> None:
+    state = engine.state()
+    if state and state.outputs:
+        con.print("\nOutputs:\n")
+        for k, v in state.outputs.items():
+            con.print(f"{k} = {json.dumps(v)}")
+
+
+@app.command()
+def output(
+    spec: SpecArg,
+    set_: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outputs as JSON.")] = False,
+    name: Annotated[str | None, typer.Argument(help="Print only this output.")] = None,
+) -> None:
+    """Show the cluster's outputs (VPC, subnets, security groups …) from the state.
+
+    Example: byoc output specs/prod.yaml --json
+    """
+    from byoc.engine import backend_for
+    from byoc.errors import ByocError
+
+    s = _load(spec, set_)
+    state = backend_for(s).read()
+    outputs = dict(state.outputs) if state else {}
+    if name is not None:
+        if name not in outputs:
+            raise ByocError(f"no output named {name!r}; known: {', '.join(sorted(outputs)) or 'none'}")
+        outputs = {name: outputs[name]}
+    if as_json:
+        typer.echo(json.dumps(outputs, indent=2))
+    elif not outputs:
+        typer.echo("No outputs: the cluster has not been applied yet.")
+    else:
+        for k, v in outputs.items():
+            typer.echo(f"{k} = {json.dumps(v)}")
+
+
+@app.command()
+def show(
+    target: Annotated[Path, typer.Argument(help="A plan file, or a spec to show its state.",
+                                           show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    no_color: NoColor = False,
+) -> None:
+    """Show a saved plan, or the state of the cluster a spec describes.
+
+    Examples: byoc show prod.plan --json · byoc show specs/prod.yaml
+    """
+    from byoc.engine import backend_for
+    from byoc.render import render_plan, render_plan_json
+
+    saved = _maybe_plan_file(target)
+    if saved is not None:
+        if as_json:
+            typer.echo(render_plan_json(saved), nl=False)
+        else:
+            print_plan_text(console(no_color=no_color), render_plan(saved))
+        return
+    s = _load(target, None)
+    state = backend_for(s).read()
+    if as_json:
+        typer.echo(json.dumps(state.to_dict() if state else None, indent=2))
+        return
+    if state is None or not state.resources:
+        typer.echo(f"No state for cluster {s.cluster_name}: nothing has been applied.")
+        return
+    typer.echo(f"# cluster {state.cluster} (serial {state.serial}, lineage {state.lineage})")
+    for address, r in sorted(state.resources.items()):
+        typer.echo(f"{address}  {r.id}")
+
+
+@app.command("force-unlock")
+def force_unlock(spec: SpecArg, set_: SetOpt = None) -> None:
+    """Remove the state lock of a cluster whose holder is gone.
+
+    Only needed when a lock outlives its process (a remote backend); a local lock is released
+    by the OS when its process exits, even on SIGKILL.
+    """
+    from byoc.engine import backend_for
+
+    s = _load(spec, set_)
+    holder = backend_for(s).force_unlock()
+    if holder is None:
+        typer.echo(f"The state of cluster {s.cluster_name} was not locked.")
+    else:
+        typer.echo(f"Removed the lock held by {holder.describe()}.")
+
+
+@sandbox_app.command("start")
+def sandbox_start(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 4566,
+    state_dir: Annotated[Path, typer.Option(help="Where the sandbox records its pid.")] = Path("state"),
+) -> None:
+    """Start the sandbox in the background and print the environment that points byoc at it."""
+    from byoc import sandbox
+
+    info = sandbox.start(state_dir, port)
+    for k, v in info.env().items():
+        typer.echo(f"export {k}={v}")
+
+
+@sandbox_app.command("stop")
+def sandbox_stop(
+    state_dir: Annotated[Path, typer.Option(help="Where the sandbox recorded its pid.")] = Path("state"),
+) -> None:
+    """Stop the sandbox (everything in it is forgotten)."""
+    from byoc import sandbox
+
+    info = sandbox.stop(state_dir)
+    typer.echo("Sandbox stopped." if info else "No sandbox was running.")
+
+
+@sandbox_app.command("status")
+def sandbox_status(
+    state_dir: Annotated[Path, typer.Option(help="Where the sandbox recorded its pid.")] = Path("state"),
+) -> None:
+    """Say whether the sandbox runs, and where."""
+    from byoc import sandbox
+
+    info = sandbox.status(state_dir)
+    if info is None:
+        typer.echo("No sandbox is running.")
+        raise typer.Exit(1)
+    typer.echo(f"Sandbox running at {info.endpoint} (pid {info.pid}).")
+
+
+__all__ = ["app", "error"]

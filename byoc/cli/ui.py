@@ -1,0 +1,108 @@
+"""Terminal output: colours that respect NO_COLOR and TTYs, and the progress display of apply."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+_STYLE = {"+": "green", "~": "yellow", "-/+": "magenta", "-": "red", "!": "red", "?": "yellow"}
+
+
+def console(stderr: bool = False, no_color: bool = False) -> Console:
+    color = not no_color and "NO_COLOR" not in os.environ
+    return Console(
+        stderr=stderr, highlight=False, soft_wrap=True,
+        no_color=not color, color_system="auto" if color else None,
+    )
+
+
+def print_plan_text(con: Console, text: str) -> None:
+    """Print rendered plan text, colouring each line by its action symbol."""
+    for line in text.rstrip("\n").split("\n"):
+        stripped = line.lstrip()
+        style = None
+        for sym in ("-/+", "+", "~", "-", "!", "?"):
+            if stripped.startswith(sym + " "):
+                style = _STYLE[sym]
+                break
+        if line.startswith("Plan:") or line.startswith("No changes."):
+            style = "bold"
+        con.print(Text(line, style=style or ""))
+
+
+def error(con: Console, message: str) -> None:
+    con.print(Text("Error: ", style="bold red") + Text(message))
+
+
+def warning(con: Console, message: str) -> None:
+    con.print(Text("Warning: ", style="bold yellow") + Text(message))
+
+
+_VERBS = {
+    "create": ("Creating...", "Creation complete"),
+    "update": ("Modifying...", "Modifications complete"),
+    "destroy": ("Destroying...", "Destruction complete"),
+}
+
+
+class Progress:
+    """Renders executor events: a line per resource as it starts and finishes, with elapsed time.
+
+    On a terminal a live status line shows what is in flight; otherwise plain lines only.
+    """
+
+    def __init__(self, con: Console) -> None:
+        self.con = con
+        self.inflight: dict[str, float] = {}
+        self.status: Any = None
+        if con.is_terminal:
+            self.status = con.status("", spinner="dots")
+            self.status.start()
+
+    def __call__(self, event: Any) -> None:
+        start, finish = _VERBS.get(event.action, ("Working...", "Complete"))
+        if event.kind == "start":
+            self.inflight[event.address] = time.monotonic()
+            self.con.print(f"{event.address}: {start}")
+        elif event.kind == "done":
+            self.inflight.pop(event.address, None)
+            ident = f" [id={event.aws_id}]" if event.aws_id else ""
+            self.con.print(f"{event.address}: {finish} after {_dur(event.elapsed)}{ident}")
+        elif event.kind == "failed":
+            self.inflight.pop(event.address, None)
+            self.con.print(Text(f"{event.address}: failed after {_dur(event.elapsed)}", style="red"))
+        elif event.kind == "skipped":
+            self.con.print(Text(f"{event.address}: {event.message}", style="yellow"))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.status is None:
+            return
+        if self.inflight:
+            now = time.monotonic()
+            names = ", ".join(f"{a} ({_dur(now - t)})" for a, t in list(self.inflight.items())[:3])
+            more = len(self.inflight) - 3
+            self.status.update(f"Still working on {names}" + (f" and {more} more" if more > 0 else ""))
+        else:
+            self.status.update("")
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+
+def _dur(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60}m{s % 60}s" if s >= 60 else f"{s}s"
+
+
+def stdin_is_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,48 @@
+"""Discovery: what the cluster owns in AWS right now, found by tag, one batched read per kind."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from collections.abc import Mapping
+
+from byoc.errors import CloudError
+from byoc.model import Live
+from byoc.resources.base import ResourceType, to_cloud_error
+
+
+def discover(kinds: Mapping[str, ResourceType], ctx: object, parallelism: int = 10) -> dict[str, Live]:
+    """Run every kind's discovery concurrently; map address → Live.
+
+    A kind that fails raises a CloudError naming the kind. Two AWS resources claiming one
+    address (a duplicate left by a crash or a copy made by hand) are reported, never merged.
+    """
+    forget = getattr(ctx, "forget", None)
+    if callable(forget):
+        forget()
+    found: dict[str, Live] = {}
+    duplicates: list[str] = []
+    with cf.ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="discover") as pool:
+        futures = {pool.submit(kind.discover, ctx): name for name, kind in sorted(kinds.items())}
+        errors: list[CloudError] = []
+        for fut in cf.as_completed(futures):
+            name = futures[fut]
+            try:
+                lives = fut.result()
+            except Exception as exc:
+                err = to_cloud_error(exc)
+                errors.append(CloudError(f"discovering {name}: {err}", code=err.code))
+                continue
+            for live in lives:
+                if live.address in found:
+                    duplicates.append(f"{live.address}: {found[live.address].id} and {live.id}")
+                    continue
+                found[live.address] = live
+    if errors:
+        raise errors[0]
+    if duplicates:
+        raise CloudError(
+            "more than one AWS resource is tagged as the same byoc address: "
+            + "; ".join(sorted(duplicates))
+            + ". Delete the extra one(s) (or remove their byoc:cluster tag) and run again."
+        )
+    return found

@@ -1,0 +1,279 @@
+"""The executor: walks a plan as a DAG of operations with a bounded worker pool.
+
+Each operation starts as soon as its own dependencies are done (not level by level). Creates
+and updates follow dependency order; deletes follow it reversed; a replacement is a delete
+followed by a create. State is saved after every operation. When an operation fails, work in
+flight finishes, only what depends on the failure is skipped, and the root cause is reported
+once. Progress is reported as events; the CLI renders them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from byoc.errors import ByocError, CloudError, PlanError
+from byoc.model import UNKNOWN, Live, Ref, canonical_json, contains_unknown, substitute
+from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
+from byoc.resources.base import ResourceType, to_cloud_error
+from byoc.state.model import ResourceState, State
+
+APPLY, REMOVE = "apply", "delete"
+Op = tuple[str, str]  # (address, phase)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the user may want to see: an operation started, finished, failed or was skipped."""
+
+    kind: str  # "start" | "done" | "failed" | "skipped"
+    address: str
+    action: str  # create | update | delete | replace (for the delete half: "destroy")
+    elapsed: float = 0.0
+    aws_id: str | None = None
+    message: str = ""
+
+
+@dataclass
+class Failure:
+    address: str
+    action: str
+    error: ByocError
+
+
+@dataclass
+class ApplyResult:
+    state: State
+    done: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # address -> root cause address
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.skipped and not self.cancelled
+
+
+def operation_graph(plan: Plan) -> nx.DiGraph:
+    """The DAG of operations for a plan (edges: must finish before)."""
+    by_addr = {c.address: c for c in plan.changes}
+    g: nx.DiGraph = nx.DiGraph()
+    for c in plan.changes:
+        if c.action in (CREATE, UPDATE):
+            g.add_node((c.address, APPLY), change=c)
+        elif c.action == DELETE:
+            g.add_node((c.address, REMOVE), change=c)
+        elif c.action == REPLACE:
+            g.add_node((c.address, REMOVE), change=c)
+            g.add_node((c.address, APPLY), change=c)
+            g.add_edge((c.address, REMOVE), (c.address, APPLY))
+
+    for c in plan.changes:
+        # Creates and updates wait for what they refer to.
+        if (c.address, APPLY) in g:
+            for dep in c.depends_on:
+                if (dep, APPLY) in g:
+                    g.add_edge((dep, APPLY), (c.address, APPLY))
+        # Deletes wait for whatever used the thing being deleted (edges reversed).
+        first = (c.address, REMOVE) if (c.address, REMOVE) in g else (c.address, APPLY)
+        if first not in g:
+            continue
+        for dep in set(c.old_depends_on) | set(c.depends_on):
+            d = by_addr.get(dep)
+            if d is None or (dep, REMOVE) not in g:
+                continue
+            if d.action == DELETE or (d.action == REPLACE and first[1] == REMOVE):
+                g.add_edge(first, (dep, REMOVE))
+    if not nx.is_directed_acyclic_graph(g):
+        cycle = " → ".join(f"{a}:{p}" for (a, p), _ in nx.find_cycle(g))
+        raise PlanError(f"the plan's operations form a cycle ({cycle}); this is a byoc bug")
+    return g
+
+
+class Executor:
+    """Applies a plan through the registered kinds; ``ctx`` is passed through to them."""
+
+    def __init__(
+        self,
+        kinds: Mapping[str, ResourceType],
+        ctx: Any,
+        state: State,
+        save: Callable[[State], None],
+        *,
+        parallelism: int = 10,
+        on_event: Callable[[Event], None] = lambda e: None,
+        recheck: bool = False,
+    ) -> None:
+        self.kinds = kinds
+        self.ctx = ctx
+        self.state = state
+        self._save = save
+        self.parallelism = max(1, parallelism)
+        self.on_event = on_event
+        self.recheck = recheck
+        self.known: dict[str, Live] = {}
+
+    # -- state ---------------------------------------------------------------------------------
+    def save(self, state: State) -> None:
+        self.state = state.bumped()
+        self._save(self.state)
+
+    def _refresh(self, plan: Plan) -> None:
+        """Before acting: record adopted resources, forget vanished ones, know every prior value."""
+        state = self.state
+        for address in plan.forget:
+            state = state.without(address)
+        for c in plan.changes:
+            prior = c.prior
+            if prior is not None:
+                self.known[c.address] = prior
+            if c.action == NOOP and prior is not None:
+                rs = state.resources.get(c.address)
+                if rs is None or rs.id != prior.id or rs.props != prior.props:
+                    state = state.with_resource(
+                        ResourceState(c.address, c.kind, prior.id, c.after or prior.props,
+                                      prior.attrs, c.depends_on)
+                    )
+        if state != self.state:
+            self.save(state)
+
+    # -- the walk ------------------------------------------------------------------------------
+    def run(self, plan: Plan) -> ApplyResult:
+        g = operation_graph(plan)
+        self._refresh(plan)
+        result = ApplyResult(self.state)
+        waiting = {op: g.in_degree(op) for op in g.nodes}
+        ready = sorted(op for op, n in waiting.items() if n == 0)
+        blocked: set[Op] = set()
+        running: dict[cf.Future[Live | None], tuple[Op, float]] = {}
+        pool = cf.ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="byoc")
+        try:
+            while ready or running:
+                while ready and len(running) < self.parallelism and not result.cancelled:
+                    op = ready.pop(0)
+                    change: Change = g.nodes[op]["change"]
+                    self.on_event(Event("start", op[0], _label(change, op)))
+                    fut = pool.submit(self._perform, op, change)
+                    running[fut] = (op, time.monotonic())
+                if not running:
+                    break
+                try:
+                    finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    result.cancelled = True
+                    ready.clear()
+                    continue
+                for fut in sorted(finished, key=lambda f: running[f][0]):
+                    op, started = running.pop(fut)
+                    change = g.nodes[op]["change"]
+                    elapsed = time.monotonic() - started
+                    try:
+                        live = fut.result()
+                    except Exception as exc:  # every failure becomes a person-readable error
+                        err = _as_error(exc, change)
+                        result.failures.append(Failure(op[0], _label(change, op), err))
+                        self.on_event(Event("failed", op[0], _label(change, op), elapsed,
+                                            change.prior_id, str(err)))
+                        for desc in nx.descendants(g, op):
+                            if desc not in blocked:
+                                blocked.add(desc)
+                                result.skipped.setdefault(desc[0], op[0])
+                        continue
+                    self._record(op, change, live)
+                    result.done.append(op[0])
+                    self.on_event(Event("done", op[0], _label(change, op), elapsed,
+                                        live.id if live else change.prior_id))
+                    for succ in sorted(g.successors(op)):
+                        waiting[succ] -= 1
+                        if waiting[succ] == 0 and succ not in blocked:
+                            ready.append(succ)
+                    ready.sort()
+        finally:
+            pool.shutdown(wait=True)
+        for op in sorted(blocked):
+            change = g.nodes[op]["change"]
+            self.on_event(Event("skipped", op[0], _label(change, op),
+                                message=f"skipped because {result.skipped[op[0]]} failed"))
+        result.state = self.state
+        return result
+
+    def _record(self, op: Op, change: Change, live: Live | None) -> None:
+        if op[1] == REMOVE:
+            self.known.pop(change.address, None)
+            self.save(self.state.without(change.address))
+            return
+        assert live is not None
+        self.known[change.address] = live
+        props = self._resolve(change.desired or {})
+        self.save(self.state.with_resource(
+            ResourceState(change.address, change.kind, live.id, props, dict(live.attrs),
+                          change.depends_on)
+        ))
+
+    # -- one operation (runs in a worker thread) ------------------------------------------------
+    def _resolve(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        def value(ref: Ref) -> Any:
+            live = self.known.get(ref.address)
+            return UNKNOWN if live is None else live.attr(ref.attr)
+
+        resolved: dict[str, Any] = substitute(props, value)
+        return resolved
+
+    def _perform(self, op: Op, change: Change) -> Live | None:
+        kind = self.kinds.get(change.kind)
+        if kind is None:
+            raise PlanError(f"{change.address}: unknown resource kind {change.kind}")
+        if op[1] == REMOVE:
+            prior = change.prior
+            assert prior is not None
+            kind.delete(self.ctx, prior)
+            return None
+        props = self._resolve(change.desired or {})
+        if contains_unknown(props):
+            missing = sorted(r.address for r in _refs(change.desired) if r.address not in self.known)
+            raise PlanError(f"{change.address}: values still unknown at apply time (from {missing})")
+        if change.action == UPDATE:
+            prior = self.known.get(change.address) or change.prior
+            assert prior is not None
+            return kind.update(self.ctx, prior, props, _changed(prior.props, props))
+        if self.recheck:
+            existing = kind.find(self.ctx, change.address)
+            if existing is not None:
+                changed = _changed(existing.props, props)
+                if not changed:
+                    return existing
+                if changed & kind.force_new:
+                    raise CloudError(
+                        f"already exists with different {', '.join(sorted(changed & kind.force_new))}; "
+                        "run `byoc plan` again",
+                        address=change.address, aws_id=existing.id, code="Conflict",
+                    )
+                return kind.update(self.ctx, existing, props, changed)
+        return kind.create(self.ctx, change.address, props)
+
+
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
+    return {k for k in after if canonical_json(after[k]) != canonical_json(before.get(k))}
+
+
+def _refs(value: Any) -> list[Ref]:
+    from byoc.model import walk_refs
+
+    return list(walk_refs(value))
+
+
+def _label(change: Change, op: Op) -> str:
+    if change.action == REPLACE:
+        return "destroy" if op[1] == REMOVE else "create"
+    return "destroy" if change.action == DELETE else change.action
+
+
+def _as_error(exc: BaseException, change: Change) -> ByocError:
+    if isinstance(exc, ByocError) and not isinstance(exc, CloudError):
+        return exc
+    return to_cloud_error(exc, change.address, change.prior_id)

@@ -1,0 +1,203 @@
+"""The planner: a pure function of (desired resources, state, live) to a Plan. No I/O.
+
+Each desired resource is compared with what discovery found, attribute by attribute: values
+that depend on something not yet created are UNKNOWN (known after apply); a change to an
+attribute the kind cannot change in place means replacement. Owned resources nobody wants any
+more are deleted; data-bearing (protected) resources are refused unless explicitly allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from byoc.graph import graph_of
+from byoc.model import UNKNOWN, Live, Ref, Resource, canonical_json, contains_unknown, substitute
+from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, AttrChange, Change, Plan
+from byoc.state.model import State
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What the user asked for beyond the spec."""
+
+    destroy: bool = False
+    #: allow deleting/replacing protected (data-bearing) resources
+    allow_data_loss: bool = False
+
+
+def make_plan(
+    desired: Iterable[Resource],
+    state: State | None,
+    live: Mapping[str, Live],
+    force_new: Mapping[str, frozenset[str]],
+    *,
+    protected_kinds: frozenset[str] = frozenset(),
+    cluster: str,
+    spec_digest: str = "",
+    spec_source: str = "",
+    spec_overrides: tuple[str, ...] = (),
+    region: str = "",
+    options: PlanOptions | None = None,
+) -> Plan:
+    """Compare and decide. ``force_new`` maps each kind to the props it cannot change in place."""
+    options = options or PlanOptions()
+    wanted = list(desired)
+    known_deps = {r.address: r.dependencies() for r in wanted}
+    resources = [] if options.destroy else wanted
+    graph = graph_of(resources)
+    in_state = dict(state.resources) if state else {}
+    changes: list[Change] = []
+    fate: dict[str, str] = {}
+    refused: list[str] = []
+
+    def resolve(ref: Ref) -> Any:
+        if fate.get(ref.address) in (CREATE, REPLACE):
+            return UNKNOWN
+        found = live.get(ref.address)
+        return UNKNOWN if found is None else found.attr(ref.attr)
+
+    for address in nx.lexicographical_topological_sort(graph):
+        r: Resource = graph.nodes[address]["resource"]
+        after = substitute(r.props, resolve)
+        deps = tuple(sorted(r.dependencies()))
+        found = live.get(address)
+        if found is None:
+            reason = (
+                "was in the state but no longer exists in AWS (deleted outside byoc)"
+                if address in in_state
+                else "does not exist yet"
+            )
+            fate[address] = CREATE
+            changes.append(
+                Change(address, r.kind, CREATE, reason, None, after, r.props,
+                       _attr_changes({}, after, frozenset()), deps,
+                       protected=r.protected or r.kind in protected_kinds)
+            )
+            continue
+        attrs = _attr_changes(found.props, after, force_new.get(r.kind, frozenset()))
+        old_deps = in_state[address].depends_on if address in in_state else ()
+        is_protected = r.protected or r.kind in protected_kinds
+
+        def change(action: str, reason: str) -> Change:
+            return Change(address, r.kind, action, reason, found.props, after, r.props, attrs,
+                          deps, old_deps, found.id, found.attrs, is_protected)
+
+        forcing = [a.name for a in attrs if a.forces_replacement]
+        if forcing and is_protected and not options.allow_data_loss:
+            refused.append(
+                f"{address} ({found.id}) holds data: replacing it (because {', '.join(forcing)} "
+                "changed) needs an explicit flag; it was left as it is"
+            )
+            fate[address] = NOOP
+            changes.append(change(NOOP, "replacement refused: holds data"))
+        elif forcing:
+            fate[address] = REPLACE
+            changes.append(change(REPLACE, f"{', '.join(forcing)} cannot be changed in place"))
+        elif attrs:
+            fate[address] = UPDATE
+            changes.append(change(UPDATE, f"{', '.join(a.name for a in attrs)} changed"))
+        else:
+            fate[address] = NOOP
+            changes.append(change(NOOP, "up to date"))
+
+    # What exists but is no longer wanted.
+    unmanaged: list[str] = []
+    forget: list[str] = []
+    gone_candidates = sorted((set(live) | set(in_state)) - set(graph.nodes))
+    for address in gone_candidates:
+        found = live.get(address)
+        if found is None:
+            forget.append(address)  # in state, already gone from AWS
+            continue
+        if address not in in_state and not options.destroy:
+            unmanaged.append(address)
+            continue
+        old_deps = tuple(sorted(
+            set(in_state[address].depends_on if address in in_state else ())
+            | known_deps.get(address, set())
+            | _inferred_deps(found, live)
+        ))
+        protected = found.kind in protected_kinds
+        if protected and not options.allow_data_loss:
+            refused.append(
+                f"{address} ({found.id}) holds data and was kept; "
+                "deleting it needs an explicit flag (--include-data)"
+            )
+            continue
+        reason = "is being destroyed" if options.destroy else "is no longer in the spec"
+        changes.append(
+            Change(address, found.kind, DELETE, reason, found.props, None, None, (), (), old_deps,
+                   found.id, found.attrs, protected)
+        )
+
+    return Plan(
+        cluster=cluster,
+        lineage=state.lineage if state else None,
+        serial=state.serial if state else 0,
+        spec_digest=spec_digest,
+        spec_source=spec_source,
+        spec_overrides=spec_overrides,
+        changes=tuple(changes),
+        destroy=options.destroy,
+        forget=tuple(forget),
+        unmanaged=tuple(unmanaged),
+        refused=tuple(refused),
+        region=region,
+    )
+
+
+def _inferred_deps(found: Live, live: Mapping[str, Live]) -> set[str]:
+    """What a live resource refers to by AWS id (ordering for resources no state remembers)."""
+    ids = {other.id: other.address for other in live.values() if other.address != found.address}
+    out: set[str] = set()
+
+    def scan(v: Any) -> None:
+        if isinstance(v, str) and v in ids:
+            out.add(ids[v])
+        elif isinstance(v, Mapping):
+            for x in v.values():
+                scan(x)
+        elif isinstance(v, list | tuple):
+            for x in v:
+                scan(x)
+
+    scan(found.props)
+    return out
+
+
+def _attr_changes(
+    before: Mapping[str, Any], after: Mapping[str, Any], force_new: frozenset[str]
+) -> tuple[AttrChange, ...]:
+    out = []
+    for name in sorted(after):
+        b = before.get(name)
+        a = after[name]
+        if contains_unknown(a):
+            out.append(AttrChange(name, b, a, name in force_new and bool(before)))
+            continue
+        if name in before and canonical_json(a) == canonical_json(b):
+            continue
+        if not before:
+            out.append(AttrChange(name, None, a))
+            continue
+        out.append(AttrChange(name, b, a, name in force_new, _detail(b, a)))
+    return tuple(out)
+
+
+def _detail(before: Any, after: Any) -> tuple[str, ...]:
+    """deepdiff's view of what changed inside one attribute (for lists of rules, tag maps …)."""
+    if not isinstance(before, dict | list) or not isinstance(after, dict | list):
+        return ()
+    from deepdiff import DeepDiff
+
+    diff = DeepDiff(before, after, ignore_order=True, verbose_level=2)
+    lines = []
+    for kind, entries in diff.items():
+        items = entries.items() if isinstance(entries, dict) else ((e, None) for e in entries)
+        for path, value in items:
+            lines.append(f"{kind}: {path}" + (f" = {value!r}" if value is not None else ""))
+    return tuple(sorted(lines))

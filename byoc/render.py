@@ -1,0 +1,175 @@
+"""Rendering plans and apply results as text, the way Terraform users read them. Pure strings.
+
+Lines start with the action symbol (``+``, ``~``, ``-/+``, ``-``) so the CLI can colour them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from byoc.model import UNKNOWN, parse_address
+from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
+
+SYMBOL = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-"}
+VERB = {
+    CREATE: "will be created",
+    UPDATE: "will be updated in-place",
+    REPLACE: "must be replaced",
+    DELETE: "will be destroyed",
+}
+LEGEND = {
+    CREATE: "  + create",
+    UPDATE: "  ~ update in-place",
+    REPLACE: "-/+ destroy and then create replacement",
+    DELETE: "  - destroy",
+}
+
+
+def fmt(value: Any) -> str:
+    """A value as Terraform shows it."""
+    if value is UNKNOWN:
+        return "(known after apply)"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, sort_keys=True, default=lambda v: fmt(v))
+
+
+def render_plan(plan: Plan) -> str:
+    """The whole plan: legend, one block per change, notes, and the summary line."""
+    out: list[str] = []
+    actionable = plan.actionable
+    if not actionable and not plan.forget:
+        out.append("No changes. Your infrastructure matches the configuration.")
+        out.append("")
+        out.append("byoc found no differences between the spec, the state and what exists in AWS.")
+    else:
+        used = [a for a in (CREATE, UPDATE, REPLACE, DELETE) if any(c.action == a for c in actionable)]
+        out.append("byoc used the selected providers to generate the following execution plan.")
+        out.append("Resource actions are indicated with the following symbols:")
+        out.extend(LEGEND[a] for a in used)
+        out.append("")
+        out.append("byoc will perform the following actions:")
+        for c in actionable:
+            out.append("")
+            out.extend(render_change(c))
+        for address in plan.forget:
+            out.append("")
+            out.append(f"  # {address} no longer exists in AWS and will be removed from the state")
+        out.append("")
+        counts = plan.counts()
+        verb = "Plan" if not plan.destroy else "Plan"
+        out.append(
+            f"{verb}: {counts['add']} to add, {counts['change']} to change, "
+            f"{counts['destroy']} to destroy."
+        )
+    if plan.unmanaged:
+        out.append("")
+        out.append("Unmanaged: these resources are tagged for this cluster but in no state or spec")
+        out.append("(left by an interrupted run, or made by hand); byoc leaves them alone:")
+        out.extend(f"  ? {a}" for a in plan.unmanaged)
+    if plan.refused:
+        out.append("")
+        out.append("Refused (protected, data-bearing resources):")
+        out.extend(f"  ! {r}" for r in plan.refused)
+    for note in plan.notes:
+        out.append("")
+        out.append(f"Note: {note}")
+    return "\n".join(out) + "\n"
+
+
+def render_change(c: Change) -> list[str]:
+    kind, name, key = parse_address(c.address)
+    sym = SYMBOL[c.action]
+    header = f'{sym:>3} resource "{kind}" "{name}"' + (f' "{key}"' if key else "") + " {"
+    lines = [f"  # {c.address} {VERB[c.action]}" + (f" ({c.reason})" if c.action != CREATE else "")]
+    lines.append(header)
+    if c.action == CREATE:
+        body = dict(c.after or {})
+        body.setdefault("id", UNKNOWN)
+        lines.extend(_attrs("+", body))
+    elif c.action == DELETE:
+        body = dict(c.before or {})
+        body["id"] = c.prior_id
+        lines.extend(_attrs("-", body))
+    else:
+        changed = {a.name: a for a in c.attributes}
+        lines.append(f"        id = {fmt(c.prior_id)}")
+        for attr_name in sorted(changed):
+            a = changed[attr_name]
+            lines.extend(_changed_attr(attr_name, a.before, a.after, a.forces_replacement))
+        unchanged = len([k for k in (c.after or {}) if k not in changed])
+        if unchanged:
+            lines.append(f"        # ({unchanged} unchanged attributes hidden)")
+    lines.append("    }")
+    return lines
+
+
+def _attrs(sym: str, body: Mapping[str, Any], indent: int = 6) -> list[str]:
+    width = max((len(k) for k in body), default=0)
+    out = []
+    pad = " " * indent
+    for k in sorted(body):
+        v = body[k]
+        if isinstance(v, Mapping) and v and v is not UNKNOWN:
+            out.append(f"{pad}{sym} {k:<{width}} = {{")
+            out.extend(_map_lines(sym, v, indent + 4))
+            out.append(f"{pad}  }}")
+        elif isinstance(v, list) and v:
+            out.append(f"{pad}{sym} {k:<{width}} = [")
+            out.extend(f"{pad}    {sym} {fmt(item)}," for item in v)
+            out.append(f"{pad}  ]")
+        else:
+            out.append(f"{pad}{sym} {k:<{width}} = {fmt(v)}")
+    return out
+
+
+def _map_lines(sym: str, m: Mapping[str, Any], indent: int) -> list[str]:
+    width = max((len(json.dumps(k)) for k in m), default=0)
+    pad = " " * indent
+    return [f"{pad}{sym} {json.dumps(k):<{width}} = {fmt(m[k])}" for k in sorted(m)]
+
+
+def _changed_attr(name: str, before: Any, after: Any, forces: bool) -> list[str]:
+    suffix = " # forces replacement" if forces else ""
+    pad = " " * 6
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        out = [f"{pad}~ {name} = {{{suffix}"]
+        for k in sorted(set(before) | set(after)):
+            if k not in after:
+                out.append(f"{pad}    - {json.dumps(k)} = {fmt(before[k])}")
+            elif k not in before:
+                out.append(f"{pad}    + {json.dumps(k)} = {fmt(after[k])}")
+            elif before[k] != after[k]:
+                out.append(f"{pad}    ~ {json.dumps(k)} = {fmt(before[k])} -> {fmt(after[k])}")
+        out.append(f"{pad}  }}")
+        return out
+    if isinstance(before, list) and isinstance(after, list):
+        b_keys = [fmt(x) for x in before]
+        a_keys = [fmt(x) for x in after]
+        out = [f"{pad}~ {name} = [{suffix}"]
+        out.extend(f"{pad}    - {x}," for x in b_keys if x not in a_keys)
+        out.extend(f"{pad}    + {x}," for x in a_keys if x not in b_keys)
+        out.append(f"{pad}  ]")
+        return out
+    return [f"{pad}~ {name} = {fmt(before)} -> {fmt(after)}{suffix}"]
+
+
+def render_plan_json(plan: Plan) -> str:
+    return json.dumps(plan.to_dict(), indent=2, sort_keys=False) + "\n"
+
+
+def summary_line(plan: Plan) -> str:
+    c = plan.counts()
+    return f"{c['add']} to add, {c['change']} to change, {c['destroy']} to destroy"
+
+
+def noop_count(plan: Plan) -> int:
+    return sum(1 for c in plan.changes if c.action == NOOP)

@@ -1,0 +1,137 @@
+"""The local AWS sandbox: moto's server on 127.0.0.1, started in the background for demos and tests.
+
+byoc talks to it through ``AWS_ENDPOINT_URL``, which boto3 honours for every service. The
+sandbox records its pid and port in ``<state dir>/sandbox.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from byoc.errors import ByocError
+
+DEFAULT_PORT = 4566
+HOST = "127.0.0.1"
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "sandbox",
+    "AWS_SECRET_ACCESS_KEY": "sandbox",
+}
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    pid: int
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.endpoint, **DUMMY_CREDENTIALS}
+
+
+def is_sandbox_endpoint(url: str | None) -> bool:
+    """True when ``url`` points at a local address (the sandbox), never at real AWS."""
+    if not url:
+        return False
+    from urllib.parse import urlparse
+
+    host = urlparse(url).hostname or ""
+    return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
+
+
+def _info_path(directory: Path) -> Path:
+    return directory / "sandbox.json"
+
+
+def status(directory: Path) -> SandboxInfo | None:
+    """The running sandbox, if its process is alive and answering."""
+    try:
+        d = json.loads(_info_path(directory).read_text())
+        info = SandboxInfo(int(d["pid"]), int(d["port"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(info.pid, 0)
+    except OSError:
+        return None
+    return info if _answers(info.port) else None
+
+
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/data.json", timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def start(directory: Path, port: int = DEFAULT_PORT, timeout: float = 30.0) -> SandboxInfo:
+    """Start moto's server on 127.0.0.1:port in the background (or return the running one)."""
+    running = status(directory)
+    if running:
+        return running
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        raise ByocError(
+            "the sandbox needs moto's server: pip install 'byoc[sandbox]' (make demo does this)"
+        ) from None
+    if not _port_free(port):
+        raise ByocError(f"port {port} on {HOST} is in use; choose another with --port")
+    directory.mkdir(parents=True, exist_ok=True)
+    log = open(directory / "sandbox.log", "ab")  # noqa: SIM115
+    env = {**os.environ, "MOTO_PORT": str(port)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env=env, start_new_session=True,
+    )
+    info = SandboxInfo(proc.pid, port)
+    deadline = time.monotonic() + timeout
+    while not _answers(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(OSError):
+                proc.kill()
+            raise ByocError(f"the sandbox did not start; see {directory / 'sandbox.log'}")
+        time.sleep(0.1)
+    _info_path(directory).write_text(json.dumps({"pid": info.pid, "port": info.port}))
+    return info
+
+
+def stop(directory: Path) -> SandboxInfo | None:
+    """Stop the sandbox started from this directory; its data is gone with it."""
+    try:
+        d = json.loads(_info_path(directory).read_text())
+        info = SandboxInfo(int(d["pid"]), int(d["port"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    with contextlib.suppress(OSError):
+        os.kill(info.pid, signal.SIGTERM)
+        for _ in range(50):
+            os.kill(info.pid, 0)
+            time.sleep(0.1)
+        os.kill(info.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        _info_path(directory).unlink()
+    return info

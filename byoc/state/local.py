@@ -1,0 +1,184 @@
+"""The local state backend: one JSON file per cluster, written atomically, guarded by flock.
+
+The lock is an OS-level ``flock`` on ``<cluster>.lock``: the kernel releases it when the holder
+exits, even on SIGKILL, so a crashed run never blocks the next. The lock file also records who
+holds it (pid, host, operation, time) so a second run can name the holder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from byoc.errors import LockError, StateError
+from byoc.state.model import State
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds a state lock."""
+
+    pid: int
+    host: str
+    operation: str
+    since: str
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host} ({self.operation}, since {self.since})"
+
+
+class LocalBackend:
+    """State in ``<directory>/<cluster>.json`` with ``.backup`` and ``.lock`` beside it."""
+
+    kind = "local"
+
+    def __init__(self, directory: str | Path, cluster: str) -> None:
+        self.directory = Path(directory)
+        self.cluster = cluster
+        self.path = self.directory / f"{cluster}.json"
+        self.backup_path = self.directory / f"{cluster}.json.backup"
+        self.lock_path = self.directory / f"{cluster}.lock"
+        self._held: IO[str] | None = None
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    # -- reading and writing -------------------------------------------------------------
+    def read(self) -> State | None:
+        """The stored state, or None when there is none yet."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot read the state file: {exc.strerror}") from exc
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StateError(
+                f"{self.path}: state file is not valid JSON ({exc}); it was left untouched. "
+                f"A previous copy may be at {self.backup_path}."
+            ) from exc
+        state = State.from_dict(data, source=str(self.path))
+        if state.cluster != self.cluster:
+            raise StateError(
+                f"{self.path}: holds the state of cluster {state.cluster!r}, not {self.cluster!r}"
+            )
+        return state
+
+    def write(self, state: State) -> None:
+        """Write atomically (temp file, fsync, rename), keeping the previous copy as .backup."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(state.to_dict(), indent=2, sort_keys=False) + "\n"
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=".tmp", dir=self.directory)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            if self.path.exists():
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(self.path, self.backup_path)
+            os.replace(tmp, self.path)
+            self._fsync_dir()
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise StateError(f"{self.path}: cannot write the state file: {exc.strerror}") from exc
+
+    def delete(self) -> None:
+        """Remove the state file (kept as .backup), e.g. after a complete destroy."""
+        if self.path.exists():
+            os.replace(self.path, self.backup_path)
+
+    def _fsync_dir(self) -> None:
+        with contextlib.suppress(OSError):
+            dfd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    # -- locking ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, operation: str) -> Iterator[LockInfo]:
+        """Hold the cluster's lock for the duration; fail fast naming the holder."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            f = open(self.lock_path, "a+", encoding="utf-8")  # noqa: SIM115
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self.holder()
+                f.close()
+                who = holder.describe() if holder else "another process"
+                raise LockError(
+                    f"the state of cluster {self.cluster!r} is locked by {who}. Wait for it to "
+                    f"finish; if it is stuck, stop that process (its lock is released when it exits)."
+                ) from None
+            # The file may have been removed (force-unlock) between open and flock: retry.
+            try:
+                same = os.fstat(f.fileno()).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            f.close()
+        info = LockInfo(
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            operation=operation,
+            since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        os.chmod(self.lock_path, 0o600)
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(asdict(info)))
+        f.flush()
+        self._held = f
+        try:
+            yield info
+        finally:
+            self._held = None
+            with contextlib.suppress(OSError):
+                f.seek(0)
+                f.truncate()
+            f.close()
+
+    def holder(self) -> LockInfo | None:
+        """Who holds the lock right now, if anyone does."""
+        try:
+            with open(self.lock_path, encoding="utf-8") as f:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return _parse_lock(f.read()) or LockInfo(0, "unknown", "unknown", "unknown")
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                return None
+        except FileNotFoundError:
+            return None
+
+    def force_unlock(self) -> LockInfo | None:
+        """Remove the lock file so the next run can lock; returns who held it."""
+        holder = self.holder()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.lock_path)
+        return holder
+
+
+def _parse_lock(text: str) -> LockInfo | None:
+    try:
+        d: Any = json.loads(text)
+        return LockInfo(int(d["pid"]), str(d["host"]), str(d["operation"]), str(d["since"]))
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,145 @@
+"""The executor against the in-memory fake cloud: ordering, parallelism, failure isolation, state."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from byoc.executor import Executor, operation_graph
+from byoc.model import Ref
+from byoc.plan import Plan
+from byoc.planner import PlanOptions, make_plan
+from byoc.state.model import State
+from tests.fakecloud import FakeCloud, kinds, res
+
+
+def world() -> list[Any]:
+    """A net, two subnets, two VMs per subnet, and an independent disk."""
+    out = [res("fake_net.main", cidr="10.0.0.0/16")]
+    for az in ("a", "b"):
+        out.append(res(f'fake_sub.s["{az}"]', net_id=Ref("fake_net.main"), cidr=f"10.0.{ord(az)}.0/24"))
+        for i in (1, 2):
+            out.append(res(f'fake_vm.n["{az}{i}"]', sub_id=Ref(f'fake_sub.s["{az}"]'), size="m5"))
+    out.append(res("fake_disk.data", size=10))
+    return out
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.cloud = FakeCloud()
+        self.kinds = kinds(self.cloud)
+        self.saves: list[State] = []
+        self.state = State.new("c1")
+        self.events: list[Any] = []
+
+    def plan(self, resources: list[Any], **kw: Any) -> Plan:
+        live = {}
+        for kind in self.kinds.values():
+            for x in kind.discover(None):
+                live[x.address] = x
+        return make_plan(resources, self.state, live, {k: v.force_new for k, v in self.kinds.items()},
+                         protected_kinds=frozenset({"fake_disk"}), cluster="c1", **kw)
+
+    def apply(self, p: Plan, parallelism: int = 10) -> Any:
+        def save(s: State) -> None:
+            self.saves.append(s)
+
+        ex = Executor(self.kinds, None, self.state, save, parallelism=parallelism,
+                      on_event=self.events.append)
+        result = ex.run(p)
+        self.state = result.state
+        return result
+
+
+def test_creates_follow_dependencies_and_state_is_saved_after_every_node() -> None:
+    h = Harness()
+    result = h.apply(h.plan(world()))
+    assert result.ok
+    order = h.cloud.order("create")
+    assert order.index("fake_net.main") < order.index('fake_sub.s["a"]') < order.index('fake_vm.n["a1"]')
+    assert order.index('fake_sub.s["b"]') < order.index('fake_vm.n["b2"]')
+    assert len(h.saves) == 8  # one save per created resource
+    assert [s.serial for s in h.saves] == list(range(1, 9))
+    assert len(h.saves[0].resources) == 1 and len(h.saves[-1].resources) == 8
+    # references were resolved to the real ids at apply time
+    vm = h.state.resources['fake_vm.n["a1"]']
+    assert vm.props["sub_id"] == h.state.resources['fake_sub.s["a"]'].id
+    # a second plan is empty
+    assert not h.plan(world()).has_changes
+
+
+def test_independent_work_runs_in_parallel_and_is_bounded() -> None:
+    h = Harness()
+    h.cloud.barrier = threading.Barrier(2)
+    h.apply(h.plan(world()), parallelism=2)
+    assert h.cloud.max_active == 2
+    h2 = Harness()
+    h2.apply(h2.plan(world()), parallelism=1)
+    assert h2.cloud.max_active == 1
+
+
+def test_a_failure_skips_only_its_dependents_and_reports_the_root_cause_once() -> None:
+    h = Harness()
+    h.cloud.fail[("create", 'fake_sub.s["a"]')] = "InvalidSubnet.Conflict"
+    result = h.apply(h.plan(world()))
+    assert not result.ok
+    assert [(f.address, f.error.code) for f in result.failures] == [('fake_sub.s["a"]', "InvalidSubnet.Conflict")]
+    assert result.skipped == {'fake_vm.n["a1"]': 'fake_sub.s["a"]', 'fake_vm.n["a2"]': 'fake_sub.s["a"]'}
+    # the other branch completed and is in the saved state
+    assert {'fake_vm.n["b1"]', 'fake_vm.n["b2"]', "fake_disk.data"} <= set(h.saves[-1].resources)
+    assert [e.address for e in h.events if e.kind == "failed"] == ['fake_sub.s["a"]']
+    # re-running continues where it stopped
+    h.cloud.fail.clear()
+    again = h.plan(world())
+    assert {c.address for c in again.actionable} == {'fake_sub.s["a"]', 'fake_vm.n["a1"]', 'fake_vm.n["a2"]'}
+    assert h.apply(again).ok
+    assert not h.plan(world()).has_changes
+
+
+def test_destroy_deletes_in_reverse_dependency_order() -> None:
+    h = Harness()
+    h.apply(h.plan(world()))
+    h.cloud.calls.clear()
+    result = h.apply(h.plan(world(), options=PlanOptions(destroy=True, allow_data_loss=True)))
+    assert result.ok
+    order = h.cloud.order("delete")
+    assert order.index('fake_vm.n["a1"]') < order.index('fake_sub.s["a"]') < order.index("fake_net.main")
+    assert order.index('fake_vm.n["b2"]') < order.index('fake_sub.s["b"]')
+    assert h.cloud.items == {} and not h.state.resources
+
+
+def test_replacement_deletes_dependents_first_then_recreates_in_order() -> None:
+    h = Harness()
+    h.apply(h.plan(world()))
+    h.cloud.calls.clear()
+    changed = [r if r.address != "fake_net.main" else res("fake_net.main", cidr="10.9.0.0/16") for r in world()]
+    p = h.plan(changed)
+    assert h.apply(p).ok
+    calls = h.cloud.calls
+    assert calls.index(("delete", 'fake_vm.n["a1"]')) < calls.index(("delete", 'fake_sub.s["a"]'))
+    assert calls.index(("delete", 'fake_sub.s["a"]')) < calls.index(("delete", "fake_net.main"))
+    assert calls.index(("delete", "fake_net.main")) < calls.index(("create", "fake_net.main"))
+    assert calls.index(("create", "fake_net.main")) < calls.index(("create", 'fake_sub.s["a"]'))
+    assert not h.plan(changed).has_changes
+
+
+def test_operation_graph_is_acyclic_for_update_of_a_dependent_of_a_replaced_node() -> None:
+    # a VM whose subnet is replaced but whose own change is in place must not form a cycle
+    h = Harness()
+    h.apply(h.plan(world()))
+    g = operation_graph(h.plan([r if not r.address.startswith("fake_sub") else
+                                res(r.address, net_id=Ref("fake_net.main"), cidr="10.1.1.0/24")
+                                for r in world()]))
+    assert g.number_of_nodes() > 0
+
+
+def test_interrupted_by_failure_in_delete_keeps_the_resource_in_state() -> None:
+    h = Harness()
+    h.apply(h.plan(world()))
+    h.cloud.fail[("delete", 'fake_sub.s["a"]')] = "DependencyViolation"
+    result = h.apply(h.plan(world(), options=PlanOptions(destroy=True)))
+    assert not result.ok
+    assert 'fake_sub.s["a"]' in h.state.resources
+    assert "fake_net.main" in h.state.resources  # skipped: its dependent could not be deleted
+    assert "fake_disk.data" in h.state.resources  # protected without the flag
+    assert 'fake_vm.n["a1"]' not in h.state.resources

@@ -1,0 +1,148 @@
+"""The pure planner against an in-memory fake cloud."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from byoc.model import UNKNOWN, Live, Ref
+from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Plan
+from byoc.planner import PlanOptions, make_plan
+from byoc.state.model import ResourceState, State
+from tests.fakecloud import FakeCloud, kinds, res
+
+FORCE_NEW = {k: v.force_new for k, v in kinds(FakeCloud()).items()}
+
+
+def desired(cidr: str = "10.0.0.0/16", sub_cidr: str = "10.0.1.0/24", name: str = "a") -> list[Any]:
+    return [
+        res("fake_net.main", cidr=cidr, name=name),
+        res('fake_sub.private["a"]', net_id=Ref("fake_net.main"), cidr=sub_cidr),
+        res("fake_vm.node", sub_id=Ref('fake_sub.private["a"]'), size="m5"),
+    ]
+
+
+def live_of(**ids: str) -> dict[str, Live]:
+    net = Live("fake_net.main", "fake_net", ids.get("net", "n-1"), {"cidr": "10.0.0.0/16", "name": "a"})
+    sub = Live('fake_sub.private["a"]', "fake_sub", "s-1", {"net_id": net.id, "cidr": "10.0.1.0/24"})
+    vm = Live("fake_vm.node", "fake_vm", "v-1", {"sub_id": "s-1", "size": "m5"})
+    return {x.address: x for x in (net, sub, vm)}
+
+
+def plan(resources: list[Any], state: State | None, live: dict[str, Live], **kw: Any) -> Plan:
+    return make_plan(resources, state, live, FORCE_NEW, cluster="c1",
+                     protected_kinds=frozenset({"fake_disk"}), **kw)
+
+
+def actions(p: Plan) -> dict[str, str]:
+    return {c.address: c.action for c in p.changes}
+
+
+def test_empty_world_creates_everything_with_unknown_references() -> None:
+    p = plan(desired(), None, {})
+    assert set(actions(p).values()) == {CREATE}
+    sub = p.change('fake_sub.private["a"]')
+    assert sub.after is not None and sub.after["net_id"] is UNKNOWN
+    assert sub.depends_on == ("fake_net.main",)
+    assert p.counts() == {"add": 3, "change": 0, "destroy": 0}
+
+
+def test_matching_world_is_a_noop_with_reasons() -> None:
+    p = plan(desired(), None, live_of())
+    assert set(actions(p).values()) == {NOOP}
+    assert not p.has_changes
+    assert all(c.reason == "up to date" for c in p.changes)
+
+
+def test_in_place_change_is_an_update_naming_the_attribute() -> None:
+    p = plan(desired(name="b"), None, live_of())
+    c = p.change("fake_net.main")
+    assert c.action == UPDATE and c.reason == "name changed"
+    assert [(a.name, a.before, a.after, a.forces_replacement) for a in c.attributes] == [
+        ("name", "a", "b", False)
+    ]
+    assert actions(p)['fake_sub.private["a"]'] == NOOP
+
+
+def test_force_new_change_replaces_and_cascades_to_dependents() -> None:
+    p = plan(desired(cidr="10.1.0.0/16"), None, live_of())
+    a = actions(p)
+    assert a["fake_net.main"] == REPLACE
+    # the subnet's net_id becomes unknown and net_id forces replacement, and so on down
+    assert a['fake_sub.private["a"]'] == REPLACE
+    assert a["fake_vm.node"] == REPLACE
+    assert p.change("fake_net.main").reason == "cidr cannot be changed in place"
+    assert p.counts() == {"add": 3, "change": 0, "destroy": 3}
+
+
+def test_missing_from_aws_but_in_state_is_recreated_with_reason() -> None:
+    live = live_of()
+    del live["fake_vm.node"]
+    st = State.new("c1").with_resource(ResourceState("fake_vm.node", "fake_vm", "v-1", {}))
+    p = plan(desired(), st, live)
+    c = p.change("fake_vm.node")
+    assert c.action == CREATE and "deleted outside byoc" in c.reason
+
+
+def test_no_longer_desired_in_state_is_deleted_but_unmanaged_is_only_listed() -> None:
+    live = live_of()
+    extra = Live("fake_vm.old", "fake_vm", "v-9", {"sub_id": "s-1", "size": "m5"})
+    orphan = Live("fake_vm.orphan", "fake_vm", "v-8", {"sub_id": "s-1", "size": "m5"})
+    live.update({extra.address: extra, orphan.address: orphan})
+    st = State.new("c1").with_resource(ResourceState("fake_vm.old", "fake_vm", "v-9", {}))
+    p = plan(desired(), st, live)
+    assert actions(p)["fake_vm.old"] == DELETE
+    assert "fake_vm.orphan" not in actions(p)
+    assert p.unmanaged == ("fake_vm.orphan",)
+
+
+def test_state_entries_gone_from_aws_are_forgotten() -> None:
+    st = State.new("c1").with_resource(ResourceState("fake_vm.gone", "fake_vm", "v-7", {}))
+    p = plan(desired(), st, live_of())
+    assert p.forget == ("fake_vm.gone",)
+    assert p.has_changes
+
+
+def test_destroy_deletes_everything_owned_with_inferred_order() -> None:
+    live = live_of()
+    p = plan(desired(), None, live, options=PlanOptions(destroy=True))
+    assert set(actions(p).values()) == {DELETE}
+    # no state: ordering comes from the blueprint and from ids found in props
+    assert p.change('fake_sub.private["a"]').old_depends_on == ("fake_net.main",)
+    assert p.change("fake_vm.node").old_depends_on == ('fake_sub.private["a"]',)
+
+
+def test_protected_resources_are_never_deleted_or_replaced_without_the_flag() -> None:
+    disk = Live("fake_disk.data", "fake_disk", "d-1", {"size": 10})
+    live = {**live_of(), disk.address: disk}
+    st = State.new("c1").with_resource(ResourceState("fake_disk.data", "fake_disk", "d-1", {}))
+    p = plan(desired(), st, live, options=PlanOptions(destroy=True))
+    assert "fake_disk.data" not in actions(p)
+    assert any("fake_disk.data" in r and "holds data" in r for r in p.refused)
+    # replacing it is refused too
+    wanted = [*desired(), res("fake_disk.data", size=20)]
+    p = plan(wanted, st, live)
+    assert actions(p)["fake_disk.data"] == NOOP and p.refused
+    # and allowed with the flag
+    p = plan(wanted, st, live, options=PlanOptions(allow_data_loss=True))
+    assert actions(p)["fake_disk.data"] == REPLACE
+
+
+def test_plan_round_trips_through_json() -> None:
+    import json
+
+    p = plan(desired(cidr="10.1.0.0/16"), None, live_of())
+    again = Plan.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert again == p
+
+
+def test_terraform_layout_marks_unknowns() -> None:
+    p = plan(desired(), None, {})
+    d = p.to_dict()
+    assert d["format_version"] == "1.2"
+    rc = {c["address"]: c for c in d["resource_changes"]}
+    sub = rc['fake_sub.private["a"]']
+    assert sub["type"] == "fake_sub" and sub["name"] == "private" and sub["index"] == "a"
+    assert sub["change"]["actions"] == ["create"]
+    assert "net_id" not in sub["change"]["after"]
+    assert sub["change"]["after_unknown"] == {"net_id": True}
+    assert {r["address"] for r in d["planned_values"]["root_module"]["resources"]} == set(rc)
