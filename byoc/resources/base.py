@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
@@ -139,6 +140,9 @@ class AwsContext:
         self._lock = threading.Lock()
         self._session: Any = None
         self._memo: dict[tuple[str, str, str], Any] = {}
+        #: salts idempotency tokens: retries within a run reuse a token, a later run never
+        #: receives a resource an earlier run created and deleted under the same token
+        self.run_id = uuid.uuid4().hex
 
     # -- clients -------------------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -293,7 +297,9 @@ def is_owned(ctx: AwsContext, tags: Mapping[str, str]) -> bool:
     return tags.get(CLUSTER_TAG) == ctx.cluster and ADDRESS_TAG in tags
 
 
-def update_ec2_tags(ctx: AwsContext, resource_id: str, old: Mapping[str, str], new: Mapping[str, str]) -> None:
+def update_ec2_tags(
+    ctx: AwsContext, resource_id: str, old: Mapping[str, str], new: Mapping[str, str]
+) -> None:
     """Make the tags of an EC2 resource equal ``new``."""
     ec2 = ctx.client("ec2")
     removed = [{"Key": k} for k in old if k not in new]

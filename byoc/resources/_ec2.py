@@ -1,0 +1,85 @@
+"""Small helpers shared by the EC2 networking kinds: owned describes, tokens, ARNs, waits.
+
+Everything here builds on ``byoc.resources.base``; nothing here knows about one kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from byoc.errors import CloudError
+from byoc.model import canonical_json
+from byoc.resources.base import AwsContext, error_code, is_not_found, is_owned, owned_filter
+
+
+def client_token(ctx: AwsContext, address: str, props: Mapping[str, Any], salt: str = "") -> str:
+    """An idempotency token (≤64 chars): one identical request within a run, one resource.
+
+    Salted with the run's id: crash recovery across runs comes from tags and look-before-create,
+    and a fresh run must never be handed a resource that an earlier run's token made and deleted.
+    """
+    text = "\n".join([ctx.cluster, getattr(ctx, "run_id", ""), address, canonical_json(props), salt])
+    return hashlib.sha256(text.encode()).hexdigest()[:64]
+
+
+def user_tags(item: Mapping[str, Any]) -> dict[str, str]:
+    """The item's tags as a dict, without the ``aws:`` tags nobody can set or remove."""
+    return {t["Key"]: t["Value"] for t in item.get("Tags") or () if not t["Key"].startswith("aws:")}
+
+
+def describe_owned(ctx: AwsContext, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
+    """One describe (paginated where botocore can) filtered to this cluster's items.
+
+    The tag filter is also applied client-side: some describes (moto's NAT gateways) ignore it.
+    """
+    ec2 = ctx.client("ec2")
+    params = {"Filters": owned_filter(ctx), **params}
+    if ec2.can_paginate(operation):
+        items = [item for page in ec2.get_paginator(operation).paginate(**params) for item in page[key]]
+    else:
+        items = list(getattr(ec2, operation)(**params)[key])
+    return [item for item in items if is_owned(ctx, user_tags(item))]
+
+
+def ec2_arn(ctx: AwsContext, owner: str, resource: str) -> str:
+    """``arn:<partition>:ec2:<region>:<owner>:<resource>`` for describes that return no ARN."""
+    if ctx.region.startswith("cn-"):
+        partition = "aws-cn"
+    elif ctx.region.startswith("us-gov-"):
+        partition = "aws-us-gov"
+    else:
+        partition = "aws"
+    return f"arn:{partition}:ec2:{ctx.region}:{owner}:{resource}"
+
+
+def is_gone(exc: BaseException, unless: frozenset[str] = frozenset()) -> bool:
+    """``is_not_found``, except for codes in ``unless`` (NotFound codes that mean "try again")."""
+    return is_not_found(exc) and error_code(exc) not in unless
+
+
+def wait_gone(
+    ctx: AwsContext,
+    exists: Callable[[], bool],
+    *,
+    address: str,
+    aws_id: str,
+    timeout: float = 600.0,
+) -> None:
+    """Poll ``exists`` until it is false; CloudError (with address and id) on timeout."""
+    try:
+        ctx.poll(exists, lambda found: not found, timeout=timeout, what=f"{aws_id} to be deleted")
+    except CloudError as exc:
+        exc.address, exc.aws_id = address, aws_id
+        raise
+
+
+def found(read: Callable[[], list[Any]]) -> bool:
+    """True when ``read`` returns a non-empty list; False when it is empty or raises not-found."""
+    try:
+        return bool(read())
+    except Exception as exc:
+        if is_not_found(exc):
+            return False
+        raise

@@ -1,0 +1,221 @@
+"""aws_security_group: a VPC security group with inline ingress/egress rules (Terraform's shape).
+
+Rules are atomic dicts (see ``_sg_rules``); updates authorize what is missing, update changed
+descriptions and revoke what is no longer wanted, including AWS's default allow-all egress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from byoc.model import Live
+from byoc.resources._sg_rules import Rule, diff_rules, from_permissions, to_permissions
+from byoc.resources.base import (
+    ADDRESS_TAG,
+    AwsContext,
+    ResourceType,
+    error_code,
+    is_not_found,
+    is_owned,
+    owned_filter,
+    tag_specs,
+    tags_dict,
+    update_ec2_tags,
+)
+
+DIRECTIONS = ("ingress", "egress")
+
+
+def _partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
+class SecurityGroup(ResourceType):
+    kind = "aws_security_group"
+    service = "ec2"
+    force_new = frozenset({"name", "description", "vpc_id"})
+
+    # -- reading -----------------------------------------------------------------------------
+    def _describe(self, ctx: AwsContext, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pages = (
+            ctx.client("ec2").get_paginator("describe_security_groups").paginate(Filters=filters)
+        )
+        return [g for page in pages for g in page["SecurityGroups"]]
+
+    def _live(self, ctx: AwsContext, group: Mapping[str, Any]) -> Live:
+        gid = group["GroupId"]
+        tags = {k: v for k, v in tags_dict(group.get("Tags")).items() if not k.startswith("aws:")}
+        props = {
+            "name": group["GroupName"],
+            "description": group.get("Description", ""),
+            "vpc_id": group.get("VpcId", ""),
+            "ingress": from_permissions(group.get("IpPermissions") or (), gid),
+            "egress": from_permissions(group.get("IpPermissionsEgress") or (), gid),
+            "tags": tags,
+        }
+        owner = group.get("OwnerId", "")
+        arn = group.get("SecurityGroupArn") or (
+            f"arn:{_partition(ctx.region)}:ec2:{ctx.region}:{owner}:security-group/{gid}"
+        )
+        return Live(tags.get(ADDRESS_TAG, ""), self.kind, gid, props, {"id": gid, "arn": arn})
+
+    def _get(self, ctx: AwsContext, group_id: str) -> dict[str, Any] | None:
+        try:
+            groups = ctx.client("ec2").describe_security_groups(GroupIds=[group_id])[
+                "SecurityGroups"
+            ]
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        return groups[0] if groups else None
+
+    def _read(self, ctx: AwsContext, group_id: str, address: str) -> Live:
+        group = ctx.poll(
+            lambda: self._get(ctx, group_id),
+            lambda g: g is not None,
+            timeout=300,
+            what=f"security group {group_id}",
+        )
+        assert group is not None
+        live = self._live(ctx, group)
+        return live if live.address else Live(address, live.kind, live.id, live.props, live.attrs)
+
+    def discover(self, ctx: AwsContext) -> list[Live]:
+        groups = self._describe(ctx, owned_filter(ctx))
+        return [self._live(ctx, g) for g in groups if is_owned(ctx, tags_dict(g.get("Tags")))]
+
+    def find(self, ctx: AwsContext, address: str) -> Live | None:
+        """A fresh look (no memo) for the group tagged with ``address``."""
+        filters = [*owned_filter(ctx), {"Name": f"tag:{ADDRESS_TAG}", "Values": [address]}]
+        found = [self._live(ctx, g) for g in self._describe(ctx, filters)]
+        return next((live for live in found if live.address == address), None)
+
+    # -- writing -----------------------------------------------------------------------------
+    def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
+        ec2 = ctx.client("ec2")
+        try:
+            gid = ec2.create_security_group(
+                GroupName=props["name"],
+                Description=props["description"],
+                VpcId=props["vpc_id"],
+                TagSpecifications=tag_specs("security-group", props["tags"]),
+            )["GroupId"]
+        except ClientError as exc:
+            if error_code(exc) != "InvalidGroup.Duplicate":
+                raise
+            gid = self._adopt(ctx, address, props, exc)
+        current = self._read(ctx, gid, address)
+        self._sync(ctx, current, props, DIRECTIONS)
+        update_ec2_tags(ctx, gid, current.props["tags"], props["tags"])
+        return self._read(ctx, gid, address)
+
+    def _adopt(
+        self, ctx: AwsContext, address: str, props: Mapping[str, Any], exc: ClientError
+    ) -> str:
+        """The name is taken: carry on with the group if it is ours under this address (an
+        earlier create that did not finish), else report the clash."""
+        filters = [
+            {"Name": "group-name", "Values": [props["name"]]},
+            {"Name": "vpc-id", "Values": [props["vpc_id"]]},
+        ]
+        for group in self._describe(ctx, filters):
+            tags = tags_dict(group.get("Tags"))
+            if is_owned(ctx, tags) and tags[ADDRESS_TAG] == address:
+                return str(group["GroupId"])
+        raise exc
+
+    def update(
+        self, ctx: AwsContext, live: Live, props: Mapping[str, Any], changed: set[str]
+    ) -> Live:
+        directions = tuple(d for d in DIRECTIONS if d in changed)
+        if directions:
+            self._sync(ctx, self._read(ctx, live.id, live.address), props, directions)
+        if "tags" in changed:
+            update_ec2_tags(ctx, live.id, live.props["tags"], props["tags"])
+        return self._read(ctx, live.id, live.address)
+
+    def _sync(
+        self, ctx: AwsContext, current: Live, props: Mapping[str, Any], directions: tuple[str, ...]
+    ) -> None:
+        ec2 = ctx.client("ec2")
+        gid = current.id
+        for direction in directions:
+            suffix = "ingress" if direction == "ingress" else "egress"
+            authorize = getattr(ec2, f"authorize_security_group_{suffix}")
+            revoke = getattr(ec2, f"revoke_security_group_{suffix}")
+            redescribe = getattr(ec2, f"update_security_group_rule_descriptions_{suffix}")
+            d = diff_rules(current.props[direction], props[direction])
+            self._apply(ctx, authorize, gid, d.add, tolerate="InvalidPermission.Duplicate")
+            if d.redescribe:
+                redescribe(GroupId=gid, IpPermissions=to_permissions(d.redescribe, gid))
+            self._apply(
+                ctx,
+                revoke,
+                gid,
+                d.remove,
+                tolerate="InvalidPermission.NotFound",
+                descriptions=False,
+            )
+            self._apply(ctx, authorize, gid, d.readd, tolerate="InvalidPermission.Duplicate")
+
+    def _apply(
+        self,
+        ctx: AwsContext,
+        call: Any,
+        gid: str,
+        rules: list[Rule],
+        *,
+        tolerate: str,
+        descriptions: bool = True,
+    ) -> None:
+        """One call for all ``rules``; if AWS refuses it for ``tolerate`` (a duplicate rule, an
+        already-revoked one) fall back to one call per rule, ignoring that error."""
+        if not rules:
+            return
+
+        def one(batch: list[Rule]) -> None:
+            perms = to_permissions(batch, gid, descriptions=descriptions)
+            # a group referenced in a rule may have been created a moment ago
+            ctx.retry(
+                lambda: call(GroupId=gid, IpPermissions=perms),
+                codes={"InvalidGroup.NotFound"},
+                timeout=min(ctx.retry_timeout, 60.0),
+            )
+
+        try:
+            one(rules)
+        except ClientError as exc:
+            if error_code(exc) != tolerate:
+                raise
+            for rule in rules if len(rules) > 1 else ():
+                try:
+                    one([rule])
+                except ClientError as exc2:
+                    if error_code(exc2) != tolerate:
+                        raise
+
+    def delete(self, ctx: AwsContext, live: Live) -> None:
+        ec2 = ctx.client("ec2")
+        try:
+            # DependencyViolation / InvalidGroup.InUse: ENIs of deleted instances or load
+            # balancers, or another group's rule, still hold it for a while
+            ctx.retry(lambda: ec2.delete_security_group(GroupId=live.id))
+        except ClientError as exc:
+            if is_not_found(exc):
+                return
+            raise
+        ctx.poll(
+            lambda: self._get(ctx, live.id),
+            lambda g: g is None,
+            timeout=300,
+            what=f"security group {live.id} to be deleted",
+        )
+
+
+KIND = SecurityGroup()

@@ -1,0 +1,177 @@
+"""``aws_vpc``: the cluster's VPC, with its two DNS attributes (Terraform's aws_vpc).
+
+The default security group and main route table AWS makes with the VPC are exposed as attrs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from byoc.model import Live
+from byoc.resources._ec2 import describe_owned, ec2_arn, found, user_tags, wait_gone
+from byoc.resources.base import (
+    AwsContext,
+    ResourceType,
+    is_not_found,
+    tag_list,
+    tag_specs,
+    update_ec2_tags,
+)
+
+#: prop -> the attribute name of DescribeVpcAttribute/ModifyVpcAttribute
+_DNS = {"enable_dns_support": "enableDnsSupport", "enable_dns_hostnames": "enableDnsHostnames"}
+#: what CreateVpc gives a new (non-default) VPC
+_AWS_DEFAULTS = {"enable_dns_support": True, "enable_dns_hostnames": False}
+
+
+class Vpc(ResourceType):
+    kind = "aws_vpc"
+    service = "ec2"
+    force_new = frozenset({"cidr_block"})
+
+    def discover(self, ctx: AwsContext) -> list[Live]:
+        vpcs = [v for v in describe_owned(ctx, "describe_vpcs", "Vpcs") if v.get("State") != "deleted"]
+        if not vpcs:
+            return []
+        ids = [v["VpcId"] for v in vpcs]
+        sgs, rts = _default_sgs(ctx, ids), _main_route_tables(ctx, ids)
+        out = []
+        for v in vpcs:
+            dns = _read_dns(ctx, v["VpcId"])
+            if dns is not None:
+                out.append(self._live(ctx, v, dns, sgs.get(v["VpcId"]), rts.get(v["VpcId"])))
+        return out
+
+    def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
+        ec2 = ctx.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock=props["cidr_block"], TagSpecifications=tag_specs("vpc", props["tags"]))
+        vpc = vpc["Vpc"]
+        vpc_id = vpc["VpcId"]
+        ctx.poll(
+            lambda: ctx.retry(
+                lambda: ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"], codes={"InvalidVpcID.NotFound"}
+            ),
+            lambda vs: bool(vs) and all(v["State"] == "available" for v in vs),
+            what=f"{vpc_id} to be available",
+        )
+        dns = {k: bool(props[k]) for k in _DNS}
+        _set_dns(ctx, vpc_id, _AWS_DEFAULTS, dns)
+        # AWS makes the default SG and main route table with the VPC; they may lag a moment.
+        sg_id, rt_id = ctx.poll(
+            lambda: (
+                _default_sgs(ctx, [vpc_id]).get(vpc_id),
+                _main_route_tables(ctx, [vpc_id]).get(vpc_id),
+            ),
+            lambda pair: None not in pair,
+            timeout=120.0,
+            what=f"the default security group and main route table of {vpc_id}",
+        )
+        vpc["Tags"] = tag_list(props["tags"])
+        return self._live(ctx, vpc, dns, sg_id, rt_id, address=address)
+
+    def update(self, ctx: AwsContext, live: Live, props: Mapping[str, Any], changed: set[str]) -> Live:
+        if changed & set(_DNS):
+            _set_dns(ctx, live.id, live.props, props)
+        if "tags" in changed:
+            update_ec2_tags(ctx, live.id, live.props["tags"], props["tags"])
+        return Live(live.address, self.kind, live.id, _props(props), dict(live.attrs))
+
+    def delete(self, ctx: AwsContext, live: Live) -> None:
+        ec2 = ctx.client("ec2")
+        try:
+            # ENIs of deleted NAT gateways / load balancers leave the VPC asynchronously.
+            ctx.retry(lambda: ec2.delete_vpc(VpcId=live.id), codes={"DependencyViolation"})
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+        wait_gone(
+            ctx,
+            lambda: found(
+                lambda: [v for v in ec2.describe_vpcs(VpcIds=[live.id])["Vpcs"] if v["State"] != "deleted"]
+            ),
+            address=live.address,
+            aws_id=live.id,
+        )
+
+    def _live(
+        self,
+        ctx: AwsContext,
+        vpc: Mapping[str, Any],
+        dns: Mapping[str, bool],
+        sg_id: str | None,
+        rt_id: str | None,
+        address: str | None = None,
+    ) -> Live:
+        tags = user_tags(vpc)
+        props = _props({"cidr_block": vpc["CidrBlock"], **dns, "tags": tags})
+        attrs = {
+            "arn": ec2_arn(ctx, vpc["OwnerId"], f"vpc/{vpc['VpcId']}"),
+            "default_security_group_id": sg_id,
+            "main_route_table_id": rt_id,
+        }
+        return Live(address or tags["byoc:address"], self.kind, vpc["VpcId"], props, attrs)
+
+
+def _props(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The blueprint's shape, exactly."""
+    return {
+        "cidr_block": props["cidr_block"],
+        "enable_dns_support": bool(props["enable_dns_support"]),
+        "enable_dns_hostnames": bool(props["enable_dns_hostnames"]),
+        "tags": dict(props["tags"]),
+    }
+
+
+def _read_dns(ctx: AwsContext, vpc_id: str) -> dict[str, bool] | None:
+    """The two DNS flags (one DescribeVpcAttribute each); None if the VPC vanished meanwhile."""
+    ec2 = ctx.client("ec2")
+    out = {}
+    for prop, attribute in _DNS.items():
+        try:
+            resp = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        out[prop] = bool(resp[attribute[0].upper() + attribute[1:]]["Value"])
+    return out
+
+
+def _set_dns(ctx: AwsContext, vpc_id: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """One ModifyVpcAttribute per changed flag; support goes on before hostnames, off after."""
+    ec2 = ctx.client("ec2")
+    order = list(_DNS) if new["enable_dns_support"] else list(reversed(_DNS))
+    for prop in order:
+        if bool(old[prop]) == bool(new[prop]):
+            continue
+        params = {_DNS[prop][0].upper() + _DNS[prop][1:]: {"Value": bool(new[prop])}}
+        ctx.retry(
+            partial(ec2.modify_vpc_attribute, VpcId=vpc_id, **params),
+            codes={"InvalidVpcID.NotFound"},
+            timeout=60.0,
+        )
+
+
+def _default_sgs(ctx: AwsContext, vpc_ids: list[str]) -> dict[str, str]:
+    resp = ctx.client("ec2").describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": vpc_ids},
+            {"Name": "group-name", "Values": ["default"]},
+        ]
+    )
+    return {g["VpcId"]: g["GroupId"] for g in resp["SecurityGroups"]}
+
+
+def _main_route_tables(ctx: AwsContext, vpc_ids: list[str]) -> dict[str, str]:
+    resp = ctx.client("ec2").describe_route_tables(
+        Filters=[
+            {"Name": "vpc-id", "Values": vpc_ids},
+            {"Name": "association.main", "Values": ["true"]},
+        ]
+    )
+    return {rt["VpcId"]: rt["RouteTableId"] for rt in resp["RouteTables"]}
+
+
+KIND = Vpc()
