@@ -1,0 +1,332 @@
+"""Semantic checks that JSON Schema cannot express: CIDR arithmetic, zones, bucket names, versions.
+
+Each check reads only fields that passed the schema; a field with a schema error skips just the
+checks that need it, so every independent problem is still reported, once. Risky but legal
+choices come back as warnings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from byoc.spec.cidr import CidrError, check_az_slot, check_newbits, parse_cidr, parse_vpc_cidr
+from byoc.spec.issues import Issue, Path
+
+_PROTON = re.compile(r"(1\.(3|4|5|6)|3\.[0-9]+)\.[0-9]+(-rc)?")
+_SEMVER = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+(-rc)?")
+_TWO = re.compile(r"2(\.[0-9]+){0,2}(-rc)?")
+_IP_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+_TAG_TEXT = re.compile(r"[\w .:/=+\-@]*")
+_ZONE_ID = re.compile(r"[a-z]{2,5}[0-9]-az[0-9]+")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+PIN_HINT = "pin an exact version such as 1.6.16 or 3.0.19"
+
+
+class _Skip(Exception):
+    """A field a check needs is missing or has a schema error."""
+
+
+class _Ctx:
+    def __init__(self, data: dict[str, Any], blocked: Iterable[Path]) -> None:
+        self.data = data
+        self.blocked = list(blocked)
+        self.issues: list[Issue] = []
+
+    def ok(self, path: Path) -> bool:
+        """No schema problem on ``path``, above it or inside it."""
+        return not any(b[: len(path)] == path or path[: len(b)] == b for b in self.blocked)
+
+    def get(self, *path: str | int) -> Any:
+        if not self.ok(path):
+            raise _Skip
+        value: Any = self.data
+        for part in path:
+            found = (isinstance(value, dict) and part in value) or (
+                isinstance(value, list) and isinstance(part, int) and part < len(value)
+            )
+            if not found:
+                raise _Skip
+            value = value[part]
+        return value
+
+    def items(self, *path: str) -> Iterator[tuple[str | int, Any]]:
+        """The entries of a mapping or list whose own values have no schema problem."""
+        if any(path[: len(b)] == b for b in self.blocked):
+            return
+        container: Any = self.data
+        for part in path:
+            if not isinstance(container, dict) or part not in container:
+                return
+            container = container[part]
+        if isinstance(container, dict):
+            pairs: Iterable[tuple[str | int, Any]] = container.items()
+        elif isinstance(container, list):
+            pairs = enumerate(container)
+        else:
+            return
+        for key, value in pairs:
+            if self.ok((*path, key)):
+                yield key, value
+
+    def error(self, path: Path, message: str, at: Path | None = None) -> None:
+        self.issues.append(Issue(path, message, at=at))
+
+    def warn(self, path: Path, message: str) -> None:
+        self.issues.append(Issue(path, message, warning=True))
+
+
+def run_checks(data: dict[str, Any], blocked: Iterable[Path]) -> list[Issue]:
+    """Errors and warnings beyond the schema. Normalises ``cluster.proton_version`` in place."""
+    ctx = _Ctx(data, blocked)
+    for check in _CHECKS:
+        with contextlib.suppress(_Skip):
+            check(ctx)
+    return ctx.issues
+
+
+def _vpc(ctx: _Ctx) -> ipaddress.IPv4Network:
+    try:
+        return parse_vpc_cidr(ctx.get("network", "vpc_cidr"))
+    except CidrError:
+        raise _Skip from None
+
+
+def check_vpc_cidr(ctx: _Ctx) -> None:
+    text = ctx.get("network", "vpc_cidr")
+    try:
+        parse_vpc_cidr(text)
+    except CidrError as exc:
+        ctx.error(("network", "vpc_cidr"), str(exc))
+
+
+def _zones(ctx: _Ctx) -> Iterator[tuple[int, str]]:
+    """The zones that belong to the region (the others get their own error)."""
+    region = ctx.get("aws", "region")
+    for index, zone in ctx.items("aws", "availability_zones"):
+        if isinstance(index, int) and re.fullmatch(re.escape(region) + "[a-z]", zone):
+            yield index, zone
+
+
+def check_zones(ctx: _Ctx) -> None:
+    region = ctx.get("aws", "region")
+    for index, zone in ctx.items("aws", "availability_zones"):
+        if re.fullmatch(re.escape(region) + "[a-z]", zone):
+            continue
+        text = f"{zone!r} is not an availability zone of {region}"
+        if _ZONE_ID.fullmatch(zone):
+            text += f"; use the zone's name (such as {region}a), not its zone id"
+        else:
+            text += f"; expected {region} followed by one letter, such as {region}a"
+        ctx.error(("aws", "availability_zones", index), text)
+
+
+def check_subnets(ctx: _Ctx) -> None:
+    vpc = _vpc(ctx)
+    newbits = ctx.get("network", "subnet_newbits")
+    try:
+        check_newbits(vpc, newbits)
+    except CidrError as exc:
+        ctx.error(("network", "subnet_newbits"), str(exc))
+        return
+    for index, zone in _zones(ctx):
+        try:
+            check_az_slot(vpc, newbits, zone)
+        except CidrError as exc:
+            ctx.error(("aws", "availability_zones", index), str(exc))
+
+
+def check_alb_zones(ctx: _Ctx) -> None:
+    if ctx.get("load_balancer", "type") != "application":
+        return
+    zones = ctx.get("aws", "availability_zones")
+    if len(zones) < 2:
+        ctx.error(
+            ("aws", "availability_zones"),
+            "an application load balancer needs subnets in at least 2 availability zones; "
+            "list a second zone or set load_balancer.type: network",
+        )
+
+
+def check_allowed_cidrs(ctx: _Ctx) -> None:
+    public = ctx.get("network", "public_access")
+    for index, text in ctx.items("network", "allowed_cidrs"):
+        path = ("network", "allowed_cidrs", index)
+        try:
+            network = parse_cidr(text)
+        except CidrError as exc:
+            ctx.error(path, str(exc))
+            continue
+        if network.prefixlen == 0 and not public:
+            ctx.error(
+                path,
+                f"{text} is the whole internet but network.public_access is false; "
+                "turn on network.public_access or narrow the CIDR",
+            )
+        elif public and network.prefixlen < 8:
+            what = "the whole internet" if network.prefixlen == 0 else "a very wide range"
+            ctx.warn(
+                path,
+                f"{text} is {what}, and network.public_access is on: "
+                "the cluster is reachable from all of it",
+            )
+
+
+def check_ssh_exposure(ctx: _Ctx) -> None:
+    if ctx.get("compute", "ssh_key_name") is None:
+        return
+    for _, text in ctx.items("network", "allowed_cidrs"):
+        try:
+            network = parse_cidr(text)
+        except CidrError:
+            continue
+        if network.prefixlen == 0:
+            ctx.warn(
+                ("compute", "ssh_key_name"),
+                f"SSH to the nodes is open to {text} (network.allowed_cidrs); "
+                "narrow the CIDRs or drop the key and use SSM Session Manager",
+            )
+            return
+
+
+def check_bucket(ctx: _Ctx) -> None:
+    path = ("storage", "bucket_name")
+    name = ctx.get(*path)
+    if ".." in name:
+        ctx.error(path, f"{name!r} is not valid: S3 bucket names cannot contain '..'")
+    if _IP_LIKE.fullmatch(name):
+        ctx.error(path, f"{name!r} is not valid: S3 bucket names cannot look like an IP address")
+    for prefix in _BUCKET_PREFIXES:
+        if name.startswith(prefix):
+            ctx.error(path, f"{name!r} is not valid: S3 reserves names starting with {prefix!r}")
+    for suffix in _BUCKET_SUFFIXES:
+        if name.endswith(suffix):
+            ctx.error(path, f"{name!r} is not valid: S3 reserves names ending with {suffix!r}")
+    if "." in name and ".." not in name and not _IP_LIKE.fullmatch(name):
+        ctx.warn(
+            path,
+            f"{name!r} contains dots: HTTPS to virtual-hosted bucket addresses fails "
+            "certificate checks and Transfer Acceleration is unavailable; "
+            "prefer hyphens",
+        )
+
+
+def check_proton_version(ctx: _Ctx) -> None:
+    path = ("cluster", "proton_version")
+    given: str = ctx.get(*path)
+    if given == "latest":
+        ctx.warn(path, f"'latest' has crossed the 1.x→3.x boundary; {PIN_HINT}")
+        return
+    version = given[1:] if given[:1] in ("v", "V") and given[1:2].isdigit() else given
+    if _TWO.fullmatch(version):
+        ctx.error(
+            path,
+            f"{given!r}: there is no Proton 2.x; 2.x numbers belong to Timeplus Enterprise; "
+            f"{PIN_HINT}",
+        )
+        return
+    if not _SEMVER.fullmatch(version):
+        ctx.error(
+            path, f"{given!r} is not a Proton version: expected X.Y.Z such as 1.6.16 or 3.0.19"
+        )
+        return
+    if version != given:
+        ctx.warn(
+            path,
+            f"{given!r}: the image tag is {version} without the v; "
+            f"write proton_version: {version}",
+        )
+        ctx.data["cluster"]["proton_version"] = version
+    if not _PROTON.fullmatch(version):
+        ctx.warn(
+            path,
+            f"{version} is not a known Proton release line (1.3 to 1.6, 3.x); "
+            "check that the image tag exists",
+        )
+
+
+def check_encryption(ctx: _Ctx) -> None:
+    base = ("security", "encryption")
+    enabled = ctx.get(*base, "enabled")
+    key = ctx.get(*base, "kms_key_arn")
+    create = ctx.get(*base, "create_kms_key")
+    if not enabled:
+        if key is not None:
+            ctx.error(
+                (*base, "kms_key_arn"),
+                "a KMS key is given but security.encryption.enabled "
+                "is false; turn encryption on or remove the key",
+            )
+        if create:
+            ctx.error(
+                (*base, "create_kms_key"),
+                "is true but security.encryption.enabled is false; "
+                "turn encryption on or set it to false",
+            )
+        ctx.warn(
+            (*base, "enabled"),
+            "encryption at rest is off: EBS volumes and the bucket's objects "
+            "will not be encrypted by byoc",
+        )
+    elif create and key is not None:
+        ctx.error(
+            (*base, "create_kms_key"),
+            "cannot be true together with kms_key_arn: choose "
+            "a new key (create_kms_key) or an existing one "
+            "(kms_key_arn)",
+        )
+
+
+def check_backups(ctx: _Ctx) -> None:
+    if ctx.get("storage", "backups", "enabled") is False:
+        ctx.warn(
+            ("storage", "backups", "enabled"),
+            "backups are off: a lost data volume cannot be restored",
+        )
+
+
+def check_tags(ctx: _Ctx) -> None:
+    for key, value in ctx.items("tags"):
+        assert isinstance(key, str)
+        bad_key = _bad_tag_chars(key)
+        if bad_key:
+            ctx.error(
+                ("tags",),
+                f"key {key!r} has characters AWS tags do not allow ({bad_key}); "
+                "use letters, digits, spaces and _ . : / = + - @",
+                at=("tags", key),
+            )
+        bad_value = _bad_tag_chars(value) if isinstance(value, str) else ""
+        if bad_value:
+            ctx.error(
+                ("tags", key),
+                f"{value!r} has characters AWS tags do not allow "
+                f"({bad_value}); use letters, digits, spaces and "
+                "_ . : / = + - @",
+            )
+
+
+def _bad_tag_chars(text: str) -> str:
+    if _TAG_TEXT.fullmatch(text):
+        return ""
+    bad = sorted({c for c in text if not _TAG_TEXT.fullmatch(c)})
+    return " ".join(repr(c) for c in bad)
+
+
+_CHECKS: tuple[Callable[[_Ctx], None], ...] = (
+    check_proton_version,
+    check_zones,
+    check_alb_zones,
+    check_vpc_cidr,
+    check_subnets,
+    check_allowed_cidrs,
+    check_ssh_exposure,
+    check_bucket,
+    check_encryption,
+    check_backups,
+    check_tags,
+)

@@ -1,0 +1,141 @@
+"""The real CLI in a subprocess against a moto server on 127.0.0.1, exit codes included."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.motoserver import ROOT, MotoServer
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MotoServer]:
+    s = MotoServer()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def aws(server: MotoServer) -> MotoServer:
+    server.reset()
+    return server
+
+
+def byoc(args: list[str], env: dict[str, str] | None, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "byoc", *args], env=env, cwd=cwd, input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    (tmp_path / "specs").mkdir()
+    shutil.copy(ROOT / "specs/dev.yaml", tmp_path / "specs/dev.yaml")
+    return tmp_path
+
+
+def no_traceback(p: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in p.stdout + p.stderr
+
+
+def test_validate(work: Path) -> None:
+    ok = byoc(["validate", "specs/dev.yaml"], None, work)
+    assert ok.returncode == 0 and "valid" in ok.stdout
+    bad = byoc(["validate", "specs/dev.yaml", "--set", "compute.instance_count=0"], None, work)
+    assert bad.returncode == 1
+    assert "compute.instance_count: 0 is less than the minimum of 1" in bad.stderr
+    no_traceback(bad)
+    missing = byoc(["plan", "specs/nope.yaml"], None, work)
+    assert missing.returncode == 1 and "specs/nope.yaml" in missing.stderr
+    no_traceback(missing)
+    usage = byoc(["plan"], None, work)
+    assert usage.returncode == 1
+    no_traceback(usage)
+
+
+def test_graph_prints_dot(work: Path) -> None:
+    p = byoc(["graph", "specs/dev.yaml"], None, work)
+    assert p.returncode == 0
+    assert p.stdout.startswith("digraph byoc {")
+    assert '"aws_vpc.main" -> "aws_subnet.private[\\"us-west-2a\\"]";' in p.stdout
+
+
+def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
+    env = aws.env()
+    p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
+    assert p.returncode == 2, p.stderr
+    assert "Plan: 17 to add, 0 to change, 0 to destroy." in p.stdout
+    assert '+ resource "aws_vpc" "main" {' in p.stdout
+
+    p = byoc(["apply", "specs/dev.yaml"], env, work)
+    assert p.returncode == 1 and "--auto-approve" in p.stderr
+    no_traceback(p)
+
+    p = byoc(["apply", "specs/dev.yaml", "--auto-approve"], env, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "aws_vpc.main: Creation complete after" in p.stdout
+    assert "Apply complete! Resources: 17 added, 0 changed, 0 destroyed." in p.stdout
+    assert (work / "state/dev-proton.json").exists()
+
+    p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
+    assert p.returncode == 0, p.stdout
+    assert "No changes." in p.stdout
+
+    p = byoc(["output", "specs/dev.yaml", "--json"], env, work)
+    assert p.returncode == 0 and '"vpc_id": "vpc-' in p.stdout
+
+    p = byoc(["destroy", "specs/dev.yaml", "--auto-approve"], env, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Destroy complete! Resources: 0 added, 0 changed, 17 destroyed." in p.stdout
+    ec2 = aws.client("ec2")
+    assert ec2.describe_vpcs(Filters=[{"Name": "tag:byoc:cluster", "Values": ["dev-proton"]}])["Vpcs"] == []
+
+
+def test_saved_plan_is_applied_once_and_then_refused_as_stale(aws: MotoServer, work: Path) -> None:
+    env = aws.env()
+    p = byoc(["plan", "specs/dev.yaml", "-o", "dev.plan"], env, work)
+    assert p.returncode == 0 and "byoc apply dev.plan" in p.stdout
+    p = byoc(["show", "dev.plan", "--json"], env, work)
+    assert p.returncode == 0 and '"format_version": "1.2"' in p.stdout
+    p = byoc(["apply", "dev.plan"], env, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = byoc(["apply", "dev.plan"], env, work)
+    assert p.returncode == 1 and "stale" in p.stderr
+    no_traceback(p)
+    # a plan whose spec changed since is refused too
+    p = byoc(["plan", "specs/dev.yaml", "-o", "dev2.plan", "--destroy"], env, work)
+    spec = work / "specs/dev.yaml"
+    spec.write_text(spec.read_text().replace("disk_size_gb: 20", "disk_size_gb: 30"))
+    p = byoc(["apply", "dev2.plan"], env, work)
+    assert p.returncode == 1 and "has changed since this plan was made" in p.stderr
+
+
+def test_second_apply_fails_fast_naming_the_lock_holder(aws: MotoServer, work: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys,time\nfrom byoc.state import LocalBackend\n"
+         "with LocalBackend('state','dev-proton').lock('apply'):\n print('locked',flush=True); time.sleep(60)"],
+        cwd=work, stdout=subprocess.PIPE, text=True, env={**aws.env(), "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        p = byoc(["apply", "specs/dev.yaml", "--auto-approve"], aws.env(), work)
+        assert p.returncode == 1
+        assert f"locked by pid {holder.pid}" in p.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_no_credentials_is_a_clear_error(work: Path) -> None:
+    env = {k: v for k, v in MotoServer.__dict__.items() if False}  # empty env: no AWS at all
+    env.update({"PATH": "/usr/bin:/bin", "HOME": str(work), "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_CONFIG_FILE": str(work / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(work / "none")})
+    p = byoc(["plan", "specs/dev.yaml"], env, work)
+    assert p.returncode == 1
+    assert "credentials" in p.stderr
+    no_traceback(p)

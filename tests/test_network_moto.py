@@ -1,0 +1,120 @@
+"""The network of specs/prod.yaml on moto: apply → a second plan is empty → destroy leaves nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byoc.engine import Engine
+from byoc.planner import PlanOptions
+from byoc.resources.base import AwsContext
+from byoc.spec import load_spec
+from byoc.state import LocalBackend
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class CallLog:
+    """Records the order of AWS calls through botocore's event system (a seam, not a fake)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def hook(self, event_name: str, **kwargs: Any) -> None:
+        self.calls.append(event_name.rsplit(".", 1)[-1])
+
+    def index(self, op: str) -> int:
+        return self.calls.index(op)
+
+    def last(self, op: str) -> int:
+        return len(self.calls) - 1 - self.calls[::-1].index(op)
+
+
+@pytest.fixture
+def engine(moto: None, tmp_path: Path) -> Iterator[tuple[Engine, CallLog]]:
+    log = CallLog()
+    spec = load_spec(str(ROOT / "specs/prod.yaml"))
+    ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01,
+                     event_hooks=[("before-call.ec2", log.hook)])
+    yield Engine(spec, ctx=ctx, backend=LocalBackend(tmp_path, spec.cluster_name)), log
+
+
+def owned(ctx: AwsContext) -> dict[str, list[str]]:
+    """Everything in moto tagged for the cluster, by EC2 kind (ignoring deleted NAT gateways)."""
+    ec2 = ctx.client("ec2")
+    f = [{"Name": "tag:byoc:cluster", "Values": [ctx.cluster]}]
+    nats = [n["NatGatewayId"] for n in ec2.describe_nat_gateways(Filters=f)["NatGateways"]
+            if n["State"] not in ("deleted", "deleting")
+            and any(t["Key"] == "byoc:cluster" and t["Value"] == ctx.cluster for t in n.get("Tags", []))]
+    out = {
+        "vpc": [v["VpcId"] for v in ec2.describe_vpcs(Filters=f)["Vpcs"]],
+        "subnet": [s["SubnetId"] for s in ec2.describe_subnets(Filters=f)["Subnets"]],
+        "igw": [i["InternetGatewayId"] for i in ec2.describe_internet_gateways(Filters=f)["InternetGateways"]],
+        "eip": [a["AllocationId"] for a in ec2.describe_addresses(Filters=f)["Addresses"]],
+        "nat": nats,
+        "rtb": [r["RouteTableId"] for r in ec2.describe_route_tables(Filters=f)["RouteTables"]],
+        "sg": [g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]],
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def test_prod_network_apply_noop_destroy(engine: tuple[Engine, CallLog]) -> None:
+    eng, log = engine
+    plan = eng.plan()
+    counts = plan.counts()
+    # 1 VPC, 1 IGW, 6 subnets, 3 EIPs, 3 NATs, 4 route tables, 6 associations, 2 SGs
+    assert counts == {"add": 26, "change": 0, "destroy": 0}
+    result = eng.apply(plan)
+    assert result.ok, [str(f.error) for f in result.failures]
+    found = owned(eng.ctx)
+    assert {k: len(v) for k, v in found.items()} == {
+        "vpc": 1, "subnet": 6, "igw": 1, "eip": 3, "nat": 3, "rtb": 4, "sg": 2,
+    }
+    state = eng.state()
+    assert state is not None and len(state.resources) == 26
+    assert state.outputs["vpc_id"] == found["vpc"][0]
+
+    again = eng.plan()
+    assert not again.has_changes, [(c.address, c.reason) for c in again.actionable]
+
+    log.calls.clear()
+    destroy = eng.plan(PlanOptions(destroy=True))
+    assert destroy.counts() == {"add": 0, "change": 0, "destroy": 26}
+    result = eng.apply(destroy)
+    assert result.ok, [str(f.error) for f in result.failures]
+    assert owned(eng.ctx) == {}
+    state = eng.state()
+    assert state is not None and not state.resources
+
+    # AWS's hidden ordering: every NAT gateway is gone (awaited) before any EIP is released
+    # and before the internet gateway is detached.
+    last_nat_delete = log.last("DeleteNatGateway")
+    assert log.calls[last_nat_delete + 1:].count("DescribeNatGateways") >= 1
+    assert log.index("ReleaseAddress") > last_nat_delete
+    assert log.index("DetachInternetGateway") > last_nat_delete
+    assert log.index("DeleteVpc") > log.last("DeleteSubnet")
+
+
+def test_changing_the_vpc_cidr_plans_a_replacement_of_the_network(engine: tuple[Engine, CallLog]) -> None:
+    eng, _ = engine
+    assert eng.apply(eng.plan()).ok
+    spec = load_spec(str(ROOT / "specs/prod.yaml"), ["network.vpc_cidr=10.1.0.0/16"])
+    eng2 = Engine(spec, ctx=eng.ctx, backend=eng.backend)
+    plan = eng2.plan()
+    assert plan.change("aws_vpc.main").action == "replace"
+    assert plan.change('aws_subnet.private["us-west-2a"]').action == "replace"
+    assert plan.change("aws_security_group.node").action == "replace"
+
+
+def test_an_attribute_changed_behind_byocs_back_is_updated_in_place(engine: tuple[Engine, CallLog]) -> None:
+    eng, _ = engine
+    assert eng.apply(eng.plan()).ok
+    vpc_id = eng.state().resources["aws_vpc.main"].id  # type: ignore[union-attr]
+    eng.ctx.client("ec2").modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": False})
+    plan = eng.plan()
+    assert [(c.address, c.action) for c in plan.actionable] == [("aws_vpc.main", "update")]
+    assert eng.apply(plan).ok
+    assert not eng.plan().has_changes
