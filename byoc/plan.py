@@ -217,7 +217,7 @@ class Plan:
             if c.action == DELETE or c.after is None:
                 continue
             kind, name, key = parse_address(c.address)
-            values, unknown = _split_unknown(c.after)
+            values, _ = _split_unknown(c.after)
             entry: dict[str, Any] = {
                 "address": c.address,
                 "mode": "managed",

@@ -78,31 +78,11 @@ def make_plan(
                        protected=r.protected or r.kind in protected_kinds)
             )
             continue
-        attrs = _attr_changes(found.props, after, force_new.get(r.kind, frozenset()))
         old_deps = in_state[address].depends_on if address in in_state else ()
-        is_protected = r.protected or r.kind in protected_kinds
-
-        def change(action: str, reason: str) -> Change:
-            return Change(address, r.kind, action, reason, found.props, after, r.props, attrs,
-                          deps, old_deps, found.id, found.attrs, is_protected)
-
-        forcing = [a.name for a in attrs if a.forces_replacement]
-        if forcing and is_protected and not options.allow_data_loss:
-            refused.append(
-                f"{address} ({found.id}) holds data: replacing it (because {', '.join(forcing)} "
-                "changed) needs an explicit flag; it was left as it is"
-            )
-            fate[address] = NOOP
-            changes.append(change(NOOP, "replacement refused: holds data"))
-        elif forcing:
-            fate[address] = REPLACE
-            changes.append(change(REPLACE, f"{', '.join(forcing)} cannot be changed in place"))
-        elif attrs:
-            fate[address] = UPDATE
-            changes.append(change(UPDATE, f"{', '.join(a.name for a in attrs)} changed"))
-        else:
-            fate[address] = NOOP
-            changes.append(change(NOOP, "up to date"))
+        c = _compare(r, found, after, deps, old_deps, force_new.get(r.kind, frozenset()),
+                     r.protected or r.kind in protected_kinds, options, refused)
+        fate[address] = c.action
+        changes.append(c)
 
     # What exists but is no longer wanted.
     unmanaged: list[str] = []
@@ -148,6 +128,38 @@ def make_plan(
         refused=tuple(refused),
         region=region,
     )
+
+
+def _compare(
+    r: Resource,
+    found: Live,
+    after: Mapping[str, Any],
+    deps: tuple[str, ...],
+    old_deps: tuple[str, ...],
+    force_new: frozenset[str],
+    is_protected: bool,
+    options: PlanOptions,
+    refused: list[str],
+) -> Change:
+    """Decide no-op, update or replace for a desired resource that exists."""
+    attrs = _attr_changes(found.props, after, force_new)
+
+    def change(action: str, reason: str) -> Change:
+        return Change(r.address, r.kind, action, reason, found.props, after, r.props, attrs,
+                      deps, old_deps, found.id, found.attrs, is_protected)
+
+    forcing = [a.name for a in attrs if a.forces_replacement]
+    if forcing and is_protected and not options.allow_data_loss:
+        refused.append(
+            f"{r.address} ({found.id}) holds data: replacing it (because {', '.join(forcing)} "
+            "changed) needs an explicit flag; it was left as it is"
+        )
+        return change(NOOP, "replacement refused: holds data")
+    if forcing:
+        return change(REPLACE, f"{', '.join(forcing)} cannot be changed in place")
+    if attrs:
+        return change(UPDATE, f"{', '.join(a.name for a in attrs)} changed")
+    return change(NOOP, "up to date")
 
 
 def _inferred_deps(found: Live, live: Mapping[str, Live]) -> set[str]:

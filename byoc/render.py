@@ -52,12 +52,12 @@ def render_plan(plan: Plan) -> str:
         out.append("byoc found no differences between the spec, the state and what exists in AWS.")
     else:
         used = [a for a in (CREATE, UPDATE, REPLACE, DELETE) if any(c.action == a for c in actionable)]
-        out.append("byoc used the selected providers to generate the following execution plan.")
+        out.append("byoc compared the spec, the state and what exists in AWS.")
         out.append("Resource actions are indicated with the following symbols:")
         out.extend(LEGEND[a] for a in used)
         out.append("")
         out.append("byoc will perform the following actions:")
-        for c in actionable:
+        for c in sorted(actionable, key=lambda c: c.address):
             out.append("")
             out.extend(render_change(c))
         for address in plan.forget:
@@ -65,9 +65,8 @@ def render_plan(plan: Plan) -> str:
             out.append(f"  # {address} no longer exists in AWS and will be removed from the state")
         out.append("")
         counts = plan.counts()
-        verb = "Plan" if not plan.destroy else "Plan"
         out.append(
-            f"{verb}: {counts['add']} to add, {counts['change']} to change, "
+            f"Plan: {counts['add']} to add, {counts['change']} to change, "
             f"{counts['destroy']} to destroy."
         )
     if plan.unmanaged:
@@ -86,9 +85,9 @@ def render_plan(plan: Plan) -> str:
 
 
 def render_change(c: Change) -> list[str]:
-    kind, name, key = parse_address(c.address)
+    kind, name, _ = parse_address(c.address)
     sym = SYMBOL[c.action]
-    header = f'{sym:>3} resource "{kind}" "{name}"' + (f' "{key}"' if key else "") + " {"
+    header = f'{sym:>3} resource "{kind}" "{name}" {{'
     lines = [f"  # {c.address} {VERB[c.action]}" + (f" ({c.reason})" if c.action != CREATE else "")]
     lines.append(header)
     if c.action == CREATE:
@@ -113,28 +112,44 @@ def render_change(c: Change) -> list[str]:
 
 
 def _attrs(sym: str, body: Mapping[str, Any], indent: int = 6) -> list[str]:
+    """Attribute lines of a whole resource (created or destroyed), nested like Terraform."""
     width = max((len(k) for k in body), default=0)
-    out = []
-    pad = " " * indent
+    out: list[str] = []
     for k in sorted(body):
-        v = body[k]
-        if isinstance(v, Mapping) and v and v is not UNKNOWN:
-            out.append(f"{pad}{sym} {k:<{width}} = {{")
-            out.extend(_map_lines(sym, v, indent + 4))
-            out.append(f"{pad}  }}")
-        elif isinstance(v, list) and v:
-            out.append(f"{pad}{sym} {k:<{width}} = [")
-            out.extend(f"{pad}    {sym} {fmt(item)}," for item in v)
-            out.append(f"{pad}  ]")
-        else:
-            out.append(f"{pad}{sym} {k:<{width}} = {fmt(v)}")
+        out.extend(_value_lines(sym, f"{k:<{width}} = ", body[k], indent))
     return out
 
 
-def _map_lines(sym: str, m: Mapping[str, Any], indent: int) -> list[str]:
-    width = max((len(json.dumps(k)) for k in m), default=0)
+def _value_lines(sym: str, lead: str, v: Any, indent: int) -> list[str]:
     pad = " " * indent
-    return [f"{pad}{sym} {json.dumps(k):<{width}} = {fmt(m[k])}" for k in sorted(m)]
+    if isinstance(v, Mapping) and v:
+        width = max(len(json.dumps(k)) for k in v)
+        lines = [f"{pad}{sym} {lead}{{"]
+        for k in sorted(v):
+            lines.extend(_value_lines(sym, f"{json.dumps(k):<{width}} = ", v[k], indent + 4))
+        lines.append(f"{pad}  }}")
+        return lines
+    if isinstance(v, list) and v:
+        lines = [f"{pad}{sym} {lead}["]
+        for item in v:
+            if isinstance(item, Mapping) and item:
+                width = max(len(k) for k in item)
+                lines.append(f"{pad}    {sym} {{")
+                for k in sorted(item):
+                    lines.extend(_value_lines(sym, f"{k:<{width}} = ", item[k], indent + 8))
+                lines.append(f"{pad}      }},")
+            else:
+                lines.append(f"{pad}    {sym} {fmt(item)},")
+        lines.append(f"{pad}  ]")
+        return lines
+    return [f"{pad}{sym} {lead}{fmt(v)}"]
+
+
+def _inline(value: Any) -> str:
+    """A compact one-line form of a rule or route, for the lines of a changed list."""
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_inline(value[k])}" for k in sorted(value)) + " }"
+    return fmt(value)
 
 
 def _changed_attr(name: str, before: Any, after: Any, forces: bool) -> list[str]:
@@ -152,8 +167,8 @@ def _changed_attr(name: str, before: Any, after: Any, forces: bool) -> list[str]
         out.append(f"{pad}  }}")
         return out
     if isinstance(before, list) and isinstance(after, list):
-        b_keys = [fmt(x) for x in before]
-        a_keys = [fmt(x) for x in after]
+        b_keys = [_inline(x) for x in before]
+        a_keys = [_inline(x) for x in after]
         out = [f"{pad}~ {name} = [{suffix}"]
         out.extend(f"{pad}    - {x}," for x in b_keys if x not in a_keys)
         out.extend(f"{pad}    + {x}," for x in a_keys if x not in b_keys)

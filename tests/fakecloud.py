@@ -7,6 +7,7 @@ be asserted without AWS.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import Mapping
@@ -55,10 +56,8 @@ class FakeKind(ResourceType):
             c.active += 1
             c.max_active = max(c.max_active, c.active)
         if c.barrier is not None:
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 c.barrier.wait(timeout=0.5)
-            except threading.BrokenBarrierError:
-                pass
         with c.lock:
             c.active -= 1
 

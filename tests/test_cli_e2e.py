@@ -26,7 +26,9 @@ def aws(server: MotoServer) -> MotoServer:
     return server
 
 
-def byoc(args: list[str], env: dict[str, str] | None, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def byoc(
+    args: list[str], env: dict[str, str] | None, cwd: Path, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "byoc", *args], env=env, cwd=cwd, input=stdin,
                           capture_output=True, text=True, timeout=300)
 
@@ -118,7 +120,8 @@ def test_second_apply_fails_fast_naming_the_lock_holder(aws: MotoServer, work: P
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys,time\nfrom byoc.state import LocalBackend\n"
-         "with LocalBackend('state','dev-proton').lock('apply'):\n print('locked',flush=True); time.sleep(60)"],
+         "with LocalBackend('state','dev-proton').lock('apply'):\n"
+         " print('locked',flush=True); time.sleep(60)"],
         cwd=work, stdout=subprocess.PIPE, text=True, env={**aws.env(), "PYTHONPATH": str(ROOT)},
     )
     try:

@@ -83,7 +83,8 @@ def test_a_failure_skips_only_its_dependents_and_reports_the_root_cause_once() -
     h.cloud.fail[("create", 'fake_sub.s["a"]')] = "InvalidSubnet.Conflict"
     result = h.apply(h.plan(world()))
     assert not result.ok
-    assert [(f.address, f.error.code) for f in result.failures] == [('fake_sub.s["a"]', "InvalidSubnet.Conflict")]
+    failures = [(f.address, f.error.code) for f in result.failures]
+    assert failures == [('fake_sub.s["a"]', "InvalidSubnet.Conflict")]
     assert result.skipped == {'fake_vm.n["a1"]': 'fake_sub.s["a"]', 'fake_vm.n["a2"]': 'fake_sub.s["a"]'}
     # the other branch completed and is in the saved state
     assert {'fake_vm.n["b1"]', 'fake_vm.n["b2"]', "fake_disk.data"} <= set(h.saves[-1].resources)
@@ -112,7 +113,8 @@ def test_replacement_deletes_dependents_first_then_recreates_in_order() -> None:
     h = Harness()
     h.apply(h.plan(world()))
     h.cloud.calls.clear()
-    changed = [r if r.address != "fake_net.main" else res("fake_net.main", cidr="10.9.0.0/16") for r in world()]
+    new_net = res("fake_net.main", cidr="10.9.0.0/16")
+    changed = [r if r.address != "fake_net.main" else new_net for r in world()]
     p = h.plan(changed)
     assert h.apply(p).ok
     calls = h.cloud.calls

@@ -52,7 +52,8 @@ def owned(ctx: AwsContext) -> dict[str, list[str]]:
     out = {
         "vpc": [v["VpcId"] for v in ec2.describe_vpcs(Filters=f)["Vpcs"]],
         "subnet": [s["SubnetId"] for s in ec2.describe_subnets(Filters=f)["Subnets"]],
-        "igw": [i["InternetGatewayId"] for i in ec2.describe_internet_gateways(Filters=f)["InternetGateways"]],
+        "igw": [i["InternetGatewayId"]
+                for i in ec2.describe_internet_gateways(Filters=f)["InternetGateways"]],
         "eip": [a["AllocationId"] for a in ec2.describe_addresses(Filters=f)["Addresses"]],
         "nat": nats,
         "rtb": [r["RouteTableId"] for r in ec2.describe_route_tables(Filters=f)["RouteTables"]],

@@ -57,7 +57,9 @@ def test_document_format(tmp_path: Path) -> None:
         ('{"version": 1, "lineage": "x", "serial": 1, "cluster": "other"}', "not 'c1'"),
     ],
 )
-def test_bad_state_files_are_refused_and_never_overwritten(tmp_path: Path, content: str, message: str) -> None:
+def test_bad_state_files_are_refused_and_never_overwritten(
+    tmp_path: Path, content: str, message: str
+) -> None:
     b = LocalBackend(tmp_path, "c1")
     b.path.write_text(content)
     with pytest.raises(StateError, match=message):

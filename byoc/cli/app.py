@@ -94,9 +94,10 @@ def graph(spec: SpecArg, set_: SetOpt = None) -> None:
     Example: byoc graph specs/prod.yaml | dot -Tsvg > graph.svg
     """
     from byoc import blueprint
+    from byoc.graph import to_dot
 
     s = _load(spec, set_)
-    typer.echo(blueprint.to_dot(blueprint.desired_graph(s)), nl=False)
+    typer.echo(to_dot(blueprint.desired_graph(s)), nl=False)
 
 
 @app.command()

@@ -16,7 +16,7 @@ _STYLE = {"+": "green", "~": "yellow", "-/+": "magenta", "-": "red", "!": "red",
 def console(stderr: bool = False, no_color: bool = False) -> Console:
     color = not no_color and "NO_COLOR" not in os.environ
     return Console(
-        stderr=stderr, highlight=False, soft_wrap=True,
+        stderr=stderr, highlight=False, soft_wrap=True, markup=False,
         no_color=not color, color_system="auto" if color else None,
     )
 
@@ -97,7 +97,7 @@ class Progress:
 
 
 def _dur(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 60}m{s % 60}s" if s >= 60 else f"{s}s"
 
 

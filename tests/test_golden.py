@@ -1,0 +1,89 @@
+"""Golden files for rendered plans: spec + live + state → the exact plan text and JSON.
+
+Regenerate after an intended change with ``BYOC_UPDATE_GOLDEN=1 pytest tests/test_golden.py``
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byoc import blueprint
+from byoc.executor import Executor
+from byoc.plan import Plan
+from byoc.planner import PlanOptions, make_plan
+from byoc.render import render_plan, render_plan_json
+from byoc.resources import registry
+from byoc.spec import load_spec
+from byoc.state.model import State
+from tests.fakecloud import FakeCloud, FakeKind
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("BYOC_UPDATE_GOLDEN") == "1"
+
+
+class World:
+    """The real blueprint and the real kinds' replacement rules over an in-memory cloud."""
+
+    def __init__(self) -> None:
+        self.cloud = FakeCloud()
+        self.kinds = {k: FakeKind(k, self.cloud, v.force_new, v.holds_data) for k, v in registry().items()}
+        self.state = State(cluster="x", lineage="00000000-0000-4000-8000-000000000000")
+
+    def plan(self, spec_path: str, overrides: tuple[str, ...] = (), **kw: Any) -> Plan:
+        spec = load_spec(str(ROOT / spec_path), overrides)
+        live = {x.address: x for k in self.kinds.values() for x in k.discover(None)}
+        return make_plan(blueprint.build(spec), self.state, live,
+                         {k: v.force_new for k, v in self.kinds.items()},
+                         cluster=spec.cluster_name, spec_digest="<digest>", spec_source=spec_path,
+                         spec_overrides=overrides, region=spec.region, **kw)
+
+    def apply(self, plan: Plan) -> None:
+        self.state = Executor(self.kinds, None, self.state, lambda s: None, parallelism=1).run(plan).state
+
+
+def check(name: str, plan: Plan) -> None:
+    text = render_plan(plan)
+    data = json.loads(render_plan_json(plan))
+    data["byoc_version"] = "<version>"
+    js = json.dumps(data, indent=2) + "\n"
+    for suffix, content in ((".txt", text), (".json", js)):
+        path = GOLDEN / f"{name}{suffix}"
+        if UPDATE:
+            path.write_text(content)
+        assert path.exists(), f"missing golden file {path}; run with BYOC_UPDATE_GOLDEN=1"
+        assert content == path.read_text(), f"{path} differs; run with BYOC_UPDATE_GOLDEN=1 and review"
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_dev_from_nothing(world: World) -> None:
+    check("dev_create", world.plan("specs/dev.yaml"))
+
+
+def test_dev_no_changes(world: World) -> None:
+    world.apply(world.plan("specs/dev.yaml"))
+    check("dev_noop", world.plan("specs/dev.yaml"))
+
+
+def test_prod_changes_update_and_replace(world: World) -> None:
+    world.apply(world.plan("specs/prod.yaml"))
+    check("prod_changes", world.plan(
+        "specs/prod.yaml",
+        ("network.allowed_cidrs=[10.0.0.0/8, 192.168.0.0/16]", "tags.Team=streaming",
+         "network.nat_gateway=single"),
+    ))
+
+
+def test_dev_destroy(world: World) -> None:
+    world.apply(world.plan("specs/dev.yaml"))
+    check("dev_destroy", world.plan("specs/dev.yaml", options=PlanOptions(destroy=True)))
