@@ -15,6 +15,9 @@ os.environ["AWS_DEFAULT_REGION"] = "us-west-2"
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
+# moto loads ~1,200 default AMIs per mock (slow); tests that need an AMI register their own.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
 REGION = "us-west-2"
 
 
