@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,9 +18,12 @@ def discover(kinds: Mapping[str, ResourceType], ctx: Any, parallelism: int = 10)
     A kind that fails raises a CloudError naming the kind. Two AWS resources claiming one
     address (a duplicate left by a crash or a copy made by hand) are reported, never merged.
     """
-    forget = getattr(ctx, "forget", None)
-    if callable(forget):
-        forget()
+    passes = getattr(ctx, "discovery_pass", None)
+    with passes() if callable(passes) else contextlib.nullcontext():
+        return _discover(kinds, ctx, parallelism)
+
+
+def _discover(kinds: Mapping[str, ResourceType], ctx: Any, parallelism: int) -> dict[str, Live]:
     found: dict[str, Live] = {}
     duplicates: list[str] = []
     with cf.ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="discover") as pool:

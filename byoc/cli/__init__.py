@@ -10,23 +10,41 @@ import sys
 import traceback
 
 
+def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(exit, usage error, abort) classes of click — newer typer releases vendor their own copy."""
+    exits: list[type[BaseException]] = []
+    usage: list[type[BaseException]] = []
+    aborts: list[type[BaseException]] = []
+    import importlib
+
+    for name in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        for attr, bucket in (("Exit", exits), ("ClickException", usage), ("Abort", aborts)):
+            cls = getattr(mod, attr, None)
+            if isinstance(cls, type) and issubclass(cls, BaseException):
+                bucket.append(cls)
+    return tuple(exits), tuple(usage), tuple(aborts)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `byoc` command."""
-    import click
-
     from byoc.cli.app import app
     from byoc.cli.ui import console, error
     from byoc.errors import ByocError
 
+    exits, usage, aborts = _click_exceptions()
     err = console(stderr=True)
     try:
         code = app(args=argv, prog_name="byoc", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        code = e.exit_code
-    except click.ClickException as e:
-        e.show()
+    except exits as e:
+        code = getattr(e, "exit_code", 1)
+    except usage as e:
+        e.show()  # type: ignore[attr-defined]
         code = 1
-    except click.exceptions.Abort:
+    except aborts:
         err.print("Aborted.")
         code = 1
     except ByocError as e:

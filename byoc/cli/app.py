@@ -27,7 +27,7 @@ sandbox_app = typer.Typer(help="A local AWS sandbox (moto's server on 127.0.0.1)
 app.add_typer(sandbox_app, name="sandbox")
 
 SpecArg = Annotated[Path, typer.Argument(help="The cluster spec (YAML), e.g. specs/prod.yaml.",
-                                         show_default=False)]
+                                         show_default=False, metavar="SPEC")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="KEY.PATH=VALUE",
@@ -170,7 +170,7 @@ def _confirm(question: str, auto_approve: bool, what: str) -> None:
 @app.command()
 def apply(
     target: Annotated[Path, typer.Argument(help="A spec (YAML) or a plan file saved by `byoc plan -o`.",
-                                           show_default=False)],
+                                           show_default=False, metavar="SPEC|PLANFILE")],
     set_: SetOpt = None,
     auto_approve: AutoApprove = False,
     parallelism: ParOpt = 10,
@@ -266,10 +266,7 @@ def _run(engine: Any, p: Any, no_color: bool, recheck: bool = False) -> None:
         verb = "Destroy" if p.destroy else "Apply"
         con.print(f"\n{verb} complete! Resources: {c['add']} added, {c['change']} changed, "
                   f"{c['destroy']} destroyed.", style="bold green")
-        if p.destroy:
-            if not result.state.resources:
-                engine.backend.delete()
-        else:
+        if not p.destroy:
             _outputs(con, engine)
         return
     err = console(stderr=True, no_color=no_color)
@@ -296,7 +293,7 @@ def output(
     spec: SpecArg,
     set_: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outputs as JSON.")] = False,
-    name: Annotated[str | None, typer.Argument(help="Print only this output.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Print only this output.", metavar="NAME")] = None,
 ) -> None:
     """Show the cluster's outputs (VPC, subnets, security groups …) from the state.
 
@@ -324,7 +321,7 @@ def output(
 @app.command()
 def show(
     target: Annotated[Path, typer.Argument(help="A plan file, or a spec to show its state.",
-                                           show_default=False)],
+                                           show_default=False, metavar="PLANFILE|SPEC")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     no_color: NoColor = False,
 ) -> None:

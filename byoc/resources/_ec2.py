@@ -43,6 +43,11 @@ def describe_owned(ctx: AwsContext, operation: str, key: str, **params: Any) -> 
     return [item for item in items if is_owned(ctx, user_tags(item))]
 
 
+def owned_items(ctx: AwsContext, operation: str, key: str) -> list[dict[str, Any]]:
+    """``describe_owned`` once per discovery pass: kinds that read the same describe share it."""
+    return ctx.memo("ec2", operation, lambda: describe_owned(ctx, operation, key))
+
+
 def ec2_arn(ctx: AwsContext, owner: str, resource: str) -> str:
     """``arn:<partition>:ec2:<region>:<owner>:<resource>`` for describes that return no ARN."""
     if ctx.region.startswith("cn-"):

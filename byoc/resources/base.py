@@ -6,12 +6,13 @@ One subclass of ``ResourceType`` per AWS kind, in its own module, registered in
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from byoc.errors import CloudError
@@ -139,7 +140,8 @@ class AwsContext:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._session: Any = None
-        self._memo: dict[tuple[str, str, str], Any] = {}
+        self._memo: dict[tuple[str, str], Any] = {}
+        self._passes = 0
         #: salts idempotency tokens: retries within a run reuse a token, a later run never
         #: receives a resource an earlier run created and deleted under the same token
         self.run_id = uuid.uuid4().hex
@@ -173,20 +175,36 @@ class AwsContext:
         return client
 
     # -- memoised reads (one describe per kind per discovery pass) -----------------------
-    def memo(self, service: str, key: str, fetch: Callable[[], T]) -> T:
-        """Run ``fetch`` once per (service, key) until ``forget()``; kinds share describe results."""
-        k = (service, key, "")
+    @contextlib.contextmanager
+    def discovery_pass(self) -> Iterator[None]:
+        """While open, ``memo`` shares describe results between kinds; closed, it reads afresh."""
         with self._lock:
-            if k in self._memo:
+            self._memo.clear()
+            self._passes += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._passes -= 1
+                if not self._passes:
+                    self._memo.clear()
+
+    def memo(self, service: str, key: str, fetch: Callable[[], T]) -> T:
+        """``fetch()`` once per (service, key) within a discovery pass; outside one, every time."""
+        k = (service, key)
+        with self._lock:
+            if not self._passes:
+                active = False
+            elif k in self._memo:
                 return self._memo[k]  # type: ignore[no-any-return]
+            else:
+                active = True
         value = fetch()
+        if not active:
+            return value
         with self._lock:
             self._memo.setdefault(k, value)
             return self._memo[k]  # type: ignore[no-any-return]
-
-    def forget(self) -> None:
-        with self._lock:
-            self._memo.clear()
 
     # -- retries and waits ---------------------------------------------------------------
     def retry(

@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from byoc.model import Live, canonical_json
-from byoc.resources._ec2 import client_token, ec2_arn
+from byoc.resources._ec2 import client_token, ec2_arn, owned_items
 from byoc.resources.base import (
     ADDRESS_TAG,
     AwsContext,
@@ -25,8 +25,6 @@ from byoc.resources.base import (
     tags_dict,
     update_ec2_tags,
 )
-
-MEMO_KEY = "describe_route_tables"
 
 #: a route's target prop -> AWS's field, the same in Route and in Create/ReplaceRoute
 TARGETS = {
@@ -46,10 +44,7 @@ TARGETS = {
 def owned_route_tables(ctx: AwsContext) -> list[dict[str, Any]]:
     """Every route table tagged for this cluster: one paginated describe per discovery pass."""
 
-    def fetch() -> list[dict[str, Any]]:
-        return describe_route_tables(ctx, owned_filter(ctx))
-
-    return ctx.memo("ec2", MEMO_KEY, fetch)
+    return owned_items(ctx, "describe_route_tables", "RouteTables")
 
 
 def describe_route_tables(ctx: AwsContext, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from byoc.errors import CloudError
 from byoc.model import Live, make_address, parse_address
+from byoc.resources._ec2 import describe_owned, owned_items
 from byoc.resources.base import (
     ADDRESS_TAG,
     EVENTUAL_CODES,
@@ -27,18 +28,12 @@ from byoc.resources.base import (
 )
 from byoc.resources.route_table import describe_route_tables, owned_route_tables
 
-SUBNETS_MEMO_KEY = "describe_subnets"
 LIVE_STATES = ("associated", "associating")
 
 
-def describe_subnets(ctx: AwsContext) -> list[dict[str, Any]]:
-    pages = ctx.client("ec2").get_paginator("describe_subnets").paginate(Filters=owned_filter(ctx))
-    return [s for page in pages for s in page["Subnets"]]
-
-
 def owned_subnets(ctx: AwsContext) -> list[dict[str, Any]]:
-    """Every subnet tagged for this cluster (shared with aws_subnet's discovery)."""
-    return ctx.memo("ec2", SUBNETS_MEMO_KEY, lambda: describe_subnets(ctx))
+    """Every subnet tagged for this cluster (the same memoised describe as aws_subnet's discovery)."""
+    return owned_items(ctx, "describe_subnets", "Subnets")
 
 
 def _state(assoc: Mapping[str, Any]) -> str:
@@ -96,9 +91,8 @@ class RouteTableAssociation(ResourceType):
 
     def find(self, ctx: AwsContext, address: str) -> Live | None:
         """A fresh look (not the discovery memo)."""
-        found = self._found(
-            ctx, describe_route_tables(ctx, owned_filter(ctx)), describe_subnets(ctx)
-        )
+        tables = describe_route_tables(ctx, owned_filter(ctx))
+        found = self._found(ctx, tables, describe_owned(ctx, "describe_subnets", "Subnets"))
         return next((live for live in found if live.address == address), None)
 
     # -- writing -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from byoc.model import Live
-from byoc.resources._ec2 import describe_owned, ec2_arn, found, user_tags, wait_gone
+from byoc.resources._ec2 import ec2_arn, found, owned_items, user_tags, wait_gone
 from byoc.resources.base import (
     AwsContext,
     ResourceType,
@@ -28,7 +28,7 @@ class Subnet(ResourceType):
     force_new = frozenset({"vpc_id", "cidr_block", "availability_zone"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:
-        subnets = describe_owned(ctx, "describe_subnets", "Subnets")
+        subnets = owned_items(ctx, "describe_subnets", "Subnets")
         return [self._live(ctx, s) for s in subnets if s.get("State", "available") in _LIVE_STATES]
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:

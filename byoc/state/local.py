@@ -96,11 +96,6 @@ class LocalBackend:
                 os.unlink(tmp)
             raise StateError(f"{self.path}: cannot write the state file: {exc.strerror}") from exc
 
-    def delete(self) -> None:
-        """Remove the state file (kept as .backup), e.g. after a complete destroy."""
-        if self.path.exists():
-            os.replace(self.path, self.backup_path)
-
     def _fsync_dir(self) -> None:
         with contextlib.suppress(OSError):
             dfd = os.open(self.directory, os.O_RDONLY)

@@ -107,7 +107,6 @@ def test_update_routes_and_tags_in_place(ctx: AwsContext, net: dict[str, str]) -
     )
     updated = KIND.update(ctx, live, want, {"route", "tags"})
     assert updated.id == live.id and updated.props == want
-    ctx.forget()
     assert KIND.discover(ctx) == [updated]
     emptied = KIND.update(ctx, updated, {**want, "route": []}, {"route"})
     assert emptied.props["route"] == []
@@ -141,7 +140,6 @@ def test_blackhole_route_is_reported_not_an_error(ctx: AwsContext, net: dict[str
                     route["State"] = "blackhole"
 
     ec2.meta.events.register_first("after-call.ec2.DescribeRouteTables", blackhole)
-    ctx.forget()
     (found,) = KIND.discover(ctx)
     assert found.props == want
     assert found.attr("blackhole_routes") == ["0.0.0.0/0"]
@@ -151,7 +149,6 @@ def test_blackhole_route_is_reported_not_an_error(ctx: AwsContext, net: dict[str
 def test_delete_then_delete_again(ctx: AwsContext, net: dict[str, str]) -> None:
     live = KIND.create(ctx, PUBLIC, public(net))
     KIND.delete(ctx, live)
-    ctx.forget()
     assert KIND.discover(ctx) == []
     KIND.delete(ctx, live)
 
@@ -161,7 +158,6 @@ def test_delete_retries_dependency_violation(ctx: AwsContext, net: dict[str, str
     calls = fail_with(ctx, "DeleteRouteTable", ["DependencyViolation"] * 3)
     KIND.delete(ctx, live)
     assert len(calls) == 4
-    ctx.forget()
     assert KIND.discover(ctx) == []
 
 
@@ -180,7 +176,6 @@ def test_delete_waits_out_a_real_association(ctx: AwsContext, net: dict[str, str
     ctx.sleep = sleep
     KIND.delete(ctx, live)  # meets moto's own DependencyViolation first
     assert len(slept) == 1
-    ctx.forget()
     assert KIND.discover(ctx) == []
 
 

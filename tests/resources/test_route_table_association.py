@@ -98,16 +98,19 @@ def test_not_discovered_for_another_cluster(ctx: AwsContext, net: dict[str, str]
 
 def test_one_describe_each_shared_with_route_tables(ctx: AwsContext, net: dict[str, str]) -> None:
     KIND.create(ctx, ADDR, props(net))
-    ctx.forget()
     tables, subnets = count(ctx, "DescribeRouteTables"), count(ctx, "DescribeSubnets")
-    assert len(ROUTE_TABLE.discover(ctx)) == 2
+    with ctx.discovery_pass():
+        assert len(ROUTE_TABLE.discover(ctx)) == 2
+        assert len(KIND.discover(ctx)) == 1
+        assert (len(tables), len(subnets)) == (1, 1)
+        nothing: list[dict[str, Any]] = []
+        memo_tables = ctx.memo("ec2", "describe_route_tables", lambda: nothing)
+        memo_subnets = ctx.memo("ec2", "describe_subnets", lambda: nothing)
+        assert {t["RouteTableId"] for t in memo_tables} == {net["rt1"], net["rt2"]}
+        assert {s["SubnetId"] for s in memo_subnets} == {net["subnet"]}
+    # outside a discovery pass every read is fresh
     assert len(KIND.discover(ctx)) == 1
-    assert (len(tables), len(subnets)) == (1, 1)
-    nothing: list[dict[str, Any]] = []
-    memo_tables = ctx.memo("ec2", "describe_route_tables", lambda: nothing)
-    memo_subnets = ctx.memo("ec2", "describe_subnets", lambda: nothing)
-    assert {t["RouteTableId"] for t in memo_tables} == {net["rt1"], net["rt2"]}
-    assert {s["SubnetId"] for s in memo_subnets} == {net["subnet"]}
+    assert (len(tables), len(subnets)) == (2, 2)
 
 
 def test_update_moves_to_another_table(ctx: AwsContext, net: dict[str, str]) -> None:
@@ -115,7 +118,6 @@ def test_update_moves_to_another_table(ctx: AwsContext, net: dict[str, str]) -> 
     moved = KIND.update(ctx, live, props(net, "rt2"), {"route_table_id"})
     assert moved.id != live.id  # ReplaceRouteTableAssociation makes a new association id
     assert moved.props == props(net, "rt2") and moved.address == ADDR
-    ctx.forget()
     assert KIND.discover(ctx) == [moved]
     assert associations(ctx, net["subnet"]) == [(moved.id, net["rt2"])]
 
@@ -164,6 +166,5 @@ def test_delete_then_delete_again(ctx: AwsContext, net: dict[str, str]) -> None:
     live = KIND.create(ctx, ADDR, props(net))
     KIND.delete(ctx, live)
     assert associations(ctx, net["subnet"]) == []
-    ctx.forget()
     assert KIND.discover(ctx) == []
     KIND.delete(ctx, live)

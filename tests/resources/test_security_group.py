@@ -191,7 +191,6 @@ def test_update_rules_and_tags_in_place(ctx: AwsContext, vpc: str) -> None:
     updated = KIND.update(ctx, live, want, {"ingress", "egress", "tags"})
     assert updated.id == live.id
     assert updated.props == want
-    ctx.forget()
     assert KIND.discover(ctx) == [updated]
 
 
