@@ -17,7 +17,7 @@ from byoc.errors import PlanError, StateError
 from byoc.executor import ApplyResult, Event, Executor
 from byoc.model import Live
 from byoc.plan import Plan
-from byoc.planner import PlanOptions, make_plan
+from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.resources.base import AwsContext, ResourceType
 from byoc.spec import Spec
 from byoc.state.local import LocalBackend
@@ -74,8 +74,7 @@ class Engine:
             blueprint.build(self.spec),
             state,
             live,
-            {k: v.force_new for k, v in self.kinds.items()},
-            protected_kinds=frozenset(k for k, v in self.kinds.items() if v.holds_data),
+            rules_of(self.kinds),
             cluster=self.spec.cluster_name,
             spec_digest=self.spec.digest,
             spec_source=self.spec.source,

@@ -21,6 +21,27 @@ from byoc.state.model import State
 
 
 @dataclass(frozen=True)
+class KindRules:
+    """What the planner must know of a kind: its replacement rules and whether it holds data."""
+
+    #: props that cannot change in place
+    force_new: frozenset[str] = frozenset()
+    #: props whose referent cannot be deleted while this resource still refers to it (an
+    #: attached internet gateway pins its VPC, a rule pins the group it names): when the
+    #: referent is replaced, this resource is replaced too rather than updated after the fact
+    pins: frozenset[str] = frozenset()
+    holds_data: bool = False
+
+
+def rules_of(kinds: Mapping[str, Any]) -> dict[str, KindRules]:
+    """The rules of registered kinds (objects with ``force_new``, ``pins``, ``holds_data``)."""
+    return {
+        name: KindRules(frozenset(k.force_new), frozenset(getattr(k, "pins", ())), bool(k.holds_data))
+        for name, k in kinds.items()
+    }
+
+
+@dataclass(frozen=True)
 class PlanOptions:
     """What the user asked for beyond the spec."""
 
@@ -33,9 +54,8 @@ def make_plan(
     desired: Iterable[Resource],
     state: State | None,
     live: Mapping[str, Live],
-    force_new: Mapping[str, frozenset[str]],
+    rules: Mapping[str, KindRules],
     *,
-    protected_kinds: frozenset[str] = frozenset(),
     cluster: str,
     spec_digest: str = "",
     spec_source: str = "",
@@ -43,7 +63,8 @@ def make_plan(
     region: str = "",
     options: PlanOptions | None = None,
 ) -> Plan:
-    """Compare and decide. ``force_new`` maps each kind to the props it cannot change in place."""
+    """Compare and decide; ``rules`` says, per kind, what forces replacement and what holds data."""
+    protected_kinds = frozenset(k for k, r in rules.items() if r.holds_data)
     options = options or PlanOptions()
     wanted = list(desired)
     known_deps = {r.address: r.dependencies() for r in wanted}
@@ -79,7 +100,7 @@ def make_plan(
             )
             continue
         old_deps = in_state[address].depends_on if address in in_state else ()
-        c = _compare(r, found, after, deps, old_deps, force_new.get(r.kind, frozenset()),
+        c = _compare(r, found, after, deps, old_deps, rules.get(r.kind, KindRules()),
                      r.protected or r.kind in protected_kinds, options, refused)
         fate[address] = c.action
         changes.append(c)
@@ -136,13 +157,13 @@ def _compare(
     after: Mapping[str, Any],
     deps: tuple[str, ...],
     old_deps: tuple[str, ...],
-    force_new: frozenset[str],
+    rules: KindRules,
     is_protected: bool,
     options: PlanOptions,
     refused: list[str],
 ) -> Change:
     """Decide no-op, update or replace for a desired resource that exists."""
-    attrs = _attr_changes(found.props, after, force_new)
+    attrs = _attr_changes(found.props, after, rules.force_new, rules.pins)
 
     def change(action: str, reason: str) -> Change:
         return Change(r.address, r.kind, action, reason, found.props, after, r.props, attrs,
@@ -182,14 +203,17 @@ def _inferred_deps(found: Live, live: Mapping[str, Live]) -> set[str]:
 
 
 def _attr_changes(
-    before: Mapping[str, Any], after: Mapping[str, Any], force_new: frozenset[str]
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    force_new: frozenset[str],
+    pins: frozenset[str] = frozenset(),
 ) -> tuple[AttrChange, ...]:
     out = []
     for name in sorted(after):
         b = before.get(name)
         a = after[name]
         if contains_unknown(a):
-            out.append(AttrChange(name, b, a, name in force_new and bool(before)))
+            out.append(AttrChange(name, b, a, name in force_new | pins and bool(before)))
             continue
         if name in before and canonical_json(a) == canonical_json(b):
             continue

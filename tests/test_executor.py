@@ -8,7 +8,7 @@ from typing import Any
 from byoc.executor import Executor, operation_graph
 from byoc.model import Ref
 from byoc.plan import Plan
-from byoc.planner import PlanOptions, make_plan
+from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.state.model import State
 from tests.fakecloud import FakeCloud, kinds, res
 
@@ -37,8 +37,7 @@ class Harness:
         for kind in self.kinds.values():
             for x in kind.discover(None):
                 live[x.address] = x
-        return make_plan(resources, self.state, live, {k: v.force_new for k, v in self.kinds.items()},
-                         protected_kinds=frozenset({"fake_disk"}), cluster="c1", **kw)
+        return make_plan(resources, self.state, live, rules_of(self.kinds), cluster="c1", **kw)
 
     def apply(self, p: Plan, parallelism: int = 10) -> Any:
         def save(s: State) -> None:

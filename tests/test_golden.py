@@ -16,7 +16,7 @@ import pytest
 from byoc import blueprint
 from byoc.executor import Executor
 from byoc.plan import Plan
-from byoc.planner import PlanOptions, make_plan
+from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.render import render_plan, render_plan_json
 from byoc.resources import registry
 from byoc.spec import load_spec
@@ -39,8 +39,7 @@ class World:
     def plan(self, spec_path: str, overrides: tuple[str, ...] = (), **kw: Any) -> Plan:
         spec = load_spec(str(ROOT / spec_path), overrides)
         live = {x.address: x for k in self.kinds.values() for x in k.discover(None)}
-        return make_plan(blueprint.build(spec), self.state, live,
-                         {k: v.force_new for k, v in self.kinds.items()},
+        return make_plan(blueprint.build(spec), self.state, live, rules_of(registry()),
                          cluster=spec.cluster_name, spec_digest="<digest>", spec_source=spec_path,
                          spec_overrides=overrides, region=spec.region, **kw)
 
@@ -87,3 +86,8 @@ def test_prod_changes_update_and_replace(world: World) -> None:
 def test_dev_destroy(world: World) -> None:
     world.apply(world.plan("specs/dev.yaml"))
     check("dev_destroy", world.plan("specs/dev.yaml", options=PlanOptions(destroy=True)))
+
+
+def test_dev_replacement_cascade(world: World) -> None:
+    world.apply(world.plan("specs/dev.yaml"))
+    check("dev_replace", world.plan("specs/dev.yaml", ("network.vpc_cidr=10.1.0.0/16",)))

@@ -13,6 +13,7 @@ from byoc.planner import PlanOptions
 from byoc.resources.base import AwsContext
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
+from tests.awsrealism import free_eips_of_deleted_nat_gateways
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,9 +23,18 @@ class CallLog:
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.params: list[dict[str, Any]] = []
 
-    def hook(self, event_name: str, **kwargs: Any) -> None:
+    def hook(self, event_name: str, params: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.calls.append(event_name.rsplit(".", 1)[-1])
+        self.params.append(dict((params or {}).get("body") or {}))
+
+    def where(self, op: str, key: str, value: str) -> int:
+        """Index of the first call ``op`` whose request has ``key`` (or ``key.1``) = value."""
+        for i, (c, p) in enumerate(zip(self.calls, self.params, strict=True)):
+            if c == op and value in (p.get(key), p.get(f"{key}.1")):
+                return i
+        raise ValueError(f"no {op} with {key}={value}")
 
     def index(self, op: str) -> int:
         return self.calls.index(op)
@@ -82,6 +92,8 @@ def test_prod_network_apply_noop_destroy(engine: tuple[Engine, CallLog]) -> None
     assert not again.has_changes, [(c.address, c.reason) for c in again.actionable]
 
     log.calls.clear()
+    log.params.clear()
+    nat_eip = {r.id: r.props["allocation_id"] for a, r in state.resources.items() if "nat_gateway" in a}
     destroy = eng.plan(PlanOptions(destroy=True))
     assert destroy.counts() == {"add": 0, "change": 0, "destroy": 26}
     result = eng.apply(destroy)
@@ -90,12 +102,17 @@ def test_prod_network_apply_noop_destroy(engine: tuple[Engine, CallLog]) -> None
     state = eng.state()
     assert state is not None and not state.resources
 
-    # AWS's hidden ordering: every NAT gateway is gone (awaited) before any EIP is released
-    # and before the internet gateway is detached.
-    last_nat_delete = log.last("DeleteNatGateway")
-    assert log.calls[last_nat_delete + 1:].count("DescribeNatGateways") >= 1
-    assert log.index("ReleaseAddress") > last_nat_delete
-    assert log.index("DetachInternetGateway") > last_nat_delete
+    # AWS's hidden ordering: each NAT gateway is deleted and awaited until gone before its EIP
+    # is released, and all of them before the internet gateway is detached.
+    assert len(nat_eip) == 3
+    for nat, eip in nat_eip.items():
+        deleted = log.where("DeleteNatGateway", "NatGatewayId", nat)
+        released = log.where("ReleaseAddress", "AllocationId", eip)
+        assert deleted < released
+        calls = list(enumerate(zip(log.calls, log.params, strict=True)))
+        assert any(c == "DescribeNatGateways" and nat in p.values() for i, (c, p) in calls
+                   if deleted < i < released)
+    assert log.index("DetachInternetGateway") > log.last("DeleteNatGateway")
     assert log.index("DeleteVpc") > log.last("DeleteSubnet")
 
 
@@ -119,3 +136,23 @@ def test_an_attribute_changed_behind_byocs_back_is_updated_in_place(engine: tupl
     assert [(c.address, c.action) for c in plan.actionable] == [("aws_vpc.main", "update")]
     assert eng.apply(plan).ok
     assert not eng.plan().has_changes
+
+
+def test_replacing_the_whole_network_applies_in_a_safe_order(engine: tuple[Engine, CallLog]) -> None:
+    eng, log = engine
+    free_eips_of_deleted_nat_gateways(eng.ctx.client("ec2"))
+    assert eng.apply(eng.plan()).ok
+    old_vpc = eng.state().resources["aws_vpc.main"].id  # type: ignore[union-attr]
+    spec = load_spec(str(ROOT / "specs/prod.yaml"), ["network.vpc_cidr=10.1.0.0/16"])
+    eng2 = Engine(spec, ctx=eng.ctx, backend=eng.backend)
+    log.calls.clear()
+    log.params.clear()
+    result = eng2.apply(eng2.plan())
+    assert result.ok, [str(f.error) for f in result.failures]
+    assert not eng2.plan().has_changes
+    vpcs = eng.ctx.client("ec2").describe_vpcs(
+        Filters=[{"Name": "tag:byoc:cluster", "Values": [spec.cluster_name]}])["Vpcs"]
+    assert [v["CidrBlock"] for v in vpcs] == ["10.1.0.0/16"] and vpcs[0]["VpcId"] != old_vpc
+    # the old VPC went only after everything in it had gone
+    assert log.index("DeleteVpc") > log.last("DeleteSubnet")
+    assert log.index("DeleteVpc") > log.index("DeleteInternetGateway")

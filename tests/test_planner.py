@@ -6,11 +6,11 @@ from typing import Any
 
 from byoc.model import UNKNOWN, Live, Ref
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Plan
-from byoc.planner import PlanOptions, make_plan
+from byoc.planner import KindRules, PlanOptions, make_plan, rules_of
 from byoc.state.model import ResourceState, State
 from tests.fakecloud import FakeCloud, kinds, res
 
-FORCE_NEW = {k: v.force_new for k, v in kinds(FakeCloud()).items()}
+RULES = rules_of(kinds(FakeCloud()))
 
 
 def desired(cidr: str = "10.0.0.0/16", sub_cidr: str = "10.0.1.0/24", name: str = "a") -> list[Any]:
@@ -29,8 +29,7 @@ def live_of(**ids: str) -> dict[str, Live]:
 
 
 def plan(resources: list[Any], state: State | None, live: dict[str, Live], **kw: Any) -> Plan:
-    return make_plan(resources, state, live, FORCE_NEW, cluster="c1",
-                     protected_kinds=frozenset({"fake_disk"}), **kw)
+    return make_plan(resources, state, live, RULES, cluster="c1", **kw)
 
 
 def actions(p: Plan) -> dict[str, str]:
@@ -146,3 +145,14 @@ def test_terraform_layout_marks_unknowns() -> None:
     assert "net_id" not in sub["change"]["after"]
     assert sub["change"]["after_unknown"] == {"net_id": True}
     assert {r["address"] for r in d["planned_values"]["root_module"]["resources"]} == set(rc)
+
+
+def test_a_pinning_reference_to_a_replaced_resource_replaces_the_holder() -> None:
+    rules = {**RULES, "fake_vm": KindRules(pins=frozenset({"sub_id"}))}
+    wanted = desired(sub_cidr="10.0.2.0/24")
+    p = make_plan(wanted, None, live_of(), rules, cluster="c1")
+    assert actions(p)['fake_sub.private["a"]'] == REPLACE
+    # the VM pins its subnet: it is replaced (deleted before the subnet), not updated after
+    assert actions(p)["fake_vm.node"] == REPLACE
+    p = make_plan(wanted, None, live_of(), {**rules, "fake_vm": KindRules()}, cluster="c1")
+    assert actions(p)["fake_vm.node"] == UPDATE

@@ -267,6 +267,8 @@ class ResourceType(ABC):
     service: ClassVar[str]
     #: props whose change cannot be made in place: changing them replaces the resource
     force_new: ClassVar[frozenset[str]] = frozenset()
+    #: props whose referent cannot be deleted while this resource refers to it (see KindRules)
+    pins: ClassVar[frozenset[str]] = frozenset()
     #: the kind holds user data (bucket, data volume): never deleted or replaced without a flag
     holds_data: ClassVar[bool] = False
 

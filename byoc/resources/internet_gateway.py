@@ -26,6 +26,8 @@ class InternetGateway(ResourceType):
     kind = "aws_internet_gateway"
     service = "ec2"
     force_new = frozenset()
+    #: an attached gateway blocks deleting its VPC: a replaced VPC gets a new gateway
+    pins = frozenset({"vpc_id"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         igws = describe_owned(ctx, "describe_internet_gateways", "InternetGateways")

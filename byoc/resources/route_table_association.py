@@ -44,6 +44,8 @@ class RouteTableAssociation(ResourceType):
     kind = "aws_route_table_association"
     service = "ec2"
     force_new = frozenset({"subnet_id"})
+    #: an association blocks deleting its route table
+    pins = frozenset({"route_table_id"})
 
     def address_for(self, subnet_address: str) -> str | None:
         """The association's address by convention: the subnet's name and key."""

@@ -39,6 +39,8 @@ class SecurityGroup(ResourceType):
     kind = "aws_security_group"
     service = "ec2"
     force_new = frozenset({"name", "description", "vpc_id"})
+    #: a rule naming another group blocks deleting that group
+    pins = frozenset({"ingress", "egress"})
 
     # -- reading -----------------------------------------------------------------------------
     def _describe(self, ctx: AwsContext, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
