@@ -68,6 +68,27 @@ EVENTUAL_CODES = frozenset(
 )
 
 
+#: What to do next, for the AWS errors users meet most.
+HINTS = {
+    "DependencyViolation": (
+        "Something still uses it and AWS kept refusing for the whole retry period: often a network "
+        "interface left by a load balancer, NAT gateway or instance, or a resource made outside byoc "
+        "in the same VPC. Find it (EC2 console → Network Interfaces, filtered by the VPC), remove it, "
+        "and run the command again"
+    ),
+    "AccessDenied": (
+        "The AWS credentials in use may not do this: check the identity (aws sts get-caller-identity) "
+        "and its IAM permissions"
+    ),
+    "RequestLimitExceeded": "AWS is throttling this account; run again later or lower --parallelism",
+    "AddressLimitExceeded": "The account's Elastic IP quota is used up: release unused EIPs or ask AWS "
+                            "for more, or use network.nat_gateway: single",
+    "NatGatewayLimitExceeded": "The NAT gateway quota of an AZ is used up: use network.nat_gateway: "
+                               "single, or ask AWS for more",
+    "VpcLimitExceeded": "The region's VPC quota is used up: delete unused VPCs or ask AWS for more",
+}
+
+
 def error_code(exc: BaseException) -> str | None:
     """AWS's error code of a botocore ClientError, else None."""
     response = getattr(exc, "response", None)
@@ -95,6 +116,11 @@ def to_cloud_error(exc: BaseException, address: str | None = None, aws_id: str |
         msg = getattr(exc, "response", {}).get("Error", {}).get("Message") or str(exc)
         op = getattr(exc, "operation_name", None)
         text = f"{op} failed: {msg}" if op else msg
+        hint = HINTS.get(code)
+        if hint is None and code in {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}:
+            hint = HINTS["AccessDenied"]
+        if hint:
+            text = f"{text.rstrip('.')}. {hint}"
         return CloudError(text, address=address, aws_id=aws_id, code=code)
     name = type(exc).__name__
     if name in {"NoCredentialsError", "PartialCredentialsError"}:

@@ -1,0 +1,67 @@
+"""The engine's wiring on the in-memory fake cloud: stale plans, re-checks, outputs, state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from byoc.engine import Engine
+from byoc.errors import PlanError
+from byoc.resources import registry
+from byoc.spec import load_spec
+from byoc.state import LocalBackend
+from tests.fakecloud import FakeCloud, FakeKind
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make(tmp_path: Path, cloud: FakeCloud, *overrides: str) -> Engine:
+    spec = load_spec(str(ROOT / "specs/dev.yaml"), overrides)
+    kinds = {k: FakeKind(k, cloud, v.force_new, v.holds_data) for k, v in registry().items()}
+    return Engine(spec, kinds=kinds, ctx=object(), backend=LocalBackend(tmp_path, spec.cluster_name))
+
+
+def test_a_plan_made_before_another_apply_is_refused_as_stale(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    eng = make(tmp_path, cloud)
+    first = eng.plan()
+    eng.check_fresh(first)
+    assert eng.apply(first).ok
+    with pytest.raises(PlanError, match="stale: it was made against state serial 0"):
+        eng.check_fresh(first)
+    second = eng.plan()
+    eng.check_fresh(second)  # a fresh one is fine
+
+
+def test_a_plan_is_refused_when_the_spec_changed_or_is_another_cluster(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    p = make(tmp_path, cloud).plan()
+    with pytest.raises(PlanError, match="has changed since this plan was made"):
+        make(tmp_path, cloud, "compute.disk_size_gb=30").check_fresh(p)
+    with pytest.raises(PlanError, match="for cluster 'dev-proton', not 'other'"):
+        make(tmp_path, cloud, "cluster.name=other").check_fresh(p)
+
+
+def test_applying_a_saved_plan_rechecks_and_adopts_instead_of_duplicating(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    eng = make(tmp_path, cloud)
+    p = eng.plan()
+    # between plan and apply, a crashed run had created the VPC (tagged, so findable)
+    cloud.items["vpc-crash"] = {"address": "aws_vpc.main", "kind": "aws_vpc",
+                                "props": dict(p.change("aws_vpc.main").desired or {})}
+    assert eng.apply(p, recheck=True).ok
+    vpcs = [i for i, v in cloud.items.items() if v["address"] == "aws_vpc.main"]
+    assert vpcs == ["vpc-crash"]
+    assert eng.state().resources["aws_vpc.main"].id == "vpc-crash"  # type: ignore[union-attr]
+
+
+def test_outputs_follow_what_exists(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    eng = make(tmp_path, cloud)
+    assert eng.apply(eng.plan()).ok
+    out = eng.state().outputs  # type: ignore[union-attr]
+    assert out["vpc_id"].startswith("aws_vpc-")
+    assert len(out["public_subnet_ids"]) == 2 and len(out["private_subnet_ids"]) == 2
+    assert set(out) == {"vpc_id", "public_subnet_ids", "private_subnet_ids",
+                        "lb_security_group_id", "node_security_group_id"}
