@@ -20,6 +20,7 @@ import networkx as nx
 from byoc.errors import ByocError, CloudError, PlanError
 from byoc.model import UNKNOWN, Live, Ref, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
+from byoc.planner import hash_props
 from byoc.resources.base import ResourceType, to_cloud_error
 from byoc.state.model import ResourceState, State
 
@@ -209,7 +210,8 @@ class Executor:
             return
         assert live is not None
         self.known[change.address] = live
-        props = self._resolve(change.desired or {})
+        kind = self.kinds.get(change.kind)
+        props = hash_props(self._resolve(change.desired or {}), kind.hashed if kind else frozenset())
         self.save(self.state.with_resource(
             ResourceState(change.address, change.kind, live.id, props, dict(live.attrs),
                           change.depends_on)
@@ -240,11 +242,11 @@ class Executor:
         if change.action == UPDATE:
             prior = self.known.get(change.address) or change.prior
             assert prior is not None
-            return kind.update(self.ctx, prior, props, _changed(prior.props, props))
+            return kind.update(self.ctx, prior, props, _changed(prior.props, props, kind.hashed))
         if self.recheck:
             existing = kind.find(self.ctx, change.address)
             if existing is not None:
-                changed = _changed(existing.props, props)
+                changed = _changed(existing.props, props, kind.hashed)
                 if not changed:
                     return existing
                 if changed & kind.force_new:
@@ -257,7 +259,9 @@ class Executor:
         return kind.create(self.ctx, change.address, props)
 
 
-def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any], hashed: frozenset[str]) -> set[str]:
+    """Props whose value differs (hashed props compared by their hash)."""
+    after = hash_props(after, hashed)
     return {k for k in after if canonical_json(after[k]) != canonical_json(before.get(k))}
 
 

@@ -8,6 +8,7 @@ more are deleted; data-bearing (protected) resources are refused unless explicit
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +32,20 @@ class KindRules:
     #: referent is replaced, this resource is replaced too rather than updated after the fact
     pins: frozenset[str] = frozenset()
     holds_data: bool = False
+    #: props compared (and shown) by their sha256 only, like Terraform's user_data: the kind's
+    #: discovery reports them as ``sha256:<hex>``
+    hashed: frozenset[str] = frozenset()
 
 
 def rules_of(kinds: Mapping[str, Any]) -> dict[str, KindRules]:
     """The rules of registered kinds (objects with ``force_new``, ``pins``, ``holds_data``)."""
     return {
-        name: KindRules(frozenset(k.force_new), frozenset(getattr(k, "pins", ())), bool(k.holds_data))
+        name: KindRules(
+            frozenset(k.force_new),
+            frozenset(getattr(k, "pins", ())),
+            bool(k.holds_data),
+            frozenset(getattr(k, "hashed", ())),
+        )
         for name, k in kinds.items()
     }
 
@@ -83,7 +92,7 @@ def make_plan(
 
     for address in nx.lexicographical_topological_sort(graph):
         r: Resource = graph.nodes[address]["resource"]
-        after = substitute(r.props, resolve)
+        after = hash_props(substitute(r.props, resolve), rules.get(r.kind, KindRules()).hashed)
         deps = tuple(sorted(r.dependencies()))
         found = live.get(address)
         if found is None:
@@ -149,6 +158,16 @@ def make_plan(
         refused=tuple(refused),
         region=region,
     )
+
+
+def hash_props(props: Mapping[str, Any], hashed: frozenset[str]) -> dict[str, Any]:
+    """``props`` with each hashed prop replaced by ``sha256:<hex>`` of its text (when known)."""
+    out = dict(props)
+    for name in hashed:
+        value = out.get(name)
+        if isinstance(value, str) and not value.startswith("sha256:"):
+            out[name] = "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+    return out
 
 
 def _compare(

@@ -295,6 +295,8 @@ class ResourceType(ABC):
     force_new: ClassVar[frozenset[str]] = frozenset()
     #: props whose referent cannot be deleted while this resource refers to it (see KindRules)
     pins: ClassVar[frozenset[str]] = frozenset()
+    #: props compared by sha256 only (discovery reports ``sha256:<hex>``; see KindRules)
+    hashed: ClassVar[frozenset[str]] = frozenset()
     #: the kind holds user data (bucket, data volume): never deleted or replaced without a flag
     holds_data: ClassVar[bool] = False
 

@@ -1,0 +1,61 @@
+"""The tagging index: one paginated GetResources call lists every ARN tagged for the cluster.
+
+Kinds whose own list calls cannot filter by tag (S3 buckets, load balancers, target groups,
+alarms, SNS topics, log groups, KMS keys, secrets) read their ARNs and tags from here, shared
+within a discovery pass. IAM is not covered by the tagging API (its kinds list by path), and
+EC2 kinds filter their own describes by tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from byoc.resources.base import CLUSTER_TAG, AwsContext, is_owned
+
+
+@dataclass(frozen=True)
+class Tagged:
+    arn: str
+    tags: dict[str, str]
+
+    @property
+    def service(self) -> str:
+        return self.arn.split(":")[2]
+
+    @property
+    def resource(self) -> str:
+        """The part after the account id, e.g. ``loadbalancer/app/name/id`` or ``bucket``."""
+        return self.arn.split(":", 5)[5]
+
+
+def _fetch(ctx: AwsContext) -> list[Tagged]:
+    client = ctx.client("resourcegroupstaggingapi")
+    pages = client.get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": CLUSTER_TAG, "Values": [ctx.cluster]}], ResourcesPerPage=100
+    )
+    out: list[Tagged] = []
+    for page in pages:
+        for item in page.get("ResourceTagMappingList", []):
+            tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+            if is_owned(ctx, tags):
+                out.append(Tagged(item["ResourceARN"], tags))
+    return out
+
+
+def tagged(ctx: AwsContext, service: str, resource_prefix: str = "") -> list[Tagged]:
+    """ARNs owned by the cluster for one service (``s3``, ``elasticloadbalancing`` …) whose
+    resource part starts with ``resource_prefix`` (e.g. ``loadbalancer/``, ``targetgroup/``)."""
+    items: list[Tagged] = ctx.memo("tagging", "get_resources", lambda: _fetch(ctx))
+    return [t for t in items if t.service == service and t.resource.startswith(resource_prefix)]
+
+
+def tags_list_to_dict(tags: Any) -> dict[str, str]:
+    """``[{"Key": k, "Value": v}]`` (any capitalisation of key/value) as a dict."""
+    out: dict[str, str] = {}
+    for t in tags or ():
+        k = t.get("Key", t.get("key", t.get("TagKey")))
+        v = t.get("Value", t.get("value", t.get("TagValue", "")))
+        if k is not None:
+            out[str(k)] = str(v)
+    return out
