@@ -60,10 +60,42 @@ class Ref:
         return f"${{{self.address}.{self.attr}}}"
 
 
+@dataclass(frozen=True)
+class Join:
+    """Text made of literal strings and references, e.g. an ARN plus ``/*`` or a script that
+    embeds a volume id; resolves to the concatenation, or UNKNOWN while any part is unknown."""
+
+    parts: tuple[Any, ...]
+
+    def resolve(self, resolve: Callable[[Ref], Any]) -> Any:
+        values = [substitute(p, resolve) for p in self.parts]
+        if any(v is UNKNOWN for v in values):
+            return UNKNOWN
+        return "".join(str(v) for v in values)
+
+
+@dataclass(frozen=True)
+class Sorted:
+    """A list whose order AWS does not keep (subnet ids, group ids): sorted once resolved, so a
+    list of references compares equal to AWS's answer."""
+
+    items: tuple[Any, ...]
+
+    def resolve(self, resolve: Callable[[Ref], Any]) -> Any:
+        values = [substitute(v, resolve) for v in self.items]
+        if any(v is UNKNOWN for v in values):
+            return values
+        return sorted(values, key=canonical_json)
+
+
 def walk_refs(value: Any) -> Iterator[Ref]:
     """Every Ref inside a nested value of dicts, lists and scalars."""
     if isinstance(value, Ref):
         yield value
+    elif isinstance(value, Join):
+        yield from walk_refs(value.parts)
+    elif isinstance(value, Sorted):
+        yield from walk_refs(value.items)
     elif isinstance(value, Mapping):
         for v in value.values():
             yield from walk_refs(v)
@@ -76,6 +108,8 @@ def substitute(value: Any, resolve: Callable[[Ref], Any]) -> Any:
     """A copy of ``value`` with each Ref replaced by ``resolve(ref)``."""
     if isinstance(value, Ref):
         return resolve(value)
+    if isinstance(value, Join | Sorted):
+        return value.resolve(resolve)
     if isinstance(value, Mapping):
         return {k: substitute(v, resolve) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -98,6 +132,10 @@ def to_jsonable(value: Any) -> Any:
     """Encode Refs and UNKNOWN for JSON (``{"$ref": ...}``, ``{"$unknown": true}``)."""
     if isinstance(value, Ref):
         return {"$ref": value.address, "attr": value.attr}
+    if isinstance(value, Join):
+        return {"$join": [to_jsonable(p) for p in value.parts]}
+    if isinstance(value, Sorted):
+        return {"$sorted": [to_jsonable(p) for p in value.items]}
     if value is UNKNOWN:
         return {"$unknown": True}
     if isinstance(value, Mapping):
@@ -112,6 +150,10 @@ def from_jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$ref", "attr"}:
             return Ref(value["$ref"], value["attr"])
+        if set(value) == {"$join"}:
+            return Join(tuple(from_jsonable(p) for p in value["$join"]))
+        if set(value) == {"$sorted"}:
+            return Sorted(tuple(from_jsonable(p) for p in value["$sorted"]))
         if value == {"$unknown": True}:
             return UNKNOWN
         return {k: from_jsonable(v) for k, v in value.items()}

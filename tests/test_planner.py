@@ -156,3 +156,34 @@ def test_a_pinning_reference_to_a_replaced_resource_replaces_the_holder() -> Non
     assert actions(p)["fake_vm.node"] == REPLACE
     p = make_plan(wanted, None, live_of(), {**rules, "fake_vm": KindRules()}, cluster="c1")
     assert actions(p)["fake_vm.node"] == UPDATE
+
+
+def test_join_and_sorted_resolve_after_their_references() -> None:
+    from byoc.model import Join, Sorted, from_jsonable, substitute, to_jsonable, walk_refs
+
+    value = {"arn": Join(("arn:", Ref("a.x", "arn"), "/*")), "ids": Sorted((Ref("b.y"), Ref("a.x")))}
+    assert {r.address for r in walk_refs(value)} == {"a.x", "b.y"}
+    known = {"a.x": {"arn": "A", "id": "z-2"}, "b.y": {"id": "a-1"}}
+    out = substitute(value, lambda r: known[r.address][r.attr])
+    assert out == {"arn": "arn:A/*", "ids": ["a-1", "z-2"]}
+    part = substitute(value, lambda r: UNKNOWN if r.address == "a.x" else known[r.address][r.attr])
+    assert part["arn"] is UNKNOWN
+    assert from_jsonable(to_jsonable(value)) == value
+
+
+def test_hashed_props_compare_by_digest() -> None:
+    import hashlib
+
+    ud = frozenset({"user_data"})
+    rules = {**RULES, "fake_vm": KindRules(force_new=ud, hashed=ud)}
+    digest = "sha256:" + hashlib.sha256(b"#!/bin/bash\necho hi\n").hexdigest()
+    live = live_of()
+    vm = live["fake_vm.node"]
+    live["fake_vm.node"] = Live(vm.address, vm.kind, vm.id, {**vm.props, "user_data": digest})
+    wanted = [*desired()[:2], res("fake_vm.node", sub_id=Ref('fake_sub.private["a"]'), size="m5",
+                                  user_data="#!/bin/bash\necho hi\n")]
+    assert actions(make_plan(wanted, None, live, rules, cluster="c1"))["fake_vm.node"] == NOOP
+    wanted[2] = res("fake_vm.node", sub_id=Ref('fake_sub.private["a"]'), size="m5", user_data="echo bye")
+    p = make_plan(wanted, None, live, rules, cluster="c1")
+    assert actions(p)["fake_vm.node"] == REPLACE
+    assert p.change("fake_vm.node").after["user_data"].startswith("sha256:")  # type: ignore[index]
