@@ -1,62 +1,32 @@
-"""The blueprint: a pure function from a validated Spec to the desired graph of resources.
-
-Nodes are ``Resource`` values keyed by address; an edge Y → X means X needs Y first (X holds a
-``Ref`` to Y, or declares Y in ``depends_on``).
-"""
+"""The cluster's network: VPC, public and private subnets per AZ, internet and NAT gateways,
+route tables, and the two security groups (load balancer, nodes)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import networkx as nx
+from dataclasses import dataclass
+from typing import Any
 
 from byoc import proton
-from byoc.graph import graph_of
-from byoc.model import Ref, Resource, make_address
-from byoc.resources.base import ADDRESS_TAG, CLUSTER_TAG
-from byoc.spec import Spec
+from byoc.blueprint.base import Builder
+from byoc.model import Ref, canonical_json
 from byoc.spec.cidr import carve
 
 
-class _Builder:
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        self.cluster = spec.cluster_name
-        self.user_tags: Mapping[str, str] = spec.data.get("tags") or {}
-        self.nodes: list[Resource] = []
+@dataclass(frozen=True)
+class Network:
+    """Addresses the rest of the blueprint refers to."""
 
-    def tags(self, address: str, name: str) -> dict[str, str]:
-        return {**self.user_tags, "Name": name, CLUSTER_TAG: self.cluster, ADDRESS_TAG: address}
-
-    def add(
-        self,
-        kind: str,
-        name: str,
-        key: str | None,
-        props: dict[str, Any],
-        *,
-        label: str | None = None,
-        tagged: bool = True,
-        depends_on: tuple[str, ...] = (),
-        protected: bool = False,
-    ) -> str:
-        address = make_address(kind, name, key)
-        if tagged:
-            label = label or "-".join(p for p in (self.cluster, name, key) if p)
-            props = {**props, "tags": self.tags(address, label)}
-        self.nodes.append(Resource(address, kind, props, depends_on, protected))
-        return address
+    vpc: str
+    public: dict[str, str]  # az -> subnet address
+    private: dict[str, str]
+    lb_sg: str
+    node_sg: str
 
 
-def build(spec: Spec) -> list[Resource]:
-    """Every desired resource of the cluster, in a stable order."""
-    b = _Builder(spec)
-    d = spec.data
+def build_network(b: Builder) -> Network:
+    d = b.spec.data
     net = d["network"]
-    azs: list[str] = list(spec.availability_zones)
-    lb_type = d["load_balancer"]["type"]
+    azs: list[str] = list(b.spec.availability_zones)
 
     vpc = b.add(
         "aws_vpc", "main", None,
@@ -104,19 +74,22 @@ def build(spec: Spec) -> list[Resource]:
         b.add("aws_route_table_association", "private", az,
               {"subnet_id": Ref(private[az]), "route_table_id": Ref(rt)}, tagged=False)
 
-    _security_groups(b, vpc, lb_type, net["allowed_cidrs"], d["compute"].get("ssh_key_name"))
-    return b.nodes
+    lb_sg, node_sg = _security_groups(
+        b, vpc, d["load_balancer"]["type"], net["allowed_cidrs"], d["compute"].get("ssh_key_name")
+    )
+    return Network(vpc, public, private, lb_sg, node_sg)
 
 
 def _rule(port: int | None, source: dict[str, Any], description: str) -> dict[str, Any]:
     if port is None:
         return {"protocol": "-1", "from_port": 0, "to_port": 0, **source, "description": description}
-    return {"protocol": "tcp", "from_port": port, "to_port": port, **source, "description": description}
+    return {"protocol": "tcp", "from_port": port, "to_port": port, **source,
+            "description": description}
 
 
 def _security_groups(
-    b: _Builder, vpc: str, lb_type: str, allowed: list[str], ssh_key: str | None
-) -> None:
+    b: Builder, vpc: str, lb_type: str, allowed: list[str], ssh_key: str | None
+) -> tuple[str, str]:
     ports = proton.listener_ports(lb_type)
     all_out = [_rule(None, {"cidr_block": "0.0.0.0/0"}, "all outbound")]
     lb_ingress = [
@@ -133,18 +106,13 @@ def _security_groups(
     node_ingress.append(_rule(None, {"self": True}, "all traffic between nodes"))
     if ssh_key:
         node_ingress += [_rule(22, {"cidr_block": c}, "SSH from allowed network") for c in allowed]
-    b.add(
+    node_sg = b.add(
         "aws_security_group", "node", None,
         {"name": f"{b.cluster}-node", "description": f"byoc {b.cluster}: Proton nodes",
          "vpc_id": Ref(vpc), "ingress": _sorted(node_ingress), "egress": all_out},
     )
+    return lb_sg, node_sg
 
 
 def _sorted(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from byoc.model import canonical_json
-
     return sorted(rules, key=canonical_json)
-
-
-def desired_graph(spec: Spec) -> nx.DiGraph:
-    return graph_of(build(spec))

@@ -1,0 +1,65 @@
+"""What every part of the blueprint shares: the builder that names and tags resources, and facts.
+
+Facts are the few values a pure blueprint cannot compute from the spec (the pinned AMI id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from byoc.model import Resource, make_address
+from byoc.resources.base import ADDRESS_TAG, CLUSTER_TAG
+from byoc.spec import Spec
+
+#: the AMI id used when nothing better is known (plans of a cluster that was never applied
+#: show the real one once resolved; tests use this placeholder)
+PLACEHOLDER_AMI = "ami-00000000000000000"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Values resolved outside the pure blueprint and pinned in state."""
+
+    ami: str = PLACEHOLDER_AMI
+
+
+class Builder:
+    """Collects resources; gives each its address, ``Name`` and ownership tags."""
+
+    def __init__(self, spec: Spec, facts: Facts) -> None:
+        self.spec = spec
+        self.facts = facts
+        self.cluster = spec.cluster_name
+        self.region = spec.region
+        self.user_tags: Mapping[str, str] = spec.data.get("tags") or {}
+        self.nodes: list[Resource] = []
+
+    @property
+    def partition(self) -> str:
+        if self.region.startswith("cn-"):
+            return "aws-cn"
+        return "aws-us-gov" if self.region.startswith("us-gov-") else "aws"
+
+    def tags(self, address: str, name: str) -> dict[str, str]:
+        return {**self.user_tags, "Name": name, CLUSTER_TAG: self.cluster, ADDRESS_TAG: address}
+
+    def add(
+        self,
+        kind: str,
+        name: str,
+        key: str | None,
+        props: dict[str, Any],
+        *,
+        label: str | None = None,
+        tagged: bool = True,
+        depends_on: tuple[str, ...] = (),
+        protected: bool = False,
+    ) -> str:
+        address = make_address(kind, name, key)
+        if tagged:
+            label = label or "-".join(p for p in (self.cluster, name, key) if p)
+            props = {**props, "tags": self.tags(address, label)}
+        self.nodes.append(Resource(address, kind, props, depends_on, protected))
+        return address
