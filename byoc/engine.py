@@ -7,15 +7,18 @@ terminal output: progress leaves as events.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from byoc import blueprint
+from byoc.blueprint import Facts
 from byoc.discover import discover
 from byoc.errors import PlanError, StateError
 from byoc.executor import ApplyResult, Event, Executor
 from byoc.model import Live
+from byoc.outputs import outputs_of
 from byoc.plan import Plan
 from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.resources.base import AwsContext, ResourceType
@@ -46,8 +49,10 @@ class Engine:
         ctx: Any = None,
         backend: LocalBackend | None = None,
         parallelism: int = 10,
+        ami_resolver: Callable[[str], str] | None = None,
     ) -> None:
         self.spec = spec
+        self._ami_resolver = ami_resolver
         if kinds is None:
             from byoc.resources import registry
 
@@ -66,12 +71,51 @@ class Engine:
     def refresh(self) -> dict[str, Live]:
         return discover(self.kinds, self.ctx, self.parallelism)
 
-    def plan(self, options: PlanOptions | None = None) -> Plan:
+    def facts(self, state: State | None, live: Mapping[str, Live], update_ami: bool = False) -> Facts:
+        """The AMI to use: the spec's, else the one pinned in state, else the one running nodes
+        use, else today's Amazon Linux 2023 (resolved once, then pinned). ``update_ami`` skips the
+        pins and resolves afresh (new nodes, and replacement of the running ones)."""
+        compute = self.spec.data["compute"]
+        if compute.get("ami"):
+            return Facts(ami=compute["ami"])
+        itype = compute["instance_type"]
+        if not update_ami:
+            pinned = (state.facts if state else {}).get("ami")
+            if pinned and (state.facts if state else {}).get("ami_instance_type") == itype:
+                return Facts(ami=str(pinned))
+            running = Counter(str(x.props["ami"]) for x in live.values()
+                              if x.kind == "aws_instance" and x.props.get("instance_type") == itype)
+            if running:
+                return Facts(ami=running.most_common(1)[0][0])
+        return Facts(ami=self._resolve_ami(itype))
+
+    def _resolve_ami(self, instance_type: str) -> str:
+        if self._ami_resolver is not None:
+            return self._ami_resolver(instance_type)
+        from byoc.resources.ami import resolve_ami
+
+        return resolve_ami(self.ctx, instance_type)
+
+    def notes(self) -> tuple[str, ...]:
+        count = self.spec.instance_count
+        if count > 1:
+            return (
+                f"open-source Proton is single-node: these {count} nodes are {count} independent "
+                "Proton servers behind one load balancer, not a replicated cluster. Each keeps its own "
+                "streams, views and data; sticky sessions (load_balancer.sticky_sessions) keep a "
+                "client on one node. Ingest into every node (e.g. from one Kafka topic) if all must "
+                "answer the same queries.",
+            )
+        return ()
+
+    def plan(self, options: PlanOptions | None = None, *, update_ami: bool = False) -> Plan:
         """Read state, discover what exists, and compare with the spec."""
         state = self.state()
         live = self.refresh()
+        options = options or PlanOptions()
+        facts = Facts() if options.destroy else self.facts(state, live, update_ami)
         return make_plan(
-            blueprint.build(self.spec),
+            blueprint.build(self.spec, facts),
             state,
             live,
             rules_of(self.kinds),
@@ -81,6 +125,9 @@ class Engine:
             spec_overrides=self.spec.overrides,
             region=self.spec.region,
             options=options,
+            notes=() if options.destroy else self.notes(),
+            facts={} if options.destroy else {
+                "ami": facts.ami, "ami_instance_type": self.spec.data["compute"]["instance_type"]},
         )
 
     # -- writing -------------------------------------------------------------------------------
@@ -112,37 +159,19 @@ class Engine:
     ) -> ApplyResult:
         """Carry out a plan; the caller holds the lock. State is saved after every operation."""
         state = self.state() or State.new(self.spec.cluster_name)
+        if plan.facts and dict(state.facts) != dict(plan.facts):
+            state = state.with_facts(plan.facts).bumped()
+            self.backend.write(state)
         executor = Executor(
             self.kinds, self.ctx, state, self.backend.write,
             parallelism=self.parallelism, on_event=on_event, recheck=recheck,
         )
         result = executor.run(plan)
-        outputs = outputs_of(self.spec, {a: r.to_live() for a, r in result.state.resources.items()})
+        outputs = outputs_of({a: r.to_live() for a, r in result.state.resources.items()})
         if outputs != dict(result.state.outputs):
             executor.save(result.state.with_outputs(outputs))
             result.state = executor.state
         return result
-
-
-def outputs_of(spec: Spec, resources: Mapping[str, Live]) -> dict[str, Any]:
-    """The values users want after apply, from what exists."""
-    def ids(kind_name: str) -> list[str]:
-        prefix = kind_name + "["
-        return [resources[a].id for a in sorted(resources) if a.startswith(prefix)]
-
-    out: dict[str, Any] = {}
-    vpc = resources.get("aws_vpc.main")
-    if vpc:
-        out["vpc_id"] = vpc.id
-    if ids("aws_subnet.public"):
-        out["public_subnet_ids"] = ids("aws_subnet.public")
-    if ids("aws_subnet.private"):
-        out["private_subnet_ids"] = ids("aws_subnet.private")
-    for name in ("lb", "node"):
-        sg = resources.get(f"aws_security_group.{name}")
-        if sg:
-            out[f"{name}_security_group_id"] = sg.id
-    return out
 
 
 def read_plan_file(path: str | Path) -> Plan:

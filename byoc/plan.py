@@ -161,6 +161,8 @@ class Plan:
     refused: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     region: str = ""
+    #: values resolved outside the spec that this plan was made with (pinned in state on apply)
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -205,6 +207,7 @@ class Plan:
                 "unmanaged": list(self.unmanaged),
                 "refused": list(self.refused),
                 "notes": list(self.notes),
+                "facts": dict(self.facts),
                 "summary": self.counts(),
             },
             "planned_values": {"root_module": {"resources": self._planned_values()}},
@@ -252,6 +255,7 @@ class Plan:
                 unmanaged=tuple(x.get("unmanaged", ())),
                 refused=tuple(x.get("refused", ())),
                 notes=tuple(x.get("notes", ())),
+                facts=dict(x.get("facts") or {}),
             )
         except PlanError:
             raise

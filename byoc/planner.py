@@ -71,6 +71,8 @@ def make_plan(
     spec_overrides: tuple[str, ...] = (),
     region: str = "",
     options: PlanOptions | None = None,
+    notes: tuple[str, ...] = (),
+    facts: Mapping[str, Any] | None = None,
 ) -> Plan:
     """Compare and decide; ``rules`` says, per kind, what forces replacement and what holds data."""
     protected_kinds = frozenset(k for k, r in rules.items() if r.holds_data)
@@ -126,11 +128,12 @@ def make_plan(
         if address not in in_state and not options.destroy:
             unmanaged.append(address)
             continue
-        old_deps = tuple(sorted(
-            set(in_state[address].depends_on if address in in_state else ())
-            | known_deps.get(address, set())
-            | _inferred_deps(found, live)
-        ))
+        if address in in_state or address in known_deps:
+            deps_of = set(in_state[address].depends_on if address in in_state else ())
+            deps_of |= known_deps.get(address, set())
+        else:  # no state and no spec knows it: infer its order from the AWS ids it refers to
+            deps_of = _inferred_deps(found, live)
+        old_deps = tuple(sorted(deps_of))
         protected = found.kind in protected_kinds
         if protected and not options.allow_data_loss:
             refused.append(
@@ -157,6 +160,8 @@ def make_plan(
         unmanaged=tuple(unmanaged),
         refused=tuple(refused),
         region=region,
+        notes=notes,
+        facts=dict(facts or {}),
     )
 
 
@@ -217,7 +222,7 @@ def _inferred_deps(found: Live, live: Mapping[str, Live]) -> set[str]:
             for x in v:
                 scan(x)
 
-    scan(found.props)
+    scan({k: v for k, v in found.props.items() if k != "tags"})
     return out
 
 

@@ -79,6 +79,7 @@ def _answers(port: int) -> bool:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
         try:
             s.bind((HOST, port))
         except OSError:
@@ -86,8 +87,15 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _any_free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
 def start(directory: Path, port: int = DEFAULT_PORT, timeout: float = 30.0) -> SandboxInfo:
-    """Start moto's server on 127.0.0.1:port in the background (or return the running one)."""
+    """Start moto's server on 127.0.0.1:port (0: any free port) in the background, or return the
+    one already running from this directory."""
     running = status(directory)
     if running:
         return running
@@ -97,8 +105,10 @@ def start(directory: Path, port: int = DEFAULT_PORT, timeout: float = 30.0) -> S
         raise ByocError(
             "the sandbox needs moto's server: pip install 'byoc[sandbox]' (make demo does this)"
         ) from None
-    if not _port_free(port):
-        raise ByocError(f"port {port} on {HOST} is in use; choose another with --port")
+    if port == 0:
+        port = _any_free_port()
+    elif not _port_free(port):
+        raise ByocError(f"port {port} on {HOST} is in use; choose another with --port (0 picks a free one)")
     directory.mkdir(parents=True, exist_ok=True)
     log = open(directory / "sandbox.log", "ab")  # noqa: SIM115
     env = {**os.environ, "MOTO_PORT": str(port)}

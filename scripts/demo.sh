@@ -6,14 +6,15 @@ cd "$(dirname "$0")/.."
 BYOC=".venv/bin/byoc"
 SPEC="specs/dev.yaml"
 DIR="state/demo"            # sandbox pid and the demo's own state, kept apart from real state
-PORT="${BYOC_SANDBOX_PORT:-4566}"
+PORT="${BYOC_SANDBOX_PORT:-0}"   # 0: any free port
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 rm -rf "$DIR"
-step "Starting the local AWS sandbox on 127.0.0.1:$PORT"
-eval "$($BYOC sandbox start --port "$PORT" --state-dir "$DIR")"
+step "Starting the local AWS sandbox on 127.0.0.1"
 trap '$BYOC sandbox stop --state-dir "$DIR" >/dev/null' EXIT
+SANDBOX_ENV=$($BYOC sandbox start --port "$PORT" --state-dir "$DIR")
+eval "$SANDBOX_ENV"
 echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
 
 SET=(--set "state.path=$DIR")
@@ -30,10 +31,10 @@ $BYOC apply "$SPEC" "${SET[@]}" --auto-approve
 step "byoc plan $SPEC --detailed-exitcode   (must show no changes: exit 0)"
 $BYOC plan "$SPEC" "${SET[@]}" --detailed-exitcode
 
-step "byoc destroy $SPEC --auto-approve"
+step "byoc destroy $SPEC --auto-approve   (keeps what holds data: the bucket and the data volume)"
 $BYOC destroy "$SPEC" "${SET[@]}" --auto-approve
 
-step "byoc plan $SPEC   (after destroy: everything would be created again)"
-$BYOC plan "$SPEC" "${SET[@]}" | tail -n 1
+step "byoc destroy $SPEC --auto-approve --include-data   (now the data too)"
+$BYOC destroy "$SPEC" "${SET[@]}" --auto-approve --include-data
 
 step "Demo complete."

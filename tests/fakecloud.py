@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from byoc.errors import CloudError
 from byoc.model import Live, Resource
+from byoc.planner import hash_props
 from byoc.resources.base import ResourceType
 
 
@@ -40,15 +41,23 @@ class FakeCloud:
         return [a for v, a in self.calls if v == verb]
 
 
+def attrs_of(rid: str) -> dict[str, Any]:
+    """The computed attributes real kinds report, in fake form."""
+    return {"arn": f"arn:{rid}", "arn_wildcard": f"arn:{rid}:*", "arn_suffix": f"suffix/{rid}",
+            "dns_name": f"{rid}.elb.example"}
+
+
 class FakeKind(ResourceType):
     service: ClassVar[str] = "fake"
 
     def __init__(self, kind: str, cloud: FakeCloud, force_new: frozenset[str] = frozenset(),
-                 holds_data: bool = False) -> None:
+                 holds_data: bool = False, like: ResourceType | None = None) -> None:
         self.kind = kind  # type: ignore[misc]
         self.cloud = cloud
-        self.force_new = force_new  # type: ignore[misc]
-        self.holds_data = holds_data  # type: ignore[misc]
+        self.force_new = like.force_new if like else force_new  # type: ignore[misc]
+        self.holds_data = like.holds_data if like else holds_data  # type: ignore[misc]
+        self.pins = like.pins if like else frozenset()  # type: ignore[misc]
+        self.hashed = like.hashed if like else frozenset()  # type: ignore[misc]
 
     def _busy(self) -> None:
         c = self.cloud
@@ -63,7 +72,7 @@ class FakeKind(ResourceType):
 
     def discover(self, ctx: Any) -> list[Live]:
         return [
-            Live(v["address"], self.kind, i, dict(v["props"]), {"arn": f"arn:{i}"})
+            Live(v["address"], self.kind, i, dict(v["props"]), attrs_of(i))
             for i, v in sorted(self.cloud.items.items())
             if v["kind"] == self.kind
         ]
@@ -72,16 +81,18 @@ class FakeKind(ResourceType):
         self.cloud.record("create", address)
         self._busy()
         rid = f"{self.kind}-{next(self.cloud.ids)}"
+        props = hash_props(props, self.hashed)
         with self.cloud.lock:
             self.cloud.items[rid] = {"address": address, "kind": self.kind, "props": dict(props)}
-        return Live(address, self.kind, rid, dict(props), {"arn": f"arn:{rid}"})
+        return Live(address, self.kind, rid, dict(props), attrs_of(rid))
 
     def update(self, ctx: Any, live: Live, props: Mapping[str, Any], changed: set[str]) -> Live:
         self.cloud.record("update", live.address)
         self._busy()
+        props = hash_props(props, self.hashed)
         with self.cloud.lock:
             self.cloud.items[live.id]["props"] = dict(props)
-        return Live(live.address, self.kind, live.id, dict(props), {"arn": f"arn:{live.id}"})
+        return Live(live.address, self.kind, live.id, dict(props), attrs_of(live.id))
 
     def delete(self, ctx: Any, live: Live) -> None:
         self.cloud.record("delete", live.address)

@@ -70,7 +70,7 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
     env = aws.env()
     p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
     assert p.returncode == 2, p.stderr
-    assert "Plan: 17 to add, 0 to change, 0 to destroy." in p.stdout
+    assert "Plan: 39 to add, 0 to change, 0 to destroy." in p.stdout
     assert '+ resource "aws_vpc" "main" {' in p.stdout
 
     p = byoc(["apply", "specs/dev.yaml"], env, work)
@@ -80,7 +80,7 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
     p = byoc(["apply", "specs/dev.yaml", "--auto-approve"], env, work)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "aws_vpc.main: Creation complete after" in p.stdout
-    assert "Apply complete! Resources: 17 added, 0 changed, 0 destroyed." in p.stdout
+    assert "Apply complete! Resources: 39 added, 0 changed, 0 destroyed." in p.stdout
     assert (work / "state/dev-proton.json").exists()
 
     p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
@@ -92,9 +92,19 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
 
     p = byoc(["destroy", "specs/dev.yaml", "--auto-approve"], env, work)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "Destroy complete! Resources: 0 added, 0 changed, 17 destroyed." in p.stdout
+    assert "Destroy complete! Resources: 0 added, 0 changed, 37 destroyed." in p.stdout
+    assert "aws_s3_bucket.data (dev-proton-data-byoc-example) holds data and was kept" in p.stdout
     ec2 = aws.client("ec2")
-    assert ec2.describe_vpcs(Filters=[{"Name": "tag:byoc:cluster", "Values": ["dev-proton"]}])["Vpcs"] == []
+    owned = [{"Name": "tag:byoc:cluster", "Values": ["dev-proton"]}]
+    assert ec2.describe_vpcs(Filters=owned)["Vpcs"] == []
+    available = [*owned, {"Name": "status", "Values": ["available"]}]
+    assert len(ec2.describe_volumes(Filters=available)["Volumes"]) == 1
+
+    p = byoc(["destroy", "specs/dev.yaml", "--auto-approve", "--include-data"], env, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Destroy complete! Resources: 0 added, 0 changed, 2 destroyed." in p.stdout
+    assert aws.client("s3").list_buckets()["Buckets"] == []
+    assert ec2.describe_volumes(Filters=available)["Volumes"] == []
 
 
 def test_saved_plan_is_applied_once_and_then_refused_as_stale(aws: MotoServer, work: Path) -> None:

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make(tmp_path: Path, cloud: FakeCloud, *overrides: str) -> Engine:
     spec = load_spec(str(ROOT / "specs/dev.yaml"), overrides)
-    kinds = {k: FakeKind(k, cloud, v.force_new, v.holds_data) for k, v in registry().items()}
-    return Engine(spec, kinds=kinds, ctx=object(), backend=LocalBackend(tmp_path, spec.cluster_name))
+    kinds = {k: FakeKind(k, cloud, like=v) for k, v in registry().items()}
+    return Engine(spec, kinds=kinds, ctx=object(), backend=LocalBackend(tmp_path, spec.cluster_name),
+                  ami_resolver=lambda itype: "ami-0123456789abcdef0")
 
 
 def test_a_plan_made_before_another_apply_is_refused_as_stale(tmp_path: Path) -> None:
@@ -63,5 +64,9 @@ def test_outputs_follow_what_exists(tmp_path: Path) -> None:
     out = eng.state().outputs  # type: ignore[union-attr]
     assert out["vpc_id"].startswith("aws_vpc-")
     assert len(out["public_subnet_ids"]) == 2 and len(out["private_subnet_ids"]) == 2
-    assert set(out) == {"vpc_id", "public_subnet_ids", "private_subnet_ids",
-                        "lb_security_group_id", "node_security_group_id"}
+    assert set(out) == {"vpc_id", "public_subnet_ids", "private_subnet_ids", "lb_security_group_id",
+                        "node_security_group_id", "load_balancer_dns_name", "endpoints", "instance_ids",
+                        "bucket", "log_group", "admin_password_secret_arn"}
+    dns = out["load_balancer_dns_name"]
+    assert out["endpoints"] == {"http_batch": f"http://{dns}:8123", "http_streaming": f"http://{dns}:3218"}
+    assert out["bucket"] == "dev-proton-data-byoc-example" and out["log_group"] == "/aws/proton/dev-proton"

@@ -10,6 +10,7 @@ import pytest
 
 from byoc.engine import Engine
 from byoc.planner import PlanOptions
+from byoc.resources import registry
 from byoc.resources.base import AwsContext
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
@@ -43,13 +44,29 @@ class CallLog:
         return len(self.calls) - 1 - self.calls[::-1].index(op)
 
 
+NETWORK = {"aws_vpc", "aws_subnet", "aws_internet_gateway", "aws_eip", "aws_nat_gateway", "aws_route_table",
+           "aws_route_table_association", "aws_security_group"}
+
+
+@pytest.fixture(autouse=True)
+def network_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests exercise the network layer alone: the blueprint is cut down to its kinds."""
+    from byoc import blueprint, engine
+
+    full = blueprint.build
+    monkeypatch.setattr(engine.blueprint, "build",
+                        lambda spec, facts=None: [r for r in full(spec, facts) if r.kind in NETWORK])
+
+
 @pytest.fixture
 def engine(moto: None, tmp_path: Path) -> Iterator[tuple[Engine, CallLog]]:
     log = CallLog()
     spec = load_spec(str(ROOT / "specs/prod.yaml"))
     ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01,
                      event_hooks=[("before-call.ec2", log.hook)])
-    yield Engine(spec, ctx=ctx, backend=LocalBackend(tmp_path, spec.cluster_name)), log
+    kinds = {k: v for k, v in registry().items() if k in NETWORK}
+    yield Engine(spec, ctx=ctx, backend=LocalBackend(tmp_path, spec.cluster_name), kinds=kinds,
+                 ami_resolver=lambda t: "ami-0123456789abcdef0"), log
 
 
 def owned(ctx: AwsContext) -> dict[str, list[str]]:
@@ -120,7 +137,7 @@ def test_changing_the_vpc_cidr_plans_a_replacement_of_the_network(engine: tuple[
     eng, _ = engine
     assert eng.apply(eng.plan()).ok
     spec = load_spec(str(ROOT / "specs/prod.yaml"), ["network.vpc_cidr=10.1.0.0/16"])
-    eng2 = Engine(spec, ctx=eng.ctx, backend=eng.backend)
+    eng2 = Engine(spec, ctx=eng.ctx, backend=eng.backend, kinds=eng.kinds, ami_resolver=lambda t: "ami-0")
     plan = eng2.plan()
     assert plan.change("aws_vpc.main").action == "replace"
     assert plan.change('aws_subnet.private["us-west-2a"]').action == "replace"
@@ -144,7 +161,7 @@ def test_replacing_the_whole_network_applies_in_a_safe_order(engine: tuple[Engin
     assert eng.apply(eng.plan()).ok
     old_vpc = eng.state().resources["aws_vpc.main"].id  # type: ignore[union-attr]
     spec = load_spec(str(ROOT / "specs/prod.yaml"), ["network.vpc_cidr=10.1.0.0/16"])
-    eng2 = Engine(spec, ctx=eng.ctx, backend=eng.backend)
+    eng2 = Engine(spec, ctx=eng.ctx, backend=eng.backend, kinds=eng.kinds, ami_resolver=lambda t: "ami-0")
     log.calls.clear()
     log.params.clear()
     result = eng2.apply(eng2.plan())

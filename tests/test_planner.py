@@ -105,9 +105,16 @@ def test_destroy_deletes_everything_owned_with_inferred_order() -> None:
     live = live_of()
     p = plan(desired(), None, live, options=PlanOptions(destroy=True))
     assert set(actions(p).values()) == {DELETE}
-    # no state: ordering comes from the blueprint and from ids found in props
+    # no state: ordering comes from the blueprint
     assert p.change('fake_sub.private["a"]').old_depends_on == ("fake_net.main",)
     assert p.change("fake_vm.node").old_depends_on == ('fake_sub.private["a"]',)
+    # neither state nor spec knows them: ordering is inferred from the AWS ids in their props
+    # (never from tags, which name the cluster and would tie everything together)
+    tagged = {a: Live(x.address, x.kind, x.id, {**x.props, "tags": {"c": "n-1"}}) for a, x in live.items()}
+    p = plan([], None, tagged, options=PlanOptions(destroy=True))
+    assert p.change('fake_sub.private["a"]').old_depends_on == ("fake_net.main",)
+    assert p.change("fake_vm.node").old_depends_on == ('fake_sub.private["a"]',)
+    assert p.change("fake_net.main").old_depends_on == ()
 
 
 def test_protected_resources_are_never_deleted_or_replaced_without_the_flag() -> None:

@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from byoc.blueprint.base import PLACEHOLDER_AMI, Builder, Facts
+from byoc.blueprint.iam import build_iam
+from byoc.blueprint.lb import build_lb
+from byoc.blueprint.monitoring import build_alarms, build_log_group
 from byoc.blueprint.network import build_network
+from byoc.blueprint.nodes import build_nodes
+from byoc.blueprint.storage import build_storage
 from byoc.graph import graph_of
 from byoc.model import Resource
 from byoc.spec import Spec
@@ -23,7 +28,13 @@ __all__ = ["PLACEHOLDER_AMI", "Facts", "build", "desired_graph"]
 def build(spec: Spec, facts: Facts | None = None) -> list[Resource]:
     """Every desired resource of the cluster, in a stable order."""
     b = Builder(spec, facts or Facts())
-    build_network(b)
+    net = build_network(b)
+    storage = build_storage(b)
+    log_group = build_log_group(b)
+    identity = build_iam(b, storage, log_group)
+    nodes = build_nodes(b, net, storage, identity)
+    balancer = build_lb(b, net, nodes)
+    build_alarms(b, nodes, balancer)
     return b.nodes
 
 

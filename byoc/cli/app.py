@@ -37,6 +37,9 @@ ParOpt = Annotated[int, typer.Option("--parallelism", min=1, max=64,
                                      help="How many AWS operations run at once.")]
 NoColor = Annotated[bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")]
 AutoApprove = Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation question.")]
+UpdateAmi = Annotated[bool, typer.Option(
+    "--update-ami", help="Use today's Amazon Linux 2023 AMI instead of the pinned one "
+    "(replaces running nodes; their data volumes are kept).")]
 
 
 def _version(value: bool) -> None:
@@ -112,6 +115,9 @@ def plan(
         "--detailed-exitcode", help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
     ] = False,
     destroy: Annotated[bool, typer.Option("--destroy", help="Plan the destruction of the cluster.")] = False,
+    include_data: Annotated[bool, typer.Option(
+        "--include-data", help="With --destroy: also the S3 bucket and the data volumes.")] = False,
+    update_ami: UpdateAmi = False,
     parallelism: ParOpt = 10,
     no_color: NoColor = False,
 ) -> None:
@@ -124,7 +130,8 @@ def plan(
 
     s = _load(spec, set_)
     _show_warnings(s, no_color)
-    p = _engine(s, parallelism).plan(PlanOptions(destroy=destroy))
+    p = _engine(s, parallelism).plan(PlanOptions(destroy=destroy, allow_data_loss=destroy and include_data),
+                                     update_ami=update_ami)
     if out is not None:
         _write_plan(out, render_plan_json(p))
     if as_json:
@@ -173,6 +180,7 @@ def apply(
                                            show_default=False, metavar="SPEC|PLANFILE")],
     set_: SetOpt = None,
     auto_approve: AutoApprove = False,
+    update_ami: UpdateAmi = False,
     parallelism: ParOpt = 10,
     no_color: NoColor = False,
 ) -> None:
@@ -201,7 +209,7 @@ def apply(
     _show_warnings(s, no_color)
     engine = _engine(s, parallelism)
     with engine.backend.lock("apply"):
-        p = engine.plan()
+        p = engine.plan(update_ami=update_ami)
         con = console(no_color=no_color)
         print_plan_text(con, render_plan(p))
         if not p.has_changes:
@@ -216,12 +224,18 @@ def destroy(
     spec: SpecArg,
     set_: SetOpt = None,
     auto_approve: AutoApprove = False,
+    include_data: Annotated[bool, typer.Option(
+        "--include-data",
+        help="Also delete what holds data: the S3 bucket (every object version first), the data "
+        "volumes and a KMS key byoc created. Without it they are kept.")] = False,
     parallelism: ParOpt = 10,
     no_color: NoColor = False,
 ) -> None:
     """Delete everything byoc made for this cluster, in reverse dependency order.
 
-    Example: byoc destroy specs/dev.yaml --auto-approve
+    The S3 bucket and the nodes' data volumes are kept unless --include-data is given.
+
+    Examples: byoc destroy specs/dev.yaml --auto-approve · byoc destroy specs/dev.yaml --include-data
     """
     from byoc.planner import PlanOptions
     from byoc.render import render_plan
@@ -229,12 +243,13 @@ def destroy(
     s = _load(spec, set_)
     engine = _engine(s, parallelism)
     with engine.backend.lock("destroy"):
-        p = engine.plan(PlanOptions(destroy=True))
+        p = engine.plan(PlanOptions(destroy=True, allow_data_loss=include_data))
         con = console(no_color=no_color)
         print_plan_text(con, render_plan(p))
         if not p.has_changes:
             return
-        _confirm(f"Do you really want to destroy all resources of cluster {s.cluster_name}?\n"
+        what = "all resources, INCLUDING ITS DATA," if include_data else "all resources"
+        _confirm(f"Do you really want to destroy {what} of cluster {s.cluster_name}?\n"
                  "  There is no undo.", auto_approve, "destroy")
         _run(engine, p, no_color)
 
@@ -371,7 +386,8 @@ def force_unlock(spec: SpecArg, set_: SetOpt = None) -> None:
 
 @sandbox_app.command("start")
 def sandbox_start(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 4566,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).",
+                                      min=0, max=65535)] = 4566,
     state_dir: Annotated[Path, typer.Option(help="Where the sandbox records its pid.")] = Path("state"),
 ) -> None:
     """Start the sandbox in the background and print the environment that points byoc at it."""

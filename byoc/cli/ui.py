@@ -16,7 +16,7 @@ _STYLE = {"+": "green", "~": "yellow", "-/+": "magenta", "-": "red", "!": "red",
 def console(stderr: bool = False, no_color: bool = False) -> Console:
     color = not no_color and "NO_COLOR" not in os.environ
     return Console(
-        stderr=stderr, highlight=False, soft_wrap=True, markup=False,
+        stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False,
         no_color=not color, color_system="auto" if color else None,
     )
 

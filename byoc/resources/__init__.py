@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
+
 from byoc.resources.base import ResourceType
+
+#: every kind's module, by Terraform's name without the ``aws_`` prefix
+MODULES = (
+    # network
+    "vpc", "subnet", "internet_gateway", "eip", "nat_gateway", "route_table",
+    "route_table_association", "security_group",
+    # identity, keys, data, secrets
+    "iam_role", "iam_instance_profile", "kms_key", "s3_bucket", "secretsmanager_secret",
+    # nodes
+    "ebs_volume", "instance", "volume_attachment",
+    # load balancer
+    "lb", "lb_target_group", "lb_listener", "lb_target_group_attachment",
+    # monitoring
+    "cloudwatch_log_group", "sns_topic", "sns_topic_subscription", "cloudwatch_metric_alarm",
+    "cloudwatch_dashboard",
+)
 
 REGISTRY: dict[str, ResourceType] = {}
 
@@ -11,25 +29,9 @@ def register(kind: ResourceType) -> None:
     REGISTRY[kind.kind] = kind
 
 
-def _load() -> None:
-    from byoc.resources import (
-        eip,
-        internet_gateway,
-        nat_gateway,
-        route_table,
-        route_table_association,
-        security_group,
-        subnet,
-        vpc,
-    )
-
-    for module in (vpc, subnet, internet_gateway, eip, nat_gateway, route_table,
-                   route_table_association, security_group):
-        register(module.KIND)
-
-
 def registry() -> dict[str, ResourceType]:
     """All registered kinds by name (loaded on first use, so `byoc --help` stays fast)."""
     if not REGISTRY:
-        _load()
+        for name in MODULES:
+            register(importlib.import_module(f"byoc.resources.{name}").KIND)
     return REGISTRY

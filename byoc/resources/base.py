@@ -136,6 +136,17 @@ def to_cloud_error(exc: BaseException, address: str | None = None, aws_id: str |
     return CloudError(f"{name}: {exc}", address=address, aws_id=aws_id, code=name)
 
 
+def quiet_sdk_logs() -> None:
+    """Keep botocore's DEBUG records from ever being created: they carry request and response
+    bodies, i.e. the admin password on CreateSecret. byoc logs its own calls (without bodies)."""
+    import logging
+
+    for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
 class AwsContext:
     """What the kinds share during one run: cluster identity, clients, and the retry policy.
 
@@ -167,6 +178,7 @@ class AwsContext:
         self._lock = threading.Lock()
         self._session: Any = None
         self._memo: dict[tuple[str, str], Any] = {}
+        self._memo_locks: dict[tuple[str, str], threading.Lock] = {}
         self._passes = 0
         #: salts idempotency tokens: retries within a run reuse a token, a later run never
         #: receives a resource an earlier run created and deleted under the same token
@@ -187,6 +199,7 @@ class AwsContext:
         from botocore.config import Config
 
         if self._session is None:
+            quiet_sdk_logs()
             self._session = boto3.session.Session(region_name=self.region)
         config = Config(
             retries={"mode": "adaptive", "max_attempts": 10},
@@ -205,7 +218,8 @@ class AwsContext:
     def discovery_pass(self) -> Iterator[None]:
         """While open, ``memo`` shares describe results between kinds; closed, it reads afresh."""
         with self._lock:
-            self._memo.clear()
+            if not self._passes:
+                self._memo.clear()
             self._passes += 1
         try:
             yield
@@ -214,23 +228,24 @@ class AwsContext:
                 self._passes -= 1
                 if not self._passes:
                     self._memo.clear()
+                    self._memo_locks.clear()
 
     def memo(self, service: str, key: str, fetch: Callable[[], T]) -> T:
-        """``fetch()`` once per (service, key) within a discovery pass; outside one, every time."""
+        """``fetch()`` once per (service, key) within a discovery pass — also when several kinds
+        ask at the same moment from their threads; outside a pass, every time."""
         k = (service, key)
         with self._lock:
-            if not self._passes:
-                active = False
-            elif k in self._memo:
-                return self._memo[k]  # type: ignore[no-any-return]
-            else:
-                active = True
-        value = fetch()
-        if not active:
+            key_lock = None if not self._passes else self._memo_locks.setdefault(k, threading.Lock())
+        if key_lock is None:
+            return fetch()
+        with key_lock:
+            with self._lock:
+                if k in self._memo:
+                    return self._memo[k]  # type: ignore[no-any-return]
+            value = fetch()
+            with self._lock:
+                self._memo[k] = value
             return value
-        with self._lock:
-            self._memo.setdefault(k, value)
-            return self._memo[k]  # type: ignore[no-any-return]
 
     # -- retries and waits ---------------------------------------------------------------
     def retry(

@@ -4,7 +4,10 @@ Format (version 1)::
 
     {"version": 1, "lineage": "<uuid>", "serial": 7, "cluster": "prod",
      "resources": [{"address", "kind", "id", "props", "attrs", "depends_on"}...],
-     "outputs": {...}}
+     "outputs": {...}, "facts": {"ami": "ami-…", …}}
+
+``facts`` pins values resolved outside the spec (the AMI id), so a new AMI release never
+replaces running nodes unless the user asks.
 
 ``serial`` grows with every write; ``lineage`` is fixed when the state is first created, so a
 plan made against one state can never be applied to another.
@@ -69,6 +72,7 @@ class State:
     resources: Mapping[str, ResourceState] = field(default_factory=dict)
     outputs: Mapping[str, Any] = field(default_factory=dict)
     version: int = STATE_VERSION
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def new(cls, cluster: str) -> State:
@@ -83,6 +87,9 @@ class State:
     def with_outputs(self, outputs: Mapping[str, Any]) -> State:
         return replace(self, outputs=dict(outputs))
 
+    def with_facts(self, facts: Mapping[str, Any]) -> State:
+        return replace(self, facts=dict(facts))
+
     def bumped(self) -> State:
         return replace(self, serial=self.serial + 1)
 
@@ -94,6 +101,7 @@ class State:
             "cluster": self.cluster,
             "resources": [self.resources[a].to_dict() for a in sorted(self.resources)],
             "outputs": to_jsonable(dict(self.outputs)),
+            "facts": dict(self.facts),
         }
 
     @classmethod
@@ -117,6 +125,7 @@ class State:
                 serial=int(d["serial"]),
                 resources={r.address: r for r in resources},
                 outputs=from_jsonable(d.get("outputs") or {}),
+                facts=dict(d.get("facts") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(

@@ -1,0 +1,88 @@
+"""Identities: the nodes' role and instance profile (least privilege, no wildcard actions) and
+the optional cross-account management role for the provider (trust requires sts:ExternalId)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from byoc.blueprint.base import Builder
+from byoc.blueprint.policy import document, statement
+from byoc.blueprint.storage import Storage
+from byoc.model import Ref
+
+
+@dataclass(frozen=True)
+class Identity:
+    role: str
+    profile: str
+
+
+def metrics_namespace(cluster: str) -> str:
+    return f"ProtonCluster/{cluster}"
+
+
+def build_iam(b: Builder, storage: Storage, log_group: str) -> Identity:
+    path = f"/byoc/{b.cluster}/"
+    node_statements = [
+        statement("Allow", ["s3:GetBucketLocation", "s3:ListBucket"], [storage.bucket_arn],
+                  sid="BucketList"),
+        statement("Allow", ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                  [f"{storage.bucket_arn}/*"], sid="BucketObjects"),
+        statement("Allow", ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                  [Ref(log_group, "arn_wildcard")], sid="Logs"),
+        statement("Allow", ["cloudwatch:PutMetricData"], ["*"], sid="Metrics",
+                  condition={"StringEquals": {"cloudwatch:namespace": [metrics_namespace(b.cluster)]}}),
+        statement("Allow", ["secretsmanager:GetSecretValue"], [Ref(storage.secret, "arn")],
+                  sid="AdminPassword"),
+    ]
+    if storage.kms_key is not None:
+        node_statements.append(statement("Allow", ["kms:Decrypt", "kms:GenerateDataKey"], [storage.kms_key],
+                                         sid="Kms"))
+    role = b.add("aws_iam_role", "node", None, {
+        "name": f"{b.cluster}-node",
+        "path": path,
+        "description": f"byoc {b.cluster}: Proton nodes",
+        "assume_role_policy": document(statement(
+            "Allow", ["sts:AssumeRole"], principal={"Service": ["ec2.amazonaws.com"]})),
+        "inline_policies": {"proton-node": document(*node_statements)},
+        "max_session_duration": 3600,
+    })
+    profile = b.add("aws_iam_instance_profile", "node", None, {
+        "name": f"{b.cluster}-node", "path": path, "role": Ref(role, "name"),
+    })
+
+    xacct = b.spec.data["security"].get("cross_account_role")
+    if xacct:
+        _management_role(b, path, xacct, storage, log_group)
+    return Identity(role, profile)
+
+
+def _management_role(b: Builder, path: str, xacct: dict[str, Any], storage: Storage, log_group: str) -> None:
+    account = xacct["provider_account_id"]
+    read = [
+        "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData", "cloudwatch:ListMetrics",
+        "ec2:DescribeInstanceStatus", "ec2:DescribeInstances", "ec2:DescribeSnapshots",
+        "ec2:DescribeVolumes", "elasticloadbalancing:DescribeLoadBalancers",
+        "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
+    ]
+    b.add("aws_iam_role", "management", None, {
+        "name": f"{b.cluster}-management",
+        "path": path,
+        "description": f"byoc {b.cluster}: read-only operations access for the provider",
+        "assume_role_policy": document(statement(
+            "Allow", ["sts:AssumeRole"],
+            principal={"AWS": [f"arn:{b.partition}:iam::{account}:root"]},
+            condition={"StringEquals": {"sts:ExternalId": [xacct["external_id"]]}},
+        )),
+        "inline_policies": {"proton-operations": document(
+            # these Describe/List actions support no resource-level scoping in IAM
+            statement("Allow", read, ["*"], sid="Observe"),
+            statement("Allow", ["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"],
+                      [Ref(log_group, "arn_wildcard")], sid="ReadLogs"),
+            statement("Allow", ["s3:ListBucket"], [storage.bucket_arn], sid="ListBackups",
+                      condition={"StringLike": {"s3:prefix": ["backups/*"]}}),
+            statement("Allow", ["s3:GetObject"], [f"{storage.bucket_arn}/backups/*"], sid="ReadBackups"),
+        )},
+        "max_session_duration": 3600,
+    })

@@ -1,0 +1,156 @@
+"""What the node kinds (instance, data volume, attachment) share: one DescribeVolumes per
+discovery pass, the tags byoc keeps for itself, and how encryption settings are read back.
+
+Root volumes carry ``byoc:cluster`` and ``byoc:root-of`` but no ``byoc:address``, so the data
+volume kind never takes them for its own; all three kinds read them from the same describe.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from byoc.errors import CloudError
+from byoc.resources._ec2 import ec2_arn, user_tags
+from byoc.resources.base import CLUSTER_TAG, AwsContext, is_not_found, owned_filter
+
+#: the root volume of the instance at this address (instead of ``byoc:address``)
+ROOT_OF_TAG = "byoc:root-of"
+#: sha256 hex of the instance's user data, recorded at launch (user data is never read back)
+USER_DATA_TAG = "byoc:user-data-sha256"
+#: "spot" or "on-demand", recorded at launch (moto gives spot instances no request id)
+MARKET_TAG = "byoc:market"
+#: the encryption asked for at create: "none", "default" (AWS managed key) or the key as given
+ENCRYPTION_TAG = "byoc:encryption"
+#: on a data volume: "false" when its attachment must not stop the instance before detaching
+STOP_TAG = "byoc:stop-before-detach"
+#: tags byoc adds for itself: never part of a reported ``tags`` prop
+HIDDEN_TAGS = frozenset({ROOT_OF_TAG, USER_DATA_TAG, MARKET_TAG, ENCRYPTION_TAG, STOP_TAG})
+
+#: volume states that mean "gone or going"
+GONE_STATES = frozenset({"deleting", "deleted"})
+#: attachment states that mean the volume is (becoming) attached
+ATTACHED_STATES = frozenset({"attaching", "attached"})
+
+_ACCOUNTS: weakref.WeakKeyDictionary[AwsContext, str] = weakref.WeakKeyDictionary()
+
+
+def cluster_volumes(ctx: AwsContext) -> list[dict[str, Any]]:
+    """Every live volume tagged for this cluster (data and root volumes): one paginated,
+    tag-filtered DescribeVolumes, shared by the three node kinds within a discovery pass."""
+    return ctx.memo("ec2", "describe_volumes_cluster", lambda: _fetch_volumes(ctx, owned_filter(ctx)))
+
+
+def _fetch_volumes(ctx: AwsContext, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    pages = ctx.client("ec2").get_paginator("describe_volumes").paginate(Filters=filters)
+    return [
+        v
+        for page in pages
+        for v in page["Volumes"]
+        if v.get("State") not in GONE_STATES and user_tags(v).get(CLUSTER_TAG) == ctx.cluster
+    ]
+
+
+def volumes_by_id(ctx: AwsContext, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Volumes by id in one call (a ``volume-id`` filter: unknown ids are skipped, not errors)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    pages = ctx.client("ec2").get_paginator("describe_volumes").paginate(
+        Filters=[{"Name": "volume-id", "Values": wanted}]
+    )
+    return {v["VolumeId"]: v for page in pages for v in page["Volumes"] if v.get("State") not in GONE_STATES}
+
+
+def describe_volume(ctx: AwsContext, volume_id: str, *, deleting: bool = False) -> dict[str, Any] | None:
+    """The volume as AWS describes it now; None when it does not exist (any more, or yet) or,
+    unless ``deleting``, is being deleted."""
+    try:
+        vols = ctx.client("ec2").describe_volumes(VolumeIds=[volume_id])["Volumes"]
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    vol: dict[str, Any] | None = vols[0] if vols else None
+    if vol is None or vol.get("State") == "deleted" or (vol.get("State") in GONE_STATES and not deleting):
+        return None
+    return vol
+
+
+def attachment_to(
+    volume: Mapping[str, Any] | None, instance_id: str | None = None, states: Iterable[str] = ATTACHED_STATES
+) -> dict[str, Any] | None:
+    """The volume's attachment (to ``instance_id`` if given) in one of ``states``."""
+    wanted = frozenset(states)
+    for att in (volume or {}).get("Attachments") or ():
+        if att.get("State") in wanted and (instance_id is None or att.get("InstanceId") == instance_id):
+            return dict(att)
+    return None
+
+
+def visible_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The ``tags`` prop: the resource's tags without the ones byoc keeps for itself."""
+    return {k: v for k, v in tags.items() if k not in HIDDEN_TAGS}
+
+
+def encryption_tag(encrypted: bool, kms_key_id: str | None) -> str:
+    """What to record in ``byoc:encryption`` for a create with these settings."""
+    if not encrypted:
+        return "none"
+    return kms_key_id or "default"
+
+
+def encryption_props(volume: Mapping[str, Any]) -> tuple[bool, str | None]:
+    """``(encrypted, kms_key_id)`` in the blueprint's terms.
+
+    AWS reports the key's ARN even when the volume was made with the AWS managed key (the
+    blueprint's None) or with an alias ARN, and encrypts a volume asked to be unencrypted when
+    the account encrypts EBS by default. A volume's encryption can never change, so what was
+    asked at create (the ``byoc:encryption`` tag) is reported; volumes without the tag report
+    what AWS says.
+    """
+    encrypted = bool(volume.get("Encrypted"))
+    key = volume.get("KmsKeyId") or None
+    asked = user_tags(volume).get(ENCRYPTION_TAG)
+    if asked is None:
+        return encrypted, key
+    if asked == "none":
+        return False, None
+    if not encrypted:  # the tag lies (edited by hand): AWS wins
+        return False, None
+    return True, None if asked == "default" else asked
+
+
+def account_id(ctx: AwsContext) -> str:
+    """The caller's AWS account (one GetCallerIdentity per context): volume ARNs need it."""
+    account = _ACCOUNTS.get(ctx)
+    if account is None:
+        account = str(ctx.client("sts").get_caller_identity()["Account"])
+        _ACCOUNTS[ctx] = account
+    return account
+
+
+def volume_arn(ctx: AwsContext, volume_id: str) -> str:
+    return ec2_arn(ctx, account_id(ctx), f"volume/{volume_id}")
+
+
+def poll_volume(
+    ctx: AwsContext,
+    volume_id: str,
+    done: Callable[[dict[str, Any] | None], bool],
+    *,
+    what: str,
+    address: str,
+    aws_id: str | None = None,
+    timeout: float = 900.0,
+    deleting: bool = False,
+) -> dict[str, Any] | None:
+    """Poll DescribeVolumes for ``volume_id`` until ``done``; a timeout names the address."""
+    try:
+        return ctx.poll(
+            lambda: describe_volume(ctx, volume_id, deleting=deleting), done, timeout=timeout, what=what
+        )
+    except CloudError as exc:
+        exc.address, exc.aws_id = address, aws_id or volume_id
+        raise

@@ -1,0 +1,189 @@
+"""``aws_iam_role``: an IAM role under ``/byoc/<cluster>/`` with its trust policy and inline policies.
+
+Discovery lists roles by path (IAM is outside the tagging API) and reads each role's tags and
+inline policies; policy documents are compared in ``_iam.normalise_policy``'s normal form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from byoc.errors import CloudError
+from byoc.model import Live
+from byoc.resources._iam import (
+    changed_props,
+    check_adoptable,
+    delete_and_wait,
+    iam_tags,
+    ignore_gone,
+    normalise_policy,
+    pages,
+    policy_text,
+    sync_tags,
+    tags_of,
+)
+from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned
+
+
+class IamRole(ResourceType):
+    kind = "aws_iam_role"
+    service = "iam"
+    force_new = frozenset({"name", "path"})
+
+    # -- reading -----------------------------------------------------------------------------
+    def discover(self, ctx: AwsContext) -> list[Live]:
+        iam = ctx.client("iam")
+        prefix = f"/byoc/{ctx.cluster}/"
+        out = []
+        for role in pages(iam, "list_roles", "Roles", PathPrefix=prefix):
+            if not role["Path"].startswith(prefix):
+                continue
+            live = self._read_rest(ctx, role)
+            if live is not None:
+                out.append(live)
+        return out
+
+    def _read_rest(self, ctx: AwsContext, role: Mapping[str, Any], address: str | None = None) -> Live | None:
+        """Tags and inline policies of a listed role; None if not ours or gone meanwhile."""
+        iam = ctx.client("iam")
+        name = role["RoleName"]
+        try:
+            tags = tags_of(pages(iam, "list_role_tags", "Tags", RoleName=name))
+            if address is None and not is_owned(ctx, tags):
+                return None
+            policies = {
+                p: iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
+                for p in pages(iam, "list_role_policies", "PolicyNames", RoleName=name)
+            }
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None
+            raise
+        props = {
+            "name": name,
+            "path": role["Path"],
+            "description": role.get("Description") or "",
+            "assume_role_policy": role["AssumeRolePolicyDocument"],
+            "inline_policies": policies,
+            "max_session_duration": role.get("MaxSessionDuration") or 3600,
+            "tags": tags,
+        }
+        return self._live(address or tags[ADDRESS_TAG], role, props)
+
+    def _live(self, address: str, role: Mapping[str, Any], props: Mapping[str, Any]) -> Live:
+        attrs = {"arn": role["Arn"], "unique_id": role["RoleId"], "name": role["RoleName"]}
+        return Live(address, self.kind, role["RoleName"], _props(props), attrs)
+
+    # -- writing -----------------------------------------------------------------------------
+    def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
+        iam = ctx.client("iam")
+        p = _props(props)
+        params: dict[str, Any] = {
+            "RoleName": p["name"],
+            "Path": p["path"],
+            "AssumeRolePolicyDocument": policy_text(p["assume_role_policy"]),
+            "MaxSessionDuration": p["max_session_duration"],
+            "Tags": iam_tags(p["tags"]),
+        }
+        if p["description"]:
+            params["Description"] = p["description"]
+        try:
+            role = iam.create_role(**params)["Role"]
+        except ClientError as exc:
+            if error_code(exc) != "EntityAlreadyExists":
+                raise
+            return self._adopt(ctx, address, p)
+        ctx.wait(iam, "role_exists", RoleName=p["name"])
+        for name, doc in p["inline_policies"].items():
+            iam.put_role_policy(RoleName=p["name"], PolicyName=name, PolicyDocument=policy_text(doc))
+        return self._live(address, role, p)
+
+    def _adopt(self, ctx: AwsContext, address: str, p: Mapping[str, Any]) -> Live:
+        """The name is taken: a role of ours under ``address`` (a crashed run) is brought in line
+        with ``p``; anything else is reported."""
+        role = ctx.client("iam").get_role(RoleName=p["name"])["Role"]
+        tags = tags_of(role.get("Tags"))
+        check_adoptable(ctx, "IAM role", p["name"], tags, address)
+        if role["Path"] != p["path"]:
+            raise CloudError(
+                f"IAM role {p['name']!r} already exists under path {role['Path']!r}, not {p['path']!r}",
+                address=address, aws_id=p["name"], code="EntityAlreadyExists",
+            )
+        current = self._read_rest(ctx, role, address)
+        if current is None:
+            raise CloudError(f"IAM role {p['name']!r} vanished while being adopted",
+                             address=address, aws_id=p["name"], code="NoSuchEntity")
+        changed = changed_props(current.props, p)
+        return self.update(ctx, current, p, changed) if changed else current
+
+    def update(self, ctx: AwsContext, live: Live, props: Mapping[str, Any], changed: set[str]) -> Live:
+        iam = ctx.client("iam")
+        p = _props(props)
+        name = live.id
+        if "assume_role_policy" in changed:
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=policy_text(p["assume_role_policy"]))
+        if changed & {"description", "max_session_duration"}:
+            # both always: UpdateRole without one of them may reset it
+            iam.update_role(
+                RoleName=name, Description=p["description"], MaxSessionDuration=p["max_session_duration"]
+            )
+        if "inline_policies" in changed:
+            old, new = live.props["inline_policies"], p["inline_policies"]
+            for policy, doc in new.items():
+                if old.get(policy) != doc:
+                    iam.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=policy_text(doc))
+            for policy in sorted(set(old) - set(new)):
+                ignore_gone(partial(iam.delete_role_policy, RoleName=name, PolicyName=policy))
+        if "tags" in changed:
+            sync_tags(
+                live.props["tags"],
+                p["tags"],
+                lambda tags: iam.tag_role(RoleName=name, Tags=iam_tags(tags)),
+                lambda keys: iam.untag_role(RoleName=name, TagKeys=keys),
+            )
+        return Live(live.address, self.kind, live.id, p, dict(live.attrs))
+
+    def delete(self, ctx: AwsContext, live: Live) -> None:
+        iam = ctx.client("iam")
+        name = live.id
+        try:
+            for policy in pages(iam, "list_role_policies", "PolicyNames", RoleName=name):
+                ignore_gone(partial(iam.delete_role_policy, RoleName=name, PolicyName=policy))
+            for attached in pages(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name):
+                arn = attached["PolicyArn"]
+                ignore_gone(partial(iam.detach_role_policy, RoleName=name, PolicyArn=arn))
+            for profile in pages(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name):
+                pname = profile["InstanceProfileName"]
+                ignore_gone(
+                    partial(iam.remove_role_from_instance_profile, InstanceProfileName=pname, RoleName=name)
+                )
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+            return
+        # DeleteConflict for a few seconds after the role left its profiles / lost its policies
+        delete_and_wait(ctx, live, lambda: iam.delete_role(RoleName=name),
+                        lambda: iam.get_role(RoleName=name)["Role"])
+
+
+def _props(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The blueprint's shape, exactly (policy documents in normal form)."""
+    return {
+        "name": props["name"],
+        "path": props["path"],
+        "description": props.get("description") or "",
+        "assume_role_policy": normalise_policy(props["assume_role_policy"]),
+        "inline_policies": {
+            name: normalise_policy(doc)
+            for name, doc in sorted(dict(props.get("inline_policies") or {}).items())
+        },
+        "max_session_duration": int(props.get("max_session_duration") or 3600),
+        "tags": dict(props["tags"]),
+    }
+
+
+KIND = IamRole()

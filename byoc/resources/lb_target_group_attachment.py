@@ -1,0 +1,152 @@
+"""``aws_lb_target_group_attachment``: one instance registered in one target group on one port.
+
+Not taggable: discovery reads each owned group's targets and names an attachment after its group
+and instance (``aws_lb_target_group.main["8123"]`` + ``aws_instance.node["0"]`` →
+``aws_lb_target_group_attachment.node["8123-0"]``). Delete waits until the target has drained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from byoc.errors import CloudError
+from byoc.model import Live, make_address, parse_address
+from byoc.resources._elb import cluster_instances, owned_target_groups, target_health
+from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_not_found, is_owned
+
+#: "the target is not registered": DescribeTargetHealth(Targets=…) reports it as unused for this reason
+_NOT_REGISTERED = "Target.NotRegistered"
+#: deregistration delay can be up to an hour
+_DRAIN_TIMEOUT = 3600.0 + 300.0
+#: how long a new instance may be unknown to ELB (InvalidTarget) before registering fails
+_REGISTER_TIMEOUT = 300.0
+
+
+class TargetGroupAttachment(ResourceType):
+    kind = "aws_lb_target_group_attachment"
+    service = "elbv2"
+    force_new = frozenset({"target_group_arn", "target_id", "port"})
+
+    def discover(self, ctx: AwsContext) -> list[Live]:
+        targets = []  # (group, group tags, target) of every registered target not being removed
+        for tg, tg_tags in owned_target_groups(ctx):
+            for desc in target_health(ctx, tg["TargetGroupArn"]) or ():
+                if desc["TargetHealth"].get("State") != "draining" and _registered(desc):
+                    targets.append((tg, tg_tags, desc["Target"]))
+        if not targets:
+            return []
+        instances = {}
+        for inst in cluster_instances(ctx):
+            tags = {t["Key"]: t["Value"] for t in inst.get("Tags") or ()}
+            if is_owned(ctx, tags):
+                instances[inst["InstanceId"]] = tags[ADDRESS_TAG]
+        out = []
+        for tg, tg_tags, target in targets:
+            instance_address = instances.get(target["Id"])
+            if instance_address is None:
+                continue  # not one of this cluster's instances
+            try:
+                address = attachment_address(tg_tags[ADDRESS_TAG], instance_address)
+            except ValueError:
+                continue  # a hand-made tag that is no address
+            port = int(target.get("Port") or tg["Port"])
+            props = {"target_group_arn": tg["TargetGroupArn"], "target_id": target["Id"], "port": port}
+            out.append(Live(address, self.kind, _id(props), props, {}))
+        return out
+
+    def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
+        want = _props(props)
+        elb = ctx.client("elbv2")
+        target = {"Id": want["target_id"], "Port": want["port"]}
+        # a just-launched instance may be unknown to ELB for a moment
+        ctx.retry(
+            lambda: elb.register_targets(TargetGroupArn=want["target_group_arn"], Targets=[target]),
+            codes={"InvalidTarget"},
+            timeout=min(ctx.retry_timeout, _REGISTER_TIMEOUT),
+        )
+        # registered is enough: "healthy" needs Proton up, which is not this resource's business
+        try:
+            ctx.poll(
+                lambda: _state(ctx, want),
+                lambda desc: (
+                    desc is not None and desc["TargetHealth"].get("State") != "draining" and _registered(desc)
+                ),
+                timeout=300.0,
+                what=f"{want['target_id']} to be registered in {want['target_group_arn']}",
+            )
+        except CloudError as exc:
+            exc.address, exc.aws_id = address, _id(want)
+            raise
+        return Live(address, self.kind, _id(want), want, {})
+
+    def delete(self, ctx: AwsContext, live: Live) -> None:
+        want = _props(live.props)
+        elb = ctx.client("elbv2")
+        target = {"Id": want["target_id"], "Port": want["port"]}
+        try:
+            ctx.retry(
+                lambda: elb.deregister_targets(TargetGroupArn=want["target_group_arn"], Targets=[target])
+            )
+        except ClientError as exc:
+            # InvalidTarget: the instance is gone or was never registered
+            if not (is_not_found(exc) or error_code(exc) == "InvalidTarget"):
+                raise
+        # the node must not be stopped while it still drains (deregistration delay)
+        try:
+            ctx.poll(
+                lambda: _state(ctx, want),
+                lambda desc: desc is None or not _registered(desc),
+                timeout=_DRAIN_TIMEOUT,
+                what=f"{want['target_id']} to drain from {want['target_group_arn']}",
+            )
+        except CloudError as exc:
+            exc.address, exc.aws_id = live.address, live.id
+            raise
+
+
+def attachment_address(tg_address: str, instance_address: str) -> str:
+    """The attachment's address by convention: the instance's name, keyed "<group key>-<instance key>"."""
+    _, _, tg_key = parse_address(tg_address)
+    _, name, instance_key = parse_address(instance_address)
+    key = "-".join(k for k in (tg_key, instance_key) if k is not None)
+    return make_address("aws_lb_target_group_attachment", name, key or None)
+
+
+def _props(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The blueprint's shape, exactly."""
+    return {
+        "target_group_arn": props["target_group_arn"],
+        "target_id": props["target_id"],
+        "port": int(props["port"]),
+    }
+
+
+def _id(props: Mapping[str, Any]) -> str:
+    return f"{props['target_group_arn']}|{props['target_id']}|{props['port']}"
+
+
+def _registered(desc: Mapping[str, Any]) -> bool:
+    """True unless AWS says the target is not registered. A registered target of a group no
+    listener uses yet is ``unused`` too, for reason Target.NotInUse: that one counts."""
+    health = desc["TargetHealth"]
+    return not (health.get("State") == "unused" and health.get("Reason", _NOT_REGISTERED) == _NOT_REGISTERED)
+
+
+def _state(ctx: AwsContext, want: Mapping[str, Any]) -> dict[str, Any] | None:
+    """DescribeTargetHealth of this one target; None when the group or the instance is gone."""
+    try:
+        descs = ctx.client("elbv2").describe_target_health(
+            TargetGroupArn=want["target_group_arn"], Targets=[{"Id": want["target_id"], "Port": want["port"]}]
+        )["TargetHealthDescriptions"]
+    except ClientError as exc:
+        if is_not_found(exc) or error_code(exc) == "InvalidTarget":
+            return None
+        raise
+    match = [d for d in descs if d["Target"]["Id"] == want["target_id"]]
+    return dict(match[0]) if match else None
+
+
+KIND = TargetGroupAttachment()

@@ -1,0 +1,246 @@
+"""``aws_s3_bucket``: the cluster's bucket with its versioning, encryption, public access block,
+ownership, policy, lifecycle and tags in one kind. It holds data: deleting it empties it first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from byoc.errors import CloudError
+from byoc.model import Live, canonical_json
+from byoc.resources._s3 import (
+    empty_bucket,
+    encryption_to_aws,
+    lifecycle_rules,
+    lifecycle_to_aws,
+    normalise_policy,
+    pab_from_aws,
+    pab_to_aws,
+    partition,
+    read_settings,
+)
+from byoc.resources._tagging import tagged
+from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned, tag_list
+
+#: every prop but bucket and tags, in the order create and update write them
+SETTINGS = (
+    "public_access_block",
+    "sse_algorithm",
+    "kms_master_key_id",
+    "bucket_key_enabled",
+    "versioning",
+    "object_ownership",
+    "lifecycle_rules",
+    "policy",
+)
+ENCRYPTION = frozenset({"sse_algorithm", "kms_master_key_id", "bucket_key_enabled"})
+#: S3's answers while a just-created bucket propagates or another change to it is in flight
+TRANSIENT = frozenset({"NoSuchBucket", "OperationAborted"})
+TAKEN = "the bucket name is taken by another AWS account; choose another storage.bucket_name"
+
+
+class S3Bucket(ResourceType):
+    kind = "aws_s3_bucket"
+    service = "s3"
+    force_new = frozenset({"bucket"})
+    holds_data = True
+
+    def __init__(self, page_size: int = 1000, batch: int = 1000) -> None:
+        #: ListObjectVersions page size and DeleteObjects batch size when emptying
+        self.page_size = page_size
+        self.batch = batch
+
+    # -- reading -------------------------------------------------------------------------------
+    def discover(self, ctx: AwsContext) -> list[Live]:
+        # one GetResources per pass (shared by every kind); bucket ARNs are arn:aws:s3:::name
+        found = [t for t in tagged(ctx, "s3") if "/" not in t.resource]
+        settings = read_settings(ctx, [t.resource for t in found])
+        out = []
+        for t in found:
+            current = settings.get(t.resource)
+            if current is None:  # listed by the index, deleted meanwhile
+                continue
+            tags = {k: v for k, v in t.tags.items() if not k.startswith("aws:")}
+            out.append(self._live(ctx, t.tags[ADDRESS_TAG], {"bucket": t.resource, **current, "tags": tags}))
+        return sorted(out, key=lambda live: live.address)
+
+    def _live(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
+        name = str(props["bucket"])
+        suffix = ".amazonaws.com.cn" if ctx.region.startswith("cn-") else ".amazonaws.com"
+        attrs = {
+            "arn": f"arn:{partition(ctx.region)}:s3:::{name}",
+            "bucket_regional_domain_name": f"{name}.s3.{ctx.region}{suffix}",
+            "region": ctx.region,
+        }
+        return Live(address, self.kind, name, _props(props), attrs)
+
+    # -- writing -------------------------------------------------------------------------------
+    def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
+        s3 = ctx.client("s3")
+        name = props["bucket"]
+        current = self._make(ctx, address, props)
+        # discovery finds buckets by tag: tag before anything else (a new bucket may answer
+        # NoSuchBucket for a moment)
+        _call(ctx, s3.put_bucket_tagging, Bucket=name, Tagging={"TagSet": tag_list(props["tags"])})
+        self._apply(ctx, name, current, props)
+        ctx.wait(s3, "bucket_exists", Bucket=name, timeout=300.0)
+        return self._live(ctx, address, props)
+
+    def _make(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Mapping[str, Any]:
+        """CreateBucket; what the bucket holds now (for ``_apply`` to converge from)."""
+        s3 = ctx.client("s3")
+        name = props["bucket"]
+        params: dict[str, Any] = {"Bucket": name, "ObjectOwnership": props["object_ownership"]}
+        if ctx.region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": ctx.region}
+        elif _exists(ctx, name):
+            # us-east-1 answers CreateBucket of a bucket you own with 200, not BucketAlreadyOwnedByYou
+            return self._adopt(ctx, address, name)
+        try:
+            ctx.retry(lambda: s3.create_bucket(**params), codes={"OperationAborted"})
+        except ClientError as exc:
+            code = error_code(exc)
+            if code == "BucketAlreadyExists":
+                raise CloudError(TAKEN, address=address, aws_id=name, code=code) from exc
+            if code != "BucketAlreadyOwnedByYou":
+                raise
+            return self._adopt(ctx, address, name)
+        # a new bucket: what CreateBucket set; the rest is written whatever S3's defaults are
+        return {"versioning": False, "object_ownership": props["object_ownership"], "policy": None,
+                "lifecycle_rules": []}
+
+    def _adopt(self, ctx: AwsContext, address: str, name: str) -> Mapping[str, Any]:
+        """The bucket exists in this account: carry on if it is ours under ``address`` or has no
+        tags at all (an earlier run stopped between CreateBucket and PutBucketTagging)."""
+        try:
+            tag_set = ctx.client("s3").get_bucket_tagging(Bucket=name)["TagSet"]
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchTagSet":
+                raise
+            tag_set = []
+        tags = {t["Key"]: t["Value"] for t in tag_set if not t["Key"].startswith("aws:")}
+        if tags and not (is_owned(ctx, tags) and tags[ADDRESS_TAG] == address):
+            raise CloudError(
+                f"bucket {name} already exists in this AWS account and is not this cluster's "
+                f"(tags {json.dumps(tags, sort_keys=True)}); choose another storage.bucket_name",
+                address=address,
+                aws_id=name,
+                code="BucketAlreadyOwnedByYou",
+            )
+        current = read_settings(ctx, [name]).get(name)
+        return current or {}
+
+    def update(self, ctx: AwsContext, live: Live, props: Mapping[str, Any], changed: set[str]) -> Live:
+        s3 = ctx.client("s3")
+        if "tags" in changed:
+            _call(ctx, s3.put_bucket_tagging, Bucket=live.id, Tagging={"TagSet": tag_list(props["tags"])})
+        self._apply(ctx, live.id, live.props, props, changed)
+        return self._live(ctx, live.address, {**props, "bucket": live.id})
+
+    def _apply(
+        self,
+        ctx: AwsContext,
+        name: str,
+        current: Mapping[str, Any],
+        props: Mapping[str, Any],
+        changed: set[str] | None = None,
+    ) -> None:
+        """Write the settings that differ from ``current`` (or those in ``changed``), in order:
+        public access block, encryption, versioning, ownership, lifecycle, policy."""
+        s3 = ctx.client("s3")
+        want = _props({**props, "bucket": name})
+        if changed is None:
+            changed = {k for k in SETTINGS if canonical_json(current.get(k)) != canonical_json(want[k])}
+        if "public_access_block" in changed:
+            _call(ctx, s3.put_public_access_block, Bucket=name,
+                  PublicAccessBlockConfiguration=pab_to_aws(want["public_access_block"]))
+        if changed & ENCRYPTION:
+            _call(ctx, s3.put_bucket_encryption, Bucket=name,
+                  ServerSideEncryptionConfiguration=encryption_to_aws(want))
+        # S3 cannot go back to unversioned: off on a versioned bucket means Suspended
+        if "versioning" in changed and (want["versioning"] or current.get("versioning")):
+            status = "Enabled" if want["versioning"] else "Suspended"
+            _call(ctx, s3.put_bucket_versioning, Bucket=name, VersioningConfiguration={"Status": status})
+        if "object_ownership" in changed:
+            _call(ctx, s3.put_bucket_ownership_controls, Bucket=name,
+                  OwnershipControls={"Rules": [{"ObjectOwnership": want["object_ownership"]}]})
+        if "lifecycle_rules" in changed:
+            if want["lifecycle_rules"]:
+                _call(ctx, s3.put_bucket_lifecycle_configuration, Bucket=name,
+                      LifecycleConfiguration={"Rules": lifecycle_to_aws(want["lifecycle_rules"])})
+            else:
+                _call(ctx, s3.delete_bucket_lifecycle, Bucket=name)
+        if "policy" in changed:
+            if want["policy"] is None:
+                _call(ctx, s3.delete_bucket_policy, Bucket=name)
+            else:
+                policy = json.dumps(want["policy"])
+                # a principal (an IAM role made a moment ago) may not be visible to S3 yet
+                ctx.retry(
+                    lambda: _call(ctx, s3.put_bucket_policy, Bucket=name, Policy=policy),
+                    codes={"MalformedPolicy"},
+                    match=lambda exc: "principal" in str(exc).lower(),
+                    timeout=min(ctx.retry_timeout, 120.0),
+                )
+
+    def delete(self, ctx: AwsContext, live: Live) -> None:
+        s3 = ctx.client("s3")
+        name = live.id
+
+        def empty_and_delete() -> None:
+            # the policy goes first: a Deny in it (moto: any aws:SecureTransport condition)
+            # must not block emptying a bucket that is about to go
+            s3.delete_bucket_policy(Bucket=name)
+            empty_bucket(ctx, name, page_size=self.page_size, batch=self.batch)
+            s3.delete_bucket(Bucket=name)
+
+        try:
+            # BucketNotEmpty: something wrote while we emptied (a node still shipping data)
+            ctx.retry(empty_and_delete, codes={"BucketNotEmpty", "OperationAborted"})
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchBucket":
+                raise
+            return
+        ctx.wait(s3, "bucket_not_exists", Bucket=name, timeout=300.0)
+
+
+def _props(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The blueprint's shape, exactly."""
+    return {
+        "bucket": str(props["bucket"]),
+        "versioning": bool(props["versioning"]),
+        "sse_algorithm": str(props["sse_algorithm"]),
+        "kms_master_key_id": props.get("kms_master_key_id") or None,
+        "bucket_key_enabled": bool(props["bucket_key_enabled"]),
+        "public_access_block": pab_from_aws(pab_to_aws(props["public_access_block"])),
+        "object_ownership": str(props["object_ownership"]),
+        "policy": normalise_policy(props.get("policy")),
+        "lifecycle_rules": lifecycle_rules(props.get("lifecycle_rules")),
+        "tags": dict(props["tags"]),
+    }
+
+
+def _call(ctx: AwsContext, fn: Callable[..., Any], **params: Any) -> Any:
+    """One S3 write, retried while the bucket is still propagating or busy with another change."""
+    return ctx.retry(lambda: fn(**params), codes=TRANSIENT, timeout=min(ctx.retry_timeout, 120.0))
+
+
+def _exists(ctx: AwsContext, name: str) -> bool:
+    """HeadBucket: True if this account owns it; CloudError if another account does."""
+    try:
+        ctx.client("s3").head_bucket(Bucket=name)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in {"404", "NoSuchBucket", "NotFound"}:
+            return False
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            raise CloudError(TAKEN, aws_id=name, code="BucketAlreadyExists") from exc
+        raise
+    return True
+
+
+KIND = S3Bucket()

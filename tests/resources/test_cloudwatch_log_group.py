@@ -1,0 +1,212 @@
+"""aws_cloudwatch_log_group against moto: create = discover, ownership, in-place changes, delete,
+and the AWS behaviours moto lacks (retention validation, conflicts, KMS association) by injection."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+
+from byoc.errors import CloudError
+from byoc.resources.base import AwsContext
+from byoc.resources.cloudwatch_log_group import KIND, RETENTION_DAYS
+
+ADDR = "aws_cloudwatch_log_group.proton"
+NAME = "/aws/proton/test"
+KEY = "arn:aws:kms:us-west-2:123456789012:key/11111111-2222-3333-4444-555555555555"
+
+
+def props(**over: Any) -> dict[str, Any]:
+    base = {
+        "name": NAME,
+        "retention_in_days": 30,
+        "kms_key_id": None,
+        "tags": {"Name": "test-logs", "byoc:cluster": "test", "byoc:address": ADDR, "team": "a"},
+    }
+    return {**base, **over}
+
+
+def hook(ctx: AwsContext, op: str, fn: Callable[..., Any], when: str = "before-call") -> list[int]:
+    """Register ``fn`` first on the logs client for ``op`` (``*`` = every operation); count calls."""
+    calls: list[int] = []
+
+    def counted(**kwargs: Any) -> Any:
+        calls.append(1)
+        return fn(len(calls), **kwargs)
+
+    event = f"{when}.cloudwatch-logs" + ("" if op == "*" else f".{op}")
+    ctx.client("logs").meta.events.register_first(event, counted)
+    return calls
+
+
+def fail_first(ctx: AwsContext, op: str, code: str, times: int) -> list[int]:
+    def fail(n: int, **kwargs: Any) -> None:
+        if n <= times:
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, op)
+
+    return hook(ctx, op, fail)
+
+
+def raw(ctx: AwsContext) -> list[dict[str, Any]]:
+    return list(ctx.client("logs").describe_log_groups(logGroupNamePrefix=NAME)["logGroups"])
+
+
+@pytest.mark.parametrize("key", [None, KEY])
+def test_create_equals_discover(ctx: AwsContext, key: str | None) -> None:
+    live = KIND.create(ctx, ADDR, props(kms_key_id=key))
+    assert live.address == ADDR and live.id == NAME
+    assert live.props == props(kms_key_id=key)
+    assert live.attr("arn") == f"arn:aws:logs:us-west-2:123456789012:log-group:{NAME}"
+    assert live.attr("arn_wildcard") == live.attr("arn") + ":*"
+    assert KIND.discover(ctx) == [live]
+
+
+def test_no_retention_means_never_expire(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props(retention_in_days=None))
+    assert "retentionInDays" not in raw(ctx)[0]
+    assert KIND.discover(ctx) == [live] and live.props["retention_in_days"] is None
+
+
+def test_discovery_is_per_cluster_and_needs_an_address(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    logs = ctx.client("logs")
+    logs.create_log_group(logGroupName="/aws/proton/untagged")
+    logs.create_log_group(logGroupName="/aws/proton/no-address", tags={"byoc:cluster": "test"})
+    other = AwsContext(cluster="other", region="us-west-2", sleep=lambda s: None, poll_delay=0.01)
+    assert KIND.discover(other) == []
+    assert KIND.discover(ctx) == [live]
+
+
+def test_discovery_reads_groups_in_one_describe_by_common_prefix(ctx: AwsContext) -> None:
+    a = KIND.create(ctx, ADDR, props())
+    b_addr = "aws_cloudwatch_log_group.audit"
+    b = KIND.create(ctx, b_addr, props(name="/aws/proton/test-audit", tags={"byoc:cluster": "test",
+                                                                           "byoc:address": b_addr}))
+    describes = hook(ctx, "DescribeLogGroups", lambda n, **kw: None)
+    with ctx.discovery_pass():
+        assert sorted(KIND.discover(ctx), key=lambda v: v.id) == [a, b]
+    assert len(describes) == 1
+
+
+def test_discovery_without_a_common_prefix_describes_each_name(ctx: AwsContext) -> None:
+    a = KIND.create(ctx, ADDR, props())
+    b_addr = "aws_cloudwatch_log_group.other"
+    b_tags = {"byoc:cluster": "test", "byoc:address": b_addr}
+    b = KIND.create(ctx, b_addr, props(name="/other/x", tags=b_tags))
+    describes = hook(ctx, "DescribeLogGroups", lambda n, **kw: None)
+    assert sorted(KIND.discover(ctx), key=lambda v: v.id) == [a, b]
+    assert len(describes) == 2
+
+
+def test_update_retention_and_tags_in_place(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    tags = {k: v for k, v in props()["tags"].items() if k != "team"} | {"env": "prod", "Name": "renamed"}
+    new = props(retention_in_days=365, tags=tags)
+    updated = KIND.update(ctx, live, new, {"retention_in_days", "tags"})
+    assert updated.props == new and updated.id == live.id and updated.attrs == live.attrs
+    assert KIND.discover(ctx) == [updated]
+    forever = props(retention_in_days=None, tags=tags)
+    updated = KIND.update(ctx, updated, forever, {"retention_in_days"})
+    assert KIND.discover(ctx) == [updated] and updated.props == forever
+
+
+def test_update_kms_key_associates_and_disassociates(ctx: AwsContext) -> None:
+    # moto 5.2 does not implement AssociateKmsKey/DisassociateKmsKey (NotImplementedError): the
+    # hook answers AWS's empty success in moto's place and records what byoc asked for.
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def answer(op: str) -> Callable[..., Any]:
+        def fn(n: int, params: dict[str, Any], **kwargs: Any) -> Any:
+            sent.append((op, json.loads(params["body"])))
+            return AWSResponse("https://logs", 200, {}, None), {}
+
+        return fn
+
+    hook(ctx, "AssociateKmsKey", answer("associate"))
+    hook(ctx, "DisassociateKmsKey", answer("disassociate"))
+    live = KIND.create(ctx, ADDR, props())
+    keyed = KIND.update(ctx, live, props(kms_key_id=KEY), {"kms_key_id"})
+    assert keyed.props == props(kms_key_id=KEY)
+    plain = KIND.update(ctx, keyed, props(), {"kms_key_id"})
+    assert plain.props == props()
+    assert sent == [
+        ("associate", {"logGroupName": NAME, "kmsKeyId": KEY}),
+        ("disassociate", {"logGroupName": NAME}),
+    ]
+
+
+def test_name_change_replaces() -> None:
+    assert KIND.force_new == frozenset({"name"})
+    assert KIND.pins == frozenset() and KIND.holds_data is False
+
+
+@pytest.mark.parametrize("days", [0, 2, 31, 10000])
+def test_invalid_retention_is_refused_before_any_call(ctx: AwsContext, days: int) -> None:
+    calls = hook(ctx, "*", lambda n, **kw: None)
+    with pytest.raises(CloudError, match="retention_in_days must be one of 1, 3, 5"):
+        KIND.create(ctx, ADDR, props(retention_in_days=days))
+    assert calls == [] and days not in RETENTION_DAYS
+
+
+def test_invalid_retention_or_key_in_update_is_refused_before_any_call(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    calls = hook(ctx, "*", lambda n, **kw: None)
+    with pytest.raises(CloudError, match=r"got 45\)"):
+        KIND.update(ctx, live, props(retention_in_days=45), {"retention_in_days"})
+    with pytest.raises(CloudError, match="must be a KMS key ARN"):
+        KIND.update(ctx, live, props(kms_key_id="alias/logs"), {"kms_key_id"})
+    assert calls == []
+    assert raw(ctx)[0]["retentionInDays"] == 30
+
+
+def test_create_carries_on_with_own_half_made_group(ctx: AwsContext) -> None:
+    # a crash after CreateLogGroup: the group exists with our tags but no retention yet
+    tags = {k: v for k, v in props()["tags"].items() if k != "team"}
+    ctx.client("logs").create_log_group(logGroupName=NAME, tags=tags)
+    creates = fail_first(ctx, "CreateLogGroup", "unused", 0)
+    live = KIND.create(ctx, ADDR, props())
+    assert len(creates) == 1  # moto raised ResourceAlreadyExistsException, as AWS does
+    assert live.props == props()
+    assert KIND.discover(ctx) == [live]
+
+
+def test_create_refuses_someone_elses_group_with_the_name(ctx: AwsContext) -> None:
+    ctx.client("logs").create_log_group(logGroupName=NAME, tags={"owner": "someone"})
+    with pytest.raises(ClientError) as err:
+        KIND.create(ctx, ADDR, props())
+    assert err.value.response["Error"]["Code"] == "ResourceAlreadyExistsException"
+    assert "retentionInDays" not in raw(ctx)[0]
+
+
+def test_create_retries_conflicting_operation(ctx: AwsContext) -> None:
+    calls = fail_first(ctx, "PutRetentionPolicy", "OperationAbortedException", 2)
+    live = KIND.create(ctx, ADDR, props())
+    assert len(calls) == 3 and KIND.discover(ctx) == [live]
+
+
+def test_delete_then_delete_again(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    KIND.delete(ctx, live)
+    assert KIND.discover(ctx) == [] and raw(ctx) == []
+    deletes = hook(ctx, "DeleteLogGroup", lambda n, **kw: None)
+    KIND.delete(ctx, live)  # ResourceNotFoundException: already gone
+    assert len(deletes) == 1
+
+
+def test_delete_retries_conflicting_operation(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    calls = fail_first(ctx, "DeleteLogGroup", "OperationAbortedException", 2)
+    KIND.delete(ctx, live)
+    assert len(calls) == 3 and KIND.discover(ctx) == []
+
+
+def test_delete_raises_other_errors_at_once(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    calls = fail_first(ctx, "DeleteLogGroup", "AccessDeniedException", 5)
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        KIND.delete(ctx, live)
+    assert len(calls) == 1 and KIND.discover(ctx) == [live]

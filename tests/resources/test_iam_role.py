@@ -1,0 +1,348 @@
+"""aws_iam_role against moto: create = discover, policy normal form, updates, adoption, delete retries."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from byoc.errors import CloudError
+from byoc.resources._iam import normalise_policy
+from byoc.resources.base import AwsContext
+from byoc.resources.iam_role import KIND
+
+ADDR = "aws_iam_role.node"
+PATH = "/byoc/test/"
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": ["ec2.amazonaws.com"]}, "Action": ["sts:AssumeRole"]}
+    ],
+}
+S3_READ = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "Read",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:ListBucket"],
+            "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": ["true"]}},
+        }
+    ],
+}
+
+
+def props(**over: Any) -> dict[str, Any]:
+    base = {
+        "name": "test-node",
+        "path": PATH,
+        "description": "byoc test: Proton nodes",
+        "assume_role_policy": TRUST,
+        "inline_policies": {"proton-node": S3_READ},
+        "max_session_duration": 3600,
+        "tags": {"Name": "test-node", "byoc:cluster": "test", "byoc:address": ADDR, "team": "a"},
+    }
+    return {**base, **over}
+
+
+def count(ctx: AwsContext, *ops: str) -> dict[str, int]:
+    """Count calls of each IAM operation from now on."""
+    calls = dict.fromkeys(ops, 0)
+
+    def hook(model: Any, **kw: Any) -> None:
+        if model.name in calls:
+            calls[model.name] += 1
+
+    ctx.client("iam").meta.events.register_first("before-call.iam", hook)
+    return calls
+
+
+def fail_first(ctx: AwsContext, op: str, code: str, times: int) -> list[int]:
+    """Make ``op`` raise ``code`` for its first ``times`` calls; returns the call counter."""
+    calls: list[int] = []
+
+    def hook(**kw: Any) -> None:
+        calls.append(1)
+        if len(calls) <= times:
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, op)
+
+    ctx.client("iam").meta.events.register_first(f"before-call.iam.{op}", hook)
+    return calls
+
+
+def other_ctx() -> AwsContext:
+    return AwsContext(cluster="other", region="us-west-2", sleep=lambda s: None, poll_delay=0.01)
+
+
+# -- the policy normal form --------------------------------------------------------------------
+def test_normalise_policy_string_or_list_forms() -> None:
+    loose = {
+        "Version": "2012-10-17",
+        "Id": "dropped",
+        "Statement": {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::1:root", "Service": ["b.amazonaws.com", "a.amazonaws.com"]},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"sts:ExternalId": "x"},
+                "Bool": {"aws:MultiFactorAuthPresent": True},
+            },
+        },
+    }
+    assert normalise_policy(loose) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {
+                    "AWS": ["arn:aws:iam::1:root"],
+                    "Service": ["a.amazonaws.com", "b.amazonaws.com"],
+                },
+                "Action": ["sts:AssumeRole"],
+                "Condition": {
+                    "StringEquals": {"sts:ExternalId": ["x"]},
+                    "Bool": {"aws:MultiFactorAuthPresent": ["true"]},
+                },
+            }
+        ],
+    }
+    star = {
+        "Statement": [{"Sid": "", "Effect": "Deny", "Principal": "*", "NotAction": "s3:*", "Resource": "*"}]
+    }
+    assert normalise_policy(star) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "", "Effect": "Deny", "Principal": "*", "NotAction": ["s3:*"], "Resource": ["*"]}
+        ],
+    }
+
+
+def test_normalise_policy_reads_json_and_url_encoded_text() -> None:
+    text = json.dumps(S3_READ)
+    assert normalise_policy(text) == S3_READ
+    assert normalise_policy(urllib.parse.quote(text)) == S3_READ
+    assert normalise_policy(normalise_policy(S3_READ)) == S3_READ  # idempotent
+    # statements keep their order
+    two = {"Version": "2012-10-17", "Statement": [TRUST["Statement"][0], S3_READ["Statement"][0]]}
+    assert normalise_policy(two)["Statement"][0]["Effect"] == "Allow"
+    assert "Sid" not in normalise_policy(two)["Statement"][0]
+    assert normalise_policy(two)["Statement"][1]["Sid"] == "Read"
+
+
+# -- create / discover ----------------------------------------------------------------------------
+def test_create_equals_discover(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    assert live.id == "test-node" and live.address == ADDR
+    assert live.props == props()
+    assert KIND.discover(ctx) == [live]
+    assert live.attr("arn") == "arn:aws:iam::123456789012:role/byoc/test/test-node"
+    assert live.attr("unique_id").startswith("ARO") and live.attr("name") == "test-node"
+    # what AWS holds in another JSON form still reads back as the blueprint's form
+    role = ctx.client("iam").get_role(RoleName="test-node")["Role"]
+    assert role["AssumeRolePolicyDocument"] == TRUST
+
+
+def test_loose_documents_in_aws_read_back_in_normal_form(ctx: AwsContext) -> None:
+    iam = ctx.client("iam")
+    loose_trust = {
+        "Statement": {
+            "Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        },
+        "Version": "2012-10-17",
+    }
+    iam.create_role(
+        RoleName="test-node",
+        Path=PATH,
+        AssumeRolePolicyDocument=json.dumps(loose_trust),
+        Tags=[{"Key": k, "Value": v} for k, v in props()["tags"].items()],
+    )
+    iam.put_role_policy(
+        RoleName="test-node",
+        PolicyName="proton-node",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "Read",
+                        "Effect": "Allow",
+                        "Action": ["s3:ListBucket", "s3:GetObject"],
+                        "Resource": ["arn:aws:s3:::b/*", "arn:aws:s3:::b"],
+                        "Condition": {"Bool": {"aws:SecureTransport": True}},
+                    }
+                ],
+            }
+        ),
+    )
+    [live] = KIND.discover(ctx)
+    assert live.props == props(description="")
+
+
+def test_url_encoded_documents_are_decoded(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+
+    def encode(parsed: dict[str, Any], model: Any, **kw: Any) -> None:
+        for role in parsed.get("Roles", []):
+            role["AssumeRolePolicyDocument"] = urllib.parse.quote(
+                json.dumps(role["AssumeRolePolicyDocument"])
+            )
+        if "PolicyDocument" in parsed:
+            parsed["PolicyDocument"] = urllib.parse.quote(json.dumps(parsed["PolicyDocument"]))
+
+    # last on the service-wide event: runs after botocore's own decoder, so the text reaches byoc
+    ctx.client("iam").meta.events.register_last("after-call.iam", encode)
+    assert isinstance(ctx.client("iam").list_roles()["Roles"][0]["AssumeRolePolicyDocument"], str)
+    assert KIND.discover(ctx) == [live]
+
+
+def test_discovery_is_per_cluster_by_path_and_tags(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    iam = ctx.client("iam")
+    doc = json.dumps(TRUST)
+    iam.create_role(RoleName="untagged", Path=PATH, AssumeRolePolicyDocument=doc)  # ours by path only
+    iam.create_role(
+        RoleName="elsewhere",
+        Path="/other/",
+        AssumeRolePolicyDocument=doc,
+        Tags=[{"Key": "byoc:cluster", "Value": "test"}, {"Key": "byoc:address", "Value": "x.y"}],
+    )
+    iam.create_role(
+        RoleName="longer",
+        Path="/byoc/test2/",
+        AssumeRolePolicyDocument=doc,
+        Tags=[{"Key": "byoc:cluster", "Value": "test2"}, {"Key": "byoc:address", "Value": "x.y"}],
+    )
+    calls = count(ctx, "ListRoles", "ListRoleTags", "ListRolePolicies", "GetRolePolicy", "GetRole")
+    assert KIND.discover(ctx) == [live]
+    # one list; tags of both roles under the path; policies of ours only
+    assert calls == {
+        "ListRoles": 1,
+        "ListRoleTags": 2,
+        "ListRolePolicies": 1,
+        "GetRolePolicy": 1,
+        "GetRole": 0,
+    }
+    assert KIND.discover(other_ctx()) == []
+
+
+# -- update ------------------------------------------------------------------------------------------
+def test_update_each_prop_in_place(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    trust2 = normalise_policy(
+        {
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "ecs.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ]
+        }
+    )
+    extra = normalise_policy(
+        {"Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}]}
+    )
+    steps = [
+        props(assume_role_policy=trust2),
+        props(assume_role_policy=trust2, description="changed"),
+        props(assume_role_policy=trust2, description="changed", max_session_duration=7200),
+        props(
+            assume_role_policy=trust2,
+            description="changed",
+            max_session_duration=7200,
+            inline_policies={"proton-node": extra, "logs": extra},
+        ),  # one changed, one added
+        props(
+            assume_role_policy=trust2,
+            description="changed",
+            max_session_duration=7200,
+            inline_policies={"logs": extra},
+        ),  # one removed
+        props(
+            assume_role_policy=trust2,
+            description="changed",
+            max_session_duration=7200,
+            inline_policies={"logs": extra},
+            tags={"Name": "test-node", "byoc:cluster": "test", "byoc:address": ADDR, "env": "prod"},
+        ),
+    ]
+    for new in steps:
+        changed = {k for k in new if new[k] != live.props[k]}
+        assert len(changed) == 1
+        live = KIND.update(ctx, live, new, changed)
+        assert live.props == new
+        assert KIND.discover(ctx) == [live]
+
+
+def test_update_role_keeps_the_other_setting(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props(max_session_duration=7200))
+    live = KIND.update(ctx, live, props(max_session_duration=7200, description=""), {"description"})
+    assert KIND.discover(ctx)[0].props == props(max_session_duration=7200, description="")
+
+
+def test_rules() -> None:
+    assert KIND.force_new == frozenset({"name", "path"})
+    assert KIND.pins == frozenset()
+    assert KIND.holds_data is False
+    assert KIND.kind == "aws_iam_role" and KIND.service == "iam"
+
+
+# -- adoption after a crashed run ----------------------------------------------------------------------
+def test_create_adopts_our_role_left_by_a_crashed_run(ctx: AwsContext) -> None:
+    iam = ctx.client("iam")
+    iam.create_role(
+        RoleName="test-node",
+        Path=PATH,
+        AssumeRolePolicyDocument=json.dumps(TRUST),
+        Tags=[{"Key": k, "Value": v} for k, v in props()["tags"].items() if k != "team"],
+    )
+    calls = count(ctx, "CreateRole", "PutRolePolicy", "UpdateRole", "TagRole")
+    live = KIND.create(ctx, ADDR, props())
+    assert calls == {"CreateRole": 1, "PutRolePolicy": 1, "UpdateRole": 1, "TagRole": 1}
+    assert live.props == props() and KIND.discover(ctx) == [live]
+
+
+def test_create_refuses_a_role_that_is_not_ours(ctx: AwsContext) -> None:
+    ctx.client("iam").create_role(RoleName="test-node", Path=PATH, AssumeRolePolicyDocument=json.dumps(TRUST))
+    with pytest.raises(CloudError, match="not managed by byoc") as err:
+        KIND.create(ctx, ADDR, props())
+    assert err.value.code == "EntityAlreadyExists" and err.value.aws_id == "test-node"
+
+
+def test_create_refuses_our_role_under_another_address(ctx: AwsContext) -> None:
+    KIND.create(ctx, ADDR, props())
+    other = props(tags={"byoc:cluster": "test", "byoc:address": "aws_iam_role.other"})
+    with pytest.raises(CloudError, match=r"belongs to aws_iam_role\.node"):
+        KIND.create(ctx, "aws_iam_role.other", other)
+
+
+# -- delete ----------------------------------------------------------------------------------------------
+def test_delete_detaches_everything_then_delete_again(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    iam = ctx.client("iam")
+    policy = iam.create_policy(PolicyName="managed", PolicyDocument=json.dumps(S3_READ))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="test-node", PolicyArn=policy)
+    iam.create_instance_profile(InstanceProfileName="test-node", Path=PATH)
+    iam.add_role_to_instance_profile(InstanceProfileName="test-node", RoleName="test-node")
+    KIND.delete(ctx, live)
+    assert KIND.discover(ctx) == []
+    assert iam.get_instance_profile(InstanceProfileName="test-node")["InstanceProfile"]["Roles"] == []
+    KIND.delete(ctx, live)  # already gone: fine
+
+
+def test_delete_retries_delete_conflict(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    calls = fail_first(ctx, "DeleteRole", "DeleteConflict", 2)
+    KIND.delete(ctx, live)
+    assert len(calls) == 3 and KIND.discover(ctx) == []
+
+
+def test_delete_raises_other_errors_at_once(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    calls = fail_first(ctx, "DeleteRole", "AccessDenied", 5)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        KIND.delete(ctx, live)
+    assert len(calls) == 1
+    assert [v.id for v in KIND.discover(ctx)] == ["test-node"]

@@ -1,0 +1,142 @@
+"""The whole cluster of specs/prod.yaml on moto: apply → a second plan is empty → destroy keeps
+only what holds data → destroy --include-data leaves nothing; node replacement keeps the data
+volume; the generated admin password never leaks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from byoc.engine import Engine
+from byoc.planner import PlanOptions
+from byoc.render import render_plan, render_plan_json
+from byoc.resources.base import AwsContext
+from byoc.spec import load_spec
+from byoc.state import LocalBackend
+from tests.awsrealism import free_eips_of_deleted_nat_gateways
+
+ROOT = Path(__file__).resolve().parents[1]
+AMI = "ami-0123456789abcdef0"
+
+
+def engine_for(ctx: AwsContext, backend: LocalBackend, *overrides: str) -> Engine:
+    spec = load_spec(str(ROOT / "specs/prod.yaml"), overrides)
+    return Engine(spec, ctx=ctx, backend=backend, ami_resolver=lambda itype: AMI)
+
+
+@pytest.fixture
+def cluster(moto: None, tmp_path: Path) -> Iterator[tuple[AwsContext, LocalBackend]]:
+    spec = load_spec(str(ROOT / "specs/prod.yaml"))
+    ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01)
+    free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
+    yield ctx, LocalBackend(tmp_path, spec.cluster_name)
+
+
+def tagged_arns(ctx: AwsContext) -> list[str]:
+    """Everything the tagging API still lists for the cluster, minus what moto keeps after
+    deletion (terminated instances, deleted NAT gateways) and the KMS keys pending deletion."""
+    api = ctx.client("resourcegroupstaggingapi")
+    pages = api.get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": "byoc:cluster", "Values": [ctx.cluster]}])
+    arns = [r["ResourceARN"] for page in pages for r in page["ResourceTagMappingList"]]
+    ec2 = ctx.client("ec2")
+    live = []
+    for arn in arns:
+        res = arn.split(":", 5)[5]
+        if res.startswith("instance/"):
+            state = ec2.describe_instances(InstanceIds=[res.split("/")[1]])["Reservations"][0]["Instances"][0]
+            if state["State"]["Name"] in ("terminated", "shutting-down"):
+                continue
+        if res.startswith("secret:"):
+            secret = ctx.client("secretsmanager").describe_secret(SecretId=arn)
+            if secret.get("DeletedDate"):  # scheduled for deletion: recoverable for 7 days, as in AWS
+                continue
+        if res.startswith("natgateway/"):
+            nat = ec2.describe_nat_gateways(NatGatewayIds=[res.split("/")[1]])["NatGateways"]
+            if not nat or nat[0]["State"] in ("deleted", "deleting"):
+                continue
+        live.append(arn)
+    return sorted(live)
+
+
+def test_prod_cluster_apply_noop_destroy_keeps_data(cluster: tuple[AwsContext, LocalBackend]) -> None:
+    ctx, backend = cluster
+    eng = engine_for(ctx, backend)
+    plan = eng.plan()
+    assert plan.counts()["destroy"] == 0 and plan.counts()["add"] > 60
+    assert any("single-node" in n for n in plan.notes)
+    result = eng.apply(plan)
+    assert result.ok, [str(f.error) for f in result.failures]
+    state = eng.state()
+    assert state is not None
+    out = state.outputs
+    assert out["load_balancer_dns_name"] and set(out["endpoints"]) == {"http_batch", "http_streaming"}
+    assert out["bucket"] == "my-company-proton-data" and out["log_group"] == "/aws/proton/production-proton"
+    assert out["admin_password_secret_arn"].startswith("arn:aws:secretsmanager:")
+    assert len(out["instance_ids"]) == 3
+    assert state.facts["ami"] == AMI
+
+    again = eng.plan()
+    assert not again.has_changes, [(c.address, c.reason) for c in again.actionable]
+
+    destroy = eng.plan(PlanOptions(destroy=True))
+    assert any("aws_s3_bucket.data" in r for r in destroy.refused)
+    assert sum("aws_ebs_volume.data" in r for r in destroy.refused) == 3
+    assert eng.apply(destroy).ok
+    left = tagged_arns(ctx)
+    assert sorted(a.split(":", 5)[5].split("/")[0] for a in left) == [
+        "my-company-proton-data", "volume", "volume", "volume"]
+
+    everything = eng.plan(PlanOptions(destroy=True, allow_data_loss=True))
+    assert not everything.refused
+    assert eng.apply(everything).ok
+    assert tagged_arns(ctx) == []
+
+
+def test_replacing_a_node_keeps_its_data_volume(cluster: tuple[AwsContext, LocalBackend]) -> None:
+    ctx, backend = cluster
+    eng = engine_for(ctx, backend)
+    assert eng.apply(eng.plan()).ok
+    before = eng.state().resources  # type: ignore[union-attr]
+    eng2 = engine_for(ctx, backend, "compute.instance_type=c5.4xlarge")
+    plan = eng2.plan()
+    actions = {c.address: c.action for c in plan.changes}
+    assert actions['aws_instance.node["0"]'] == "replace"
+    assert actions['aws_volume_attachment.data["0"]'] == "replace"
+    assert actions['aws_ebs_volume.data["0"]'] == "no-op"
+    result = eng2.apply(plan)
+    assert result.ok, [str(f.error) for f in result.failures]
+    after = eng2.state().resources  # type: ignore[union-attr]
+    for key in ("0", "1", "2"):
+        volume = before[f'aws_ebs_volume.data["{key}"]'].id
+        assert after[f'aws_ebs_volume.data["{key}"]'].id == volume
+        new_instance = after[f'aws_instance.node["{key}"]'].id
+        assert new_instance != before[f'aws_instance.node["{key}"]'].id
+        attached = ctx.client("ec2").describe_volumes(VolumeIds=[volume])["Volumes"][0]["Attachments"]
+        assert [(a["InstanceId"], a["State"]) for a in attached] == [(new_instance, "attached")]
+    assert not eng2.plan().has_changes
+
+
+def test_the_admin_password_never_leaks(
+    cluster: tuple[AwsContext, LocalBackend], caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx, backend = cluster
+    eng = engine_for(ctx, backend)
+    caplog.set_level("DEBUG")
+    plan = eng.plan()
+    assert eng.apply(plan).ok
+    arn = eng.state().outputs["admin_password_secret_arn"]  # type: ignore[union-attr]
+    password = ctx.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    assert len(password) >= 32
+    texts = {
+        "state": backend.path.read_text(),
+        "plan text": render_plan(eng.plan()),
+        "plan json": render_plan_json(plan),
+        "first plan": json.dumps(plan.to_dict()),
+        "logs": caplog.text,
+    }
+    for where, text in texts.items():
+        assert password not in text, f"the admin password leaked into the {where}"
