@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,7 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
 
     p = byoc(["apply", "specs/dev.yaml", "--auto-approve"], env, work)
     assert p.returncode == 0, p.stdout + p.stderr
+    outputs = p.stdout + p.stderr
     assert "aws_vpc.main: Creation complete after" in p.stdout
     assert "Apply complete! Resources: 39 added, 0 changed, 0 destroyed." in p.stdout
     assert (work / "state/dev-proton.json").exists()
@@ -89,6 +91,10 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
 
     p = byoc(["output", "specs/dev.yaml", "--json"], env, work)
     assert p.returncode == 0 and '"vpc_id": "vpc-' in p.stdout
+    secret_arn = json.loads(p.stdout)["admin_password_secret_arn"]
+    password = aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+    shown = byoc(["show", "specs/dev.yaml", "--json"], env, work).stdout + p.stdout + outputs
+    assert password not in shown and password not in (work / "state/dev-proton.json").read_text()
 
     p = byoc(["destroy", "specs/dev.yaml", "--auto-approve"], env, work)
     assert p.returncode == 0, p.stdout + p.stderr
