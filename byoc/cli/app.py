@@ -54,8 +54,16 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    verbose: Annotated[int, typer.Option(
+        "--verbose", "-v", count=True,
+        help="Log each AWS call (service, action, duration, retries) to stderr; -vv adds byoc's "
+        "own debug messages. Request bodies are never logged.")] = 0,
 ) -> None:
     """Deploy and run Timeplus Proton clusters in your own AWS account."""
+    if verbose:
+        from byoc.cli.ui import enable_logging
+
+        enable_logging(verbose)
 
 
 def _load(spec: Path, overrides: list[str] | None) -> Any:
@@ -373,6 +381,8 @@ def force_unlock(spec: SpecArg, set_: SetOpt = None) -> None:
 
     Only needed when a lock outlives its process (a remote backend); a local lock is released
     by the OS when its process exits, even on SIGKILL.
+
+    Example: byoc force-unlock specs/prod.yaml
     """
     from byoc.engine import backend_for
 
@@ -390,7 +400,10 @@ def sandbox_start(
                                       min=0, max=65535)] = 4566,
     state_dir: Annotated[Path, typer.Option(help="Where the sandbox records its pid.")] = Path("state"),
 ) -> None:
-    """Start the sandbox in the background and print the environment that points byoc at it."""
+    """Start the sandbox in the background and print the environment that points byoc at it.
+
+    Example: eval "$(byoc sandbox start)" && byoc apply specs/dev.yaml --auto-approve
+    """
     from byoc import sandbox
 
     info = sandbox.start(state_dir, port)
@@ -402,7 +415,10 @@ def sandbox_start(
 def sandbox_stop(
     state_dir: Annotated[Path, typer.Option(help="Where the sandbox recorded its pid.")] = Path("state"),
 ) -> None:
-    """Stop the sandbox (everything in it is forgotten)."""
+    """Stop the sandbox (everything in it is forgotten).
+
+    Example: byoc sandbox stop
+    """
     from byoc import sandbox
 
     info = sandbox.stop(state_dir)
@@ -413,7 +429,10 @@ def sandbox_stop(
 def sandbox_status(
     state_dir: Annotated[Path, typer.Option(help="Where the sandbox recorded its pid.")] = Path("state"),
 ) -> None:
-    """Say whether the sandbox runs, and where."""
+    """Say whether the sandbox runs, and where (exit 1 when it does not).
+
+    Example: byoc sandbox status
+    """
     from byoc import sandbox
 
     info = sandbox.status(state_dir)

@@ -101,6 +101,17 @@ def _dur(seconds: float) -> str:
     return f"{s // 60}m{s % 60}s" if s >= 60 else f"{s}s"
 
 
+def enable_logging(verbosity: int) -> None:
+    """-v: every AWS call on stderr; -vv: byoc's debug messages too (never SDK bodies)."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("byoc")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+
+
 def stdin_is_tty() -> bool:
     try:
         return sys.stdin.isatty()

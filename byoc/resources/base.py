@@ -136,6 +136,66 @@ def to_cloud_error(exc: BaseException, address: str | None = None, aws_id: str |
     return CloudError(f"{name}: {exc}", address=address, aws_id=aws_id, code=name)
 
 
+CALL_LOG = "byoc.aws"
+
+
+class CallRecorder:
+    """botocore event hooks that log every AWS call — service, action, duration, retries — to the
+    ``byoc.aws`` logger (never parameters or bodies), and count calls by (service, action)."""
+
+    def __init__(self) -> None:
+        import collections
+        import logging
+
+        self.log = logging.getLogger(CALL_LOG)
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def register(self, client: Any) -> None:
+        events = client.meta.events
+        events.register_first("before-call", self._before)
+        events.register_first("after-call", self._after)
+        events.register_first("after-call-error", self._after_error)
+        events.register("needs-retry", self._retry)
+
+    @staticmethod
+    def _name(model: Any) -> tuple[str, str]:
+        return model.service_model.endpoint_prefix, model.name
+
+    def _before(self, model: Any = None, context: Any = None, **kwargs: Any) -> None:
+        if context is not None:
+            context["byoc_started"] = time.monotonic()
+        if model is not None:
+            with self._lock:
+                self.counts[self._name(model)] += 1
+
+    def _after(
+        self, model: Any = None, context: Any = None, http_response: Any = None, **kwargs: Any
+    ) -> None:
+        if model is None:
+            return
+        started = (context or {}).get("byoc_started")
+        took = f" {time.monotonic() - started:.3f}s" if started else ""
+        status = getattr(http_response, "status_code", "")
+        service, action = self._name(model)
+        self.log.info("aws %s %s%s %s", service, action, took, status)
+
+    def _after_error(self, model: Any = None, context: Any = None, exception: Any = None, **kw: Any) -> None:
+        if model is not None:
+            service, action = self._name(model)
+            self.log.info("aws %s %s failed: %s", service, action, type(exception).__name__)
+
+    def _retry(self, attempts: int = 0, response: Any = None, operation: Any = None, **kwargs: Any) -> None:
+        if response is None or operation is None:
+            return
+        code = ""
+        if isinstance(response, tuple) and len(response) == 2 and isinstance(response[1], dict):
+            code = str(response[1].get("Error", {}).get("Code", ""))
+        if code:
+            service, action = self._name(operation)
+            self.log.info("aws %s %s attempt %d answered %s", service, action, attempts, code)
+
+
 def quiet_sdk_logs() -> None:
     """Keep botocore's DEBUG records from ever being created: they carry request and response
     bodies, i.e. the admin password on CreateSecret. byoc logs its own calls (without bodies)."""
@@ -183,6 +243,8 @@ class AwsContext:
         #: salts idempotency tokens: retries within a run reuse a token, a later run never
         #: receives a resource an earlier run created and deleted under the same token
         self.run_id = uuid.uuid4().hex
+        #: every AWS call of this context, logged (``byoc -v``) and counted
+        self.calls = CallRecorder()
 
     # -- clients -------------------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -209,6 +271,7 @@ class AwsContext:
             user_agent_extra="byoc/0.1",
         )
         client = self._session.client(service, config=config)
+        self.calls.register(client)
         for event, hook in self._event_hooks:
             client.meta.events.register_first(event, hook)
         return client
