@@ -158,3 +158,23 @@ def test_no_credentials_is_a_clear_error(work: Path) -> None:
     assert p.returncode == 1
     assert "credentials" in p.stderr
     no_traceback(p)
+
+
+def test_preflight_cost_and_the_plan_footer(aws: MotoServer, work: Path) -> None:
+    env = aws.env()
+    p = byoc(["preflight", "specs/dev.yaml"], env, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "✓ credentials" in p.stdout and "✓ bucket" in p.stdout
+    p = byoc(["preflight", "specs/dev.yaml", "--set", "compute.ssh_key_name=no-such-key"], env, work)
+    assert p.returncode == 1 and "✗ key-pair" in p.stdout
+    no_traceback(p)
+    # apply runs the same checks first and changes nothing when one fails
+    bad_key = ["--set", "compute.ssh_key_name=no-such-key"]
+    p = byoc(["apply", "specs/dev.yaml", "--auto-approve", *bad_key], env, work)
+    assert p.returncode == 1 and "preflight checks failed: nothing was changed" in p.stderr
+    assert aws.client("ec2").describe_vpcs(
+        Filters=[{"Name": "tag:byoc:cluster", "Values": ["dev-proton"]}])["Vpcs"] == []
+    p = byoc(["cost", "specs/dev.yaml"], None, work)
+    assert p.returncode == 0 and "Total per month" in p.stdout and "t3.large" in p.stdout
+    p = byoc(["plan", "specs/dev.yaml"], env, work)
+    assert "Estimated cost: $0/month now → $" in p.stdout

@@ -101,6 +101,19 @@ def _dur(seconds: float) -> str:
     return f"{s // 60}m{s % 60}s" if s >= 60 else f"{s}s"
 
 
+_MARK = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skipped": ("-", "dim")}
+
+
+def print_checks(con: Console, checks: Any) -> None:
+    """Preflight results: a line per check, and what to do for warnings and failures."""
+    width = max((len(c.name) for c in checks), default=0)
+    for c in checks:
+        mark, style = _MARK.get(c.status, ("?", ""))
+        con.print(Text(f"  {mark} {c.name:<{width}}  ", style=style) + Text(c.message))
+        if c.fix and c.status in ("warn", "fail"):
+            con.print(Text(f"    {' ' * width}  → {c.fix}", style="dim"))
+
+
 def enable_logging(verbosity: int) -> None:
     """-v: every AWS call on stderr; -vv: byoc's debug messages too (never SDK bodies)."""
     import logging
