@@ -9,18 +9,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from byoc.operations import quotas
+from byoc.operations.checks import FAIL, OK, SKIPPED, WARN, Check, Skip, reason, type_info, vcpus
 from byoc.plan import CREATE, Plan
-from byoc.resources._volumes import MARKET_TAG
 from byoc.resources.ami import resolve_ami
 from byoc.resources.base import CLUSTER_TAG, AwsContext, error_code, tags_dict, to_cloud_error
 from byoc.spec import Spec
 
-OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
+__all__ = ["FAIL", "OK", "ORDER", "SKIPPED", "WARN", "Check", "failed", "nodes_added", "run_preflight"]
 
 #: the checks, in the order ``run_preflight`` reports them
 ORDER = (
@@ -34,23 +34,11 @@ CREDENTIAL_CODES = frozenset({
 REGION_CODES = frozenset(
     {"AuthFailure", "UnrecognizedClientException", "OptInRequired", "InvalidClientTokenId"}
 )
-#: "standard" instance families of the vCPU quotas L-1216C47A / L-34B43A08
-STANDARD_FAMILIES = frozenset({"a", "c", "d", "h", "i", "m", "r", "t", "z", "im", "is"})
 CREDENTIALS_FIX = (
     "configure AWS credentials: export AWS_PROFILE=<profile> (or run `aws configure`, or "
     "`aws sso login` for an SSO profile), or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; for a "
     'trial without AWS, start the sandbox: eval "$(byoc sandbox start)"'
 )
-
-
-@dataclass(frozen=True)
-class Check:
-    """The answer of one check: ``status`` is ok, warn, fail or skipped; ``fix`` says what to do."""
-
-    name: str
-    status: str
-    message: str
-    fix: str = ""
 
 
 def failed(checks: list[Check]) -> bool:
@@ -70,11 +58,11 @@ def run_preflight(ctx: AwsContext, spec: Spec, *, new_nodes: int | None = None) 
     nodes = spec.instance_count if new_nodes is None else max(0, new_nodes)
     later: dict[str, Callable[[], Check]] = {
         "instance-type": lambda: _instance_type(ctx, spec),
-        "quota:vcpus": lambda: _quota_vcpus(ctx, spec, nodes),
-        "quota:vpcs": lambda: _quota_vpcs(ctx, spec),
-        "quota:eips": lambda: _quota_eips(ctx, spec),
-        "quota:nat-gateways": lambda: _quota_nat(ctx, spec),
-        "quota:load-balancers": lambda: _quota_lbs(ctx, spec),
+        "quota:vcpus": lambda: quotas.quota_vcpus(ctx, spec, nodes),
+        "quota:vpcs": lambda: quotas.quota_vpcs(ctx, spec),
+        "quota:eips": lambda: quotas.quota_eips(ctx, spec),
+        "quota:nat-gateways": lambda: quotas.quota_nat(ctx, spec),
+        "quota:load-balancers": lambda: quotas.quota_lbs(ctx, spec),
         "ami": lambda: _ami(ctx, spec),
         "bucket": lambda: _bucket(ctx, spec),
         "key-pair": lambda: _key_pair(ctx, spec),
@@ -95,15 +83,11 @@ def run_preflight(ctx: AwsContext, spec: Spec, *, new_nodes: int | None = None) 
 
 
 # -- plumbing --------------------------------------------------------------------------------------
-class _Skip(Exception):
-    """A check that cannot run because something it needs failed elsewhere; str() says why."""
-
-
 def _guard(name: str, check: Callable[[], Check]) -> Check:
     """Run one check; whatever it raises becomes its fail (or its skip)."""
     try:
         return check()
-    except _Skip as exc:
+    except Skip as exc:
         return Check(name, SKIPPED, str(exc))
     except Exception as exc:  # a check never raises, whatever AWS or botocore does
         err = to_cloud_error(exc)
@@ -111,15 +95,6 @@ def _guard(name: str, check: Callable[[], Check]) -> Check:
         if err.code in {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}:
             fix = "allow the read-only calls preflight makes to the credentials in use, and run again"
         return Check(name, FAIL, f"the check could not run: {err}", fix)
-
-
-def _reason(exc: BaseException) -> str:
-    """``Code: message`` of an AWS error (or the exception's text)."""
-    code = error_code(exc)
-    if code is None:
-        return f"{type(exc).__name__}: {exc}"
-    message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
-    return f"{code}: {message}".rstrip(": ")
 
 
 def _join(items: Any) -> str:
@@ -150,23 +125,6 @@ def _region_usable(ctx: AwsContext) -> bool:
         isinstance(answer, ClientError) and error_code(answer) not in REGION_CODES)
 
 
-def _type_info(ctx: AwsContext, instance_type: str) -> dict[str, Any] | None:
-    """DescribeInstanceTypes' entry for ``instance_type``; None when EC2 does not know it."""
-    def fetch() -> dict[str, Any] | None:
-        try:
-            types = ctx.client("ec2").describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
-        except ClientError as exc:
-            if error_code(exc) == "InvalidInstanceType":
-                return None
-            raise
-        return dict(types[0]) if types else None
-    return ctx.memo("ec2", f"preflight:type:{instance_type}", fetch)
-
-
-def _vcpus(info: dict[str, Any]) -> int:
-    return int((info.get("VCpuInfo") or {}).get("DefaultVCpus") or 0)
-
-
 # -- the checks ------------------------------------------------------------------------------------
 def _credentials(ctx: AwsContext) -> Check:
     try:
@@ -174,8 +132,8 @@ def _credentials(ctx: AwsContext) -> Check:
     except (ClientError, BotoCoreError) as exc:
         code = error_code(exc) or type(exc).__name__
         if code in CREDENTIAL_CODES or code in {"NoCredentialsError", "PartialCredentialsError"}:
-            return Check("credentials", FAIL, f"no usable AWS credentials ({_reason(exc)})", CREDENTIALS_FIX)
-        return Check("credentials", FAIL, f"GetCallerIdentity failed ({_reason(exc)})",
+            return Check("credentials", FAIL, f"no usable AWS credentials ({reason(exc)})", CREDENTIALS_FIX)
+        return Check("credentials", FAIL, f"GetCallerIdentity failed ({reason(exc)})",
                      f"check network access to AWS STS and the credentials; {CREDENTIALS_FIX}")
     return Check("credentials", OK, f"account {who.get('Account')} as {who.get('Arn')}")
 
@@ -186,7 +144,7 @@ def _zones(ctx: AwsContext, spec: Spec) -> Check:
     if isinstance(zones, Exception):
         if _region_usable(ctx):
             raise zones
-        return Check(name, FAIL, f"cannot use region {region}: {_reason(zones)}",
+        return Check(name, FAIL, f"cannot use region {region}: {reason(zones)}",
                      f"enable {region} for the account (AWS console → Account → AWS Regions) or choose "
                      "another aws.region")
     available = [z for z, state in zones.items() if state == "available"]
@@ -200,7 +158,7 @@ def _zones(ctx: AwsContext, spec: Spec) -> Check:
 
 def _instance_type(ctx: AwsContext, spec: Spec) -> Check:
     name, itype = "instance-type", str(spec.data["compute"]["instance_type"])
-    info = _type_info(ctx, itype)
+    info = type_info(ctx, itype)
     if info is None:
         return Check(name, FAIL, f"{itype} is not an EC2 instance type in {spec.region}",
                      "set compute.instance_type to a type such as t3.large or c5.2xlarge")
@@ -214,7 +172,7 @@ def _instance_type(ctx: AwsContext, spec: Spec) -> Check:
         return Check(name, FAIL, f"{itype} is not offered in {_join(missing)}",
                      f"choose zones that offer it ({_join(offered)}) or another compute.instance_type")
     here = [z for z in spec.availability_zones if z in offered]
-    return Check(name, OK, f"{itype} ({_vcpus(info)} vCPUs) is offered in {_join(here)}")
+    return Check(name, OK, f"{itype} ({vcpus(info)} vCPUs) is offered in {_join(here)}")
 
 
 def _ami(ctx: AwsContext, spec: Spec) -> Check:
@@ -238,7 +196,7 @@ def _ami(ctx: AwsContext, spec: Spec) -> Check:
     image = images[0]
     if image.get("State") != "available":
         return Check("ami", FAIL, f"{ami} is {image.get('State')}, not available", fix)
-    info = _type_info(ctx, itype)
+    info = type_info(ctx, itype)
     archs = ((info or {}).get("ProcessorInfo") or {}).get("SupportedArchitectures") or []
     arch = image.get("Architecture")
     if arch and archs and arch not in archs:
@@ -311,7 +269,7 @@ def _certificate(ctx: AwsContext, spec: Spec) -> Check:
     except ClientError as exc:
         if error_code(exc) not in {"ResourceNotFoundException", "ValidationException"}:
             raise
-        return Check("certificate", FAIL, f"{arn} not found in {spec.region} ({_reason(exc)})",
+        return Check("certificate", FAIL, f"{arn} not found in {spec.region} ({reason(exc)})",
                      "check load_balancer.certificate_arn against the ACM console")
     status = cert.get("Status")
     if status != "ISSUED":
@@ -319,166 +277,3 @@ def _certificate(ctx: AwsContext, spec: Spec) -> Check:
         return Check("certificate", FAIL, f"{domain}: the certificate is {status}, not ISSUED",
                      "finish its validation in ACM (or renew it) and run again")
     return Check("certificate", OK, f"{cert.get('DomainName')}: ISSUED in {spec.region}")
-
-
-# -- quotas ----------------------------------------------------------------------------------------
-def _quota(ctx: AwsContext, name: str, what: str, service: str, code: str) -> float:
-    """The applied value of a quota; raises _NoQuota (→ warn) when Service Quotas does not answer."""
-    try:
-        quota = ctx.client("service-quotas").get_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]
-        value = quota.get("Value")
-        if isinstance(value, int | float):
-            return float(value)
-        reason = "Service Quotas gave no value"
-    except (ClientError, BotoCoreError) as exc:
-        reason = _reason(exc)
-    raise _NoQuota(Check(
-        name, WARN, f"could not check the {what} quota ({reason})",
-        f"check {service} quota {code} in the Service Quotas console (https://console.aws.amazon.com/"
-        f"servicequotas/home?region={ctx.region}); allow servicequotas:GetServiceQuota to check it here",
-    ))
-
-
-class _NoQuota(Exception):
-    def __init__(self, check: Check) -> None:
-        super().__init__(check.message)
-        self.check = check
-
-
-def _compare(name: str, what: str, code: str, limit: float, used: int, extra: int, detail: str,
-             remedy: str) -> Check:
-    need = used + extra
-    text = f"{what}: needs {need} of {limit:g} ({used} in use + {extra} {detail})"
-    if need > limit:
-        fix = f"request an increase in Service Quotas (quota code {code}) or {remedy}"
-        return Check(name, FAIL, text, fix)
-    return Check(name, OK, text)
-
-
-def _quota_check(name: str, body: Callable[[], Check]) -> Check:
-    try:
-        return body()
-    except _NoQuota as exc:
-        return exc.check
-
-
-def _family(instance_type: str) -> str:
-    match = re.match(r"[a-z]+", instance_type.split(".", 1)[0])
-    return match.group(0) if match else ""
-
-
-def _quota_vcpus(ctx: AwsContext, spec: Spec, nodes: int) -> Check:
-    name, itype = "quota:vcpus", str(spec.data["compute"]["instance_type"])
-    if _family(itype) not in STANDARD_FAMILIES:
-        return Check(name, OK, f"not checked: {itype} is outside the standard families (A, C, D, H, I, M, R, "
-                     "T, Z); check its family's vCPU quota in Service Quotas")
-    info = _type_info(ctx, itype)
-    if info is None:
-        raise _Skip(f"needs the vCPU count of {itype} (see the instance-type check)")
-    spot = bool(spec.data["compute"].get("spot"))
-    what, code = (("Running standard Spot vCPUs", "L-34B43A08") if spot
-                  else ("Running On-Demand standard vCPUs", "L-1216C47A"))
-
-    def body() -> Check:
-        limit = _quota(ctx, name, what, "ec2", code)
-        used = _running_vcpus(ctx, spot)
-        return _compare(name, what, code, limit, used, nodes * _vcpus(info), f"for {nodes} new {itype}",
-                        "lower compute.instance_count or choose a smaller compute.instance_type")
-    return _quota_check(name, body)
-
-
-def _running_vcpus(ctx: AwsContext, spot: bool) -> int:
-    """vCPUs of the region's running and pending standard-family instances of one market."""
-    pages = ctx.client("ec2").get_paginator("describe_instances").paginate(
-        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
-    types: list[str] = []
-    for page in pages:
-        for reservation in page["Reservations"]:
-            for inst in reservation["Instances"]:
-                is_spot = inst.get("InstanceLifecycle") == "spot" or (
-                    "InstanceLifecycle" not in inst and tags_dict(inst.get("Tags")).get(MARKET_TAG) == "spot")
-                if is_spot == spot and _family(inst["InstanceType"]) in STANDARD_FAMILIES:
-                    types.append(inst["InstanceType"])
-    per_type: dict[str, int] = {}
-    distinct = sorted(set(types))
-    for start in range(0, len(distinct), 100):
-        described = ctx.client("ec2").describe_instance_types(InstanceTypes=distinct[start:start + 100])
-        per_type.update({t["InstanceType"]: _vcpus(t) for t in described["InstanceTypes"]})
-    return sum(per_type.get(t, 0) for t in types)
-
-
-def _owned(items: list[dict[str, Any]], cluster: str) -> list[dict[str, Any]]:
-    return [i for i in items if tags_dict(i.get("Tags")).get(CLUSTER_TAG) == cluster]
-
-
-def _quota_vpcs(ctx: AwsContext, spec: Spec) -> Check:
-    name, what, code = "quota:vpcs", "VPCs per Region", "L-F678F1CE"
-
-    def body() -> Check:
-        limit = _quota(ctx, name, what, "vpc", code)
-        pages = ctx.client("ec2").get_paginator("describe_vpcs").paginate()
-        vpcs = [v for page in pages for v in page["Vpcs"]]
-        extra = 0 if _owned(vpcs, spec.cluster_name) else 1
-        return _compare(name, what, code, limit, len(vpcs), extra, "for the cluster's VPC",
-                        "delete unused VPCs in " + spec.region)
-    return _quota_check(name, body)
-
-
-def _nat_count(spec: Spec) -> int:
-    mode = spec.data["network"]["nat_gateway"]
-    return len(spec.availability_zones) if mode == "per_az" else 1 if mode == "single" else 0
-
-
-def _quota_eips(ctx: AwsContext, spec: Spec) -> Check:
-    name, what, code = "quota:eips", "EC2-VPC Elastic IPs", "L-0263D0A3"
-
-    def body() -> Check:
-        limit = _quota(ctx, name, what, "ec2", code)
-        addresses = list(ctx.client("ec2").describe_addresses()["Addresses"])
-        needed = _nat_count(spec)
-        extra = max(0, needed - len(_owned(addresses, spec.cluster_name)))
-        return _compare(name, what, code, limit, len(addresses), extra, f"for {needed} NAT gateway(s)",
-                        "release unused Elastic IPs, or choose network.nat_gateway: single")
-    return _quota_check(name, body)
-
-
-def _quota_nat(ctx: AwsContext, spec: Spec) -> Check:
-    name, what, code = "quota:nat-gateways", "NAT gateways per Availability Zone", "L-FE5A380F"
-    if not _nat_count(spec):
-        return Check(name, OK, "no NAT gateways needed (network.nat_gateway: none)")
-
-    def body() -> Check:
-        limit = _quota(ctx, name, what, "vpc", code)
-        return Check(name, OK, f"{what}: {limit:g}; the cluster needs at most 1 per zone")
-    return _quota_check(name, body)
-
-
-def _quota_lbs(ctx: AwsContext, spec: Spec) -> Check:
-    name, kind = "quota:load-balancers", str(spec.data["load_balancer"]["type"])
-    what, code = (("Application Load Balancers per Region", "L-53DA6B97") if kind == "application"
-                  else ("Network Load Balancers per Region", "L-69A177A2"))
-
-    def body() -> Check:
-        limit = _quota(ctx, name, what, "elasticloadbalancing", code)
-        lbs = [lb for lb in _load_balancers(ctx) if lb.get("Type") == kind]
-        ours = any(lb.get("LoadBalancerName") == f"{spec.cluster_name}-lb" for lb in lbs)
-        return _compare(name, what, code, limit, len(lbs), 0 if ours else 1, "for the cluster's own",
-                        "delete unused load balancers in " + spec.region)
-    return _quota_check(name, body)
-
-
-def _load_balancers(ctx: AwsContext) -> list[dict[str, Any]]:
-    """Every load balancer of the region, page by page (a repeated marker ends the walk: moto's
-    paginator can loop on duplicate names)."""
-    elb = ctx.client("elbv2")
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    params: dict[str, Any] = {"PageSize": 400}
-    while True:
-        page = elb.describe_load_balancers(**params)
-        out.extend(page["LoadBalancers"])
-        marker = page.get("NextMarker")
-        if not marker or marker in seen:
-            return out
-        seen.add(marker)
-        params["Marker"] = marker
