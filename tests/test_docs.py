@@ -144,7 +144,7 @@ def cli_commands() -> dict[str, set[str]]:
         return str(info.name or info.callback.__name__.lower().replace("_", "-"))
 
     names = {name_of(c) for c in app.registered_commands}
-    groups = {str(g.name): g.typer_instance for g in app.registered_groups}
+    groups = {str(g.name): g.typer_instance for g in app.registered_groups if g.typer_instance is not None}
     names |= set(groups)
     for group, sub in groups.items():
         names |= {f"{group} {name_of(c)}" for c in sub.registered_commands}
