@@ -17,7 +17,7 @@ from byoc.blueprint import Facts
 from byoc.discover import discover
 from byoc.errors import PlanError, StateError
 from byoc.executor import ApplyResult, Event, Executor
-from byoc.model import Live
+from byoc.model import Live, parse_address
 from byoc.outputs import outputs_of
 from byoc.plan import Plan
 from byoc.planner import PlanOptions, make_plan, rules_of
@@ -72,22 +72,32 @@ class Engine:
         return discover(self.kinds, self.ctx, self.parallelism)
 
     def facts(self, state: State | None, live: Mapping[str, Live], update_ami: bool = False) -> Facts:
-        """The AMI to use: the spec's, else the one pinned in state, else the one running nodes
-        use, else today's Amazon Linux 2023 (resolved once, then pinned). ``update_ami`` skips the
-        pins and resolves afresh (new nodes, and replacement of the running ones)."""
+        """What the blueprint cannot know: the AMI (see ``_ami``) and the AZ of every node whose
+        data volume exists (a volume cannot move, so its node stays with it)."""
+        node_azs = tuple(sorted(
+            (key, str(x.props["availability_zone"])) for x in live.values()
+            if x.kind == "aws_ebs_volume" and (key := parse_address(x.address)[2]) is not None
+            and x.props.get("availability_zone")
+        ))
+        return Facts(ami=self._ami(state, live, update_ami), node_azs=node_azs)
+
+    def _ami(self, state: State | None, live: Mapping[str, Live], update_ami: bool) -> str:
+        """The spec's AMI, else the one pinned in state, else the one running nodes use, else
+        today's Amazon Linux 2023 (resolved once, then pinned). ``update_ami`` skips the pins and
+        resolves afresh (new nodes, and replacement of the running ones)."""
         compute = self.spec.data["compute"]
         if compute.get("ami"):
-            return Facts(ami=compute["ami"])
+            return str(compute["ami"])
         itype = compute["instance_type"]
         if not update_ami:
             pinned = (state.facts if state else {}).get("ami")
             if pinned and (state.facts if state else {}).get("ami_instance_type") == itype:
-                return Facts(ami=str(pinned))
+                return str(pinned)
             running = Counter(str(x.props["ami"]) for x in live.values()
                               if x.kind == "aws_instance" and x.props.get("instance_type") == itype)
             if running:
-                return Facts(ami=running.most_common(1)[0][0])
-        return Facts(ami=self._resolve_ami(itype))
+                return running.most_common(1)[0][0]
+        return self._resolve_ami(itype)
 
     def _resolve_ami(self, instance_type: str) -> str:
         if self._ami_resolver is not None:

@@ -70,3 +70,23 @@ def test_outputs_follow_what_exists(tmp_path: Path) -> None:
     dns = out["load_balancer_dns_name"]
     assert out["endpoints"] == {"http_batch": f"http://{dns}:8123", "http_streaming": f"http://{dns}:3218"}
     assert out["bucket"] == "dev-proton-data-byoc-example" and out["log_group"] == "/aws/proton/dev-proton"
+
+
+def test_adding_an_az_never_moves_a_node_away_from_its_data_volume(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    eng = make(tmp_path, cloud, "compute.instance_count=3")
+    assert eng.apply(eng.plan()).ok
+    state = eng.state()
+    assert state is not None
+    before = {a: r.props.get("availability_zone") for a, r in state.resources.items()
+              if a.startswith("aws_ebs_volume")}
+    assert before['aws_ebs_volume.data["2"]'] == "us-west-2a"  # round-robin over 2 AZs
+    grown = make(tmp_path, cloud, "compute.instance_count=4",
+                 "aws.availability_zones=[us-west-2a, us-west-2b, us-west-2c]")
+    plan = grown.plan()
+    moved = [c.address for c in plan.actionable if c.kind in ("aws_ebs_volume", "aws_instance")
+             and c.action != "create"]
+    assert moved == []  # existing nodes stay in their volume's AZ
+    new_volume = plan.change('aws_ebs_volume.data["3"]')
+    assert new_volume.action == "create"
+    assert new_volume.after is not None and new_volume.after["availability_zone"] == "us-west-2a"

@@ -391,7 +391,7 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
         "create-kms-key-and-kms-key-arn",
         base(
             extra="security:\n  encryption:\n    create_kms_key: true\n"
-            "    kms_key_arn: arn:aws:kms:us-west-2:123456789012:alias/proton\n"
+            "    kms_key_arn: arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab\n"
         ),
         [],
         [
@@ -400,12 +400,23 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
         ],
     ),
     (
+        "kms-alias-is-not-a-key",
+        base(extra="security:\n  encryption:\n"
+                   "    kms_key_arn: arn:aws:kms:us-west-2:123456789012:alias/proton\n"),
+        [],
+        [
+            "spec.yaml:11 security.encryption.kms_key_arn: 'arn:aws:kms:us-west-2:123456789012:alias/proton' "
+            "is not valid: expected a KMS key ARN (not an alias) such as "
+            "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        ],
+    ),
+    (
         "kms-arn-pattern",
         base(extra="security:\n  encryption:\n    kms_key_arn: my-key\n"),
         [],
         [
             "spec.yaml:11 security.encryption.kms_key_arn: 'my-key' is not valid: expected a KMS "
-            "key or alias ARN such as "
+            "key ARN (not an alias) such as "
             "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
         ],
     ),

@@ -20,9 +20,11 @@ PLACEHOLDER_AMI = "ami-00000000000000000"
 
 @dataclass(frozen=True)
 class Facts:
-    """Values resolved outside the pure blueprint and pinned in state."""
+    """Values resolved outside the pure blueprint: the pinned AMI, and the AZ of each node whose
+    data volume already exists (a volume cannot move between AZs, so its node stays with it)."""
 
     ami: str = PLACEHOLDER_AMI
+    node_azs: tuple[tuple[str, str], ...] = ()
 
 
 class Builder:

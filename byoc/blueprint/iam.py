@@ -35,6 +35,14 @@ def build_iam(b: Builder, storage: Storage, log_group: str) -> Identity:
                   condition={"StringEquals": {"cloudwatch:namespace": [metrics_namespace(b.cluster)]}}),
         statement("Allow", ["secretsmanager:GetSecretValue"], [Ref(storage.secret, "arn")],
                   sid="AdminPassword"),
+        # Session Manager (shell access without SSH): these actions support no resource scoping
+        statement("Allow", [
+            "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage",
+            "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply",
+            "ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel",
+            "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
+            "ssmmessages:OpenDataChannel",
+        ], ["*"], sid="SessionManager"),
     ]
     if storage.kms_key is not None:
         node_statements.append(statement("Allow", ["kms:Decrypt", "kms:GenerateDataKey"], [storage.kms_key],
@@ -83,6 +91,8 @@ def _management_role(b: Builder, path: str, xacct: dict[str, Any], storage: Stor
             statement("Allow", ["s3:ListBucket"], [storage.bucket_arn], sid="ListBackups",
                       condition={"StringLike": {"s3:prefix": ["backups/*"]}}),
             statement("Allow", ["s3:GetObject"], [f"{storage.bucket_arn}/backups/*"], sid="ReadBackups"),
+            *([statement("Allow", ["kms:Decrypt"], [storage.kms_key], sid="DecryptBackups")]
+              if storage.kms_key is not None else []),
         )},
         "max_session_duration": 3600,
     })

@@ -1,6 +1,7 @@
 """The Proton nodes: per node an instance, a separate protected data volume, and its attachment.
 
-Node i lives in AZ i mod len(AZs), in that AZ's private subnet. The user data embeds the data
+Node i lives in AZ i mod len(AZs), in that AZ's private subnet — or, once its data volume exists,
+in the volume's AZ, so adding an AZ to the spec never strands a node's data. The user data embeds the data
 volume's id and the secret's ARN (never the password); both are references, so the script is a
 ``Join`` of rendered text and references.
 """
@@ -42,8 +43,11 @@ def build_nodes(b: Builder, net: Network, storage: Storage, identity: Identity) 
     azs = list(b.spec.availability_zones)
     kms = storage.kms_key if storage.encrypted else None
     nodes = []
+    pinned = dict(b.facts.node_azs)
     for i, key in enumerate(node_keys(c["instance_count"])):
-        az = azs[i % len(azs)]
+        # a node whose data volume exists stays in that volume's AZ (if the spec still has it);
+        # new nodes go round-robin over the AZs
+        az = pinned[key] if pinned.get(key) in azs else azs[i % len(azs)]
         volume = b.add("aws_ebs_volume", "data", key, {
             "availability_zone": az,
             "size": c["disk_size_gb"],
