@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from byoc.resources._tagging import tagged
-from byoc.resources.base import AwsContext, is_not_found, is_owned, owned_filter, tag_list
+from byoc.resources.base import AwsContext, is_not_found, is_owned, tag_list
 
 #: the most ARNs DescribeLoadBalancers / DescribeTags take in one call
 BATCH = 20
@@ -214,8 +214,6 @@ def cluster_instances(ctx: AwsContext) -> list[Item]:
     """Every instance DescribeInstances returns for the cluster's tag filter (unfiltered beyond
     that; shared with other kinds under ``describe_instances_cluster``)."""
 
-    def fetch() -> list[Item]:
-        pages = ctx.client("ec2").get_paginator("describe_instances").paginate(Filters=owned_filter(ctx))
-        return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+    from byoc.resources._instances import cluster_instances as described
 
-    return ctx.memo("ec2", "describe_instances_cluster", fetch)
+    return [instance for _, instance in described(ctx)]

@@ -22,7 +22,7 @@ from byoc.resources._volumes import (
     visible_tags,
     volumes_by_id,
 )
-from byoc.resources.base import ADDRESS_TAG, AwsContext, is_not_found, tag_specs
+from byoc.resources.base import ADDRESS_TAG, AwsContext, is_not_found, owned_filter, tag_specs
 
 #: used when the AMI cannot be described (AL2023 and most Linux AMIs boot from it)
 DEFAULT_ROOT_DEVICE = "/dev/xvda"
@@ -41,6 +41,12 @@ def describe(ctx: AwsContext, filters: list[dict[str, Any]]) -> list[Described]:
     states = {"Name": "instance-state-name", "Values": list(LIVE_STATES)}
     pages = ctx.client("ec2").get_paginator("describe_instances").paginate(Filters=[*filters, states])
     return [(r.get("OwnerId", ""), i) for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def cluster_instances(ctx: AwsContext) -> list[Described]:
+    """The cluster's live instances: one DescribeInstances per discovery pass, shared by the
+    instance kind and the target-group attachments (which map instance ids to addresses)."""
+    return ctx.memo("ec2", "describe_instances_cluster", lambda: describe(ctx, owned_filter(ctx)))
 
 
 def get(ctx: AwsContext, instance_id: str) -> Described | None:

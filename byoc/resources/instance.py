@@ -40,7 +40,7 @@ class Instance(ResourceType):
     hashed = frozenset({"user_data"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:
-        return self._lives(ctx, read.describe(ctx, owned_filter(ctx)), cluster_volumes(ctx))
+        return self._lives(ctx, read.cluster_instances(ctx), cluster_volumes(ctx))
 
     def find(self, ctx: AwsContext, address: str) -> Live | None:
         """A fresh look (no memo) for the instance tagged with ``address``."""
