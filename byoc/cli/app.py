@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from byoc.cli.ui import Progress, console, error, print_checks, print_plan_text, stdin_is_tty, warning
+from byoc.cli.ui import Progress, console, error, print_plan_text, stdin_is_tty, warning
 
 app = typer.Typer(
     name="byoc",
@@ -23,8 +23,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-sandbox_app = typer.Typer(help="A local AWS sandbox (moto's server on 127.0.0.1) for demos and trials.")
-app.add_typer(sandbox_app, name="sandbox")
 
 SpecArg = Annotated[Path, typer.Argument(help="The cluster spec (YAML), e.g. specs/prod.yaml.",
                                          show_default=False, metavar="SPEC")]
@@ -99,78 +97,6 @@ def validate(spec: SpecArg, set_: SetOpt = None, no_color: NoColor = False) -> N
 
 
 @app.command()
-def preflight(
-    spec: SpecArg,
-    set_: SetOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
-    no_color: NoColor = False,
-) -> None:
-    """Check the AWS account before deploying: credentials, region and AZs, instance type
-    offered in each AZ, quotas (vCPUs, VPCs, Elastic IPs, NAT gateways, load balancers), AMI,
-    bucket name, key pair and certificate. Exit 1 when a check fails.
-
-    Also run by `byoc apply` (skip it with --skip-preflight).
-
-    Example: byoc preflight specs/prod.yaml
-    """
-    from byoc.operations.preflight import failed, run_preflight
-
-    s = _load(spec, set_)
-    checks = run_preflight(_engine(s, 10).ctx, s)
-    if as_json:
-        typer.echo(json.dumps([c.__dict__ for c in checks], indent=2))
-    else:
-        print_checks(console(no_color=no_color), checks)
-    if failed(checks):
-        raise typer.Exit(1)
-
-
-@app.command()
-def cost(
-    spec: SpecArg,
-    set_: SetOpt = None,
-    usage: Annotated[bool, typer.Option(
-        "--usage", help="Also read the last 7 days of each node's CPU from CloudWatch and suggest "
-        "right-sizing (average under 40%: one size smaller; sustained high: one larger).")] = False,
-    no_color: NoColor = False,
-) -> None:
-    """Estimate the cluster's monthly cost from byoc's price table (approximate; the table's
-    date and region are shown). No AWS call unless --usage.
-
-    Examples: byoc cost specs/prod.yaml · byoc cost specs/prod.yaml --usage
-    """
-    from byoc import blueprint
-    from byoc.cost import estimate, render_estimate
-
-    s = _load(spec, set_)
-    con = console(no_color=no_color)
-    con.print(render_estimate(estimate(blueprint.build(s), s.region)))
-    if usage:
-        _usage(con, s)
-
-
-def _usage(con: Any, spec: Any) -> None:
-    from byoc.cost import suggest
-    from byoc.engine import backend_for
-    from byoc.operations.usage import cpu_usage
-
-    state = backend_for(spec).read()
-    nodes = {a: r for a, r in (state.resources.items() if state else []) if r.kind == "aws_instance"}
-    if not nodes:
-        con.print("\nNo nodes in the state yet: apply the spec first, then ask for --usage.")
-        return
-    engine = _engine(spec, 10)
-    found = cpu_usage(engine.ctx, [r.id for r in nodes.values()])
-    con.print("\nCPU over the last 7 days (CloudWatch AWS/EC2 CPUUtilization):")
-    for address, r in sorted(nodes.items()):
-        u = found.get(r.id)
-        itype = str(r.props.get("instance_type"))
-        avg = "no data" if u is None or u.average is None else f"average {u.average:.0f}%"
-        advice = suggest(itype, u) if u is not None else None
-        con.print(f"  {address} ({r.id}, {itype}): {avg}" + (f" — {advice}" if advice else ""))
-
-
-@app.command()
 def graph(spec: SpecArg, set_: SetOpt = None) -> None:
     """Print the resource dependency graph as Graphviz DOT (pipe into `dot -Tsvg`).
 
@@ -220,7 +146,9 @@ def plan(
         con = console(no_color=no_color)
         print_plan_text(con, render_plan(p))
         if p.has_changes:
-            _cost_footer(con, p)
+            from byoc.cli.operations import cost_footer
+
+            cost_footer(con, p)
         if out is not None:
             con.print(f"\nSaved the plan to {out}. To perform exactly these actions, run:\n"
                       f"    byoc apply {out}")
@@ -299,9 +227,11 @@ def apply(
         if not p.has_changes:
             _outputs(con, engine)
             return
-        _cost_footer(con, p)
+        from byoc.cli.operations import cost_footer, preflight_or_stop
+
+        cost_footer(con, p)
         if not skip_preflight:
-            _preflight_or_stop(engine, s, p, no_color)
+            preflight_or_stop(engine, s, p, no_color)
         _confirm("Do you want to perform these actions?", auto_approve, "apply")
         _run(engine, p, no_color)
 
@@ -473,79 +403,11 @@ def force_unlock(spec: SpecArg, set_: SetOpt = None) -> None:
         typer.echo(f"Removed the lock held by {holder.describe()}.")
 
 
-@sandbox_app.command("start")
-def sandbox_start(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).",
-                                      min=0, max=65535)] = 4566,
-    state_dir: Annotated[Path, typer.Option(help="Where the sandbox records its pid.")] = Path("state"),
-) -> None:
-    """Start the sandbox in the background and print the environment that points byoc at it.
-
-    Example: eval "$(byoc sandbox start)" && byoc apply specs/dev.yaml --auto-approve
-    """
-    from byoc import sandbox
-
-    info = sandbox.start(state_dir, port)
-    for k, v in info.env().items():
-        typer.echo(f"export {k}={v}")
-
-
-@sandbox_app.command("stop")
-def sandbox_stop(
-    state_dir: Annotated[Path, typer.Option(help="Where the sandbox recorded its pid.")] = Path("state"),
-) -> None:
-    """Stop the sandbox (everything in it is forgotten).
-
-    Example: byoc sandbox stop
-    """
-    from byoc import sandbox
-
-    info = sandbox.stop(state_dir)
-    typer.echo("Sandbox stopped." if info else "No sandbox was running.")
-
-
-@sandbox_app.command("status")
-def sandbox_status(
-    state_dir: Annotated[Path, typer.Option(help="Where the sandbox recorded its pid.")] = Path("state"),
-) -> None:
-    """Say whether the sandbox runs, and where (exit 1 when it does not).
-
-    Example: byoc sandbox status
-    """
-    from byoc import sandbox
-
-    info = sandbox.status(state_dir)
-    if info is None:
-        typer.echo("No sandbox is running.")
-        raise typer.Exit(1)
-    typer.echo(f"Sandbox running at {info.endpoint} (pid {info.pid}).")
 
 
 __all__ = ["app", "error"]
 
 
-def _preflight_or_stop(engine: Any, spec: Any, plan: Any, no_color: bool) -> None:
-    """Run the preflight checks for this plan; stop before any change when one fails."""
-    from byoc.errors import ByocError
-    from byoc.operations.preflight import FAIL, WARN, failed, nodes_added, run_preflight
-
-    checks = run_preflight(engine.ctx, spec, new_nodes=nodes_added(plan))
-    shown = [c for c in checks if c.status in (FAIL, WARN)]
-    if shown:
-        con = console(stderr=True, no_color=no_color)
-        con.print("\nPreflight:")
-        print_checks(con, shown)
-    if failed(checks):
-        raise ByocError("preflight checks failed: nothing was changed. Fix the above, or pass "
-                        "--skip-preflight if you are sure.")
-
-
-def _cost_footer(con: Any, plan: Any) -> None:
-    """The estimated monthly cost now and after the plan (approximate)."""
-    try:
-        from byoc.cost import footer, plan_cost
-    except ImportError:  # pragma: no cover - cost module absent
-        return
-    before, after = plan_cost(plan, plan.region)
-    con.print("")
-    con.print(footer(before, after))
+# commands kept in their own modules register themselves on `app`
+from byoc.cli import operations as _operations  # noqa: E402,F401
+from byoc.cli import sandbox as _sandbox  # noqa: E402,F401
