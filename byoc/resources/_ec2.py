@@ -6,12 +6,12 @@ Everything here builds on ``byoc.resources.base``; nothing here knows about one 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from byoc.errors import CloudError
 from byoc.model import canonical_json
-from byoc.resources.base import AwsContext, error_code, is_not_found, is_owned, owned_filter
+from byoc.resources.base import EVENTUAL_CODES, AwsContext, error_code, is_not_found, is_owned, owned_filter
 
 
 def client_token(ctx: AwsContext, address: str, props: Mapping[str, Any], salt: str = "") -> str:
@@ -78,6 +78,28 @@ def wait_gone(
     except CloudError as exc:
         exc.address, exc.aws_id = address, aws_id
         raise
+
+
+def delete_then_wait(
+    ctx: AwsContext,
+    live: Any,
+    delete: Callable[[], Any],
+    exists: Callable[[], bool],
+    *,
+    codes: Iterable[str] = EVENTUAL_CODES,
+    retry_timeout: float | None = None,
+    timeout: float = 600.0,
+) -> None:
+    """The delete of most kinds: call ``delete``, retrying AWS's eventual-consistency ``codes``
+    (ENIs still draining, a role still in a profile …); not-found means already gone; then poll
+    ``exists`` until AWS no longer shows the thing."""
+    try:
+        ctx.retry(delete, codes=codes, timeout=retry_timeout)
+    except Exception as exc:
+        if is_not_found(exc):
+            return
+        raise
+    wait_gone(ctx, exists, address=live.address, aws_id=live.id, timeout=timeout)
 
 
 def found(read: Callable[[], list[Any]]) -> bool:

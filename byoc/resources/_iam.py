@@ -167,14 +167,7 @@ def delete_and_wait(ctx: AwsContext, live: Any, delete: Callable[[], Any], get: 
     DeleteConflict is retried for a while (IAM still sees a role in a profile, or policies, for
     seconds after they were removed); NoSuchEntity means it is already gone.
     """
-    from botocore.exceptions import ClientError
+    from byoc.resources._ec2 import delete_then_wait, found
 
-    from byoc.resources._ec2 import found, wait_gone
-
-    try:
-        ctx.retry(delete, codes={"DeleteConflict"}, timeout=min(ctx.retry_timeout, IAM_SETTLE_SECONDS))
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise
-    wait_gone(ctx, lambda: found(lambda: [get()]), address=live.address, aws_id=live.id,
-              timeout=IAM_SETTLE_SECONDS)
+    delete_then_wait(ctx, live, delete, lambda: found(lambda: [get()]), codes={"DeleteConflict"},
+                     retry_timeout=min(ctx.retry_timeout, IAM_SETTLE_SECONDS), timeout=IAM_SETTLE_SECONDS)

@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from byoc.model import Live, canonical_json
-from byoc.resources._ec2 import client_token, ec2_arn, owned_items
+from byoc.resources._ec2 import client_token, delete_then_wait, ec2_arn, owned_items
 from byoc.resources.base import (
     ADDRESS_TAG,
     AwsContext,
@@ -193,19 +193,9 @@ class RouteTable(ResourceType):
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         ec2 = ctx.client("ec2")
-        try:
-            # DependencyViolation while its subnet associations are still being removed
-            ctx.retry(lambda: ec2.delete_route_table(RouteTableId=live.id))
-        except ClientError as exc:
-            if is_not_found(exc):
-                return
-            raise
-        ctx.poll(
-            lambda: self._get(ctx, live.id),
-            lambda t: t is None,
-            timeout=300,
-            what=f"route table {live.id} to be deleted",
-        )
+        # DependencyViolation while its subnet associations are still being removed
+        delete_then_wait(ctx, live, lambda: ec2.delete_route_table(RouteTableId=live.id),
+                         lambda: self._get(ctx, live.id) is not None, timeout=300)
 
 
 KIND = RouteTable()

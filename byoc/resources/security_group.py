@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from byoc.model import Live
+from byoc.resources._ec2 import delete_then_wait
 from byoc.resources._sg_rules import Rule, diff_rules, from_permissions, to_permissions
 from byoc.resources.base import (
     ADDRESS_TAG,
@@ -204,20 +205,10 @@ class SecurityGroup(ResourceType):
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         ec2 = ctx.client("ec2")
-        try:
-            # DependencyViolation / InvalidGroup.InUse: ENIs of deleted instances or load
-            # balancers, or another group's rule, still hold it for a while
-            ctx.retry(lambda: ec2.delete_security_group(GroupId=live.id))
-        except ClientError as exc:
-            if is_not_found(exc):
-                return
-            raise
-        ctx.poll(
-            lambda: self._get(ctx, live.id),
-            lambda g: g is None,
-            timeout=300,
-            what=f"security group {live.id} to be deleted",
-        )
+        # DependencyViolation / InvalidGroup.InUse: ENIs of deleted instances or load balancers,
+        # or another group's rule, still hold it for a while
+        delete_then_wait(ctx, live, lambda: ec2.delete_security_group(GroupId=live.id),
+                         lambda: self._get(ctx, live.id) is not None, timeout=300)
 
 
 KIND = SecurityGroup()

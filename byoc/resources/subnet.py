@@ -9,11 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from byoc.model import Live
-from byoc.resources._ec2 import ec2_arn, found, owned_items, user_tags, wait_gone
+from byoc.resources._ec2 import delete_then_wait, ec2_arn, found, owned_items, user_tags
 from byoc.resources.base import (
     AwsContext,
     ResourceType,
-    is_not_found,
     tag_list,
     tag_specs,
     update_ec2_tags,
@@ -63,18 +62,10 @@ class Subnet(ResourceType):
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         ec2 = ctx.client("ec2")
-        try:
-            # ENIs of a deleted NAT gateway or load balancer leave the subnet asynchronously.
-            ctx.retry(lambda: ec2.delete_subnet(SubnetId=live.id), codes={"DependencyViolation"})
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
-        wait_gone(
-            ctx,
-            lambda: found(lambda: ec2.describe_subnets(SubnetIds=[live.id])["Subnets"]),
-            address=live.address,
-            aws_id=live.id,
-        )
+        # ENIs of a deleted NAT gateway or load balancer leave the subnet asynchronously.
+        delete_then_wait(ctx, live, lambda: ec2.delete_subnet(SubnetId=live.id),
+                         lambda: found(lambda: ec2.describe_subnets(SubnetIds=[live.id])["Subnets"]),
+                         codes={"DependencyViolation"})
 
     def _live(self, ctx: AwsContext, subnet: Mapping[str, Any], address: str | None = None) -> Live:
         tags = user_tags(subnet)

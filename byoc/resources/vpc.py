@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 from byoc.model import Live
-from byoc.resources._ec2 import describe_owned, ec2_arn, found, user_tags, wait_gone
+from byoc.resources._ec2 import delete_then_wait, describe_owned, ec2_arn, found, user_tags
 from byoc.resources.base import (
     AwsContext,
     ResourceType,
@@ -80,20 +80,14 @@ class Vpc(ResourceType):
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         ec2 = ctx.client("ec2")
-        try:
-            # ENIs of deleted NAT gateways / load balancers leave the VPC asynchronously.
-            ctx.retry(lambda: ec2.delete_vpc(VpcId=live.id), codes={"DependencyViolation"})
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
-        wait_gone(
-            ctx,
-            lambda: found(
-                lambda: [v for v in ec2.describe_vpcs(VpcIds=[live.id])["Vpcs"] if v["State"] != "deleted"]
-            ),
-            address=live.address,
-            aws_id=live.id,
-        )
+
+        def exists() -> bool:
+            return found(lambda: [v for v in ec2.describe_vpcs(VpcIds=[live.id])["Vpcs"]
+                                  if v["State"] != "deleted"])
+
+        # ENIs of deleted NAT gateways / load balancers leave the VPC asynchronously.
+        delete_then_wait(ctx, live, lambda: ec2.delete_vpc(VpcId=live.id), exists,
+                         codes={"DependencyViolation"})
 
     def _live(
         self,
