@@ -100,6 +100,7 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Destroy complete! Resources: 0 added, 0 changed, 37 destroyed." in p.stdout
     assert "aws_s3_bucket.data (dev-proton-data-byoc-example) holds data and was kept" in p.stdout
+    assert "Estimated cost: $" in p.stdout and "/month after this plan (-$" in p.stdout
     ec2 = aws.client("ec2")
     owned = [{"Name": "tag:byoc:cluster", "Values": ["dev-proton"]}]
     assert ec2.describe_vpcs(Filters=owned)["Vpcs"] == []

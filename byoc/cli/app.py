@@ -265,6 +265,9 @@ def destroy(
         print_plan_text(con, render_plan(p))
         if not p.has_changes:
             return
+        from byoc.cli.operations import cost_footer
+
+        cost_footer(con, p)
         what = "all resources, INCLUDING ITS DATA," if include_data else "all resources"
         _confirm(f"Do you really want to destroy {what} of cluster {s.cluster_name}?\n"
                  "  There is no undo.", auto_approve, "destroy")
