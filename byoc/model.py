@@ -16,6 +16,13 @@ from typing import Any
 ADDRESS_RE = re.compile(r'^(?P<kind>[a-z0-9_]+)\.(?P<name>[a-z0-9_]+)(?:\["(?P<key>[^"\\]+)"\])?$')
 
 
+def partition(region: str) -> str:
+    """The AWS partition of a region, for ARNs: aws, aws-cn or aws-us-gov."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
 def make_address(kind: str, name: str, key: str | None = None) -> str:
     """Terraform-style address: ``aws_subnet.private["us-west-2a"]``."""
     return f'{kind}.{name}["{key}"]' if key is not None else f"{kind}.{name}"

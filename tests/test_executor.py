@@ -125,13 +125,24 @@ def test_replacement_deletes_dependents_first_then_recreates_in_order() -> None:
 
 
 def test_operation_graph_is_acyclic_for_update_of_a_dependent_of_a_replaced_node() -> None:
-    # a VM whose subnet is replaced but whose own change is in place must not form a cycle
+    # a VM whose subnet is replaced but whose own change is in place must not form a cycle:
+    # subnet delete → subnet create → VM update, with no edge from the VM update back to the delete
+    from byoc.executor import APPLY, REMOVE
+    from byoc.planner import KindRules
+
     h = Harness()
     h.apply(h.plan(world()))
-    g = operation_graph(h.plan([r if not r.address.startswith("fake_sub") else
-                                res(r.address, net_id=Ref("fake_net.main"), cidr="10.1.1.0/24")
-                                for r in world()]))
-    assert g.number_of_nodes() > 0
+    live = {x.address: x for k in h.kinds.values() for x in k.discover(None)}
+    rules = {**rules_of(h.kinds), "fake_vm": KindRules()}  # the VM's subnet can change in place
+    changed = [r if not r.address.startswith("fake_sub") else
+               res(r.address, net_id=Ref("fake_net.main"), cidr="10.1.1.0/24") for r in world()]
+    p = make_plan(changed, h.state, live, rules, cluster="c1")
+    actions = {c.address: c.action for c in p.changes}
+    assert actions['fake_sub.s["a"]'] == "replace" and actions['fake_vm.n["a1"]'] == "update"
+    g = operation_graph(p)
+    sub, vm = 'fake_sub.s["a"]', 'fake_vm.n["a1"]'
+    assert g.has_edge((sub, REMOVE), (sub, APPLY)) and g.has_edge((sub, APPLY), (vm, APPLY))
+    assert not g.has_edge((vm, APPLY), (sub, REMOVE))
 
 
 def test_interrupted_by_failure_in_delete_keeps_the_resource_in_state() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from byoc.model import Resource, make_address
+from byoc.model import Resource, make_address, partition
 from byoc.resources.base import ADDRESS_TAG, CLUSTER_TAG
 from byoc.spec import Spec
 
@@ -40,9 +40,7 @@ class Builder:
 
     @property
     def partition(self) -> str:
-        if self.region.startswith("cn-"):
-            return "aws-cn"
-        return "aws-us-gov" if self.region.startswith("us-gov-") else "aws"
+        return partition(self.region)
 
     def tags(self, address: str, name: str) -> dict[str, str]:
         return {**self.user_tags, "Name": name, CLUSTER_TAG: self.cluster, ADDRESS_TAG: address}

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from byoc.errors import CloudError
-from byoc.model import canonical_json
+from byoc.model import canonical_json, partition
 from byoc.resources.base import EVENTUAL_CODES, AwsContext, error_code, is_not_found, is_owned, owned_filter
 
 
@@ -50,13 +50,7 @@ def owned_items(ctx: AwsContext, operation: str, key: str) -> list[dict[str, Any
 
 def ec2_arn(ctx: AwsContext, owner: str, resource: str) -> str:
     """``arn:<partition>:ec2:<region>:<owner>:<resource>`` for describes that return no ARN."""
-    if ctx.region.startswith("cn-"):
-        partition = "aws-cn"
-    elif ctx.region.startswith("us-gov-"):
-        partition = "aws-us-gov"
-    else:
-        partition = "aws"
-    return f"arn:{partition}:ec2:{ctx.region}:{owner}:{resource}"
+    return f"arn:{partition(ctx.region)}:ec2:{ctx.region}:{owner}:{resource}"
 
 
 def is_gone(exc: BaseException, unless: frozenset[str] = frozenset()) -> bool:
@@ -100,6 +94,28 @@ def delete_then_wait(
             return
         raise
     wait_gone(ctx, exists, address=live.address, aws_id=live.id, timeout=timeout)
+
+
+def get_one(ctx: AwsContext, operation: str, key: str, id_param: str, rid: str) -> dict[str, Any] | None:
+    """One EC2 item by id (e.g. ``describe_route_tables``, ``RouteTables``, ``RouteTableIds``);
+    None when AWS does not know it (yet, or any more)."""
+    try:
+        items = getattr(ctx.client("ec2"), operation)(**{id_param: [rid]})[key]
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    return dict(items[0]) if items else None
+
+
+def get_when_visible(
+    ctx: AwsContext, operation: str, key: str, id_param: str, rid: str, *, timeout: float = 300.0
+) -> dict[str, Any]:
+    """``get_one`` polled until EC2's eventually consistent reads show the item just created."""
+    item = ctx.poll(lambda: get_one(ctx, operation, key, id_param, rid), lambda i: i is not None,
+                    timeout=timeout, what=f"{rid} to become visible")
+    assert item is not None
+    return item
 
 
 def found(read: Callable[[], list[Any]]) -> bool:

@@ -19,12 +19,6 @@ _LIST_KEYS = frozenset({"Action", "NotAction", "Resource", "NotResource"})
 _PRINCIPAL_KEYS = frozenset({"Principal", "NotPrincipal"})
 
 
-def partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
-
-
 # -- bucket policy ---------------------------------------------------------------------------
 def normalise_policy(doc: Mapping[str, Any] | str | None) -> dict[str, Any] | None:
     """The policy normal form shared by blueprint and discovery (None stays None).

@@ -12,7 +12,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from byoc.model import Live, canonical_json
-from byoc.resources._ec2 import client_token, delete_then_wait, ec2_arn, owned_items
+from byoc.resources._ec2 import (
+    client_token,
+    delete_then_wait,
+    ec2_arn,
+    get_one,
+    get_when_visible,
+    owned_items,
+)
 from byoc.resources.base import (
     ADDRESS_TAG,
     AwsContext,
@@ -110,22 +117,10 @@ class RouteTable(ResourceType):
         return next((live for live in found if live.address == address), None)
 
     def _get(self, ctx: AwsContext, rt_id: str) -> dict[str, Any] | None:
-        try:
-            tables = ctx.client("ec2").describe_route_tables(RouteTableIds=[rt_id])["RouteTables"]
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        return tables[0] if tables else None
+        return get_one(ctx, "describe_route_tables", "RouteTables", "RouteTableIds", rt_id)
 
     def _read(self, ctx: AwsContext, rt_id: str, address: str) -> Live:
-        rt = ctx.poll(
-            lambda: self._get(ctx, rt_id),
-            lambda t: t is not None,
-            timeout=300,
-            what=f"route table {rt_id}",
-        )
-        assert rt is not None
+        rt = get_when_visible(ctx, "describe_route_tables", "RouteTables", "RouteTableIds", rt_id)
         return self._live(ctx, rt, address)
 
     # -- writing -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from byoc.errors import CloudError
-from byoc.model import Live, canonical_json
+from byoc.model import Live, canonical_json, partition
 from byoc.resources._s3 import (
     empty_bucket,
     encryption_to_aws,
@@ -20,7 +20,6 @@ from byoc.resources._s3 import (
     normalise_policy,
     pab_from_aws,
     pab_to_aws,
-    partition,
     read_settings,
 )
 from byoc.resources._tagging import tagged

@@ -12,14 +12,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from byoc.model import Live
-from byoc.resources._ec2 import delete_then_wait
+from byoc.resources._ec2 import delete_then_wait, ec2_arn, get_one, get_when_visible
 from byoc.resources._sg_rules import Rule, diff_rules, from_permissions, to_permissions
 from byoc.resources.base import (
     ADDRESS_TAG,
     AwsContext,
     ResourceType,
     error_code,
-    is_not_found,
     is_owned,
     owned_filter,
     tag_specs,
@@ -28,12 +27,6 @@ from byoc.resources.base import (
 )
 
 DIRECTIONS = ("ingress", "egress")
-
-
-def _partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
 class SecurityGroup(ResourceType):
@@ -63,29 +56,15 @@ class SecurityGroup(ResourceType):
         }
         owner = group.get("OwnerId", "")
         arn = group.get("SecurityGroupArn") or (
-            f"arn:{_partition(ctx.region)}:ec2:{ctx.region}:{owner}:security-group/{gid}"
+            ec2_arn(ctx, owner, f"security-group/{gid}")
         )
         return Live(tags.get(ADDRESS_TAG, ""), self.kind, gid, props, {"id": gid, "arn": arn})
 
     def _get(self, ctx: AwsContext, group_id: str) -> dict[str, Any] | None:
-        try:
-            groups = ctx.client("ec2").describe_security_groups(GroupIds=[group_id])[
-                "SecurityGroups"
-            ]
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        return groups[0] if groups else None
+        return get_one(ctx, "describe_security_groups", "SecurityGroups", "GroupIds", group_id)
 
     def _read(self, ctx: AwsContext, group_id: str, address: str) -> Live:
-        group = ctx.poll(
-            lambda: self._get(ctx, group_id),
-            lambda g: g is not None,
-            timeout=300,
-            what=f"security group {group_id}",
-        )
-        assert group is not None
+        group = get_when_visible(ctx, "describe_security_groups", "SecurityGroups", "GroupIds", group_id)
         live = self._live(ctx, group)
         return live if live.address else Live(address, live.kind, live.id, live.props, live.attrs)
 
