@@ -53,6 +53,8 @@ class ApplyResult:
     done: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # address -> root cause address
+    #: final snapshots taken before deleting data volumes: address -> snapshot id
+    snapshots: dict[str, str] = field(default_factory=dict)
     cancelled: bool = False
 
     @property
@@ -118,6 +120,7 @@ class Executor:
         self.on_event = on_event
         self.recheck = recheck
         self.known: dict[str, Live] = {}
+        self.snapshots: dict[str, str] = {}
 
     # -- state ---------------------------------------------------------------------------------
     def save(self, state: State) -> None:
@@ -187,8 +190,12 @@ class Executor:
                         continue
                     self._record(op, change, live)
                     result.done.append(op[0])
+                    snap = self.snapshots.get(op[0]) if op[1] == REMOVE else None
+                    if snap:
+                        result.snapshots[op[0]] = snap
                     self.on_event(Event("done", op[0], _label(change, op), elapsed,
-                                        live.id if live else change.prior_id))
+                                        live.id if live else change.prior_id,
+                                        f"final snapshot {snap}" if snap else ""))
                     for succ in sorted(g.successors(op)):
                         waiting[succ] -= 1
                         if waiting[succ] == 0 and succ not in blocked:
@@ -206,7 +213,12 @@ class Executor:
     def _record(self, op: Op, change: Change, live: Live | None) -> None:
         if op[1] == REMOVE:
             self.known.pop(change.address, None)
-            self.save(self.state.without(change.address))
+            state = self.state.without(change.address)
+            snap = self.snapshots.get(change.address)
+            if snap and change.prior_id:
+                when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                state = state.with_final_snapshot(change.address, change.prior_id, snap, when)
+            self.save(state)
             return
         assert live is not None
         self.known[change.address] = live
@@ -233,6 +245,9 @@ class Executor:
         if op[1] == REMOVE:
             prior = change.prior
             assert prior is not None
+            if change.final_snapshot and change.address not in self.snapshots:
+                # recorded before the delete: a failed delete keeps the snapshot known
+                self.snapshots[change.address] = kind.snapshot(self.ctx, prior)
             kind.delete(self.ctx, prior)
             return None
         props = self._resolve(change.desired or {})

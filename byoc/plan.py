@@ -64,6 +64,9 @@ class Change:
     prior_id: str | None = None
     prior_attrs: Mapping[str, Any] = field(default_factory=dict)
     protected: bool = False
+    #: a data volume deleted (scale-down, restore) is snapshotted first; the snapshot id is
+    #: reported and recorded in the state
+    final_snapshot: bool = False
 
     @property
     def prior(self) -> Live | None:
@@ -109,6 +112,7 @@ class Change:
                 "prior_id": self.prior_id,
                 "prior_attrs": to_jsonable(self.prior_attrs),
                 "protected": self.protected,
+                "final_snapshot": self.final_snapshot,
             },
         }
         if key is not None:
@@ -139,6 +143,7 @@ class Change:
             prior_id=x["prior_id"],
             prior_attrs=from_jsonable(x["prior_attrs"]),
             protected=bool(x["protected"]),
+            final_snapshot=bool(x.get("final_snapshot", False)),
         )
 
 

@@ -35,6 +35,8 @@ class KindRules:
     #: props compared (and shown) by their sha256 only, like Terraform's user_data: the kind's
     #: discovery reports them as ``sha256:<hex>``
     hashed: frozenset[str] = frozenset()
+    #: the kind can take a final snapshot of what it holds before it is deleted (EBS volumes)
+    snapshots: bool = False
 
 
 def rules_of(kinds: Mapping[str, Any]) -> dict[str, KindRules]:
@@ -45,6 +47,7 @@ def rules_of(kinds: Mapping[str, Any]) -> dict[str, KindRules]:
             frozenset(getattr(k, "pins", ())),
             bool(k.holds_data),
             frozenset(getattr(k, "hashed", ())),
+            bool(getattr(k, "snapshots", False)),
         )
         for name, k in kinds.items()
     }
@@ -57,6 +60,9 @@ class PlanOptions:
     destroy: bool = False
     #: allow deleting/replacing protected (data-bearing) resources
     allow_data_loss: bool = False
+    #: allow deleting/replacing protected resources whose kind can snapshot them, taking a
+    #: final snapshot first (scale-down, restore); others are still refused
+    final_snapshots: bool = False
 
 
 def make_plan(
@@ -135,16 +141,19 @@ def make_plan(
             deps_of = _inferred_deps(found, live)
         old_deps = tuple(sorted(deps_of))
         protected = found.kind in protected_kinds
-        if protected and not options.allow_data_loss:
+        snapshot = protected and _snapshot_first(rules.get(found.kind, KindRules()), options)
+        if protected and not options.allow_data_loss and not snapshot:
             refused.append(
                 f"{address} ({found.id}) holds data and was kept; "
                 "deleting it needs an explicit flag (--include-data)"
             )
             continue
         reason = "is being destroyed" if options.destroy else "is no longer in the spec"
+        if snapshot:
+            reason += " (a final snapshot is taken first)"
         changes.append(
             Change(address, found.kind, DELETE, reason, found.props, None, None, (), (), old_deps,
-                   found.id, found.attrs, protected)
+                   found.id, found.attrs, protected, final_snapshot=snapshot)
         )
 
     return Plan(
@@ -189,11 +198,17 @@ def _compare(
     """Decide no-op, update or replace for a desired resource that exists."""
     attrs = _attr_changes(found.props, after, rules.force_new, rules.pins)
 
+    forcing = [a.name for a in attrs if a.forces_replacement]
+    snapshot = bool(forcing) and is_protected and _snapshot_first(rules, options)
+
     def change(action: str, reason: str) -> Change:
         return Change(r.address, r.kind, action, reason, found.props, after, r.props, attrs,
-                      deps, old_deps, found.id, found.attrs, is_protected)
+                      deps, old_deps, found.id, found.attrs, is_protected,
+                      final_snapshot=snapshot and action == REPLACE)
 
-    forcing = [a.name for a in attrs if a.forces_replacement]
+    if snapshot:
+        return change(REPLACE, f"{', '.join(forcing)} cannot be changed in place "
+                      "(a final snapshot of the old one is taken first)")
     if forcing and is_protected and not options.allow_data_loss:
         refused.append(
             f"{r.address} ({found.id}) holds data: replacing it (because {', '.join(forcing)} "
@@ -205,6 +220,11 @@ def _compare(
     if attrs:
         return change(UPDATE, f"{', '.join(a.name for a in attrs)} changed")
     return change(NOOP, "up to date")
+
+
+def _snapshot_first(rules: KindRules, options: PlanOptions) -> bool:
+    """Whether a protected resource may go because a final snapshot keeps its data."""
+    return options.final_snapshots and rules.snapshots and not options.allow_data_loss
 
 
 def _inferred_deps(found: Live, live: Mapping[str, Live]) -> set[str]:

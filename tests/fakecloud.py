@@ -58,6 +58,7 @@ class FakeKind(ResourceType):
         self.holds_data = like.holds_data if like else holds_data  # type: ignore[misc]
         self.pins = like.pins if like else frozenset()  # type: ignore[misc]
         self.hashed = like.hashed if like else frozenset()  # type: ignore[misc]
+        self.snapshots = like.snapshots if like else False  # type: ignore[misc]
 
     def _busy(self) -> None:
         c = self.cloud

@@ -40,7 +40,8 @@ def test_document_format(tmp_path: Path) -> None:
     b = LocalBackend(tmp_path, "c1")
     b.write(make_state())
     d = json.loads(b.path.read_text())
-    assert set(d) == {"version", "lineage", "serial", "cluster", "resources", "outputs", "facts"}
+    assert set(d) == {"version", "lineage", "serial", "cluster", "resources", "outputs", "facts",
+                       "final_snapshots"}
     assert d["resources"][0] == {
         "address": "aws_vpc.main", "kind": "aws_vpc", "id": "vpc-1",
         "props": {"cidr_block": "10.0.0.0/16"}, "attrs": {"arn": "a"}, "depends_on": [],

@@ -296,6 +296,9 @@ def _run(engine: Any, p: Any, no_color: bool, recheck: bool = False) -> None:
         result = engine.apply(p, on_event=progress, recheck=recheck)
     finally:
         progress.close()
+    for address, snapshot_id in sorted(result.snapshots.items()):
+        con.print(f"Final snapshot of {address}: {snapshot_id} (recorded in the state; restore with "
+                  "`aws ec2 create-volume --snapshot-id " + snapshot_id + " …`)")
     if result.ok:
         c = p.counts()
         verb = "Destroy" if p.destroy else "Apply"

@@ -377,6 +377,8 @@ class ResourceType(ABC):
     hashed: ClassVar[frozenset[str]] = frozenset()
     #: the kind holds user data (bucket, data volume): never deleted or replaced without a flag
     holds_data: ClassVar[bool] = False
+    #: the kind can snapshot what it holds before deletion (``snapshot``)
+    snapshots: ClassVar[bool] = False
 
     @abstractmethod
     def discover(self, ctx: AwsContext) -> list[Live]:
@@ -394,6 +396,10 @@ class ResourceType(ABC):
     @abstractmethod
     def delete(self, ctx: AwsContext, live: Live) -> None:
         """Delete and wait until gone; success if already gone."""
+
+    def snapshot(self, ctx: AwsContext, live: Live) -> str:
+        """Take a final snapshot of what ``live`` holds, wait until it is complete, return its id."""
+        raise NotImplementedError(f"{self.kind} cannot be snapshotted")
 
     def find(self, ctx: AwsContext, address: str) -> Live | None:
         """Look before create: the resource already owned under ``address``, if any."""

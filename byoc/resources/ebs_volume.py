@@ -12,6 +12,7 @@ from typing import Any
 from byoc.errors import CloudError
 from byoc.model import Live, parse_address
 from byoc.resources._ec2 import client_token, user_tags
+from byoc.resources._snapshots import final_snapshot
 from byoc.resources._volumes import (
     ENCRYPTION_TAG,
     cluster_volumes,
@@ -49,6 +50,7 @@ class EbsVolume(ResourceType):
     service = "ec2"
     force_new = frozenset({"availability_zone", "encrypted", "kms_key_id", "snapshot_id"})
     holds_data = True
+    snapshots = True
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         return [self._live(ctx, v) for v in cluster_volumes(ctx) if _is_data_volume(ctx, v)]
@@ -152,6 +154,9 @@ class EbsVolume(ResourceType):
                 aws_id=live.id,
                 code="VolumeModificationFailed",
             )
+
+    def snapshot(self, ctx: AwsContext, live: Live) -> str:
+        return final_snapshot(ctx, live.address, live.id)
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         ec2 = ctx.client("ec2")

@@ -4,7 +4,8 @@ Format (version 1)::
 
     {"version": 1, "lineage": "<uuid>", "serial": 7, "cluster": "prod",
      "resources": [{"address", "kind", "id", "props", "attrs", "depends_on"}...],
-     "outputs": {...}, "facts": {"ami": "ami-…", …}}
+     "outputs": {...}, "facts": {"ami": "ami-…", …},
+     "final_snapshots": [{"address", "volume_id", "snapshot_id", "time"}...]}
 
 ``facts`` pins values resolved outside the spec (the AMI id), so a new AMI release never
 replaces running nodes unless the user asks.
@@ -73,6 +74,9 @@ class State:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     version: int = STATE_VERSION
     facts: Mapping[str, Any] = field(default_factory=dict)
+    #: final snapshots taken of data volumes byoc deleted (scale-down, restore), oldest first:
+    #: ``{"address", "volume_id", "snapshot_id", "time"}``
+    final_snapshots: tuple[Mapping[str, str], ...] = ()
 
     @classmethod
     def new(cls, cluster: str) -> State:
@@ -90,6 +94,10 @@ class State:
     def with_facts(self, facts: Mapping[str, Any]) -> State:
         return replace(self, facts=dict(facts))
 
+    def with_final_snapshot(self, address: str, volume_id: str, snapshot_id: str, when: str) -> State:
+        record = {"address": address, "volume_id": volume_id, "snapshot_id": snapshot_id, "time": when}
+        return replace(self, final_snapshots=(*self.final_snapshots, record))
+
     def bumped(self) -> State:
         return replace(self, serial=self.serial + 1)
 
@@ -102,6 +110,7 @@ class State:
             "resources": [self.resources[a].to_dict() for a in sorted(self.resources)],
             "outputs": to_jsonable(dict(self.outputs)),
             "facts": dict(self.facts),
+            "final_snapshots": [dict(r) for r in self.final_snapshots],
         }
 
     @classmethod
@@ -126,6 +135,9 @@ class State:
                 resources={r.address: r for r in resources},
                 outputs=from_jsonable(d.get("outputs") or {}),
                 facts=dict(d.get("facts") or {}),
+                final_snapshots=tuple(
+                    {str(k): str(v) for k, v in r.items()} for r in d.get("final_snapshots") or ()
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(

@@ -1,0 +1,97 @@
+"""EBS snapshots of data volumes: taken for backups and before a data volume is deleted.
+
+One mechanism for both: CreateSnapshot with its tags in the call, then one DescribeSnapshots per
+poll for all of them until each is ``completed`` (real AWS: minutes for a large volume; an
+``error`` state fails with AWS's reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from byoc.errors import CloudError
+from byoc.resources.base import CLUSTER_TAG, AwsContext, tag_specs, to_cloud_error
+
+#: tag on a final snapshot: the address of the volume it preserves
+FINAL_SNAPSHOT_TAG = "byoc:final-snapshot-of"
+#: tag on a backup's snapshots: the backup id
+BACKUP_TAG = "byoc:backup-id"
+#: a snapshot of a 1 TiB volume can take hours the first time
+SNAPSHOT_TIMEOUT = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A completed snapshot of one volume."""
+
+    snapshot_id: str
+    volume_id: str
+    size_gb: int
+    state: str
+    started: str
+
+
+def create_snapshot(
+    ctx: AwsContext, volume_id: str, *, description: str, tags: Mapping[str, str], address: str | None = None
+) -> str:
+    """Start a snapshot of ``volume_id``, tagged in the call; returns its id."""
+    ec2 = ctx.client("ec2")
+    try:
+        out = ctx.retry(lambda: ec2.create_snapshot(
+            VolumeId=volume_id,
+            Description=description[:255],
+            TagSpecifications=tag_specs("snapshot", {CLUSTER_TAG: ctx.cluster, **tags}),
+        ), codes={"SnapshotCreationPerVolumeRateExceeded", "IncorrectState"})
+    except Exception as exc:
+        raise to_cloud_error(exc, address, volume_id) from exc
+    return str(out["SnapshotId"])
+
+
+def wait_snapshots(
+    ctx: AwsContext, snapshot_ids: Sequence[str], *, timeout: float = SNAPSHOT_TIMEOUT, what: str = ""
+) -> dict[str, Snapshot]:
+    """Poll until every snapshot is ``completed``; a snapshot in ``error`` fails with AWS's reason."""
+    if not snapshot_ids:
+        return {}
+    ec2 = ctx.client("ec2")
+
+    def read() -> list[dict[str, Any]]:
+        # a snapshot just created may not be visible yet (eventual consistency)
+        return ctx.retry(lambda: ec2.describe_snapshots(SnapshotIds=list(snapshot_ids))["Snapshots"],
+                         codes={"InvalidSnapshot.NotFound"}, timeout=120.0)
+
+    def done(found: list[dict[str, Any]]) -> bool:
+        for s in found:
+            if s.get("State") == "error":
+                raise CloudError(
+                    f"snapshot of {s.get('VolumeId')} failed: {s.get('StateMessage') or 'no reason given'}",
+                    aws_id=s.get("SnapshotId"), code="SnapshotFailed",
+                )
+        return len(found) == len(snapshot_ids) and all(s.get("State") == "completed" for s in found)
+
+    found = ctx.poll(read, done, timeout=timeout, what=what or f"snapshots {', '.join(snapshot_ids)}")
+    return {
+        str(s["SnapshotId"]): Snapshot(
+            str(s["SnapshotId"]), str(s.get("VolumeId") or ""), int(s.get("VolumeSize") or 0),
+            str(s.get("State")), str(s.get("StartTime") or ""),
+        )
+        for s in found
+    }
+
+
+def final_snapshot(ctx: AwsContext, address: str, volume_id: str) -> str:
+    """Snapshot a data volume about to be deleted and wait until it is complete; returns its id."""
+    sid = create_snapshot(
+        ctx, volume_id,
+        description=f"byoc final snapshot of {address} ({volume_id}) in cluster {ctx.cluster}",
+        tags={FINAL_SNAPSHOT_TAG: address, "Name": f"{ctx.cluster}-final-{volume_id}"},
+        address=address,
+    )
+    try:
+        wait_snapshots(ctx, [sid], what=f"the final snapshot {sid} of {volume_id}")
+    except CloudError as exc:
+        exc.address = exc.address or address
+        raise
+    return sid
