@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from byoc.drift import MISSING, MODIFIED, DriftReport
 from byoc.errors import PlanError
 from byoc.model import (
     UNKNOWN,
@@ -72,14 +73,8 @@ class Change:
         return Live(self.address, self.kind, self.prior_id, self.before or {}, self.prior_attrs)
 
     def to_dict(self) -> dict[str, Any]:
-        kind, name, key = parse_address(self.address)
         after_known, after_unknown = _split_unknown(self.after)
-        d: dict[str, Any] = {
-            "address": self.address,
-            "mode": "managed",
-            "type": kind,
-            "name": name,
-            "provider_name": "registry.terraform.io/hashicorp/aws",
+        d: dict[str, Any] = _tf_resource(self.address) | {
             "change": {
                 "actions": _TF_ACTIONS[self.action],
                 "before": to_jsonable(self.before) if self.before is not None else None,
@@ -111,8 +106,6 @@ class Change:
                 "protected": self.protected,
             },
         }
-        if key is not None:
-            d["index"] = key
         return d
 
     @classmethod
@@ -163,6 +156,12 @@ class Plan:
     region: str = ""
     #: values resolved outside the spec that this plan was made with (pinned in state on apply)
     facts: Mapping[str, Any] = field(default_factory=dict)
+    #: desired resources that exist in AWS (tagged by byoc) but not in the state: recorded on apply
+    adopt: tuple[str, ...] = ()
+    #: -target in effect: the only addresses this plan touches (empty: all)
+    targets: tuple[str, ...] = ()
+    #: what changed outside byoc since the last apply (the state compared with AWS)
+    drift: DriftReport | None = None
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -170,7 +169,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.actionable) or bool(self.forget)
+        return bool(self.actionable) or bool(self.forget) or bool(self.adopt)
 
     def counts(self) -> dict[str, int]:
         c = Counter(ch.action for ch in self.changes)
@@ -209,9 +208,60 @@ class Plan:
                 "notes": list(self.notes),
                 "facts": dict(self.facts),
                 "summary": self.counts(),
+                "adopt": list(self.adopt),
+                "targets": list(self.targets),
+                "drift": self.drift.to_dict() if self.drift is not None else None,
             },
             "planned_values": {"root_module": {"resources": self._planned_values()}},
+            "resource_drift": self._resource_drift(),
             "resource_changes": [c.to_dict() for c in self.changes],
+            "configuration": self._configuration(),
+            "applyable": self.has_changes,
+            "complete": not self.targets,
+            "errored": False,
+        }
+
+    def _resource_drift(self) -> list[dict[str, Any]]:
+        """Terraform's ``resource_drift``: modified resources as updates, missing ones as deletes
+        (before/after hold the drifted attributes only)."""
+        out = []
+        for r in self.drift.resources if self.drift is not None else ():
+            if r.status not in (MODIFIED, MISSING):
+                continue
+            entry = _tf_resource(r.address)
+            before = {"id": r.aws_id} | {a.name: to_jsonable(a.expected) for a in r.attributes}
+            after = {"id": r.aws_id} | {a.name: to_jsonable(a.actual) for a in r.attributes}
+            entry["change"] = {
+                "actions": ["update"] if r.status == MODIFIED else ["delete"],
+                "before": before, "after": after if r.status == MODIFIED else None,
+                "after_unknown": {}, "before_sensitive": {}, "after_sensitive": {},
+            }
+            out.append(entry)
+        return out
+
+    def _configuration(self) -> dict[str, Any]:
+        """Terraform's ``configuration``: the provider and each resource's arguments as constant
+        expressions (references as Terraform reference lists), which checkov's terraform_plan
+        framework reads beside ``planned_values``."""
+        resources = []
+        for c in self.changes:
+            if c.desired is None:
+                continue
+            entry = _tf_resource(c.address)
+            entry.pop("provider_name")
+            entry.pop("index", None)
+            entry["provider_config_key"] = "aws"
+            entry["expressions"] = {k: _expression(v) for k, v in c.desired.items()}
+            entry["schema_version"] = 0
+            if c.depends_on:
+                entry["depends_on"] = list(c.depends_on)
+            resources.append(entry)
+        return {
+            "provider_config": {"aws": {
+                "name": "aws", "full_name": PROVIDER,
+                "expressions": {"region": {"constant_value": self.region}},
+            }},
+            "root_module": {"resources": resources},
         }
 
     def _planned_values(self) -> list[dict[str, Any]]:
@@ -219,20 +269,9 @@ class Plan:
         for c in self.changes:
             if c.action == DELETE or c.after is None:
                 continue
-            kind, name, key = parse_address(c.address)
             values, _ = _split_unknown(c.after)
-            entry: dict[str, Any] = {
-                "address": c.address,
-                "mode": "managed",
-                "type": kind,
-                "name": name,
-                "provider_name": "registry.terraform.io/hashicorp/aws",
-                "values": values,
-                "sensitive_values": {},
-            }
-            if key is not None:
-                entry["index"] = key
-            out.append(entry)
+            out.append(_tf_resource(c.address) | {"schema_version": 0, "values": values,
+                                                  "sensitive_values": {}})
         return out
 
     @classmethod
@@ -256,11 +295,37 @@ class Plan:
                 refused=tuple(x.get("refused", ())),
                 notes=tuple(x.get("notes", ())),
                 facts=dict(x.get("facts") or {}),
+                adopt=tuple(x.get("adopt", ())),
+                targets=tuple(x.get("targets", ())),
+                drift=DriftReport.from_dict(x["drift"]) if x.get("drift") else None,
             )
         except PlanError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"{source}: not a byoc plan file ({type(exc).__name__}: {exc})") from exc
+
+
+PROVIDER = "registry.terraform.io/hashicorp/aws"
+
+
+def _tf_resource(address: str) -> dict[str, Any]:
+    """The identifying keys Terraform puts on every resource entry."""
+    kind, name, key = parse_address(address)
+    d: dict[str, Any] = {"address": address, "mode": "managed", "type": kind, "name": name,
+                         "provider_name": PROVIDER}
+    if key is not None:
+        d["index"] = key
+    return d
+
+
+def _expression(value: Any) -> dict[str, Any]:
+    """A desired value as a Terraform configuration expression."""
+    from byoc.model import Join, Ref, Sorted, walk_refs
+
+    if isinstance(value, Ref | Join | Sorted) or any(True for _ in walk_refs(value)):
+        refs = sorted({f"{r.address}.{r.attr}" for r in walk_refs(value)})
+        return {"references": refs + sorted({r.rsplit(".", 1)[0] for r in refs})}
+    return {"constant_value": to_jsonable(value)}
 
 
 def _split_unknown(value: Mapping[str, Any] | None) -> tuple[Any, Any]:
