@@ -12,7 +12,7 @@ from byoc import blueprint
 from byoc.drift import DriftReport, detect
 from byoc.errors import ByocError, StateError
 from byoc.model import parse_address
-from byoc.resources.base import to_cloud_error
+from byoc.resources.base import is_not_found, to_cloud_error
 from byoc.state.model import ResourceState, State
 
 if TYPE_CHECKING:
@@ -111,7 +111,10 @@ def import_resource(engine: Engine, address: str, aws_id: str) -> ResourceState:
                 kind_type.claim(engine.ctx, aws_id, address)
                 found = kind_type.read(engine.ctx, aws_id)
         except Exception as exc:
-            raise to_cloud_error(exc, address, aws_id) from exc
+            if is_not_found(exc):
+                found = None
+            else:
+                raise to_cloud_error(exc, address, aws_id) from exc
         if found is None:
             raise ByocError(f"{address}: no {kind_name} with id {aws_id} was found in {engine.spec.region}")
         record = ResourceState(address, kind_name, found.id, dict(found.props), dict(found.attrs),
