@@ -8,6 +8,7 @@ and attributes, old and new dependencies). ``Plan.to_dict`` writes Terraform's l
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,8 +78,8 @@ class Change:
         d: dict[str, Any] = _tf_resource(self.address) | {
             "change": {
                 "actions": _TF_ACTIONS[self.action],
-                "before": to_jsonable(self.before) if self.before is not None else None,
-                "after": after_known,
+                "before": tf_values(to_jsonable(self.before)) if self.before is not None else None,
+                "after": tf_values(after_known),
                 "after_unknown": after_unknown,
                 "before_sensitive": False,
                 "after_sensitive": False,
@@ -97,6 +98,7 @@ class Change:
                     }
                     for a in self.attributes
                 ],
+                "before": to_jsonable(self.before) if self.before is not None else None,
                 "after": to_jsonable(self.after) if self.after is not None else None,
                 "desired": to_jsonable(self.desired) if self.desired is not None else None,
                 "depends_on": list(self.depends_on),
@@ -111,7 +113,7 @@ class Change:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Change:
         x = d["byoc"]
-        before = d["change"]["before"]
+        before = x["before"] if "before" in x else d["change"]["before"]
         return cls(
             address=d["address"],
             kind=d["type"],
@@ -233,7 +235,7 @@ class Plan:
             after = {"id": r.aws_id} | {a.name: to_jsonable(a.actual) for a in r.attributes}
             entry["change"] = {
                 "actions": ["update"] if r.status == MODIFIED else ["delete"],
-                "before": before, "after": after if r.status == MODIFIED else None,
+                "before": tf_values(before), "after": tf_values(after) if r.status == MODIFIED else None,
                 "after_unknown": {}, "before_sensitive": {}, "after_sensitive": {},
             }
             out.append(entry)
@@ -243,19 +245,25 @@ class Plan:
         """Terraform's ``configuration``: the provider and each resource's arguments as constant
         expressions (references as Terraform reference lists), which checkov's terraform_plan
         framework reads beside ``planned_values``."""
-        resources = []
+        blocks: dict[str, dict[str, Any]] = {}
         for c in self.changes:
             if c.desired is None:
                 continue
-            entry = _tf_resource(c.address)
-            entry.pop("provider_name")
-            entry.pop("index", None)
-            entry["provider_config_key"] = "aws"
-            entry["expressions"] = {k: _expression(v) for k, v in c.desired.items()}
-            entry["schema_version"] = 0
-            if c.depends_on:
-                entry["depends_on"] = list(c.depends_on)
-            resources.append(entry)
+            kind, name, key = parse_address(c.address)
+            block = f"{kind}.{name}"
+            if block in blocks:  # one configuration block per kind.name, as Terraform's for_each
+                blocks[block]["for_each_expression"]["constant_value"].append(key)
+                continue
+            entry: dict[str, Any] = {
+                "address": block, "mode": "managed", "type": kind, "name": name,
+                "provider_config_key": "aws",
+                "expressions": {k: _expression(v) for k, v in c.desired.items()},
+                "schema_version": 0,
+            }
+            if key is not None:
+                entry["for_each_expression"] = {"constant_value": [key]}
+            blocks[block] = entry
+        resources = list(blocks.values())
         return {
             "provider_config": {"aws": {
                 "name": "aws", "full_name": PROVIDER,
@@ -269,7 +277,7 @@ class Plan:
         for c in self.changes:
             if c.action == DELETE or c.after is None:
                 continue
-            values, _ = _split_unknown(c.after)
+            values = tf_values(_split_unknown(c.after)[0])
             out.append(_tf_resource(c.address) | {"schema_version": 0, "values": values,
                                                   "sensitive_values": {}})
         return out
@@ -316,6 +324,18 @@ def _tf_resource(address: str) -> dict[str, Any]:
     if key is not None:
         d["index"] = key
     return d
+
+
+def tf_values(value: Any) -> Any:
+    """Values as Terraform's JSON shows them: IAM policy documents as JSON text (what checkov's
+    and OPA's Terraform policies parse), everything else unchanged."""
+    if isinstance(value, Mapping):
+        if "Statement" in value and "Version" in value:
+            return json.dumps(value, sort_keys=True)
+        return {k: tf_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [tf_values(v) for v in value]
+    return value
 
 
 def _expression(value: Any) -> dict[str, Any]:
