@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from byoc.engine import Engine
+from byoc.plan import Plan
 from byoc.planner import PlanOptions
 from byoc.resources.base import AwsContext
 from byoc.spec import load_spec
@@ -37,9 +38,10 @@ class Cluster:
     def client(self, service: str) -> Any:
         return self.ctx.client(service)
 
-    def repair(self, options: PlanOptions | None = None) -> None:
+    def repair(self, options: PlanOptions | None = None, plan: Plan | None = None) -> None:
+        """Apply (``plan``, or a new one), then assert drift is back in sync."""
         eng = self.engine()
-        plan = eng.plan(options)
+        plan = plan or eng.plan(options)
         result = eng.apply(plan)
         assert result.ok, [str(f.error) for f in result.failures]
         assert eng.drift().in_sync, eng.drift().to_dict()

@@ -127,7 +127,7 @@ def test_modified_attribute_is_reported_and_repaired(
     text = render_plan(plan)
     assert "Objects have changed outside of byoc" in text and f"# {address} (" in text
     assert plan.change(address).action in ("update", "replace")
-    cluster.repair()
+    cluster.repair(plan=plan)
 
 
 def test_missing_resource_is_reported_and_recreated(cluster: Cluster) -> None:
