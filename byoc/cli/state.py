@@ -13,7 +13,7 @@ from byoc.model import to_jsonable
 
 state_app = typer.Typer(
     name="state", help="Inspect and edit the state: list, show, rm (forget), mv.", no_args_is_help=True)
-app.add_typer(state_app)
+app.add_typer(state_app, name="state")
 
 AddressArg = Annotated[str, typer.Argument(help='A resource address, e.g. aws_instance.node["0"].',
                                            show_default=False, metavar="ADDRESS")]
