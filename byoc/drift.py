@@ -9,7 +9,7 @@ AWS) or *unmanaged* (tagged for the cluster, in no state). ``expected`` is the s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,19 +44,30 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern))
 
 
-def without_ignored(address: str, props: Mapping[str, Any], ignore: Iterable[IgnoreRule]) -> dict[str, Any]:
-    """``props`` without the attributes (or map keys) the rules for ``address`` ignore."""
-    out = dict(props)
+def _ignored(
+    address: str, names: Iterable[str], ignore: Iterable[IgnoreRule]
+) -> Iterator[tuple[str, re.Pattern[str] | None]]:
+    """(attribute, map-key pattern or None for the whole attribute) for each ignored one."""
+    names = list(names)
     for rule in ignore:
         if not rule.matches(address):
             continue
         for pattern in rule.attributes:
             top, _, key = pattern.partition(".")
-            for name in [n for n in out if _glob(top).fullmatch(n)]:
-                if not key:
-                    del out[name]
-                elif isinstance(out[name], Mapping):
-                    out[name] = {k: v for k, v in out[name].items() if not _glob(key).fullmatch(k)}
+            for name in [n for n in names if _glob(top).fullmatch(n)]:
+                yield name, _glob(key) if key else None
+
+
+def without_ignored(address: str, props: Mapping[str, Any], ignore: Iterable[IgnoreRule]) -> dict[str, Any]:
+    """``props`` without the attributes (or map keys) the rules for ``address`` ignore."""
+    out = dict(props)
+    for name, key in _ignored(address, props, ignore):
+        if name not in out:
+            continue
+        if key is None:
+            del out[name]
+        elif isinstance(out[name], Mapping):
+            out[name] = {k: v for k, v in out[name].items() if not key.fullmatch(k)}
     return out
 
 
@@ -213,16 +224,10 @@ def accept_ignored(
     """The planner's side of the ignore list: ``after`` with each ignored attribute (or map key)
     taken from AWS, so apply does not undo an accepted difference (Terraform's ignore_changes)."""
     out = dict(after)
-    for rule in ignore:
-        if not rule.matches(address):
-            continue
-        for pattern in rule.attributes:
-            top, _, key = pattern.partition(".")
-            for name in [n for n in out if _glob(top).fullmatch(n) and n in actual]:
-                if not key:
-                    out[name] = actual[name]
-                elif isinstance(out[name], Mapping) and isinstance(actual[name], Mapping):
-                    k = _glob(key)
-                    out[name] = {**{a: v for a, v in out[name].items() if not k.fullmatch(a)},
-                                 **{a: v for a, v in actual[name].items() if k.fullmatch(a)}}
+    for name, key in _ignored(address, [n for n in after if n in actual], ignore):
+        if key is None:
+            out[name] = actual[name]
+        elif isinstance(out[name], Mapping) and isinstance(actual[name], Mapping):
+            out[name] = {**{a: v for a, v in out[name].items() if not key.fullmatch(a)},
+                         **{a: v for a, v in actual[name].items() if key.fullmatch(a)}}
     return out

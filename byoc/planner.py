@@ -175,7 +175,8 @@ def make_plan(
         adopt = [a for a in adopt if a in keep]
         refused = [r for r in refused if r.split(" ", 1)[0] in keep]
         targets = tuple(sorted(keep))
-    drift = detect(state, live, options.ignore, cluster=cluster, desired=afters)
+    drift = None if options.destroy else detect(state, live, options.ignore, cluster=cluster,
+                                                desired=afters)
     return Plan(
         cluster=cluster,
         lineage=state.lineage if state else None,

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests import test_cli_e2e
 from tests.motoserver import MotoServer
 from tests.test_cli_e2e import byoc, no_traceback
 
 SPEC = "specs/dev.yaml"
 LOGS = "aws_cloudwatch_log_group.main"
+work = test_cli_e2e.work  # the fixture: a copy of specs/dev.yaml in a temporary directory
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +23,6 @@ def aws() -> Iterator[MotoServer]:
     s = MotoServer()
     yield s
     s.stop()
-
-
-@pytest.fixture
-def work(tmp_path: Path) -> Path:
-    import shutil
-
-    from tests.motoserver import ROOT
-
-    (tmp_path / "specs").mkdir()
-    shutil.copy(ROOT / SPEC, tmp_path / SPEC)
-    return tmp_path
 
 
 def test_drift_cron_contract_repair_targeting_and_state_tools(aws: MotoServer, work: Path) -> None:

@@ -125,3 +125,4 @@ def test_destroy_with_target_takes_what_depends_on_it(applied: World) -> None:
     gone = {c.address for c in plan.actionable}
     assert "aws_security_group.lb" in gone and "aws_lb.main" in gone
     assert "aws_vpc.main" not in gone
+    assert plan.drift is None  # a destroy plan undoes nothing, so it shows no drift
