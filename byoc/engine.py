@@ -6,6 +6,7 @@ terminal output: progress leaves as events.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ from typing import Any
 from byoc import blueprint
 from byoc.blueprint import Facts
 from byoc.discover import discover
+from byoc.drift import DriftReport, IgnoreRule
 from byoc.errors import PlanError, StateError
 from byoc.executor import ApplyResult, Event, Executor
 from byoc.model import Live, parse_address
@@ -24,7 +26,7 @@ from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.resources.base import AwsContext, ResourceType
 from byoc.spec import Spec
 from byoc.state.local import LocalBackend
-from byoc.state.model import State
+from byoc.state.model import ResourceState, State
 
 
 def backend_for(spec: Spec, state_dir: str | Path | None = None) -> LocalBackend:
@@ -120,9 +122,32 @@ class Engine:
 
     def plan(self, options: PlanOptions | None = None, *, update_ami: bool = False) -> Plan:
         """Read state, discover what exists, and compare with the spec."""
-        state = self.state()
-        live = self.refresh()
+        return self._plan(self.state(), self.refresh(), options, update_ami)
+
+    def drift(self) -> DriftReport:
+        """What changed in AWS since byoc last applied (see byoc.drift); changes nothing."""
+        report = self._plan(self.state(), self.refresh(), None, False).drift
+        assert report is not None
+        return report
+
+    def refresh_state(self) -> tuple[State, DriftReport]:
+        """Record what AWS has now in the state (takes the lock); AWS is not changed."""
+        from byoc.toolbox import refresh_state
+
+        return refresh_state(self)
+
+    def import_resource(self, address: str, aws_id: str) -> ResourceState:
+        """Start managing an existing AWS resource as ``address`` (takes the lock)."""
+        from byoc.toolbox import import_resource
+
+        return import_resource(self, address, aws_id)
+
+    def _plan(
+        self, state: State | None, live: Mapping[str, Live], options: PlanOptions | None, update_ami: bool
+    ) -> Plan:
         options = options or PlanOptions()
+        if not options.ignore:
+            options = dataclasses.replace(options, ignore=IgnoreRule.from_spec(self.spec.data))
         facts = Facts() if options.destroy else self.facts(state, live, update_ami)
         return make_plan(
             blueprint.build(self.spec, facts),

@@ -8,11 +8,13 @@ and attributes, old and new dependencies). ``Plan.to_dict`` writes Terraform's l
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from byoc.drift import MISSING, MODIFIED, DriftReport
 from byoc.errors import PlanError
 from byoc.model import (
     UNKNOWN,
@@ -75,18 +77,12 @@ class Change:
         return Live(self.address, self.kind, self.prior_id, self.before or {}, self.prior_attrs)
 
     def to_dict(self) -> dict[str, Any]:
-        kind, name, key = parse_address(self.address)
         after_known, after_unknown = _split_unknown(self.after)
-        d: dict[str, Any] = {
-            "address": self.address,
-            "mode": "managed",
-            "type": kind,
-            "name": name,
-            "provider_name": "registry.terraform.io/hashicorp/aws",
+        d: dict[str, Any] = _tf_resource(self.address) | {
             "change": {
                 "actions": _TF_ACTIONS[self.action],
-                "before": to_jsonable(self.before) if self.before is not None else None,
-                "after": after_known,
+                "before": tf_values(to_jsonable(self.before)) if self.before is not None else None,
+                "after": tf_values(after_known),
                 "after_unknown": after_unknown,
                 "before_sensitive": False,
                 "after_sensitive": False,
@@ -105,6 +101,7 @@ class Change:
                     }
                     for a in self.attributes
                 ],
+                "before": to_jsonable(self.before) if self.before is not None else None,
                 "after": to_jsonable(self.after) if self.after is not None else None,
                 "desired": to_jsonable(self.desired) if self.desired is not None else None,
                 "depends_on": list(self.depends_on),
@@ -115,14 +112,12 @@ class Change:
                 "final_snapshot": self.final_snapshot,
             },
         }
-        if key is not None:
-            d["index"] = key
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Change:
         x = d["byoc"]
-        before = d["change"]["before"]
+        before = x["before"] if "before" in x else d["change"]["before"]
         return cls(
             address=d["address"],
             kind=d["type"],
@@ -168,6 +163,12 @@ class Plan:
     region: str = ""
     #: values resolved outside the spec that this plan was made with (pinned in state on apply)
     facts: Mapping[str, Any] = field(default_factory=dict)
+    #: desired resources that exist in AWS (tagged by byoc) but not in the state: recorded on apply
+    adopt: tuple[str, ...] = ()
+    #: -target in effect: the only addresses this plan touches (empty: all)
+    targets: tuple[str, ...] = ()
+    #: what changed outside byoc since the last apply (the state compared with AWS)
+    drift: DriftReport | None = None
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -175,7 +176,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.actionable) or bool(self.forget)
+        return bool(self.actionable) or bool(self.forget) or bool(self.adopt)
 
     def counts(self) -> dict[str, int]:
         c = Counter(ch.action for ch in self.changes)
@@ -214,9 +215,66 @@ class Plan:
                 "notes": list(self.notes),
                 "facts": dict(self.facts),
                 "summary": self.counts(),
+                "adopt": list(self.adopt),
+                "targets": list(self.targets),
+                "drift": self.drift.to_dict() if self.drift is not None else None,
             },
             "planned_values": {"root_module": {"resources": self._planned_values()}},
+            "resource_drift": self._resource_drift(),
             "resource_changes": [c.to_dict() for c in self.changes],
+            "configuration": self._configuration(),
+            "applyable": self.has_changes,
+            "complete": not self.targets,
+            "errored": False,
+        }
+
+    def _resource_drift(self) -> list[dict[str, Any]]:
+        """Terraform's ``resource_drift``: modified resources as updates, missing ones as deletes
+        (before/after hold the drifted attributes only)."""
+        out = []
+        for r in self.drift.resources if self.drift is not None else ():
+            if r.status not in (MODIFIED, MISSING):
+                continue
+            entry = _tf_resource(r.address)
+            before = {"id": r.aws_id} | {a.name: to_jsonable(a.expected) for a in r.attributes}
+            after = {"id": r.aws_id} | {a.name: to_jsonable(a.actual) for a in r.attributes}
+            entry["change"] = {
+                "actions": ["update"] if r.status == MODIFIED else ["delete"],
+                "before": tf_values(before), "after": tf_values(after) if r.status == MODIFIED else None,
+                "after_unknown": {}, "before_sensitive": {}, "after_sensitive": {},
+            }
+            out.append(entry)
+        return out
+
+    def _configuration(self) -> dict[str, Any]:
+        """Terraform's ``configuration``: the provider and each resource's arguments as constant
+        expressions (references as Terraform reference lists), which checkov's terraform_plan
+        framework reads beside ``planned_values``."""
+        blocks: dict[str, dict[str, Any]] = {}
+        for c in self.changes:
+            if c.desired is None:
+                continue
+            kind, name, key = parse_address(c.address)
+            block = f"{kind}.{name}"
+            if block in blocks:  # one configuration block per kind.name, as Terraform's for_each
+                blocks[block]["for_each_expression"]["constant_value"].append(key)
+                continue
+            entry: dict[str, Any] = {
+                "address": block, "mode": "managed", "type": kind, "name": name,
+                "provider_config_key": "aws",
+                "expressions": {k: _expression(v) for k, v in c.desired.items()},
+                "schema_version": 0,
+            }
+            if key is not None:
+                entry["for_each_expression"] = {"constant_value": [key]}
+            blocks[block] = entry
+        resources = list(blocks.values())
+        return {
+            "provider_config": {"aws": {
+                "name": "aws", "full_name": PROVIDER,
+                "expressions": {"region": {"constant_value": self.region}},
+            }},
+            "root_module": {"resources": resources},
         }
 
     def _planned_values(self) -> list[dict[str, Any]]:
@@ -224,20 +282,9 @@ class Plan:
         for c in self.changes:
             if c.action == DELETE or c.after is None:
                 continue
-            kind, name, key = parse_address(c.address)
-            values, _ = _split_unknown(c.after)
-            entry: dict[str, Any] = {
-                "address": c.address,
-                "mode": "managed",
-                "type": kind,
-                "name": name,
-                "provider_name": "registry.terraform.io/hashicorp/aws",
-                "values": values,
-                "sensitive_values": {},
-            }
-            if key is not None:
-                entry["index"] = key
-            out.append(entry)
+            values = tf_values(_split_unknown(c.after)[0])
+            out.append(_tf_resource(c.address) | {"schema_version": 0, "values": values,
+                                                  "sensitive_values": {}})
         return out
 
     @classmethod
@@ -261,11 +308,49 @@ class Plan:
                 refused=tuple(x.get("refused", ())),
                 notes=tuple(x.get("notes", ())),
                 facts=dict(x.get("facts") or {}),
+                adopt=tuple(x.get("adopt", ())),
+                targets=tuple(x.get("targets", ())),
+                drift=DriftReport.from_dict(x["drift"]) if x.get("drift") else None,
             )
         except PlanError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"{source}: not a byoc plan file ({type(exc).__name__}: {exc})") from exc
+
+
+PROVIDER = "registry.terraform.io/hashicorp/aws"
+
+
+def _tf_resource(address: str) -> dict[str, Any]:
+    """The identifying keys Terraform puts on every resource entry."""
+    kind, name, key = parse_address(address)
+    d: dict[str, Any] = {"address": address, "mode": "managed", "type": kind, "name": name,
+                         "provider_name": PROVIDER}
+    if key is not None:
+        d["index"] = key
+    return d
+
+
+def tf_values(value: Any) -> Any:
+    """Values as Terraform's JSON shows them: IAM policy documents as JSON text (what checkov's
+    and OPA's Terraform policies parse), everything else unchanged."""
+    if isinstance(value, Mapping):
+        if "Statement" in value and "Version" in value:
+            return json.dumps(value, sort_keys=True)
+        return {k: tf_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [tf_values(v) for v in value]
+    return value
+
+
+def _expression(value: Any) -> dict[str, Any]:
+    """A desired value as a Terraform configuration expression."""
+    from byoc.model import Join, Ref, Sorted, walk_refs
+
+    if isinstance(value, Ref | Join | Sorted) or any(True for _ in walk_refs(value)):
+        refs = sorted({f"{r.address}.{r.attr}" for r in walk_refs(value)})
+        return {"references": refs + sorted({r.rsplit(".", 1)[0] for r in refs})}
+    return {"constant_value": to_jsonable(value)}
 
 
 def _split_unknown(value: Mapping[str, Any] | None) -> tuple[Any, Any]:

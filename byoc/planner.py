@@ -15,6 +15,8 @@ from typing import Any
 
 import networkx as nx
 
+from byoc.drift import IgnoreRule, accept_ignored, detect
+from byoc.errors import PlanError
 from byoc.graph import graph_of
 from byoc.model import UNKNOWN, Live, Ref, Resource, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, AttrChange, Change, Plan
@@ -63,6 +65,15 @@ class PlanOptions:
     #: allow deleting/replacing protected resources whose kind can snapshot them, taking a
     #: final snapshot first (scale-down, restore); others are still refused
     final_snapshots: bool = False
+    #: -target: only these addresses (``kind.name`` matches every key) and what they depend on
+    targets: tuple[str, ...] = ()
+    #: -replace: replace these even though nothing forces it
+    replace: tuple[str, ...] = ()
+    #: delete resources tagged for the cluster that no state or spec knows (never data-bearing
+    #: ones without ``allow_data_loss``)
+    delete_unmanaged: bool = False
+    #: the spec's drift.ignore rules: accepted differences apply does not undo
+    ignore: tuple[IgnoreRule, ...] = ()
 
 
 def make_plan(
@@ -91,6 +102,8 @@ def make_plan(
     changes: list[Change] = []
     fate: dict[str, str] = {}
     refused: list[str] = []
+    afters: dict[str, dict[str, Any]] = {}
+    replace = _matching(options.replace, set(graph.nodes), "-replace")
 
     def resolve(ref: Ref) -> Any:
         if fate.get(ref.address) in (CREATE, REPLACE):
@@ -103,6 +116,9 @@ def make_plan(
         after = hash_props(substitute(r.props, resolve), rules.get(r.kind, KindRules()).hashed)
         deps = tuple(sorted(r.dependencies()))
         found = live.get(address)
+        afters[address] = after
+        if found is not None and options.ignore:
+            after = accept_ignored(address, after, found.props, options.ignore)
         if found is None:
             reason = (
                 "was in the state but no longer exists in AWS (deleted outside byoc)"
@@ -118,7 +134,7 @@ def make_plan(
             continue
         old_deps = in_state[address].depends_on if address in in_state else ()
         c = _compare(r, found, after, deps, old_deps, rules.get(r.kind, KindRules()),
-                     r.protected or r.kind in protected_kinds, options, refused)
+                     r.protected or r.kind in protected_kinds, options, refused, address in replace)
         fate[address] = c.action
         changes.append(c)
 
@@ -131,7 +147,7 @@ def make_plan(
         if found is None:
             forget.append(address)  # in state, already gone from AWS
             continue
-        if address not in in_state and not options.destroy:
+        if address not in in_state and not options.destroy and not options.delete_unmanaged:
             unmanaged.append(address)
             continue
         if address in in_state or address in known_deps:
@@ -148,7 +164,8 @@ def make_plan(
                 "deleting it needs an explicit flag (--include-data)"
             )
             continue
-        reason = "is being destroyed" if options.destroy else "is no longer in the spec"
+        reason = ("is being destroyed" if options.destroy else "is no longer in the spec"
+                  if address in in_state else "is unmanaged (--delete-unmanaged)")
         if snapshot:
             reason += " (a final snapshot is taken first)"
         changes.append(
@@ -156,6 +173,19 @@ def make_plan(
                    found.id, found.attrs, protected, final_snapshot=snapshot)
         )
 
+    adopt = [a for a in sorted(graph.nodes) if a in live and a not in in_state]
+    targets: tuple[str, ...] = ()
+    if options.targets:
+        keep = _targeted(options.targets, graph, set(live) | set(in_state), known_deps, in_state,
+                         options.destroy)
+        changes = [c for c in changes if c.address in keep]
+        forget = [a for a in forget if a in keep]
+        unmanaged = [a for a in unmanaged if a in keep]
+        adopt = [a for a in adopt if a in keep]
+        refused = [r for r in refused if r.split(" ", 1)[0] in keep]
+        targets = tuple(sorted(keep))
+    drift = None if options.destroy else detect(state, live, options.ignore, cluster=cluster,
+                                                desired=afters)
     return Plan(
         cluster=cluster,
         lineage=state.lineage if state else None,
@@ -171,7 +201,54 @@ def make_plan(
         region=region,
         notes=notes,
         facts=dict(facts or {}),
+        adopt=tuple(adopt),
+        targets=targets,
+        drift=drift,
     )
+
+
+def _matching(patterns: Iterable[str], addresses: set[str], flag: str) -> set[str]:
+    """The addresses each pattern names (exactly, or ``kind.name`` for every key); a pattern
+    that names nothing is an error."""
+    out: set[str] = set()
+    for pattern in patterns:
+        hits = {a for a in addresses if a == pattern or a.split("[", 1)[0] == pattern}
+        if not hits:
+            raise PlanError(
+                f"{flag} {pattern}: no resource of this cluster has this address; "
+                "`byoc state list SPEC` and `byoc graph SPEC` show the addresses"
+            )
+        out |= hits
+    return out
+
+
+def _targeted(
+    targets: Iterable[str],
+    graph: nx.DiGraph,
+    existing: set[str],
+    known_deps: Mapping[str, set[str]],
+    in_state: Mapping[str, Any],
+    destroy: bool,
+) -> set[str]:
+    """The targets with what they depend on (or, when destroying, what depends on them)."""
+    chosen = _matching(targets, set(graph.nodes) | existing | set(known_deps), "-target")
+    keep = set(chosen)
+    if not destroy:
+        for a in chosen:
+            if a in graph:
+                keep |= nx.ancestors(graph, a)
+        return keep
+    users: dict[str, set[str]] = {}
+    for a in existing | set(known_deps):
+        deps = set(known_deps.get(a, set())) | set(in_state[a].depends_on if a in in_state else ())
+        for d in deps:
+            users.setdefault(d, set()).add(a)
+    todo = list(chosen)
+    while todo:
+        for u in users.get(todo.pop(), set()) - keep:
+            keep.add(u)
+            todo.append(u)
+    return keep
 
 
 def hash_props(props: Mapping[str, Any], hashed: frozenset[str]) -> dict[str, Any]:
@@ -194,6 +271,7 @@ def _compare(
     is_protected: bool,
     options: PlanOptions,
     refused: list[str],
+    force_replace: bool = False,
 ) -> Change:
     """Decide no-op, update or replace for a desired resource that exists."""
     attrs = _attr_changes(found.props, after, rules.force_new, rules.pins)
@@ -209,6 +287,14 @@ def _compare(
     if snapshot:
         return change(REPLACE, f"{', '.join(forcing)} cannot be changed in place "
                       "(a final snapshot of the old one is taken first)")
+    if force_replace and not forcing:
+        if is_protected and not options.allow_data_loss:
+            refused.append(
+                f"{r.address} ({found.id}) holds data: -replace of it needs an explicit flag "
+                "(--include-data); it was not replaced"
+            )
+        else:
+            return change(REPLACE, "replacement requested with -replace")
     if forcing and is_protected and not options.allow_data_loss:
         refused.append(
             f"{r.address} ({found.id}) holds data: replacing it (because {', '.join(forcing)} "

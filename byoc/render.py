@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from byoc.drift import MISSING, MODIFIED
 from byoc.model import UNKNOWN, parse_address
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
 
@@ -44,9 +45,13 @@ def fmt(value: Any) -> str:
 
 def render_plan(plan: Plan) -> str:
     """The whole plan: legend, one block per change, notes, and the summary line."""
-    out: list[str] = []
+    out: list[str] = render_drift_note(plan)
     actionable = plan.actionable
-    if not actionable and not plan.forget:
+    if plan.targets:
+        out.append("Warning: resource targeting is in effect (-target): this plan touches only "
+                   f"{len(plan.targets)} resource(s), so it may be incomplete.")
+        out.append("")
+    if not actionable and not plan.forget and not plan.adopt:
         out.append("No changes. Your infrastructure matches the configuration.")
         out.append("")
         out.append("byoc found no differences between the spec, the state and what exists in AWS.")
@@ -63,6 +68,11 @@ def render_plan(plan: Plan) -> str:
         for address in plan.forget:
             out.append("")
             out.append(f"  # {address} no longer exists in AWS and will be removed from the state")
+        for address in plan.adopt:
+            aws_id = next((c.prior_id for c in plan.changes if c.address == address), None)
+            out.append("")
+            out.append(f"  # {address} ({aws_id}) exists in AWS with byoc's tags but "
+                       "not in the state: adopting it")
         out.append("")
         counts = plan.counts()
         out.append(
@@ -82,6 +92,29 @@ def render_plan(plan: Plan) -> str:
         out.append("")
         out.append(f"Note: {note}")
     return "\n".join(out) + "\n"
+
+
+def render_drift_note(plan: Plan) -> list[str]:
+    """Terraform's "Objects have changed outside of Terraform" section (modified and missing)."""
+    drifted = [r for r in (plan.drift.resources if plan.drift else ()) if r.status in (MODIFIED, MISSING)]
+    if not drifted:
+        return []
+    out = ["Note: Objects have changed outside of byoc", "",
+           "byoc detected the following changes made outside of byoc since the last \"byoc apply\":"]
+    for r in drifted:
+        out.append("")
+        if r.status == MISSING:
+            out.append(f"  # {r.address} ({r.aws_id}) has been deleted")
+            continue
+        kind, name, _ = parse_address(r.address)
+        out.append(f"  # {r.address} ({r.aws_id}) has changed")
+        out.append(f'  ~ resource "{kind}" "{name}" {{')
+        for a in r.attributes:
+            out.extend(_changed_attr(a.name, a.expected, a.actual, False))
+        out.append("    }")
+    out.extend(["", "Unless you have made equivalent changes to your spec, the actions below undo them.",
+                "", "─" * 77, ""])
+    return out
 
 
 def render_change(c: Change) -> list[str]:

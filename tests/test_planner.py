@@ -48,7 +48,7 @@ def test_empty_world_creates_everything_with_unknown_references() -> None:
 def test_matching_world_is_a_noop_with_reasons() -> None:
     p = plan(desired(), None, live_of())
     assert set(actions(p).values()) == {NOOP}
-    assert not p.has_changes
+    assert not p.actionable and p.adopt == tuple(sorted(live_of()))  # no state: apply records them
     assert all(c.reason == "up to date" for c in p.changes)
 
 

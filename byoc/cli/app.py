@@ -35,6 +35,17 @@ ParOpt = Annotated[int, typer.Option("--parallelism", min=1, max=64,
                                      help="How many AWS operations run at once.")]
 NoColor = Annotated[bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")]
 AutoApprove = Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation question.")]
+TargetOpt = Annotated[list[str] | None, typer.Option(
+    "-target", "--target", metavar="ADDRESS",
+    help='Only this resource and what it depends on, e.g. -target \'aws_instance.node["0"]\' '
+    "(kind.name selects every key; repeatable).")]
+ReplaceOpt = Annotated[list[str] | None, typer.Option(
+    "-replace", "--replace", metavar="ADDRESS",
+    help="Replace this resource even though nothing forces it (repeatable; data-bearing ones "
+    "need --include-data).")]
+DeleteUnmanaged = Annotated[bool, typer.Option(
+    "--delete-unmanaged", help="Delete resources tagged for the cluster that no state or spec knows "
+    "(data-bearing ones only with --include-data).")]
 UpdateAmi = Annotated[bool, typer.Option(
     "--update-ami", help="Use today's Amazon Linux 2023 AMI instead of the pinned one "
     "(replaces running nodes; their data volumes are kept).")]
@@ -122,7 +133,11 @@ def plan(
     ] = False,
     destroy: Annotated[bool, typer.Option("--destroy", help="Plan the destruction of the cluster.")] = False,
     include_data: Annotated[bool, typer.Option(
-        "--include-data", help="With --destroy: also the S3 bucket and the data volumes.")] = False,
+        "--include-data", help="Allow deleting or replacing the S3 bucket and the data volumes "
+        "(with --destroy, -replace or --delete-unmanaged).")] = False,
+    target: TargetOpt = None,
+    replace: ReplaceOpt = None,
+    delete_unmanaged: DeleteUnmanaged = False,
     update_ami: UpdateAmi = False,
     parallelism: ParOpt = 10,
     no_color: NoColor = False,
@@ -136,8 +151,9 @@ def plan(
 
     s = _load(spec, set_)
     _show_warnings(s, no_color)
-    p = _engine(s, parallelism).plan(PlanOptions(destroy=destroy, allow_data_loss=destroy and include_data),
-                                     update_ami=update_ami)
+    p = _engine(s, parallelism).plan(PlanOptions(
+        destroy=destroy, allow_data_loss=include_data, targets=tuple(target or ()),
+        replace=tuple(replace or ()), delete_unmanaged=delete_unmanaged), update_ami=update_ami)
     if out is not None:
         _write_plan(out, render_plan_json(p))
     if as_json:
@@ -193,6 +209,12 @@ def apply(
     update_ami: UpdateAmi = False,
     skip_preflight: Annotated[bool, typer.Option(
         "--skip-preflight", help="Do not run `byoc preflight`'s checks before applying.")] = False,
+    targets: TargetOpt = None,
+    replaces: ReplaceOpt = None,
+    delete_unmanaged: DeleteUnmanaged = False,
+    include_data: Annotated[bool, typer.Option(
+        "--include-data", help="Allow replacing (-replace) or deleting (--delete-unmanaged) the S3 "
+        "bucket and the data volumes.")] = False,
     parallelism: ParOpt = 10,
     no_color: NoColor = False,
 ) -> None:
@@ -207,10 +229,11 @@ def apply(
 
     saved = _maybe_plan_file(target)
     if saved is not None:
-        if set_:
+        if set_ or targets or replaces or delete_unmanaged or include_data:
             from byoc.errors import ByocError
 
-            raise ByocError("--set cannot be used with a saved plan; it was fixed when the plan was made")
+            raise ByocError("--set, -target, -replace, --delete-unmanaged and --include-data cannot be "
+                            "used with a saved plan; they were fixed when the plan was made")
         s = _load(Path(saved.spec_source), list(saved.spec_overrides))
         engine = _engine(s, parallelism)
         with engine.backend.lock("apply"):
@@ -221,7 +244,11 @@ def apply(
     _show_warnings(s, no_color)
     engine = _engine(s, parallelism)
     with engine.backend.lock("apply"):
-        p = engine.plan(update_ami=update_ami)
+        from byoc.planner import PlanOptions
+
+        p = engine.plan(PlanOptions(allow_data_loss=include_data, targets=tuple(targets or ()),
+                                    replace=tuple(replaces or ()), delete_unmanaged=delete_unmanaged),
+                        update_ami=update_ami)
         con = console(no_color=no_color)
         print_plan_text(con, render_plan(p))
         if not p.has_changes:
@@ -415,5 +442,7 @@ __all__ = ["app", "error"]
 
 
 # commands kept in their own modules register themselves on `app`
+from byoc.cli import drift as _drift  # noqa: E402,F401
 from byoc.cli import operations as _operations  # noqa: E402,F401
 from byoc.cli import sandbox as _sandbox  # noqa: E402,F401
+from byoc.cli import state as _state  # noqa: E402,F401

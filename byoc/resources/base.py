@@ -405,6 +405,25 @@ class ResourceType(ABC):
         """Look before create: the resource already owned under ``address``, if any."""
         return next((live for live in self.discover(ctx) if live.address == address), None)
 
+    def read(self, ctx: AwsContext, aws_id: str) -> Live | None:
+        """The resource with AWS id ``aws_id``, normalised like discovery, if the cluster owns it
+        (``byoc import`` calls ``claim`` first)."""
+        return next((live for live in self.discover(ctx) if live.id == aws_id), None)
+
+    def claim(self, ctx: AwsContext, aws_id: str, address: str) -> None:
+        """Tag ``aws_id`` as the cluster's ``address`` so discovery finds it there (``byoc import``,
+        ``byoc state mv``). EC2 kinds tag in place; others say how to do it by hand."""
+        if self.service == "ec2" and ":" not in aws_id:
+            ctx.client("ec2").create_tags(
+                Resources=[aws_id], Tags=tag_list({CLUSTER_TAG: ctx.cluster, ADDRESS_TAG: address}))
+            return
+        raise CloudError(
+            f"byoc cannot tag a {self.kind} for you: add the tags {CLUSTER_TAG}={ctx.cluster} and "
+            f"{ADDRESS_TAG}={address} to it (console, or `aws resourcegroupstaggingapi tag-resources`), "
+            "then run the command again",
+            address=address, aws_id=aws_id, code="NotClaimable",
+        )
+
 
 # -- tag helpers shared by the EC2 kinds -------------------------------------------------------
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:

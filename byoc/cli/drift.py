@@ -1,0 +1,90 @@
+"""`byoc drift`: what changed in AWS behind byoc's back, for people and for cron (exit codes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from byoc.cli.app import NoColor, ParOpt, SetOpt, _engine, _load, app
+from byoc.cli.ui import console, error
+from byoc.drift import MISSING, MODIFIED, UNMANAGED, DriftReport
+from byoc.render import fmt
+
+
+@app.command()
+def drift(
+    specs: Annotated[list[Path], typer.Argument(help="One or more cluster specs (YAML).", show_default=False,
+                                                metavar="SPEC...")],
+    set_: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (on stderr); "
+                                        "for cron, read the exit code.")] = False,
+    parallelism: ParOpt = 10,
+    no_color: NoColor = False,
+) -> None:
+    """Report what changed in AWS outside byoc: modified attributes (expected = last applied,
+    actual = AWS now), missing resources, and unmanaged ones (tagged for the cluster, in no
+    state). Changes nothing. Exit 0 in sync, 2 drift, 1 error.
+
+    Accepted differences go in the spec's drift.ignore list. `byoc apply SPEC` repairs drift.
+
+    Examples: byoc drift specs/prod.yaml · byoc drift --quiet specs/*.yaml || alert
+    """
+    from byoc.errors import ByocError
+
+    reports: list[DriftReport] = []
+    errors: list[dict[str, str]] = []
+    err = console(stderr=True, no_color=no_color)
+    for spec in specs:
+        try:
+            reports.append(_engine(_load(spec, set_), parallelism).drift())
+        except ByocError as exc:
+            errors.append({"spec": str(spec), "error": str(exc)})
+            error(err, f"{spec}: {exc}")
+    if as_json and not quiet:
+        typer.echo(json.dumps({
+            "in_sync": not errors and all(r.in_sync for r in reports),
+            "clusters": [r.to_dict() for r in reports],
+            "errors": errors,
+        }, indent=2))
+    elif not quiet:
+        con = console(no_color=no_color)
+        for r in reports:
+            con.print(render_drift(r), markup=False, highlight=False, end="")
+    if errors:
+        raise typer.Exit(1)
+    if any(not r.in_sync for r in reports):
+        raise typer.Exit(2)
+
+
+def render_drift(report: DriftReport) -> str:
+    """The report as text: one block per drifted resource."""
+    if report.in_sync:
+        lines = [f"cluster {report.cluster}: in sync ({report.checked} resources checked)."]
+    else:
+        s = {k: len(report.by_status(k)) for k in (MODIFIED, MISSING, UNMANAGED)}
+        lines = [f"cluster {report.cluster}: drift found — {s[MODIFIED]} modified, {s[MISSING]} missing, "
+                 f"{s[UNMANAGED]} unmanaged ({report.checked} resources checked)."]
+    for r in report.resources:
+        lines.append("")
+        if r.status == MISSING:
+            lines.append(f"  - {r.address} ({r.aws_id}) is missing: deleted outside byoc; "
+                         "apply re-creates it")
+        elif r.status == UNMANAGED:
+            lines.append(f"  ? {r.address} ({r.aws_id}) is unmanaged: tagged for this cluster, in no state; "
+                         + ("apply adopts it" if r.adoptable else
+                            "apply lists it (--delete-unmanaged deletes it)"))
+        else:
+            lines.append(f"  ~ {r.address} ({r.aws_id}) was modified:")
+            for a in r.attributes:
+                lines.append(f"      {a.name}: expected {fmt(a.expected)}, actual {fmt(a.actual)}"
+                             + (f" (the spec now asks for {fmt(a.desired)})" if a.has_desired else ""))
+    if report.ignored:
+        lines.append("")
+        lines.append(f"  ({len(report.ignored)} accepted difference(s) hidden by drift.ignore: "
+                     + ", ".join(report.ignored) + ")")
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,229 @@
+"""Drift against moto: one dev cluster is applied once per module; each case changes it behind
+byoc's back through boto3 (as another tool or a person would), then asserts what `drift` reports,
+that apply repairs it, and that drift is back in sync."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from byoc.drift import MISSING, MODIFIED, UNMANAGED, IgnoreRule
+from byoc.planner import PlanOptions
+from byoc.render import render_plan
+from byoc.state.model import State
+from tests.clusterkit import Cluster, applied_cluster, owned_tags
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from applied_cluster(tmp_path_factory)
+
+
+# -- the changes made behind byoc's back --------------------------------------------------------
+def open_ssh(c: Cluster) -> None:
+    c.client("ec2").authorize_security_group_ingress(
+        GroupId=c.id("aws_security_group.node"),
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                        "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+
+
+def reroute_private(c: Cluster) -> None:
+    c.client("ec2").replace_route(
+        RouteTableId=c.id('aws_route_table.private["us-west-2a"]'), DestinationCidrBlock="0.0.0.0/0",
+        GatewayId=c.id("aws_internet_gateway.main"))
+
+
+def suspend_versioning(c: Cluster) -> None:
+    c.client("s3").put_bucket_versioning(Bucket=c.id("aws_s3_bucket.data"),
+                                         VersioningConfiguration={"Status": "Suspended"})
+
+
+def change_encryption(c: Cluster) -> None:
+    c.client("s3").put_bucket_encryption(
+        Bucket=c.id("aws_s3_bucket.data"),
+        ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+
+
+def drop_public_access_block(c: Cluster) -> None:
+    c.client("s3").delete_public_access_block(Bucket=c.id("aws_s3_bucket.data"))
+
+
+def drop_bucket_policy(c: Cluster) -> None:
+    c.client("s3").delete_bucket_policy(Bucket=c.id("aws_s3_bucket.data"))
+
+
+def drop_lifecycle(c: Cluster) -> None:
+    c.client("s3").delete_bucket_lifecycle(Bucket=c.id("aws_s3_bucket.data"))
+
+
+def resize_instance(c: Cluster) -> None:
+    ec2, iid = c.client("ec2"), c.id('aws_instance.node["0"]')
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.modify_instance_attribute(InstanceId=iid, InstanceType={"Value": "t3.xlarge"})
+    ec2.start_instances(InstanceIds=[iid])
+
+
+def allow_imdsv1(c: Cluster) -> None:
+    c.client("ec2").modify_instance_metadata_options(
+        InstanceId=c.id('aws_instance.node["0"]'), HttpTokens="optional")
+
+
+def move_listener(c: Cluster) -> None:
+    c.client("elbv2").modify_listener(ListenerArn=c.id('aws_lb_listener.main["8123"]'), Port=9999)
+
+
+def raise_alarm_threshold(c: Cluster) -> None:
+    cw = c.client("cloudwatch")
+    a = cw.describe_alarms(AlarmNames=[c.id('aws_cloudwatch_metric_alarm.cpu["0"]')])["MetricAlarms"][0]
+    keep = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
+            "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "Dimensions", "Period",
+            "EvaluationPeriods", "DatapointsToAlarm", "ComparisonOperator", "TreatMissingData")
+    cw.put_metric_alarm(**{k: a[k] for k in keep if k in a}, Threshold=a["Threshold"] + 10)
+
+
+def lengthen_log_retention(c: Cluster) -> None:
+    c.client("logs").put_retention_policy(logGroupName=c.id("aws_cloudwatch_log_group.main"),
+                                          retentionInDays=30)
+
+
+def retag_vpc(c: Cluster) -> None:
+    c.client("ec2").create_tags(Resources=[c.id("aws_vpc.main")],
+                                Tags=[{"Key": "Environment", "Value": "prod"},
+                                      {"Key": "Owner", "Value": "x"}])
+
+
+CASES: list[tuple[Callable[[Cluster], None], str, str]] = [
+    (open_ssh, "aws_security_group.node", "ingress"),
+    (reroute_private, 'aws_route_table.private["us-west-2a"]', "route"),
+    (suspend_versioning, "aws_s3_bucket.data", "versioning"),
+    (change_encryption, "aws_s3_bucket.data", "sse_algorithm"),
+    (drop_public_access_block, "aws_s3_bucket.data", "public_access_block"),
+    (drop_bucket_policy, "aws_s3_bucket.data", "policy"),
+    (drop_lifecycle, "aws_s3_bucket.data", "lifecycle_rules"),
+    (resize_instance, 'aws_instance.node["0"]', "instance_type"),
+    (allow_imdsv1, 'aws_instance.node["0"]', "metadata_options"),
+    (move_listener, 'aws_lb_listener.main["8123"]', "port"),
+    (raise_alarm_threshold, 'aws_cloudwatch_metric_alarm.cpu["0"]', "threshold"),
+    (lengthen_log_retention, "aws_cloudwatch_log_group.main", "retention_in_days"),
+    (retag_vpc, "aws_vpc.main", "tags"),
+]
+
+
+@pytest.mark.parametrize(("change", "address", "attribute"), CASES, ids=[c[0].__name__ for c in CASES])
+def test_modified_attribute_is_reported_and_repaired(
+    cluster: Cluster, change: Callable[[Cluster], None], address: str, attribute: str
+) -> None:
+    change(cluster)
+    report = cluster.engine().drift()
+    assert [(r.address, r.status) for r in report.resources] == [(address, MODIFIED)]
+    (drifted,) = report.resources
+    assert attribute in [a.name for a in drifted.attributes]
+    a = next(a for a in drifted.attributes if a.name == attribute)
+    assert a.expected != a.actual
+    assert a.expected == cluster.backend.read().resources[address].props[attribute]  # type: ignore[union-attr]
+    plan = cluster.engine().plan()
+    text = render_plan(plan)
+    assert "Objects have changed outside of byoc" in text and f"# {address} (" in text
+    assert plan.change(address).action in ("update", "replace")
+    cluster.repair(plan=plan)
+
+
+def test_missing_resource_is_reported_and_recreated(cluster: Cluster) -> None:
+    old = cluster.id("aws_cloudwatch_dashboard.main")
+    cluster.client("cloudwatch").delete_dashboards(DashboardNames=[old])
+    report = cluster.engine().drift()
+    assert [(r.address, r.status, r.aws_id) for r in report.resources] == [
+        ("aws_cloudwatch_dashboard.main", MISSING, old)]
+    plan = cluster.engine().plan()
+    assert plan.change("aws_cloudwatch_dashboard.main").action == "create"
+    assert plan.to_dict()["resource_drift"][0]["change"]["actions"] == ["delete"]
+    cluster.repair()
+
+
+def test_resource_left_by_a_crash_is_unmanaged_then_adopted(cluster: Cluster) -> None:
+    # A crash between AWS's create call and the state write leaves a tagged resource no state knows.
+    address = "aws_cloudwatch_log_group.main"
+    state = cluster.backend.read()
+    assert state is not None
+    cluster.backend.write(state.without(address).bumped())
+    report = cluster.engine().drift()
+    assert [(r.address, r.status, r.adoptable) for r in report.resources] == [(address, UNMANAGED, True)]
+    plan = cluster.engine().plan()
+    assert plan.adopt == (address,) and plan.has_changes
+    assert f"# {address} (/aws/proton/dev-proton) exists in AWS with byoc's tags but not in the state: " \
+           "adopting it" in render_plan(plan)
+    cluster.repair()
+    assert address in cluster.backend.read().resources  # type: ignore[union-attr]
+
+
+def test_unmanaged_stranger_is_listed_and_deleted_only_on_request(cluster: Cluster) -> None:
+    ec2 = cluster.client("ec2")
+    sg = ec2.create_security_group(
+        GroupName="stray", Description="made by hand", VpcId=cluster.id("aws_vpc.main"),
+        TagSpecifications=[{"ResourceType": "security-group",
+                            "Tags": owned_tags("aws_security_group.stray")}],
+    )["GroupId"]
+    report = cluster.engine().drift()
+    assert [(r.address, r.status, r.adoptable, r.aws_id) for r in report.resources] == [
+        ("aws_security_group.stray", UNMANAGED, False, sg)]
+    plan = cluster.engine().plan()
+    assert plan.unmanaged == ("aws_security_group.stray",) and not plan.actionable
+    plan = cluster.engine().plan(PlanOptions(delete_unmanaged=True))
+    assert [(c.address, c.action) for c in plan.actionable] == [("aws_security_group.stray", "delete")]
+    cluster.repair(PlanOptions(delete_unmanaged=True))
+    assert not ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [sg]}])["SecurityGroups"]
+
+
+def test_unmanaged_data_volume_is_never_deleted_without_the_data_flag(cluster: Cluster) -> None:
+    ec2 = cluster.client("ec2")
+    vol = ec2.create_volume(AvailabilityZone="us-west-2a", Size=1, TagSpecifications=[
+        {"ResourceType": "volume", "Tags": owned_tags('aws_ebs_volume.data["9"]')}])["VolumeId"]
+    plan = cluster.engine().plan(PlanOptions(delete_unmanaged=True))
+    assert not plan.actionable and any(r.startswith('aws_ebs_volume.data["9"]') for r in plan.refused)
+    plan = cluster.engine().plan(PlanOptions(delete_unmanaged=True, allow_data_loss=True))
+    assert [(c.address, c.action) for c in plan.actionable] == [('aws_ebs_volume.data["9"]', "delete")]
+    ec2.delete_volume(VolumeId=vol)
+    assert cluster.engine().drift().in_sync
+
+
+def test_ignore_list_hides_accepted_differences_and_apply_keeps_them(cluster: Cluster) -> None:
+    ec2, vpc = cluster.client("ec2"), cluster.id("aws_vpc.main")
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "CostCenter", "Value": "42"}])
+    rules = (IgnoreRule("aws_vpc.*", ("tags.CostCenter",)),)
+    eng = cluster.engine()
+    state, live = eng.state(), eng.refresh()
+    plan = eng._plan(state, live, PlanOptions(ignore=rules), False)
+    assert plan.drift is not None and plan.drift.in_sync and plan.drift.ignored == ("aws_vpc.main: tags",)
+    assert not plan.actionable
+    whole = eng._plan(state, live, PlanOptions(ignore=(IgnoreRule("aws_vpc.main"),)), False).drift
+    assert whole is not None and whole.in_sync and whole.ignored == ("aws_vpc.main",)
+    assert eng.drift().resources[0].address == "aws_vpc.main"  # without the rules, it is drift
+    cluster.repair()
+    assert {"Key": "CostCenter", "Value": "42"} not in ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"]
+
+
+def test_drift_shows_the_spec_value_where_the_spec_changed_too(cluster: Cluster) -> None:
+    lengthen_log_retention(cluster)
+    report = cluster.engine("monitoring.log_retention_days=14").drift()
+    (a,) = [a for r in report.resources for a in r.attributes]
+    assert (a.name, a.expected, a.actual, a.desired) == ("retention_in_days", 7, 30, 14)
+    assert report.to_dict()["resources"][0]["attributes"][0]["desired"] == 14
+    cluster.repair()
+
+
+def test_refresh_records_aws_without_changing_it(cluster: Cluster) -> None:
+    lengthen_log_retention(cluster)
+    eng = cluster.engine()
+    before: State = eng.state()  # type: ignore[assignment]
+    state, report = eng.refresh_state()
+    assert [r.address for r in report.resources] == ["aws_cloudwatch_log_group.main"]
+    assert state.serial == before.serial + 1 and cluster.backend.backup_path.exists()
+    assert state.resources["aws_cloudwatch_log_group.main"].props["retention_in_days"] == 30
+    assert eng.drift().in_sync
+    assert cluster.client("logs").describe_log_groups(logGroupNamePrefix="/aws/proton/dev-proton")[
+        "logGroups"][0]["retentionInDays"] == 30
+    plan = eng.plan()
+    assert [(c.address, c.action) for c in plan.actionable] == [("aws_cloudwatch_log_group.main", "update")]
+    cluster.repair()
