@@ -168,6 +168,8 @@ class Plan:
     region: str = ""
     #: values resolved outside the spec that this plan was made with (pinned in state on apply)
     facts: Mapping[str, Any] = field(default_factory=dict)
+    #: node keys taken out of service one at a time, in this order (byoc/rolling.py)
+    rolling: tuple[str, ...] = ()
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -214,6 +216,8 @@ class Plan:
                 "notes": list(self.notes),
                 "facts": dict(self.facts),
                 "summary": self.counts(),
+                # node keys replaced or stopped one at a time, in this order (absent: no roll)
+                **({"rolling": list(self.rolling)} if self.rolling else {}),
             },
             "planned_values": {"root_module": {"resources": self._planned_values()}},
             "resource_changes": [c.to_dict() for c in self.changes],
@@ -261,6 +265,7 @@ class Plan:
                 refused=tuple(x.get("refused", ())),
                 notes=tuple(x.get("notes", ())),
                 facts=dict(x.get("facts") or {}),
+                rolling=tuple(str(k) for k in x.get("rolling", ())),
             )
         except PlanError:
             raise

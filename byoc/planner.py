@@ -18,6 +18,7 @@ import networkx as nx
 from byoc.graph import graph_of
 from byoc.model import UNKNOWN, Live, Ref, Resource, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, AttrChange, Change, Plan
+from byoc.rolling import rolling_order
 from byoc.state.model import State
 
 
@@ -156,6 +157,7 @@ def make_plan(
                    found.id, found.attrs, protected, final_snapshot=snapshot)
         )
 
+    rolling, rolling_notes = ((), ()) if options.destroy else rolling_order(changes)
     return Plan(
         cluster=cluster,
         lineage=state.lineage if state else None,
@@ -169,8 +171,9 @@ def make_plan(
         unmanaged=tuple(unmanaged),
         refused=tuple(refused),
         region=region,
-        notes=notes,
+        notes=(*notes, *rolling_notes),
         facts=dict(facts or {}),
+        rolling=rolling,
     )
 
 
