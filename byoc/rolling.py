@@ -40,7 +40,7 @@ def instance_address(node: str) -> str:
     return f'{INSTANCE}.node["{node}"]'
 
 
-def _order(key: str) -> tuple[int, str]:
+def node_order(key: str) -> tuple[int, str]:
     return (int(key), key) if key.isdigit() else (1 << 30, key)
 
 
@@ -59,7 +59,7 @@ def disrupted_nodes(changes: Iterable[Change]) -> list[str]:
         att = group.get(VOLUME_ATTACHMENT)
         if inst.action == REPLACE or (att is not None and att.action in (REPLACE, DELETE)):
             out.append(node)
-    return sorted(out, key=_order)
+    return sorted(out, key=node_order)
 
 
 def rolling_blockers(changes: Sequence[Change], nodes: Iterable[str]) -> list[str]:
