@@ -23,7 +23,7 @@ from byoc.model import UNKNOWN, Live, Ref, canonical_json, contains_unknown, sub
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
 from byoc.planner import hash_props
 from byoc.resources.base import ResourceType, to_cloud_error
-from byoc.rolling import TARGET_ATTACHMENT, instance_address, node_of
+from byoc.rolling import TARGET_ATTACHMENT, VOLUME_ATTACHMENT, instance_address, node_of
 from byoc.state.model import ResourceState, State
 
 APPLY, REMOVE = "apply", "delete"
@@ -96,12 +96,26 @@ def operation_graph(plan: Plan) -> nx.DiGraph:
                 continue
             if d.action == DELETE or (d.action == REPLACE and first[1] == REMOVE):
                 g.add_edge(first, (dep, REMOVE))
+    _drain_before_stop(g)
     if plan.rolling:
         _chain_nodes(g, plan)
     if not nx.is_directed_acyclic_graph(g):
         cycle = " → ".join(f"{a}:{p}" for (a, p), _ in nx.find_cycle(g))
         raise PlanError(f"the plan's operations form a cycle ({cycle}); this is a byoc bug")
     return g
+
+
+def _drain_before_stop(g: nx.DiGraph) -> None:
+    """A node leaving its target groups drains before its data volume is detached (which stops
+    the instance): in-flight queries finish."""
+    leaving: dict[str, list[Op]] = {}
+    for op in g.nodes:
+        if op[1] == REMOVE and g.nodes[op]["change"].kind == TARGET_ATTACHMENT:
+            leaving.setdefault(node_of(op[0]) or "", []).append(op)
+    for op in list(g.nodes):
+        if op[1] == REMOVE and g.nodes[op]["change"].kind == VOLUME_ATTACHMENT:
+            for first in leaving.get(node_of(op[0]) or "", ()):
+                g.add_edge(first, op)
 
 
 def _chain_nodes(g: nx.DiGraph, plan: Plan) -> None:

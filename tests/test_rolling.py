@@ -76,6 +76,7 @@ def test_a_version_bump_rolls_one_node_at_a_time(
     out: set[str] = set()  # nodes out of service
     healthy: dict[str, set[str]] = {}  # node -> target groups its new instance is healthy in
     order: list[tuple[str, str]] = []  # (event, node)
+    draining: set[str] = set()  # instance ids last seen draining
     most = 0
     for action, params, parsed in calls:
         if action == "DeregisterTargets":
@@ -85,9 +86,15 @@ def test_a_version_bump_rolls_one_node_at_a_time(
         elif action in ("StopInstances", "TerminateInstances"):
             node = node_of_id[params["InstanceIds"][0]]
             assert node in out, f"{action} of node {node} before it was deregistered"
+            gone = params["InstanceIds"][0]
+            assert gone not in draining, f"{action} of node {node} while it still drains"
             order.append((action, node))
         elif action == "DescribeTargetHealth":
             for d in parsed["TargetHealthDescriptions"]:
+                if d["TargetHealth"]["State"] == "draining":
+                    draining.add(d["Target"]["Id"])
+                elif d["Target"]["Id"] in draining:
+                    draining.discard(d["Target"]["Id"])
                 node = node_of_id.get(d["Target"]["Id"], "")
                 if d["Target"]["Id"] == new.get(node) and d["TargetHealth"]["State"] == "healthy":
                     healthy.setdefault(node, set()).add(params["TargetGroupArn"])

@@ -111,16 +111,16 @@ def test_scale_3_to_5_to_2(world: tuple[AwsContext, LocalBackend, Path], capsys:
     assert f"Updated {path}:" in out and "instance_count: 2" in out
     assert "  instance_count: 2   # nodes\n" in path.read_text()
 
-    # draining was waited out before each removed instance was terminated
+    # draining was waited out before each removed instance was stopped and terminated
     drained_at = {}
     for i, (action, params, parsed) in enumerate(calls):
         if action == "DescribeTargetHealth":
             for d in parsed["TargetHealthDescriptions"]:
                 if d["TargetHealth"]["State"] == "draining":
                     drained_at[d["Target"]["Id"]] = i
-        if action == "TerminateInstances":
+        if action in ("StopInstances", "TerminateInstances"):
             (gone,) = params["InstanceIds"]
-            assert gone in drained_at and drained_at[gone] < i
+            assert gone in drained_at and drained_at[gone] < i, f"{action} {gone} while draining"
     assert len({iid for iid in health.drained}) == 3
 
 
