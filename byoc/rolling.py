@@ -93,15 +93,16 @@ def rolling_order(changes: Sequence[Change]) -> tuple[tuple[str, ...], tuple[str
             f"{', '.join(blockers)} must be replaced and no node can keep using the old one. "
             "Expect downtime; apply in a maintenance window.",
         )
-    names = ", ".join(nodes)
-    note = (
-        f"rolling change: node(s) {names} are replaced or stopped one at a time — each is "
-        "deregistered from the target groups and drained, replaced (its data volume is detached "
-        "and re-attached), registered again and must be healthy in every target group before "
-        "the next one goes. A node that does not become healthy stops the roll and leaves the "
-        "rest untouched."
-    )
     if len(in_service) <= 1:
-        note += (" This cluster has a single node: it cannot roll without downtime, the "
-                 "endpoint is unavailable while the node is replaced.")
-    return tuple(nodes), (note,)
+        return tuple(nodes), (
+            f"node {nodes[0]} is replaced or stopped, and it is the only node: a single-node "
+            "cluster cannot roll without downtime; the endpoint is unavailable until the node is "
+            "healthy again. Apply in a maintenance window.",
+        )
+    return tuple(nodes), (
+        f"rolling change: nodes {', '.join(nodes)} are replaced or stopped one at a time, in that "
+        "order. Each is deregistered from the target groups and drained, replaced (its data volume "
+        "is detached and re-attached), registered again and must be healthy in every target "
+        "group before the next one goes. A node that does not become healthy stops the roll and "
+        "leaves the rest untouched.",
+    )

@@ -163,9 +163,9 @@ def test_only_kept_nodes_that_go_out_of_service_roll_and_a_single_node_is_told()
         _c('aws_instance.node["4"]', "aws_instance", DELETE),
     ]
     nodes, notes = rolling_order(changes)
-    assert nodes == ("0", "2", "10") and "one at a time" in notes[0] and "single node" not in notes[0]
+    assert nodes == ("0", "2", "10") and "nodes 0, 2, 10 are replaced or stopped one at a time" in notes[0]
     nodes, notes = rolling_order(changes[2:3])
-    assert nodes == ("10",) and "cannot roll without downtime" in notes[0]
+    assert nodes == ("10",) and "cannot roll without downtime" in notes[0] and "one at a time" not in notes[0]
     assert rolling_order(changes[4:]) == ((), ())
 
 
