@@ -23,7 +23,7 @@ from byoc.model import UNKNOWN, Live, Ref, canonical_json, contains_unknown, sub
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
 from byoc.planner import hash_props
 from byoc.resources.base import ResourceType, to_cloud_error
-from byoc.rolling import TARGET_ATTACHMENT, VOLUME_ATTACHMENT, instance_address, node_of
+from byoc.rolling import INSTANCE, TARGET_ATTACHMENT, VOLUME_ATTACHMENT, instance_address, node_of
 from byoc.state.model import ResourceState, State
 
 APPLY, REMOVE = "apply", "delete"
@@ -119,10 +119,13 @@ def _drain_before_stop(g: nx.DiGraph) -> None:
 
 
 def _chain_nodes(g: nx.DiGraph, plan: Plan) -> None:
-    """Rolling: a health wait after each rolled node's own operations, and every operation of
-    the next node only after it (never more than one node out of service)."""
-    previous: Op | None = None
-    for node in plan.rolling:
+    """Rolling: the nodes that stay must be healthy before the first node goes; a health wait
+    after each rolled node's own operations; every operation of the next node only after it
+    (never more than one node out of service, also when a roll stopped earlier is continued)."""
+    kept = [node for c in plan.changes if c.kind == INSTANCE and c.action in (NOOP, UPDATE)
+            and (node := node_of(c.address)) is not None and node not in plan.rolling]
+    before: list[Op] = []
+    for node in [*kept, *plan.rolling]:
         ops = [op for op in g.nodes if node_of(op[0]) == node]
         address = instance_address(node)
         targets = tuple(c.address for c in plan.changes
@@ -131,9 +134,10 @@ def _chain_nodes(g: nx.DiGraph, plan: Plan) -> None:
         g.add_node(health, change=plan.change(address), targets=targets)
         for op in ops:
             g.add_edge(op, health)
-            if previous is not None:
-                g.add_edge(previous, op)
-        previous = health
+            if node in plan.rolling:
+                for prev in before:
+                    g.add_edge(prev, op)
+        before = [*before, health] if node in kept else [health]
 
 
 class Executor:
@@ -266,18 +270,26 @@ class Executor:
             try:
                 wait(self.ctx, live, timeout=self.health_timeout)
             except CloudError as exc:
-                node = node_of(op[0])
-                rest = list(plan.rolling)[list(plan.rolling).index(node) + 1:] if node in plan.rolling else []
-                untouched = f"nodes {', '.join(rest)} were not touched" if rest else "it was the last node"
-                raise CloudError(
-                    f"node {node} did not come back: {exc}. The roll stopped here ({untouched}). "
-                    "Look at why it fails its health checks (`aws elbv2 describe-target-health`, the "
-                    "node's Proton log in the cluster's CloudWatch log group), fix the cause (spec, "
-                    "image, version) and run `byoc apply` again to continue the roll.",
-                    address=op[0], aws_id=self.known[op[0]].id if op[0] in self.known else None,
-                    code=exc.code,
-                ) from exc
+                raise self._roll_stopped(op[0], exc, plan) from exc
         return self.known.get(op[0])
+
+    def _roll_stopped(self, address: str, exc: CloudError, plan: Plan) -> CloudError:
+        node = node_of(address)
+        order = list(plan.rolling)
+        if node in order:
+            rest = order[order.index(node) + 1:]
+            what = f"node {node} did not come back: {exc}. The roll stopped here " + (
+                f"(nodes {', '.join(rest)} were not touched)" if rest else "(it was the last node)")
+        else:
+            what = (f"node {node} is not healthy: {exc}. The roll did not start (nodes "
+                    f"{', '.join(order)} were not touched): it would take a second node out of service")
+        return CloudError(
+            f"{what}. Look at why it fails its health checks (`aws elbv2 describe-target-health`, "
+            "the node's Proton log in the cluster's CloudWatch log group), fix the cause (spec, "
+            "image, version) and run `byoc apply` again to continue the roll.",
+            address=address, aws_id=self.known[address].id if address in self.known else None,
+            code=exc.code,
+        )
 
     def _record(self, op: Op, change: Change, live: Live | None) -> None:
         if op[1] == REMOVE:

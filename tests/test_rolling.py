@@ -11,7 +11,7 @@ import pytest
 
 from byoc.engine import Engine
 from byoc.executor import HEALTHY, operation_graph
-from byoc.plan import CREATE, DELETE, NOOP, REPLACE, Change
+from byoc.plan import CREATE, DELETE, NOOP, REPLACE, Change, Plan
 from byoc.render import render_plan, render_plan_json
 from byoc.resources.base import AwsContext
 from byoc.rolling import node_of, rolling_order
@@ -61,6 +61,7 @@ def test_a_version_bump_rolls_one_node_at_a_time(
     assert any(n.startswith("rolling change") for n in plan.notes)
     assert "rolling change" in render_plan(plan)
     assert json.loads(render_plan_json(plan))["byoc"]["rolling"] == ["0", "1", "2"]
+    assert Plan.from_dict(plan.to_dict()).rolling == plan.rolling
     g = operation_graph(plan)
     assert ('aws_instance.node["0"]', HEALTHY) in g
     assert g.has_edge(('aws_instance.node["0"]', HEALTHY), ('aws_instance.node["1"]', "delete"))
@@ -137,6 +138,25 @@ def test_a_node_that_stays_unhealthy_stops_the_roll(
     for k in ("1", "2"):
         (inst,) = ec2.describe_instances(InstanceIds=[old[k]])["Reservations"][0]["Instances"]
         assert inst["State"]["Name"] == "running"
+
+    # run again while node 0 is still unhealthy: the roll does not start (two nodes out otherwise)
+    again = engine_for(ctx, backend, THREE, BUMP)
+    plan = again.plan()
+    assert plan.rolling == ("1", "2")
+    result = again.apply(plan)
+    (failure,) = result.failures
+    assert failure.address == 'aws_instance.node["0"]'
+    assert "node 0 is not healthy" in str(failure.error) and "roll did not start" in str(failure.error)
+    assert _ids(backend) == now
+
+    # node 0 recovers: the roll continues with nodes 1 and 2
+    health.unhealthy.clear()
+    health.fail_new = False
+    result = again.apply(again.plan())
+    assert result.ok, [str(f.error) for f in result.failures]
+    final = _ids(backend)
+    assert final["0"] == now["0"] and final["1"] != old["1"] and final["2"] != old["2"]
+    assert not again.plan().has_changes
 
 
 # -- pure rules --------------------------------------------------------------------------------
