@@ -274,14 +274,14 @@ class Executor:
         return self.known.get(op[0])
 
     def _roll_stopped(self, address: str, exc: CloudError, plan: Plan) -> CloudError:
-        node = node_of(address)
-        order = list(plan.rolling)
+        node, order = node_of(address), list(plan.rolling)
+        why = str(exc.args[0]).rstrip(".") if exc.args else str(exc)  # without the attachment's address
         if node in order:
             rest = order[order.index(node) + 1:]
-            what = f"node {node} did not come back: {exc}. The roll stopped here " + (
+            what = f"node {node} did not come back: {why}. The roll stopped here " + (
                 f"(nodes {', '.join(rest)} were not touched)" if rest else "(it was the last node)")
         else:
-            what = (f"node {node} is not healthy: {exc}. The roll did not start (nodes "
+            what = (f"node {node} is not healthy: {why}. The roll did not start (nodes "
                     f"{', '.join(order)} were not touched): it would take a second node out of service")
         return CloudError(
             f"{what}. Look at why it fails its health checks (`aws elbv2 describe-target-health`, "

@@ -39,7 +39,7 @@ class TargetHealth:
         #: instance ids that never become healthy; ``fail_new`` adds every one registered later
         self.unhealthy: set[str] = set()
         self.fail_new = False
-        #: (target id, state) of every draining answer given, in order
+        #: the target id of every draining answer given, in order
         self.drained: list[str] = []
         events = elbv2.meta.events
         events.register_first("before-parameter-build.elbv2", _stash_params)

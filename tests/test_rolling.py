@@ -128,6 +128,7 @@ def test_a_node_that_stays_unhealthy_stops_the_roll(
     text = str(failure.error)
     assert "node 0 did not come back" in text and "unhealthy" in text
     assert "nodes 1, 2 were not touched" in text and "byoc apply" in text
+    assert f"instance {_ids(backend)['0']} did not become healthy in target group" in text
     # nodes 1 and 2 (and what refers to their instances: alarms, the dashboard) were not started
     assert {node_of(a) for a in result.skipped if a.startswith("aws_instance")} == {"1", "2"}
     assert {'aws_volume_attachment.data["1"]', 'aws_lb_target_group_attachment.node["8123-2"]'} <= set(
@@ -197,3 +198,15 @@ def test_a_replaced_subnet_under_the_nodes_means_no_roll_and_says_so() -> None:
     ]
     nodes, notes = rolling_order(changes)
     assert nodes == () and "AT ONCE" in notes[0] and "aws_subnet.private" in notes[0]
+
+
+def test_a_leaving_node_drains_before_its_volume_is_detached() -> None:
+    inst, att, tga = ('aws_instance.node["3"]', 'aws_volume_attachment.data["3"]',
+                      'aws_lb_target_group_attachment.node["8123-3"]')
+    changes = (
+        Change(inst, "aws_instance", DELETE, "x", prior_id="i-3"),
+        Change(att, "aws_volume_attachment", DELETE, "x", old_depends_on=(inst,), prior_id="v:i-3"),
+        Change(tga, "aws_lb_target_group_attachment", DELETE, "x", old_depends_on=(inst,), prior_id="t"),
+    )
+    g = operation_graph(Plan("c", None, 0, "", "", (), changes))
+    assert g.has_edge((tga, "delete"), (att, "delete")) and g.has_edge((att, "delete"), (inst, "delete"))
