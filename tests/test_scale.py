@@ -143,6 +143,7 @@ def test_cli_refuses_a_count_out_of_bounds(
     _, err = capsys.readouterr()
     assert exc.value.code == 1 and "instance_count" in err and "Traceback" not in err
     assert "instance_count: 3" in path.read_text()
+    assert not (tmp_path / "state").exists()  # refused before the state was touched
 
 
 def test_set_scalar_edits_one_value_and_keeps_everything_else(tmp_path: Path) -> None:
