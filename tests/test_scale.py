@@ -12,9 +12,9 @@ import pytest
 
 from byoc.cli import main
 from byoc.engine import Engine
-from byoc.errors import SpecError
-from byoc.operations.scale import apply_scale, plan_scale, scaled_spec
-from byoc.plan import DELETE
+from byoc.errors import ByocError, SpecError
+from byoc.operations.scale import apply_scale, plan_scale, refuse_replaced_data, scaled_spec
+from byoc.plan import DELETE, REPLACE, Change, Plan
 from byoc.resources.base import AwsContext
 from byoc.rolling import node_of
 from byoc.spec import load_spec
@@ -165,3 +165,14 @@ def test_set_scalar_refuses_what_it_cannot_edit_in_place(tmp_path: Path, text: s
     with pytest.raises(SpecEditError):
         set_scalar(path, ("compute", "instance_count"), 5)
     assert path.read_text() == text
+
+
+def test_scale_refuses_a_plan_that_would_replace_a_kept_nodes_volume() -> None:
+    kept = Change('aws_ebs_volume.data["0"]', "aws_ebs_volume", REPLACE, "availability_zone cannot be "
+                  "changed in place", prior_id="vol-0", final_snapshot=True)
+    gone = Change('aws_ebs_volume.data["4"]', "aws_ebs_volume", DELETE, "no longer in the spec",
+                  prior_id="vol-4", final_snapshot=True)
+    refuse_replaced_data(Plan("c", None, 0, "", "", (), (gone,)))
+    with pytest.raises(ByocError) as exc:
+        refuse_replaced_data(Plan("c", None, 0, "", "", (), (gone, kept)))
+    assert 'aws_ebs_volume.data["0"] (vol-0): availability_zone' in str(exc.value)

@@ -16,7 +16,7 @@ from pathlib import Path
 from byoc.engine import Engine
 from byoc.errors import ByocError
 from byoc.executor import ApplyResult, Event
-from byoc.plan import CREATE, DELETE, Plan
+from byoc.plan import CREATE, DELETE, REPLACE, Plan
 from byoc.planner import PlanOptions
 from byoc.rolling import INSTANCE, node_of, node_order
 from byoc.spec import Spec, load_spec
@@ -69,8 +69,22 @@ def plan_scale(engine: Engine, count: int) -> ScalePlan:
     nodes = {action: tuple(sorted((node_of(c.address) or "" for c in plan.changes
                                    if c.kind == INSTANCE and c.action == action), key=node_order))
              for action in (CREATE, DELETE)}
+    refuse_replaced_data(plan)
     current = sum(1 for c in plan.changes if c.kind == INSTANCE and c.action != CREATE)
     return ScalePlan(scaled, plan, count, current, engine.spec.instance_count, nodes[CREATE], nodes[DELETE])
+
+
+def refuse_replaced_data(plan: Plan) -> None:
+    """Final snapshots are for the removed nodes' volumes: a kept node's data volume that the
+    plan would replace (a zone taken out of the spec …) is not scaling's business."""
+    replaced = [f"{c.address} ({c.prior_id}): {c.reason}" for c in plan.changes
+                if c.action == REPLACE and c.final_snapshot]
+    if replaced:
+        raise ByocError(
+            "byoc scale only adds and removes nodes, but this plan would also replace data "
+            f"volume(s) of nodes that stay: {'; '.join(replaced)}. Look at `byoc plan` for why "
+            "and resolve that first."
+        )
 
 
 def apply_scale(
