@@ -52,8 +52,11 @@ class Engine:
         backend: LocalBackend | None = None,
         parallelism: int = 10,
         ami_resolver: Callable[[str], str] | None = None,
+        health_timeout: float = 900.0,
     ) -> None:
         self.spec = spec
+        #: rolling changes: how long a replaced node may take to pass the health checks
+        self.health_timeout = health_timeout
         self._ami_resolver = ami_resolver
         if kinds is None:
             from byoc.resources import registry
@@ -200,6 +203,7 @@ class Engine:
         executor = Executor(
             self.kinds, self.ctx, state, self.backend.write,
             parallelism=self.parallelism, on_event=on_event, recheck=recheck,
+            health_timeout=self.health_timeout,
         )
         result = executor.run(plan)
         outputs = outputs_of({a: r.to_live() for a, r in result.state.resources.items()})

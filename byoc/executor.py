@@ -4,7 +4,8 @@ Each operation starts as soon as its own dependencies are done (not level by lev
 and updates follow dependency order; deletes follow it reversed; a replacement is a delete
 followed by a create. State is saved after every operation. When an operation fails, work in
 flight finishes, only what depends on the failure is skipped, and the root cause is reported
-once. Progress is reported as events; the CLI renders them.
+once. Progress is reported as events; the CLI renders them. In a rolling plan the nodes go one
+at a time: each node's operations wait until the previous node is healthy again.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from byoc.model import UNKNOWN, Live, Ref, canonical_json, contains_unknown, sub
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
 from byoc.planner import hash_props
 from byoc.resources.base import ResourceType, to_cloud_error
+from byoc.rolling import INSTANCE, TARGET_ATTACHMENT, VOLUME_ATTACHMENT, instance_address, node_of
 from byoc.state.model import ResourceState, State
 
 APPLY, REMOVE = "apply", "delete"
+#: rolling plans: wait until a node is healthy in every target group before the next node goes
+HEALTHY = "healthy"
 Op = tuple[str, str]  # (address, phase)
 
 
@@ -92,10 +96,48 @@ def operation_graph(plan: Plan) -> nx.DiGraph:
                 continue
             if d.action == DELETE or (d.action == REPLACE and first[1] == REMOVE):
                 g.add_edge(first, (dep, REMOVE))
+    _drain_before_stop(g)
+    if plan.rolling:
+        _chain_nodes(g, plan)
     if not nx.is_directed_acyclic_graph(g):
         cycle = " → ".join(f"{a}:{p}" for (a, p), _ in nx.find_cycle(g))
         raise PlanError(f"the plan's operations form a cycle ({cycle}); this is a byoc bug")
     return g
+
+
+def _drain_before_stop(g: nx.DiGraph) -> None:
+    """A node leaving its target groups drains before its data volume is detached (which stops
+    the instance): in-flight queries finish."""
+    leaving: dict[str, list[Op]] = {}
+    for op in g.nodes:
+        if op[1] == REMOVE and g.nodes[op]["change"].kind == TARGET_ATTACHMENT:
+            leaving.setdefault(node_of(op[0]) or "", []).append(op)
+    for op in list(g.nodes):
+        if op[1] == REMOVE and g.nodes[op]["change"].kind == VOLUME_ATTACHMENT:
+            for first in leaving.get(node_of(op[0]) or "", ()):
+                g.add_edge(first, op)
+
+
+def _chain_nodes(g: nx.DiGraph, plan: Plan) -> None:
+    """Rolling: the nodes that stay must be healthy before the first node goes; a health wait
+    after each rolled node's own operations; every operation of the next node only after it
+    (never more than one node out of service, also when a roll stopped earlier is continued)."""
+    kept = [node for c in plan.changes if c.kind == INSTANCE and c.action in (NOOP, UPDATE)
+            and (node := node_of(c.address)) is not None and node not in plan.rolling]
+    before: list[Op] = []
+    for node in [*kept, *plan.rolling]:
+        ops = [op for op in g.nodes if node_of(op[0]) == node]
+        address = instance_address(node)
+        targets = tuple(c.address for c in plan.changes
+                        if c.kind == TARGET_ATTACHMENT and node_of(c.address) == node and c.action != DELETE)
+        health = (address, HEALTHY)
+        g.add_node(health, change=plan.change(address), targets=targets)
+        for op in ops:
+            g.add_edge(op, health)
+            if node in plan.rolling:
+                for prev in before:
+                    g.add_edge(prev, op)
+        before = [*before, health] if node in kept else [health]
 
 
 class Executor:
@@ -111,6 +153,7 @@ class Executor:
         parallelism: int = 10,
         on_event: Callable[[Event], None] = lambda e: None,
         recheck: bool = False,
+        health_timeout: float = 900.0,
     ) -> None:
         self.kinds = kinds
         self.ctx = ctx
@@ -119,6 +162,8 @@ class Executor:
         self.parallelism = max(1, parallelism)
         self.on_event = on_event
         self.recheck = recheck
+        #: how long a rolled node may take to pass the load balancer's health checks
+        self.health_timeout = health_timeout
         self.known: dict[str, Live] = {}
         self.snapshots: dict[str, str] = {}
 
@@ -162,7 +207,10 @@ class Executor:
                     op = ready.pop(0)
                     change: Change = g.nodes[op]["change"]
                     self.on_event(Event("start", op[0], _label(change, op)))
-                    fut = pool.submit(self._perform, op, change)
+                    if op[1] == HEALTHY:
+                        fut = pool.submit(self._wait_healthy, op, change, g.nodes[op]["targets"], plan)
+                    else:
+                        fut = pool.submit(self._perform, op, change)
                     running[fut] = (op, time.monotonic())
                 if not running:
                     break
@@ -188,8 +236,9 @@ class Executor:
                                 blocked.add(desc)
                                 result.skipped.setdefault(desc[0], op[0])
                         continue
-                    self._record(op, change, live)
-                    result.done.append(op[0])
+                    if op[1] != HEALTHY:
+                        self._record(op, change, live)
+                        result.done.append(op[0])
                     snap = self.snapshots.get(op[0]) if op[1] == REMOVE else None
                     if snap:
                         result.snapshots[op[0]] = snap
@@ -209,6 +258,38 @@ class Executor:
                                 message=f"skipped because {result.skipped[op[0]]} failed"))
         result.state = self.state
         return result
+
+    def _wait_healthy(self, op: Op, change: Change, targets: tuple[str, ...], plan: Plan) -> Live | None:
+        """A rolled node is back only when every target group says it is healthy."""
+        for address in targets:
+            kind = self.kinds.get(TARGET_ATTACHMENT)
+            live = self.known.get(address)
+            wait = getattr(kind, "wait_healthy", None)
+            if live is None or wait is None:
+                continue
+            try:
+                wait(self.ctx, live, timeout=self.health_timeout)
+            except CloudError as exc:
+                raise self._roll_stopped(op[0], exc, plan) from exc
+        return self.known.get(op[0])
+
+    def _roll_stopped(self, address: str, exc: CloudError, plan: Plan) -> CloudError:
+        node, order = node_of(address), list(plan.rolling)
+        why = str(exc.args[0]).rstrip(".") if exc.args else str(exc)  # without the attachment's address
+        if node in order:
+            rest = order[order.index(node) + 1:]
+            what = f"node {node} did not come back: {why}. The roll stopped here " + (
+                f"(nodes {', '.join(rest)} were not touched)" if rest else "(it was the last node)")
+        else:
+            what = (f"node {node} is not healthy: {why}. The roll did not start (nodes "
+                    f"{', '.join(order)} were not touched): it would take a second node out of service")
+        return CloudError(
+            f"{what}. Look at why it fails its health checks (`aws elbv2 describe-target-health`, "
+            "the node's Proton log in the cluster's CloudWatch log group), fix the cause (spec, "
+            "image, version) and run `byoc apply` again to continue the roll.",
+            address=address, aws_id=self.known[address].id if address in self.known else None,
+            code=exc.code,
+        )
 
     def _record(self, op: Op, change: Change, live: Live | None) -> None:
         if op[1] == REMOVE:
@@ -287,6 +368,8 @@ def _refs(value: Any) -> list[Ref]:
 
 
 def _label(change: Change, op: Op) -> str:
+    if op[1] == HEALTHY:
+        return "wait-healthy"
     if change.action == REPLACE:
         return "destroy" if op[1] == REMOVE else "create"
     return "destroy" if change.action == DELETE else change.action

@@ -169,6 +169,8 @@ class Plan:
     targets: tuple[str, ...] = ()
     #: what changed outside byoc since the last apply (the state compared with AWS)
     drift: DriftReport | None = None
+    #: node keys taken out of service one at a time, in this order (byoc/rolling.py)
+    rolling: tuple[str, ...] = ()
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -218,6 +220,8 @@ class Plan:
                 "adopt": list(self.adopt),
                 "targets": list(self.targets),
                 "drift": self.drift.to_dict() if self.drift is not None else None,
+                # node keys replaced or stopped one at a time, in this order (absent: no roll)
+                **({"rolling": list(self.rolling)} if self.rolling else {}),
             },
             "planned_values": {"root_module": {"resources": self._planned_values()}},
             "resource_drift": self._resource_drift(),
@@ -311,6 +315,7 @@ class Plan:
                 adopt=tuple(x.get("adopt", ())),
                 targets=tuple(x.get("targets", ())),
                 drift=DriftReport.from_dict(x["drift"]) if x.get("drift") else None,
+                rolling=tuple(str(k) for k in x.get("rolling", ())),
             )
         except PlanError:
             raise

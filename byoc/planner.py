@@ -20,6 +20,7 @@ from byoc.errors import PlanError
 from byoc.graph import graph_of
 from byoc.model import UNKNOWN, Live, Ref, Resource, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, AttrChange, Change, Plan
+from byoc.rolling import rolling_order
 from byoc.state.model import State
 
 
@@ -186,6 +187,7 @@ def make_plan(
         targets = tuple(sorted(keep))
     drift = None if options.destroy else detect(state, live, options.ignore, cluster=cluster,
                                                 desired=afters)
+    rolling, rolling_notes = ((), ()) if options.destroy else rolling_order(changes)
     return Plan(
         cluster=cluster,
         lineage=state.lineage if state else None,
@@ -199,11 +201,12 @@ def make_plan(
         unmanaged=tuple(unmanaged),
         refused=tuple(refused),
         region=region,
-        notes=notes,
+        notes=(*notes, *rolling_notes),
         facts=dict(facts or {}),
         adopt=tuple(adopt),
         targets=targets,
         drift=drift,
+        rolling=rolling,
     )
 
 

@@ -23,3 +23,79 @@ def free_eips_of_deleted_nat_gateways(ec2: Any) -> None:
                     ec2.disassociate_address(AssociationId=addr["AssociationId"])
 
     ec2.meta.events.register_first("after-call.ec2.DeleteNatGateway", after_delete)
+
+
+class TargetHealth:
+    """DescribeTargetHealth as AWS answers it where moto is instant: a deregistered target is
+    ``draining`` for a while (deregistration delay), a newly registered one is ``initial`` until
+    its health checks pass, and targets marked here stay ``unhealthy`` (a node whose Proton does
+    not come up). Counts are in DescribeTargetHealth answers, not seconds."""
+
+    def __init__(self, elbv2: Any, *, draining: int = 2, initial: int = 1) -> None:
+        self.draining_answers = draining
+        self.initial_answers = initial
+        self.draining: dict[tuple[str, str], int] = {}
+        self.initial: dict[tuple[str, str], int] = {}
+        #: instance ids that never become healthy; ``fail_new`` adds every one registered later
+        self.unhealthy: set[str] = set()
+        self.fail_new = False
+        #: the target id of every draining answer given, in order
+        self.drained: list[str] = []
+        events = elbv2.meta.events
+        events.register_first("before-parameter-build.elbv2", _stash_params)
+        events.register("after-call.elbv2.DeregisterTargets", self._deregistered)
+        events.register("after-call.elbv2.RegisterTargets", self._registered)
+        events.register("after-call.elbv2.DescribeTargetHealth", self._describe)
+
+    def _deregistered(self, context: dict[str, Any], **kw: Any) -> None:
+        params = context.get("test_params", {})
+        for t in params.get("Targets", ()):
+            self.draining[(params["TargetGroupArn"], t["Id"])] = self.draining_answers
+
+    def _registered(self, context: dict[str, Any], **kw: Any) -> None:
+        params = context.get("test_params", {})
+        for t in params.get("Targets", ()):
+            self.initial[(params["TargetGroupArn"], t["Id"])] = self.initial_answers
+            if self.fail_new:
+                self.unhealthy.add(t["Id"])
+
+    def _describe(self, parsed: dict[str, Any], context: dict[str, Any], **kw: Any) -> None:
+        tg = context.get("test_params", {}).get("TargetGroupArn", "")
+        for desc in parsed.get("TargetHealthDescriptions", ()):
+            key, health = (tg, desc["Target"]["Id"]), desc["TargetHealth"]
+            if self.draining.get(key, 0) > 0:
+                self.draining[key] -= 1
+                self.drained.append(key[1])
+                health.update(State="draining", Reason="Target.DeregistrationInProgress",
+                              Description="Target deregistration is in progress")
+            elif health.get("State") == "healthy" and key[1] in self.unhealthy:
+                health.update(State="unhealthy", Reason="Target.ResponseCodeMismatch",
+                              Description="Health checks failed with these codes: [502]")
+            elif health.get("State") == "healthy" and self.initial.get(key, 0) > 0:
+                self.initial[key] -= 1
+                health.update(State="initial", Reason="Elb.RegistrationInProgress",
+                              Description="Target registration is in progress")
+
+
+def _stash_params(params: dict[str, Any], context: dict[str, Any], **kw: Any) -> None:
+    """Keep a call's parameters where its after-call hook finds them (same request context)."""
+    context["test_params"] = dict(params)
+
+
+def record_calls(ctx: Any, *services: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Every successful call of ``services`` on ctx's clients, in the order they completed, as
+    (action, parameters, answer)."""
+    import threading
+
+    lock = threading.Lock()
+    calls: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    def after(model: Any, parsed: dict[str, Any], context: dict[str, Any], **kw: Any) -> None:
+        with lock:
+            calls.append((model.name, context.get("test_params", {}), parsed))
+
+    for service in services:
+        events = ctx.client(service).meta.events
+        events.register_first(f"before-parameter-build.{service}", _stash_params)
+        events.register(f"after-call.{service}", after)
+    return calls

@@ -445,4 +445,5 @@ __all__ = ["app", "error"]
 from byoc.cli import drift as _drift  # noqa: E402,F401
 from byoc.cli import operations as _operations  # noqa: E402,F401
 from byoc.cli import sandbox as _sandbox  # noqa: E402,F401
+from byoc.cli import scale as _scale  # noqa: E402,F401
 from byoc.cli import state as _state  # noqa: E402,F401

@@ -47,6 +47,7 @@ _VERBS = {
     "create": ("Creating...", "Creation complete"),
     "update": ("Modifying...", "Modifications complete"),
     "destroy": ("Destroying...", "Destruction complete"),
+    "wait-healthy": ("Waiting until healthy in every target group...", "Healthy"),
 }
 
 

@@ -2,7 +2,8 @@
 
 Not taggable: discovery reads each owned group's targets and names an attachment after its group
 and instance (``aws_lb_target_group.main["8123"]`` + ``aws_instance.node["0"]`` →
-``aws_lb_target_group_attachment.node["8123-0"]``). Delete waits until the target has drained.
+``aws_lb_target_group_attachment.node["8123-0"]``). Delete waits until the target has drained;
+``wait_healthy`` waits until the load balancer's health checks pass (rolling node changes).
 """
 
 from __future__ import annotations
@@ -105,6 +106,39 @@ class TargetGroupAttachment(ResourceType):
         except CloudError as exc:
             exc.address, exc.aws_id = live.address, live.id
             raise
+
+
+    def wait_healthy(self, ctx: AwsContext, live: Live, *, timeout: float) -> None:
+        """Wait until the target is ``healthy`` (AWS: ``initial`` for healthy_threshold times interval
+        after registration, while Proton starts). ``unused`` for reason Target.NotInUse (no
+        listener uses the group: nothing checks it) and ``unavailable`` (health checks off) pass."""
+        want = _props(live.props)
+        last: list[dict[str, Any] | None] = [None]
+
+        def read() -> dict[str, Any] | None:
+            last[0] = _state(ctx, want)
+            return last[0]
+
+        try:
+            ctx.poll(read, _healthy, timeout=timeout,
+                     what=f"{want['target_id']} to be healthy in {want['target_group_arn']}")
+        except CloudError as exc:
+            health = (last[0] or {}).get("TargetHealth") or {}
+            seen = " ".join(str(x) for x in (health.get("State"), health.get("Reason")) if x)
+            seen = seen or "not registered"
+            detail = f" ({health['Description']})" if health.get("Description") else ""
+            raise CloudError(
+                f"instance {want['target_id']} did not become healthy in target group "
+                f"{want['target_group_arn'].rsplit(':', 1)[-1]} within {timeout:.0f}s: last seen "
+                f"{seen}{detail}",
+                address=live.address, aws_id=want["target_id"], code="TargetUnhealthy",
+            ) from exc
+
+
+def _healthy(desc: Mapping[str, Any] | None) -> bool:
+    health = (desc or {}).get("TargetHealth") or {}
+    state, reason = health.get("State"), health.get("Reason")
+    return state in ("healthy", "unavailable") or (state == "unused" and reason == "Target.NotInUse")
 
 
 def attachment_address(tg_address: str, instance_address: str) -> str:
