@@ -71,15 +71,28 @@ class Engine:
     def refresh(self) -> dict[str, Live]:
         return discover(self.kinds, self.ctx, self.parallelism)
 
-    def facts(self, state: State | None, live: Mapping[str, Live], update_ami: bool = False) -> Facts:
-        """What the blueprint cannot know: the AMI (see ``_ami``) and the AZ of every node whose
-        data volume exists (a volume cannot move, so its node stays with it)."""
-        node_azs = tuple(sorted(
-            (key, str(x.props["availability_zone"])) for x in live.values()
-            if x.kind == "aws_ebs_volume" and (key := parse_address(x.address)[2]) is not None
-            and x.props.get("availability_zone")
-        ))
-        return Facts(ami=self._ami(state, live, update_ami), node_azs=node_azs)
+    def facts(
+        self,
+        state: State | None,
+        live: Mapping[str, Live],
+        update_ami: bool = False,
+        restore: Mapping[str, tuple[str, str]] | None = None,
+    ) -> Facts:
+        """What the blueprint cannot know: the AMI (see ``_ami``), the AZ of every node whose
+        data volume exists (a volume cannot move, so its node stays with it) and the snapshot it
+        was created from (a create-time fact, never a reason to replace it). ``restore`` (node key
+        → (snapshot id, AZ), from a backup) replaces the snapshots, and places nodes that have no
+        volume yet in the backup's AZ."""
+        volumes = {key: x for x in live.values()
+                   if x.kind == "aws_ebs_volume" and (key := parse_address(x.address)[2]) is not None}
+        node_azs = {k: str(v.props["availability_zone"]) for k, v in volumes.items()
+                    if v.props.get("availability_zone")}
+        snapshots = {k: str(v.props["snapshot_id"]) for k, v in volumes.items() if v.props.get("snapshot_id")}
+        for key, (snapshot_id, az) in (restore or {}).items():
+            snapshots[key] = snapshot_id
+            node_azs.setdefault(key, az)
+        return Facts(ami=self._ami(state, live, update_ami), node_azs=tuple(sorted(node_azs.items())),
+                     node_snapshots=tuple(sorted(snapshots.items())))
 
     def _ami(self, state: State | None, live: Mapping[str, Live], update_ami: bool) -> str:
         """The spec's AMI, else the one pinned in state, else the one running nodes use, else
@@ -118,12 +131,19 @@ class Engine:
             )
         return ()
 
-    def plan(self, options: PlanOptions | None = None, *, update_ami: bool = False) -> Plan:
-        """Read state, discover what exists, and compare with the spec."""
+    def plan(
+        self,
+        options: PlanOptions | None = None,
+        *,
+        update_ami: bool = False,
+        restore: Mapping[str, tuple[str, str]] | None = None,
+    ) -> Plan:
+        """Read state, discover what exists, and compare with the spec. ``restore`` (node key →
+        (snapshot id, AZ)) plans data volumes created from a backup's snapshots (see ``facts``)."""
         state = self.state()
         live = self.refresh()
         options = options or PlanOptions()
-        facts = Facts() if options.destroy else self.facts(state, live, update_ami)
+        facts = Facts() if options.destroy else self.facts(state, live, update_ami, restore)
         return make_plan(
             blueprint.build(self.spec, facts),
             state,
