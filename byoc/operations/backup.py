@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from byoc.errors import ByocError, CloudError
@@ -207,7 +208,7 @@ def delete_backups(ctx: AwsContext, spec: Spec, backups: Iterable[BackupInfo]) -
     for b in backups:
         for sid in b.snapshot_ids:
             try:
-                ctx.retry(lambda sid=sid: ec2.delete_snapshot(SnapshotId=sid), codes={"InvalidSnapshot.InUse"},
+                ctx.retry(partial(ec2.delete_snapshot, SnapshotId=sid), codes={"InvalidSnapshot.InUse"},
                           timeout=min(ctx.retry_timeout, 120.0))
             except Exception as exc:
                 if error_code(exc) != "InvalidSnapshot.NotFound":
@@ -242,7 +243,7 @@ def _manifest_ids(ctx: AwsContext, spec: Spec) -> list[str]:
         return [k[len(PREFIX):-len("/manifest.json")] for k in keys if k.endswith("/manifest.json")]
 
     try:
-        return _s3(ctx, spec, "list_objects_v2", PREFIX, run)
+        return list(_s3(ctx, spec, "list_objects_v2", PREFIX, run))
     except CloudError as exc:
         if exc.code == "NoSuchBucket":
             return []
