@@ -36,8 +36,9 @@ class Cluster:
     ``engine_options`` go to ``byoc.engine.Engine`` (``ctx``, ``backend``, ``parallelism`` …).
     """
 
-    def __init__(self, spec: Spec, *, on_event: Callable[[Event], None] | None = None,
-                 **engine_options: Any) -> None:
+    def __init__(
+        self, spec: Spec, *, on_event: Callable[[Event], None] | None = None, **engine_options: Any
+    ) -> None:
         from byoc.engine import Engine
 
         self.spec = spec
@@ -52,8 +53,9 @@ class Cluster:
         return cls(load_spec(str(path), overrides), **options)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], name: str = "<dict>", overrides: Sequence[str] = (),
-                  **options: Any) -> Cluster:
+    def from_dict(
+        cls, data: Mapping[str, Any], name: str = "<dict>", overrides: Sequence[str] = (), **options: Any
+    ) -> Cluster:
         """Validate a spec given as plain values; ``name`` is how errors and plans refer to it."""
         from byoc.spec.load import load_spec_dict
 
@@ -73,8 +75,9 @@ class Cluster:
         """What apply (or destroy) would change; nothing is changed."""
         from byoc.planner import PlanOptions
 
-        return self.engine.plan(PlanOptions(destroy=destroy, allow_data_loss=destroy and include_data),
-                                update_ami=update_ami)
+        return self.engine.plan(
+            PlanOptions(destroy=destroy, allow_data_loss=destroy and include_data), update_ami=update_ami
+        )
 
     def apply(self, plan: Plan | None = None) -> ApplyResult:
         """Apply ``plan`` (refused if stale), or plan and apply now. Raises ApplyError on failure."""
@@ -105,8 +108,13 @@ class Cluster:
         load balancer (``prober`` overrides where it asks). Read-only: no lock."""
         from byoc.operations.health import check_health
 
-        return check_health(self.engine.ctx, self.engine.state(), expected_nodes=self.spec.instance_count,
-                            probe=probe, prober=prober)
+        return check_health(
+            self.engine.ctx,
+            self.engine.state(),
+            expected_nodes=self.spec.instance_count,
+            probe=probe,
+            prober=prober,
+        )
 
     def backup(self) -> Manifest:
         """Snapshot every node's data volume and write the manifest; returns it."""
@@ -126,8 +134,11 @@ class Cluster:
         from byoc.operations.backup import delete_backups, list_backups, prune_candidates
 
         with self._locked("prune backups"):
-            doomed = prune_candidates(list_backups(self.engine.ctx, self.spec), self.retention_days,
-                                      time.time() if now is None else now)
+            doomed = prune_candidates(
+                list_backups(self.engine.ctx, self.spec),
+                self.retention_days,
+                time.time() if now is None else now,
+            )
             return delete_backups(self.engine.ctx, self.spec, doomed)
 
     @property

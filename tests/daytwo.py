@@ -27,8 +27,9 @@ def quiet_ctx(spec: Spec) -> AwsContext:
 
 
 def engine_for(spec: Spec, ctx: AwsContext, state_dir: Path) -> Engine:
-    return Engine(spec, ctx=ctx, backend=LocalBackend(state_dir, spec.cluster_name),
-                  ami_resolver=lambda itype: AMI)
+    return Engine(
+        spec, ctx=ctx, backend=LocalBackend(state_dir, spec.cluster_name), ami_resolver=lambda itype: AMI
+    )
 
 
 def applied(tmp_path: Path, monkeypatch: Any, *overrides: str, count: int = 2) -> Engine:

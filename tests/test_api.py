@@ -17,12 +17,16 @@ from tests.daytwo import AMI, DEV
 
 
 def _options(tmp_path: Path) -> dict[str, object]:
-    return {"ctx": AwsContext(cluster="dev-proton", region="us-west-2", sleep=lambda s: None, poll_delay=0.01),
-            "backend": LocalBackend(tmp_path, "dev-proton"), "ami_resolver": lambda itype: AMI}
+    return {
+        "ctx": AwsContext(cluster="dev-proton", region="us-west-2", sleep=lambda s: None, poll_delay=0.01),
+        "backend": LocalBackend(tmp_path, "dev-proton"),
+        "ami_resolver": lambda itype: AMI,
+    }
 
 
-def test_cluster_apply_backup_restore_destroy(moto: None, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cluster_apply_backup_restore_destroy(
+    moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     https_bucket_policies(monkeypatch)
     c = byoc.Cluster.from_spec(DEV, overrides=["compute.instance_count=2"], **_options(tmp_path))
     assert c.name == "dev-proton" and c.plan().counts()["add"] > 40
@@ -64,6 +68,6 @@ def test_cluster_from_dict_and_a_failed_apply_raises_apply_error(moto: None, tmp
         raise RuntimeError("injected: RunInstances refused")
 
     ec2.meta.events.register_first("before-call.ec2.RunInstances", refuse)
-    with pytest.raises(ApplyError, match="apply of cluster dev-proton did not complete.*injected") as info:
+    with pytest.raises(ApplyError, match=r"apply of cluster dev-proton did not complete.*injected") as info:
         c.apply()
     assert info.value.result.failures and not info.value.result.ok

@@ -24,8 +24,9 @@ from tests.daytwo import applied
 T0 = 1_700_000_000.0
 
 
-def test_backup_snapshots_every_volume_and_writes_the_manifest(moto: None, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backup_snapshots_every_volume_and_writes_the_manifest(
+    moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     eng = applied(tmp_path, monkeypatch)
     ctx, spec = eng.ctx, eng.spec
     m = take_backup(ctx, spec, clock=lambda: T0)
@@ -36,7 +37,10 @@ def test_backup_snapshots_every_volume_and_writes_the_manifest(moto: None, tmp_p
     for key, node in m.nodes.items():
         vol = state.resources[f'aws_ebs_volume.data["{key}"]']
         assert (node.volume_id, node.availability_zone, node.size_gb) == (
-            vol.id, vol.props["availability_zone"], 20)
+            vol.id,
+            vol.props["availability_zone"],
+            20,
+        )
         assert node.instance_id == state.resources[f'aws_instance.node["{key}"]'].id
         (snap,) = ec2.describe_snapshots(SnapshotIds=[node.snapshot_id])["Snapshots"]
         tags = {t["Key"]: t["Value"] for t in snap["Tags"]}
@@ -52,7 +56,8 @@ def test_backup_snapshots_every_volume_and_writes_the_manifest(moto: None, tmp_p
 
 
 def test_an_interrupted_backup_is_listed_incomplete_and_pruned_with_old_ones(
-        moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     eng = applied(tmp_path, monkeypatch, count=1)
     ctx, spec = eng.ctx, eng.spec
     old = take_backup(ctx, spec, clock=lambda: T0)
@@ -77,7 +82,13 @@ def test_an_interrupted_backup_is_listed_incomplete_and_pruned_with_old_ones(
     (left,) = list_backups(ctx, spec)
     assert left.backup_id == new.backup_id and left.status == COMPLETE
     s3 = ctx.client("s3")
-    versions = s3.list_object_versions(Bucket="dev-proton-data-byoc-example", Prefix=manifest_key(old.backup_id))
+    versions = s3.list_object_versions(
+        Bucket="dev-proton-data-byoc-example", Prefix=manifest_key(old.backup_id)
+    )
     assert not versions.get("Versions") and not versions.get("DeleteMarkers")
-    assert ctx.client("ec2").describe_snapshots(
-        Filters=[{"Name": "tag:" + BACKUP_TAG, "Values": [old.backup_id]}])["Snapshots"] == []
+    assert (
+        ctx.client("ec2").describe_snapshots(
+            Filters=[{"Name": "tag:" + BACKUP_TAG, "Values": [old.backup_id]}]
+        )["Snapshots"]
+        == []
+    )

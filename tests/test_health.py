@@ -20,7 +20,7 @@ from tests.daytwo import applied
 class _Proton(http.server.BaseHTTPRequestHandler):
     answers: dict[str, tuple[int, bytes]] = {}
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         status, body = self.answers.get(self.path, (404, b"no"))
         self.send_response(status)
         self.end_headers()
@@ -43,7 +43,8 @@ def proton() -> Iterator[tuple[str, dict[str, tuple[int, bytes]]]]:
 
 
 def test_healthy_then_a_stopped_and_a_deregistered_node_are_degraded(
-        moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     eng = applied(tmp_path, monkeypatch)
     state = eng.state()
     assert state is not None
@@ -62,7 +63,8 @@ def test_healthy_then_a_stopped_and_a_deregistered_node_are_degraded(
     n0, n1 = report.nodes
     assert n0.state == "stopped" and any("is stopped" in p for p in n0.problems)
     assert n1.targets['aws_lb_target_group.main["8123"]'] == "not registered" and not any(
-        "stopped" in p for p in n1.problems)
+        "stopped" in p for p in n1.problems
+    )
     assert report.problems == ["node 2 does not exist (the spec asks for 3): run `byoc apply`"]
     d = report.to_dict()
     assert d["status"] == "degraded" and d["nodes"][1]["healthy"] is False
@@ -74,10 +76,14 @@ def test_no_state_is_an_error(ctx: object) -> None:
 
 
 def test_the_probe_asks_proton_through_an_injected_base_url(
-        proton: tuple[str, dict[str, tuple[int, bytes]]]) -> None:
+    proton: tuple[str, dict[str, tuple[int, bytes]]],
+) -> None:
     url, answers = proton
     checks = Prober(url).check()
-    assert [(c.url, c.status, c.ok) for c in checks] == [(url + "/", 200, True), (url + "/proton/ping", 200, True)]
+    assert [(c.url, c.status, c.ok) for c in checks] == [
+        (url + "/", 200, True),
+        (url + "/proton/ping", 200, True),
+    ]
     answers["/proton/ping"] = (404, b'{"status":"Initializing"}')
     assert Prober(url).check()[1].detail == "Initializing (Proton is starting)"
     answers["/proton/ping"] = (401, b"auth")
@@ -89,8 +95,11 @@ def test_the_probe_asks_proton_through_an_injected_base_url(
 
 
 def test_the_probe_in_the_report_and_skipped_against_the_sandbox(
-        moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        proton: tuple[str, dict[str, tuple[int, bytes]]]) -> None:
+    moto: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    proton: tuple[str, dict[str, tuple[int, bytes]]],
+) -> None:
     eng = applied(tmp_path, monkeypatch, count=1)
     state = eng.state()
     url, answers = proton

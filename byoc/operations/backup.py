@@ -55,19 +55,30 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["nodes"] = {k: asdict(v) for k, v in sorted(self.nodes.items(), key=lambda kv: _node_order(kv[0]))}
+        out["nodes"] = {
+            k: asdict(v) for k, v in sorted(self.nodes.items(), key=lambda kv: _node_order(kv[0]))
+        }
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "manifest") -> Manifest:
         try:
             if int(data["format_version"]) > FORMAT_VERSION:
-                raise ByocError(f"{source}: manifest format {data['format_version']} is newer than this "
-                                f"byoc understands ({FORMAT_VERSION}); upgrade byoc")
+                raise ByocError(
+                    f"{source}: manifest format {data['format_version']} is newer than this "
+                    f"byoc understands ({FORMAT_VERSION}); upgrade byoc"
+                )
             nodes = {str(k): BackupNode(**v) for k, v in dict(data["nodes"]).items()}
-            return cls(str(data["backup_id"]), str(data["cluster"]), str(data["spec_digest"]),
-                       str(data["proton_version"]), str(data["region"]), str(data["created_at"]), nodes,
-                       int(data["format_version"]))
+            return cls(
+                str(data["backup_id"]),
+                str(data["cluster"]),
+                str(data["spec_digest"]),
+                str(data["proton_version"]),
+                str(data["region"]),
+                str(data["created_at"]),
+                nodes,
+                int(data["format_version"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ByocError(f"{source}: not a byoc backup manifest ({type(exc).__name__}: {exc})") from exc
 
@@ -132,12 +143,15 @@ def take_backup(ctx: AwsContext, spec: Spec, *, clock: Callable[[], float] = tim
     except Exception as exc:
         raise to_cloud_error(exc) from exc
     if not volumes:
-        raise ByocError(f"cluster {spec.cluster_name} has no data volumes to back up in {spec.region}; "
-                        "run `byoc apply` first")
+        raise ByocError(
+            f"cluster {spec.cluster_name} has no data volumes to back up in {spec.region}; "
+            "run `byoc apply` first"
+        )
     started: dict[str, tuple[Any, str]] = {}
     for vol in sorted(volumes, key=lambda v: _node_order(_key(v.address))):
         sid = create_snapshot(
-            ctx, vol.id,
+            ctx,
+            vol.id,
             description=f"byoc backup {backup_id} of {vol.address} ({vol.id})",
             tags={BACKUP_TAG: backup_id, "Name": f"{backup_id}-{_key(vol.address)}"},
             address=vol.address,
@@ -145,15 +159,35 @@ def take_backup(ctx: AwsContext, spec: Spec, *, clock: Callable[[], float] = tim
         started[_key(vol.address)] = (vol, sid)
     done = wait_snapshots(ctx, [sid for _, sid in started.values()], what=f"the snapshots of {backup_id}")
     nodes = {
-        key: BackupNode(vol.address, attached.get(vol.id), vol.id, sid,
-                        done[sid].size_gb or int(vol.props["size"]), str(vol.props["availability_zone"]))
+        key: BackupNode(
+            vol.address,
+            attached.get(vol.id),
+            vol.id,
+            sid,
+            done[sid].size_gb or int(vol.props["size"]),
+            str(vol.props["availability_zone"]),
+        )
         for key, (vol, sid) in started.items()
     }
-    manifest = Manifest(backup_id, spec.cluster_name, spec.digest, str(spec.data["cluster"]["proton_version"]),
-                        spec.region, _iso(now), nodes)
+    manifest = Manifest(
+        backup_id,
+        spec.cluster_name,
+        spec.digest,
+        str(spec.data["cluster"]["proton_version"]),
+        spec.region,
+        _iso(now),
+        nodes,
+    )
     body = json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode()
-    _s3(ctx, spec, "put_object", manifest_key(backup_id), lambda s3, b: s3.put_object(
-        Bucket=b, Key=manifest_key(backup_id), Body=body, ContentType="application/json"))
+    _s3(
+        ctx,
+        spec,
+        "put_object",
+        manifest_key(backup_id),
+        lambda s3, b: s3.put_object(
+            Bucket=b, Key=manifest_key(backup_id), Body=body, ContentType="application/json"
+        ),
+    )
     return manifest
 
 
@@ -161,11 +195,15 @@ def read_manifest(ctx: AwsContext, spec: Spec, backup_id: str) -> Manifest:
     key = manifest_key(backup_id)
     where = f"s3://{bucket_of(spec)}/{key}"
     try:
-        body = _s3(ctx, spec, "get_object", key, lambda s3, b: s3.get_object(Bucket=b, Key=key)["Body"].read())
+        body = _s3(
+            ctx, spec, "get_object", key, lambda s3, b: s3.get_object(Bucket=b, Key=key)["Body"].read()
+        )
     except CloudError as exc:
         if exc.code in {"NoSuchKey", "404", "NoSuchBucket"}:
-            raise ByocError(f"no backup {backup_id!r} in cluster {spec.cluster_name}: {where} does not exist; "
-                            "`byoc backups list` shows the backups there are") from None
+            raise ByocError(
+                f"no backup {backup_id!r} in cluster {spec.cluster_name}: {where} does not exist; "
+                "`byoc backups list` shows the backups there are"
+            ) from None
         raise
     try:
         data = json.loads(body)
@@ -186,11 +224,21 @@ def list_backups(ctx: AwsContext, spec: Spec) -> list[BackupInfo]:
         sids = tuple(sorted(by_id.get(bid, ())))
         m = manifests.get(bid)
         if m is None:
-            out.append(BackupInfo(bid, created_of(bid), INCOMPLETE, sids, None,
-                                  "snapshots without a manifest: the backup was interrupted"))
+            out.append(
+                BackupInfo(
+                    bid,
+                    created_of(bid),
+                    INCOMPLETE,
+                    sids,
+                    None,
+                    "snapshots without a manifest: the backup was interrupted",
+                )
+            )
             continue
         missing = sorted({n.snapshot_id for n in m.nodes.values()} - set(sids))
-        status, problem = (DAMAGED, f"snapshot(s) {', '.join(missing)} no longer exist") if missing else (COMPLETE, "")
+        status, problem = (
+            (DAMAGED, f"snapshot(s) {', '.join(missing)} no longer exist") if missing else (COMPLETE, "")
+        )
         out.append(BackupInfo(bid, created_of(bid), status, sids, m, problem))
     return out
 
@@ -208,8 +256,11 @@ def delete_backups(ctx: AwsContext, spec: Spec, backups: Iterable[BackupInfo]) -
     for b in backups:
         for sid in b.snapshot_ids:
             try:
-                ctx.retry(partial(ec2.delete_snapshot, SnapshotId=sid), codes={"InvalidSnapshot.InUse"},
-                          timeout=min(ctx.retry_timeout, 120.0))
+                ctx.retry(
+                    partial(ec2.delete_snapshot, SnapshotId=sid),
+                    codes={"InvalidSnapshot.InUse"},
+                    timeout=min(ctx.retry_timeout, 120.0),
+                )
             except Exception as exc:
                 if error_code(exc) != "InvalidSnapshot.NotFound":
                     raise to_cloud_error(exc, None, sid) from exc
@@ -222,9 +273,14 @@ def delete_backups(ctx: AwsContext, spec: Spec, backups: Iterable[BackupInfo]) -
 
 def backup_snapshots(ctx: AwsContext) -> dict[str, str]:
     """snapshot id → backup id of every backup snapshot of the cluster (by tag, in one paginated call)."""
-    filters = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [ctx.cluster]}, {"Name": "tag-key", "Values": [BACKUP_TAG]}]
+    filters = [
+        {"Name": f"tag:{CLUSTER_TAG}", "Values": [ctx.cluster]},
+        {"Name": "tag-key", "Values": [BACKUP_TAG]},
+    ]
     try:
-        pages = ctx.client("ec2").get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=filters)
+        pages = (
+            ctx.client("ec2").get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=filters)
+        )
         found = [s for page in pages for s in page["Snapshots"]]
     except Exception as exc:
         raise to_cloud_error(exc) from exc
@@ -240,7 +296,7 @@ def _manifest_ids(ctx: AwsContext, spec: Spec) -> list[str]:
     def run(s3: Any, bucket: str) -> list[str]:
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX)
         keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
-        return [k[len(PREFIX):-len("/manifest.json")] for k in keys if k.endswith("/manifest.json")]
+        return [k[len(PREFIX) : -len("/manifest.json")] for k in keys if k.endswith("/manifest.json")]
 
     try:
         return list(_s3(ctx, spec, "list_objects_v2", PREFIX, run))
@@ -253,8 +309,11 @@ def _manifest_ids(ctx: AwsContext, spec: Spec) -> list[str]:
 def _delete_versions(ctx: AwsContext, spec: Spec, key: str) -> None:
     def run(s3: Any, bucket: str) -> None:
         out = s3.list_object_versions(Bucket=bucket, Prefix=key)
-        objs = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                for v in out.get("Versions", []) + out.get("DeleteMarkers", []) if v["Key"] == key]
+        objs = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in out.get("Versions", []) + out.get("DeleteMarkers", [])
+            if v["Key"] == key
+        ]
         if objs:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": objs, "Quiet": True})
 
@@ -277,7 +336,10 @@ def _s3(ctx: AwsContext, spec: Spec, op: str, key: str, call: Callable[[Any, str
                     "denies every request not made over TLS (aws:SecureTransport), and the sandbox speaks "
                     "plain HTTP (moto also treats the condition as always matching). Real AWS is reached "
                     "over HTTPS and allows it; backups need real AWS or a bucket without that policy.",
-                    address="aws_s3_bucket.data", aws_id=bucket, code=err.code)
+                    address="aws_s3_bucket.data",
+                    aws_id=bucket,
+                    code=err.code,
+                )
         raise err from exc
 
 

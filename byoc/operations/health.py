@@ -81,7 +81,7 @@ class HealthReport:
 
 def _urlopen(url: str, timeout: float) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http(s) URLs only)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return int(resp.status), resp.read(4096).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read(4096).decode("utf-8", "replace")
@@ -130,8 +130,10 @@ def sandbox_reason(environ: Mapping[str, str]) -> str | None:
     """Why the probe must not run here, or None (real AWS)."""
     for var in ENDPOINT_VARS:
         if environ.get(var):
-            return (f"{var} is set ({environ[var]}): AWS is simulated there, and its load balancer DNS "
-                    "name resolves to nothing of ours")
+            return (
+                f"{var} is set ({environ[var]}): AWS is simulated there, and its load balancer DNS "
+                "name resolves to nothing of ours"
+            )
     return None
 
 
@@ -154,9 +156,13 @@ def check_health(
     for key in sorted(nodes, key=lambda k: (len(k), k)):
         iid = nodes[key]
         st = statuses.get(iid, {})
-        n = NodeHealth(key, iid, str(st.get("InstanceState", {}).get("Name", "missing")),
-                       str(st.get("SystemStatus", {}).get("Status", "n/a")),
-                       str(st.get("InstanceStatus", {}).get("Status", "n/a")))
+        n = NodeHealth(
+            key,
+            iid,
+            str(st.get("InstanceState", {}).get("Name", "missing")),
+            str(st.get("SystemStatus", {}).get("Status", "n/a")),
+            str(st.get("InstanceStatus", {}).get("Status", "n/a")),
+        )
         if n.state != "running":
             n.problems.append(f"instance {iid} is {n.state}")
         for check, value in (("system", n.system_status), ("instance", n.instance_status)):
@@ -167,7 +173,9 @@ def check_health(
     _target_health(ctx, state, by_instance)
     for i in range(expected_nodes or 0):
         if str(i) not in nodes:
-            report.problems.append(f"node {i} does not exist (the spec asks for {expected_nodes}): run `byoc apply`")
+            report.problems.append(
+                f"node {i} does not exist (the spec asks for {expected_nodes}): run `byoc apply`"
+            )
     if probe:
         reason = sandbox_reason(os.environ if environ is None else environ) if prober is None else None
         base = _probe_url(state)
@@ -184,8 +192,11 @@ def check_health(
 def _instance_statuses(ctx: AwsContext, ids: list[str]) -> dict[str, dict[str, Any]]:
     """One paginated DescribeInstanceStatus for all nodes, stopped ones included."""
     try:
-        pages = ctx.client("ec2").get_paginator("describe_instance_status").paginate(
-            InstanceIds=ids, IncludeAllInstances=True)
+        pages = (
+            ctx.client("ec2")
+            .get_paginator("describe_instance_status")
+            .paginate(InstanceIds=ids, IncludeAllInstances=True)
+        )
         return {s["InstanceId"]: s for page in pages for s in page["InstanceStatuses"]}
     except Exception as exc:
         from byoc.resources.base import is_not_found

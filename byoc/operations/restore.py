@@ -37,10 +37,14 @@ def check_manifest(manifest: Manifest, spec: Spec, state: State | None) -> list[
     (the AZ of its existing data volume, else the one the spec gives a new node)."""
     problems = []
     if manifest.cluster != spec.cluster_name:
-        problems.append(f"the backup is of cluster {manifest.cluster!r}, the spec is for {spec.cluster_name!r}")
+        problems.append(
+            f"the backup is of cluster {manifest.cluster!r}, the spec is for {spec.cluster_name!r}"
+        )
     if len(manifest.nodes) != spec.instance_count:
-        problems.append(f"the backup has {len(manifest.nodes)} node(s), the spec has {spec.instance_count} "
-                        "(compute.instance_count)")
+        problems.append(
+            f"the backup has {len(manifest.nodes)} node(s), the spec has {spec.instance_count} "
+            "(compute.instance_count)"
+        )
     azs = list(spec.availability_zones)
     resources = state.resources if state else {}
     for i in range(spec.instance_count):
@@ -50,11 +54,16 @@ def check_manifest(manifest: Manifest, spec: Spec, state: State | None) -> list[
             problems.append(f"the backup has no node {key}: its data volume would be kept as it is")
             continue
         vol = resources.get(f'aws_ebs_volume.data["{key}"]')
-        want = str(vol.props.get("availability_zone")) if vol else (
-            node.availability_zone if node.availability_zone in azs else azs[i % len(azs)])
+        want = (
+            str(vol.props.get("availability_zone"))
+            if vol
+            else (node.availability_zone if node.availability_zone in azs else azs[i % len(azs)])
+        )
         if node.availability_zone != want:
-            problems.append(f"node {key} was backed up in {node.availability_zone}, it is in {want} now "
-                            "(the volume is created there from the snapshot)")
+            problems.append(
+                f"node {key} was backed up in {node.availability_zone}, it is in {want} now "
+                "(the volume is created there from the snapshot)"
+            )
     return problems
 
 
@@ -64,9 +73,11 @@ def restore_points(
     """Validate the manifest (a mismatch is refused unless ``force``) and check that every snapshot
     still exists and is complete."""
     if manifest.region != spec.region:
-        raise ByocError(f"backup {manifest.backup_id} was taken in {manifest.region} and its snapshots are "
-                        f"there; the spec's region is {spec.region}. Copy the snapshots first "
-                        "(aws ec2 copy-snapshot), or restore into a cluster in that region")
+        raise ByocError(
+            f"backup {manifest.backup_id} was taken in {manifest.region} and its snapshots are "
+            f"there; the spec's region is {spec.region}. Copy the snapshots first "
+            "(aws ec2 copy-snapshot), or restore into a cluster in that region"
+        )
     problems = check_manifest(manifest, spec, state)
     if problems and not force:
         raise ByocError(
@@ -87,14 +98,17 @@ def _check_snapshots(ctx: AwsContext, manifest: Manifest, snapshot_ids: list[str
     """Every snapshot exists and is complete (one DescribeSnapshots; unknown ids are left out)."""
     try:
         found = ctx.client("ec2").describe_snapshots(
-            Filters=[{"Name": "snapshot-id", "Values": snapshot_ids}])["Snapshots"]
+            Filters=[{"Name": "snapshot-id", "Values": snapshot_ids}]
+        )["Snapshots"]
     except Exception as exc:
         raise to_cloud_error(exc) from exc
     states = {str(s["SnapshotId"]): str(s.get("State")) for s in found}
     bad = [f"{sid} ({states.get(sid, 'missing')})" for sid in snapshot_ids if states.get(sid) != "completed"]
     if bad:
-        raise ByocError(f"backup {manifest.backup_id} cannot be restored: snapshot(s) {', '.join(bad)} "
-                        "are not there and complete; `byoc backups list` shows the usable backups")
+        raise ByocError(
+            f"backup {manifest.backup_id} cannot be restored: snapshot(s) {', '.join(bad)} "
+            "are not there and complete; `byoc backups list` shows the usable backups"
+        )
 
 
 def restored_volumes(points: Mapping[str, tuple[str, str]]) -> dict[str, str]:
