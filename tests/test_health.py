@@ -111,3 +111,48 @@ def test_the_probe_in_the_report_and_skipped_against_the_sandbox(
     assert skipped.status == HEALTHY and not skipped.probe
     assert "AWS_ENDPOINT_URL is set (http://127.0.0.1:4566)" in str(skipped.probe_skipped)
     assert sandbox_reason({}) is None
+
+
+def test_cli_exit_codes_against_the_moto_server(tmp_path: Path) -> None:
+    """The real CLI: health 0 then 2 (a stopped node), the probe skipped against the sandbox,
+    backup denied over plain HTTP by the bucket's TLS-only policy, then backup, list and restore."""
+    import json
+    import shutil
+
+    from tests.motoserver import ROOT, MotoServer
+    from tests.test_cli_e2e import byoc, no_traceback
+
+    (tmp_path / "specs").mkdir()
+    shutil.copy(ROOT / "specs/dev.yaml", tmp_path / "specs/dev.yaml")
+    server = MotoServer()
+    try:
+        env = server.env()
+        p = byoc(["apply", "specs/dev.yaml", "--auto-approve", "--skip-preflight"], env, tmp_path)
+        assert p.returncode == 0, p.stdout + p.stderr
+        p = byoc(["health", "specs/dev.yaml", "--probe"], env, tmp_path)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "Cluster dev-proton: healthy" in p.stdout and "probe skipped: AWS_ENDPOINT_URL is set" in p.stdout
+
+        p = byoc(["backup", "specs/dev.yaml"], env, tmp_path)
+        assert p.returncode == 1 and "over TLS (aws:SecureTransport)" in p.stderr, p.stdout + p.stderr
+        no_traceback(p)
+        server.client("s3").delete_bucket_policy(Bucket="dev-proton-data-byoc-example")
+        p = byoc(["backup", "specs/dev.yaml", "--json"], env, tmp_path)
+        assert p.returncode == 0, p.stdout + p.stderr
+        backup_id = json.loads(p.stdout)["backup_id"]
+        p = byoc(["backups", "list", "specs/dev.yaml"], env, tmp_path)
+        assert p.returncode == 0 and f"{backup_id}" in p.stdout and "complete" in p.stdout
+
+        p = byoc(["restore", "specs/dev.yaml", backup_id, "--auto-approve"], env, tmp_path)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "-/+" in p.stdout and "Final snapshot of aws_ebs_volume.data[\"0\"]" in p.stdout
+
+        state = json.loads((tmp_path / "state/dev-proton.json").read_text())
+        (instance,) = [r["id"] for r in state["resources"] if r["address"] == 'aws_instance.node["0"]']
+        server.client("ec2").stop_instances(InstanceIds=[instance])
+        p = byoc(["health", "specs/dev.yaml", "--json"], env, tmp_path)
+        assert p.returncode == 2, p.stdout + p.stderr
+        report = json.loads(p.stdout)
+        assert report["status"] == "degraded" and report["nodes"][0]["state"] == "stopped"
+    finally:
+        server.stop()
