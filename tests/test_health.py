@@ -4,6 +4,7 @@ against the sandbox."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import threading
 from collections.abc import Iterator
@@ -68,6 +69,11 @@ def test_healthy_then_a_stopped_and_a_deregistered_node_are_degraded(
     assert report.problems == ["node 2 does not exist (the spec asks for 3): run `byoc apply`"]
     d = report.to_dict()
     assert d["status"] == "degraded" and d["nodes"][1]["healthy"] is False
+    # an instance deleted outside byoc: the others are still reported
+    node1 = state.resources['aws_instance.node["1"]']
+    gone = state.with_resource(dataclasses.replace(node1, id="i-0000000000000dead"))
+    n0, n1 = check_health(eng.ctx, gone).nodes
+    assert n0.state == "stopped" and n1.state == "missing" and "instance i-0000000000000dead is missing" in n1.problems
 
 
 def test_no_state_is_an_error(ctx: object) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from byoc.errors import ByocError
 from byoc.model import parse_address
-from byoc.resources.base import AwsContext, to_cloud_error
+from byoc.resources.base import AwsContext, is_not_found, to_cloud_error
 from byoc.state.model import State
 
 HEALTHY, DEGRADED = "healthy", "degraded"
@@ -190,31 +190,30 @@ def check_health(
 
 
 def _instance_statuses(ctx: AwsContext, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """One paginated DescribeInstanceStatus for all nodes, stopped ones included."""
-    try:
-        pages = (
-            ctx.client("ec2")
-            .get_paginator("describe_instance_status")
-            .paginate(InstanceIds=ids, IncludeAllInstances=True)
-        )
-        return {s["InstanceId"]: s for page in pages for s in page["InstanceStatuses"]}
-    except Exception as exc:
-        from byoc.resources.base import is_not_found
+    """DescribeInstanceStatus for all nodes, stopped ones included: one call per 100 ids (AWS's
+    limit); when an id no longer exists, the ids of that batch are asked one by one."""
+    ec2 = ctx.client("ec2")
 
-        if not is_not_found(exc):
-            raise to_cloud_error(exc) from exc
-    # an id in the state no longer exists: ask one by one so the others are still reported
-    out: dict[str, dict[str, Any]] = {}
-    for iid in ids:
+    def ask(batch: list[str]) -> dict[str, dict[str, Any]]:
+        out = ec2.describe_instance_status(InstanceIds=batch, IncludeAllInstances=True)
+        return {s["InstanceId"]: s for s in out["InstanceStatuses"]}
+
+    found: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), 100):
+        batch = ids[i : i + 100]
         try:
-            found = ctx.client("ec2").describe_instance_status(InstanceIds=[iid], IncludeAllInstances=True)
-            out.update({s["InstanceId"]: s for s in found["InstanceStatuses"]})
+            found.update(ask(batch))
+            continue
         except Exception as exc:
-            from byoc.resources.base import is_not_found
-
             if not is_not_found(exc):
-                raise to_cloud_error(exc, None, iid) from exc
-    return out
+                raise to_cloud_error(exc) from exc
+        for iid in batch:
+            try:
+                found.update(ask([iid]))
+            except Exception as exc:
+                if not is_not_found(exc):
+                    raise to_cloud_error(exc, None, iid) from exc
+    return found
 
 
 def _target_health(ctx: AwsContext, state: State, nodes: dict[str, NodeHealth]) -> None:
