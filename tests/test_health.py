@@ -73,7 +73,11 @@ def test_healthy_then_a_stopped_and_a_deregistered_node_are_degraded(
     node1 = state.resources['aws_instance.node["1"]']
     gone = state.with_resource(dataclasses.replace(node1, id="i-0000000000000dead"))
     n0, n1 = check_health(eng.ctx, gone).nodes
-    assert n0.state == "stopped" and n1.state == "missing" and "instance i-0000000000000dead is missing" in n1.problems
+    assert (
+        n0.state == "stopped"
+        and n1.state == "missing"
+        and "instance i-0000000000000dead is missing" in n1.problems
+    )
 
 
 def test_no_state_is_an_error(ctx: object) -> None:
@@ -137,7 +141,9 @@ def test_cli_exit_codes_against_the_moto_server(tmp_path: Path) -> None:
         assert p.returncode == 0, p.stdout + p.stderr
         p = byoc(["health", "specs/dev.yaml", "--probe"], env, tmp_path)
         assert p.returncode == 0, p.stdout + p.stderr
-        assert "Cluster dev-proton: healthy" in p.stdout and "probe skipped: AWS_ENDPOINT_URL is set" in p.stdout
+        assert (
+            "Cluster dev-proton: healthy" in p.stdout and "probe skipped: AWS_ENDPOINT_URL is set" in p.stdout
+        )
 
         p = byoc(["backup", "specs/dev.yaml"], env, tmp_path)
         assert p.returncode == 1 and "over TLS (aws:SecureTransport)" in p.stderr, p.stdout + p.stderr
@@ -151,7 +157,7 @@ def test_cli_exit_codes_against_the_moto_server(tmp_path: Path) -> None:
 
         p = byoc(["restore", "specs/dev.yaml", backup_id, "--auto-approve"], env, tmp_path)
         assert p.returncode == 0, p.stdout + p.stderr
-        assert "-/+" in p.stdout and "Final snapshot of aws_ebs_volume.data[\"0\"]" in p.stdout
+        assert "-/+" in p.stdout and 'Final snapshot of aws_ebs_volume.data["0"]' in p.stdout
 
         state = json.loads((tmp_path / "state/dev-proton.json").read_text())
         (instance,) = [r["id"] for r in state["resources"] if r["address"] == 'aws_instance.node["0"]']
