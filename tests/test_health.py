@@ -147,11 +147,29 @@ def test_cli_exit_codes_against_the_moto_server(tmp_path: Path) -> None:
 
         p = byoc(["backup", "specs/dev.yaml"], env, tmp_path)
         assert p.returncode == 1 and "over TLS (aws:SecureTransport)" in p.stderr, p.stdout + p.stderr
+        assert "its 1 snapshot(s) were deleted" in p.stderr
         no_traceback(p)
         server.client("s3").delete_bucket_policy(Bucket="dev-proton-data-byoc-example")
         p = byoc(["backup", "specs/dev.yaml", "--json"], env, tmp_path)
         assert p.returncode == 0, p.stdout + p.stderr
         backup_id = json.loads(p.stdout)["backup_id"]
+        # an interrupted backup: a tagged snapshot without a manifest; prune lists it and asks
+        ec2 = server.client("ec2")
+        vol = ec2.describe_volumes(Filters=[{"Name": "tag:Name", "Values": ["dev-proton-data-0"]}])[
+            "Volumes"
+        ][0]
+        tags = [
+            {"Key": "byoc:cluster", "Value": "dev-proton"},
+            {"Key": "byoc:backup-id", "Value": "backup-dev-proton-5"},
+        ]
+        ec2.create_snapshot(
+            VolumeId=vol["VolumeId"], TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags}]
+        )
+        p = byoc(["backups", "prune", "specs/dev.yaml"], env, tmp_path)
+        assert p.returncode == 1 and "backup-dev-proton-5" in p.stdout and "incomplete" in p.stdout
+        assert "--auto-approve" in p.stderr and backup_id not in p.stdout
+        p = byoc(["backups", "prune", "specs/dev.yaml", "--auto-approve"], env, tmp_path)
+        assert p.returncode == 0 and "Deleted 1 backup(s) (1 snapshot(s))" in p.stdout, p.stdout + p.stderr
         p = byoc(["backups", "list", "specs/dev.yaml"], env, tmp_path)
         assert p.returncode == 0 and f"{backup_id}" in p.stdout and "complete" in p.stdout
 

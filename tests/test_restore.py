@@ -13,6 +13,7 @@ import pytest
 
 from byoc.errors import ByocError
 from byoc.operations.backup import BackupNode, Manifest, take_backup
+from byoc.operations.health import check_health
 from byoc.operations.restore import check_manifest, plan_restore
 from byoc.plan import REPLACE
 from byoc.planner import PlanOptions
@@ -94,6 +95,8 @@ def test_restore_replaces_data_volumes_from_the_snapshots_and_the_next_plan_is_e
             "DeleteVolume",
         ]
     assert not eng.plan().actionable  # the restored volumes' snapshot is a create-time fact
+    # the nodes run again, registered in every target group
+    assert check_health(ctx, after, expected_nodes=2).status == "healthy"
 
 
 def _manifest(**nodes: str) -> Manifest:

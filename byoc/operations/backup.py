@@ -148,47 +148,70 @@ def take_backup(ctx: AwsContext, spec: Spec, *, clock: Callable[[], float] = tim
             "run `byoc apply` first"
         )
     started: dict[str, tuple[Any, str]] = {}
-    for vol in sorted(volumes, key=lambda v: _node_order(_key(v.address))):
-        sid = create_snapshot(
+    try:
+        for vol in sorted(volumes, key=lambda v: _node_order(_key(v.address))):
+            sid = create_snapshot(
+                ctx,
+                vol.id,
+                description=f"byoc backup {backup_id} of {vol.address} ({vol.id})",
+                tags={BACKUP_TAG: backup_id, "Name": f"{backup_id}-{_key(vol.address)}"},
+                address=vol.address,
+            )
+            started[_key(vol.address)] = (vol, sid)
+        done = wait_snapshots(ctx, [sid for _, sid in started.values()], what=f"the snapshots of {backup_id}")
+        nodes = {
+            key: BackupNode(
+                vol.address,
+                attached.get(vol.id),
+                vol.id,
+                sid,
+                done[sid].size_gb or int(vol.props["size"]),
+                str(vol.props["availability_zone"]),
+            )
+            for key, (vol, sid) in started.items()
+        }
+        manifest = Manifest(
+            backup_id,
+            spec.cluster_name,
+            spec.digest,
+            str(spec.data["cluster"]["proton_version"]),
+            spec.region,
+            _iso(now),
+            nodes,
+        )
+        body = json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode()
+        _s3(
             ctx,
-            vol.id,
-            description=f"byoc backup {backup_id} of {vol.address} ({vol.id})",
-            tags={BACKUP_TAG: backup_id, "Name": f"{backup_id}-{_key(vol.address)}"},
-            address=vol.address,
+            spec,
+            "put_object",
+            manifest_key(backup_id),
+            lambda s3, b: s3.put_object(
+                Bucket=b, Key=manifest_key(backup_id), Body=body, ContentType="application/json"
+            ),
         )
-        started[_key(vol.address)] = (vol, sid)
-    done = wait_snapshots(ctx, [sid for _, sid in started.values()], what=f"the snapshots of {backup_id}")
-    nodes = {
-        key: BackupNode(
-            vol.address,
-            attached.get(vol.id),
-            vol.id,
-            sid,
-            done[sid].size_gb or int(vol.props["size"]),
-            str(vol.props["availability_zone"]),
-        )
-        for key, (vol, sid) in started.items()
-    }
-    manifest = Manifest(
-        backup_id,
-        spec.cluster_name,
-        spec.digest,
-        str(spec.data["cluster"]["proton_version"]),
-        spec.region,
-        _iso(now),
-        nodes,
-    )
-    body = json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode()
-    _s3(
-        ctx,
-        spec,
-        "put_object",
-        manifest_key(backup_id),
-        lambda s3, b: s3.put_object(
-            Bucket=b, Key=manifest_key(backup_id), Body=body, ContentType="application/json"
-        ),
-    )
+    except Exception as exc:
+        # a failure byoc sees (not a crash): the snapshots taken so far are of no use without
+        # a manifest, so they go; if they cannot, `byoc backups prune` removes them later
+        err = exc if isinstance(exc, ByocError) else to_cloud_error(exc)
+        err.args = (f"{err}\n{_discard(ctx, backup_id, [sid for _, sid in started.values()])}",)
+        if err is exc:
+            raise
+        raise err from exc
     return manifest
+
+
+def _discard(ctx: AwsContext, backup_id: str, snapshot_ids: list[str]) -> str:
+    """Delete the snapshots of a failed backup; says what happened to them."""
+    if not snapshot_ids:
+        return f"Backup {backup_id} was not taken."
+    try:
+        delete_snapshots(ctx, snapshot_ids)
+    except ByocError as exc:
+        return (
+            f"Backup {backup_id} is incomplete; deleting its snapshots failed too ({exc}): "
+            "`byoc backups prune` removes them."
+        )
+    return f"Backup {backup_id} was not taken; its {len(snapshot_ids)} snapshot(s) were deleted."
 
 
 def read_manifest(ctx: AwsContext, spec: Spec, backup_id: str) -> Manifest:
@@ -251,24 +274,31 @@ def prune_candidates(backups: Sequence[BackupInfo], retention_days: int, now: fl
 
 def delete_backups(ctx: AwsContext, spec: Spec, backups: Iterable[BackupInfo]) -> PruneResult:
     """Delete each backup's snapshots, then every version of its manifest."""
-    ec2 = ctx.client("ec2")
     result = PruneResult()
     for b in backups:
-        for sid in b.snapshot_ids:
-            try:
-                ctx.retry(
-                    partial(ec2.delete_snapshot, SnapshotId=sid),
-                    codes={"InvalidSnapshot.InUse"},
-                    timeout=min(ctx.retry_timeout, 120.0),
-                )
-            except Exception as exc:
-                if error_code(exc) != "InvalidSnapshot.NotFound":
-                    raise to_cloud_error(exc, None, sid) from exc
-            result.deleted_snapshots.append(sid)
+        result.deleted_snapshots += delete_snapshots(ctx, b.snapshot_ids)
         if b.manifest is not None:
             _delete_versions(ctx, spec, manifest_key(b.backup_id))
         result.removed.append(b.backup_id)
     return result
+
+
+def delete_snapshots(ctx: AwsContext, snapshot_ids: Iterable[str]) -> list[str]:
+    """Delete snapshots (one already gone counts as deleted); returns their ids."""
+    ec2 = ctx.client("ec2")
+    done = []
+    for sid in snapshot_ids:
+        try:
+            ctx.retry(
+                partial(ec2.delete_snapshot, SnapshotId=sid),
+                codes={"InvalidSnapshot.InUse"},
+                timeout=min(ctx.retry_timeout, 120.0),
+            )
+        except Exception as exc:
+            if error_code(exc) != "InvalidSnapshot.NotFound":
+                raise to_cloud_error(exc, None, sid) from exc
+        done.append(sid)
+    return done
 
 
 def backup_snapshots(ctx: AwsContext) -> dict[str, str]:
