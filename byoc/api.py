@@ -25,13 +25,13 @@ if TYPE_CHECKING:
 
 
 class Cluster:
-    """One cluster, from a spec file or a dict.
+    """One cluster, from a spec file or a dict. For example::
 
-    >>> c = Cluster.from_spec("specs/dev.yaml", overrides=["compute.instance_count=2"])
-    >>> c.apply()                       # plan and apply (no confirmation: the call is the approval)
-    >>> c.health().status               # "healthy" or "degraded"
-    >>> backup = c.backup()             # snapshots + manifest in S3
-    >>> c.restore(backup.backup_id)     # data volumes replaced from the snapshots
+        c = Cluster.from_spec("specs/dev.yaml", overrides=["compute.instance_count=2"])
+        c.apply()                       # plan and apply (no confirmation: the call is the approval)
+        c.health().status               # "healthy" or "degraded"
+        backup = c.backup()             # snapshots + manifest in S3
+        c.restore(backup.backup_id)     # data volumes replaced from the snapshots
 
     ``engine_options`` go to ``byoc.engine.Engine`` (``ctx``, ``backend``, ``parallelism`` …).
     """
