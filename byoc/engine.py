@@ -76,15 +76,28 @@ class Engine:
     def refresh(self) -> dict[str, Live]:
         return discover(self.kinds, self.ctx, self.parallelism)
 
-    def facts(self, state: State | None, live: Mapping[str, Live], update_ami: bool = False) -> Facts:
-        """What the blueprint cannot know: the AMI (see ``_ami``) and the AZ of every node whose
-        data volume exists (a volume cannot move, so its node stays with it)."""
-        node_azs = tuple(sorted(
-            (key, str(x.props["availability_zone"])) for x in live.values()
-            if x.kind == "aws_ebs_volume" and (key := parse_address(x.address)[2]) is not None
-            and x.props.get("availability_zone")
-        ))
-        return Facts(ami=self._ami(state, live, update_ami), node_azs=node_azs)
+    def facts(
+        self,
+        state: State | None,
+        live: Mapping[str, Live],
+        update_ami: bool = False,
+        restore: Mapping[str, tuple[str, str]] | None = None,
+    ) -> Facts:
+        """What the blueprint cannot know: the AMI (see ``_ami``), the AZ of every node whose
+        data volume exists (a volume cannot move, so its node stays with it) and the snapshot it
+        was created from (a create-time fact, never a reason to replace it). ``restore`` (node key
+        → (snapshot id, AZ), from a backup) replaces the snapshots, and places nodes that have no
+        volume yet in the backup's AZ."""
+        volumes = {key: x for x in live.values()
+                   if x.kind == "aws_ebs_volume" and (key := parse_address(x.address)[2]) is not None}
+        node_azs = {k: str(v.props["availability_zone"]) for k, v in volumes.items()
+                    if v.props.get("availability_zone")}
+        snapshots = {k: str(v.props["snapshot_id"]) for k, v in volumes.items() if v.props.get("snapshot_id")}
+        for key, (snapshot_id, az) in (restore or {}).items():
+            snapshots[key] = snapshot_id
+            node_azs.setdefault(key, az)
+        return Facts(ami=self._ami(state, live, update_ami), node_azs=tuple(sorted(node_azs.items())),
+                     node_snapshots=tuple(sorted(snapshots.items())))
 
     def _ami(self, state: State | None, live: Mapping[str, Live], update_ami: bool) -> str:
         """The spec's AMI, else the one pinned in state, else the one running nodes use, else
@@ -123,9 +136,16 @@ class Engine:
             )
         return ()
 
-    def plan(self, options: PlanOptions | None = None, *, update_ami: bool = False) -> Plan:
-        """Read state, discover what exists, and compare with the spec."""
-        return self._plan(self.state(), self.refresh(), options, update_ami)
+    def plan(
+        self,
+        options: PlanOptions | None = None,
+        *,
+        update_ami: bool = False,
+        restore: Mapping[str, tuple[str, str]] | None = None,
+    ) -> Plan:
+        """Read state, discover what exists, and compare with the spec. ``restore`` (node key →
+        (snapshot id, AZ)) plans data volumes created from a backup's snapshots (see ``facts``)."""
+        return self._plan(self.state(), self.refresh(), options, update_ami, restore)
 
     def drift(self) -> DriftReport:
         """What changed in AWS since byoc last applied (see byoc.drift); changes nothing."""
@@ -146,12 +166,17 @@ class Engine:
         return import_resource(self, address, aws_id)
 
     def _plan(
-        self, state: State | None, live: Mapping[str, Live], options: PlanOptions | None, update_ami: bool
+        self,
+        state: State | None,
+        live: Mapping[str, Live],
+        options: PlanOptions | None,
+        update_ami: bool,
+        restore: Mapping[str, tuple[str, str]] | None = None,
     ) -> Plan:
         options = options or PlanOptions()
         if not options.ignore:
             options = dataclasses.replace(options, ignore=IgnoreRule.from_spec(self.spec.data))
-        facts = Facts() if options.destroy else self.facts(state, live, update_ami)
+        facts = Facts() if options.destroy else self.facts(state, live, update_ami, restore)
         return make_plan(
             blueprint.build(self.spec, facts),
             state,

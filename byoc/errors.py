@@ -5,10 +5,13 @@
     ├── StateError                 the state file is unreadable, corrupt, newer, or locked
     │   └── LockError              another run holds the state lock
     ├── PlanError                  a saved plan is stale or malformed; a graph has a cycle
+    ├── ApplyError                 an apply/destroy/restore of the Python API did not complete (.result)
     └── CloudError                 an AWS call failed (address, AWS id, AWS error code)
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class ByocError(Exception):
@@ -40,6 +43,15 @@ class LockError(StateError):
 
 class PlanError(ByocError):
     """A plan cannot be made or applied (stale plan file, dependency cycle, bad plan file)."""
+
+
+class ApplyError(ByocError):
+    """An apply, destroy or restore did not complete; ``result`` (an ApplyResult) says what was
+    done and what failed. Raised by the Python API (the CLI reports the same and exits 1)."""
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class CloudError(ByocError):

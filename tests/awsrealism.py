@@ -99,3 +99,33 @@ def record_calls(ctx: Any, *services: str) -> list[tuple[str, dict[str, Any], di
         events.register_first(f"before-parameter-build.{service}", _stash_params)
         events.register(f"after-call.{service}", after)
     return calls
+
+
+def https_bucket_policies(monkeypatch: Any) -> None:
+    """AWS evaluates a bucket policy's ``aws:SecureTransport`` from the request: byoc's calls go
+    over HTTPS, so the cluster bucket's "deny unless TLS" statement does not match them. moto
+    (in-process and server) cannot evaluate a ``Bool`` condition and counts it as matching, so
+    every object call is denied. In-process requests are HTTPS (boto3 sends them to
+    ``https://…amazonaws.com`` and moto intercepts them), so this evaluates the bucket policy as
+    AWS would for them: a statement conditioned on ``aws:SecureTransport`` = false does not apply.
+    The policy stored on the bucket is left untouched."""
+    import json
+
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def insecure_only(stmt: dict[str, Any]) -> bool:
+        value = (stmt.get("Condition") or {}).get("Bool", {}).get("aws:SecureTransport")
+        return value in ("false", ["false"], False, [False])
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        doc = json.loads(self.policy.decode())
+        stmts = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
+        kept = [s for s in stmts if not insecure_only(s)]
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**doc, "Statement": kept})).is_action_permitted(action, resource)
+
+    monkeypatch.setattr(FakeBucket, "get_permission", get_permission)

@@ -20,11 +20,14 @@ PLACEHOLDER_AMI = "ami-00000000000000000"
 
 @dataclass(frozen=True)
 class Facts:
-    """Values resolved outside the pure blueprint: the pinned AMI, and the AZ of each node whose
-    data volume already exists (a volume cannot move between AZs, so its node stays with it)."""
+    """Values resolved outside the pure blueprint: the pinned AMI, the AZ of each node whose
+    data volume already exists (a volume cannot move between AZs, so its node stays with it), and
+    the snapshot each node's data volume is (to be) created from — a create-time fact: the live
+    one, so a restored volume is not replaced later, or a backup's, for a restore."""
 
     ami: str = PLACEHOLDER_AMI
     node_azs: tuple[tuple[str, str], ...] = ()
+    node_snapshots: tuple[tuple[str, str], ...] = ()
 
 
 class Builder:

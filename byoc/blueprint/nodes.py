@@ -44,6 +44,7 @@ def build_nodes(b: Builder, net: Network, storage: Storage, identity: Identity) 
     kms = storage.kms_key if storage.encrypted else None
     nodes = []
     pinned = dict(b.facts.node_azs)
+    snapshots = dict(b.facts.node_snapshots)
     for i, key in enumerate(node_keys(c["instance_count"])):
         # a node whose data volume exists stays in that volume's AZ (if the spec still has it);
         # new nodes go round-robin over the AZs
@@ -56,7 +57,7 @@ def build_nodes(b: Builder, net: Network, storage: Storage, identity: Identity) 
             "throughput": 125,
             "encrypted": storage.encrypted,
             "kms_key_id": kms,
-            "snapshot_id": None,
+            "snapshot_id": snapshots.get(key),
         }, label=f"{b.cluster}-data-{key}", protected=True)
         instance = b.add("aws_instance", "node", key, {
             "ami": b.facts.ami,

@@ -442,6 +442,7 @@ __all__ = ["app", "error"]
 
 
 # commands kept in their own modules register themselves on `app`
+from byoc.cli import day2 as _day2  # noqa: E402,F401
 from byoc.cli import drift as _drift  # noqa: E402,F401
 from byoc.cli import operations as _operations  # noqa: E402,F401
 from byoc.cli import sandbox as _sandbox  # noqa: E402,F401

@@ -1,0 +1,162 @@
+"""The Python API: ``byoc.Cluster``, one cluster's plan, apply, destroy and day-2 operations.
+
+Each method is a thin layer over the engine or an operations function; the ones that change
+the cluster take the state lock as the CLI does. Methods return data (Plan, ApplyResult,
+HealthReport, Manifest …) and raise the ``byoc.errors`` tree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from byoc.errors import ApplyError
+
+if TYPE_CHECKING:
+    from byoc.engine import Engine
+    from byoc.executor import ApplyResult, Event
+    from byoc.operations.backup import BackupInfo, Manifest, PruneResult
+    from byoc.operations.health import HealthReport, Prober
+    from byoc.plan import Plan
+    from byoc.spec import Spec
+
+
+class Cluster:
+    """One cluster, from a spec file or a dict. For example::
+
+        c = Cluster.from_spec("specs/dev.yaml", overrides=["compute.instance_count=2"])
+        c.apply()                       # plan and apply (no confirmation: the call is the approval)
+        c.health().status               # "healthy" or "degraded"
+        backup = c.backup()             # snapshots + manifest in S3
+        c.restore(backup.backup_id)     # data volumes replaced from the snapshots
+
+    ``engine_options`` go to ``byoc.engine.Engine`` (``ctx``, ``backend``, ``parallelism`` …).
+    """
+
+    def __init__(
+        self, spec: Spec, *, on_event: Callable[[Event], None] | None = None, **engine_options: Any
+    ) -> None:
+        from byoc.engine import Engine
+
+        self.spec = spec
+        self.engine: Engine = Engine(spec, **engine_options)
+        self.on_event = on_event or (lambda e: None)
+
+    @classmethod
+    def from_spec(cls, path: str | Path, overrides: Sequence[str] = (), **options: Any) -> Cluster:
+        """Load and validate a spec file (``overrides`` as for ``--set``)."""
+        from byoc.spec import load_spec
+
+        return cls(load_spec(str(path), overrides), **options)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], name: str = "<dict>", overrides: Sequence[str] = (), **options: Any
+    ) -> Cluster:
+        """Validate a spec given as plain values; ``name`` is how errors and plans refer to it."""
+        from byoc.spec.load import load_spec_dict
+
+        return cls(load_spec_dict(data, overrides, source=name), **options)
+
+    @property
+    def name(self) -> str:
+        return self.spec.cluster_name
+
+    @contextmanager
+    def _locked(self, operation: str) -> Iterator[None]:
+        with self.engine.backend.lock(operation):
+            yield
+
+    # -- plan / apply / destroy -------------------------------------------------------------
+    def plan(self, *, destroy: bool = False, include_data: bool = False, update_ami: bool = False) -> Plan:
+        """What apply (or destroy) would change; nothing is changed."""
+        from byoc.planner import PlanOptions
+
+        return self.engine.plan(
+            PlanOptions(destroy=destroy, allow_data_loss=destroy and include_data), update_ami=update_ami
+        )
+
+    def apply(self, plan: Plan | None = None) -> ApplyResult:
+        """Apply ``plan`` (refused if stale), or plan and apply now. Raises ApplyError on failure."""
+        with self._locked("apply"):
+            if plan is None:
+                plan = self.plan()
+                recheck = False
+            else:
+                self.engine.check_fresh(plan)
+                recheck = True
+            return self._run(plan, "apply", recheck)
+
+    def destroy(self, include_data: bool = False) -> ApplyResult:
+        """Delete the cluster; the bucket and data volumes too only with ``include_data``."""
+        with self._locked("destroy"):
+            return self._run(self.plan(destroy=True, include_data=include_data), "destroy")
+
+    def _run(self, plan: Plan, what: str, recheck: bool = False) -> ApplyResult:
+        result = self.engine.apply(plan, on_event=self.on_event, recheck=recheck)
+        if not result.ok:
+            causes = "; ".join(str(f.error) for f in result.failures) or "interrupted"
+            raise ApplyError(f"{what} of cluster {self.name} did not complete: {causes}", result)
+        return result
+
+    # -- day 2 ------------------------------------------------------------------------------
+    def health(self, probe: bool = False, prober: Prober | None = None) -> HealthReport:
+        """Each node's EC2 and target health, and with ``probe`` Proton's answer through the
+        load balancer (``prober`` overrides where it asks). Read-only: no lock."""
+        from byoc.operations.health import check_health
+
+        return check_health(
+            self.engine.ctx,
+            self.engine.state(),
+            expected_nodes=self.spec.instance_count,
+            probe=probe,
+            prober=prober,
+        )
+
+    def backup(self) -> Manifest:
+        """Snapshot every node's data volume and write the manifest; returns it."""
+        from byoc.operations.backup import take_backup
+
+        with self._locked("backup"):
+            return take_backup(self.engine.ctx, self.spec)
+
+    def backups(self) -> list[BackupInfo]:
+        """Every backup of the cluster, oldest first (complete, incomplete or damaged)."""
+        from byoc.operations.backup import list_backups
+
+        return list_backups(self.engine.ctx, self.spec)
+
+    def prune_backups(self, now: float | None = None) -> PruneResult:
+        """Delete backups older than storage.backups.retention_days, and interrupted ones."""
+        from byoc.operations.backup import delete_backups, list_backups, prune_candidates
+
+        with self._locked("prune backups"):
+            doomed = prune_candidates(
+                list_backups(self.engine.ctx, self.spec),
+                self.retention_days,
+                time.time() if now is None else now,
+            )
+            return delete_backups(self.engine.ctx, self.spec, doomed)
+
+    @property
+    def retention_days(self) -> int:
+        return int((self.spec.data["storage"].get("backups") or {}).get("retention_days", 7))
+
+    def plan_restore(self, backup_id: str, force: bool = False) -> Plan:
+        """The restore plan, for a look before ``restore`` (nothing is changed)."""
+        from byoc.operations.restore import plan_restore
+
+        return plan_restore(self.engine, backup_id, force=force)[0]
+
+    def restore(self, backup_id: str, force: bool = False) -> ApplyResult:
+        """Replace every node's data volume by one created from the backup's snapshot (the old
+        volumes get a final snapshot, in ``result.snapshots``). A backup that does not fit the
+        spec (cluster, node count, AZs) is refused unless ``force``."""
+        from byoc.operations.restore import plan_restore
+
+        with self._locked("restore"):
+            plan, _ = plan_restore(self.engine, backup_id, force=force)
+            return self._run(plan, "restore")

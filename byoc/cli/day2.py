@@ -1,0 +1,226 @@
+"""Day-2 commands: `byoc health`, `byoc backup`, `byoc backups list|prune` and `byoc restore`.
+
+The work is done in byoc/operations (health, backup, restore); this module renders it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+
+from byoc.cli.app import AutoApprove, NoColor, ParOpt, SetOpt, SpecArg, _confirm, _engine, _load, _run, app
+from byoc.cli.ui import console, print_plan_text, warning
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+backups_app = typer.Typer(help="List and prune the cluster's backups.", no_args_is_help=True)
+app.add_typer(backups_app, name="backups")
+
+
+@app.command()
+def health(
+    spec: SpecArg,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe",
+            help="Also ask Proton itself (GET / and /proton/ping) through the load balancer's "
+            "DNS name. Never attempted against the local sandbox.",
+        ),
+    ] = False,
+    no_color: NoColor = False,
+) -> None:
+    """Each node's EC2 state and status checks, its health in every target group, and (with
+    --probe) Proton's own answer; a cluster summary. Exit 0 healthy, 2 degraded, 1 error.
+
+    Example: byoc health specs/prod.yaml --probe
+    """
+    from byoc.operations.health import check_health
+
+    s = _load(spec, set_)
+    eng = _engine(s, 10)
+    report = check_health(eng.ctx, eng.state(), expected_nodes=s.instance_count, probe=probe)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_health(console(no_color=no_color), report)
+    raise typer.Exit(report.exit_code)
+
+
+def _print_health(con: Any, report: Any) -> None:
+    style = "bold green" if report.status == "healthy" else "bold yellow"
+    con.print(f"Cluster {report.cluster}: {report.status}", style=style)
+    for n in report.nodes:
+        mark = "ok" if n.healthy else "!!"
+        con.print(
+            f"  [{mark}] node {n.key}  {n.instance_id}  {n.state}  "
+            f"system check {n.system_status}, instance check {n.instance_status}",
+            markup=False,
+        )
+        for tg, value in sorted(n.targets.items()):
+            con.print(f"         {tg}: {value}", markup=False)
+        for p in n.problems:
+            con.print(f"         - {p}", markup=False)
+    for p in report.probe:
+        con.print(f"  probe {p.url}: {'ok' if p.ok else 'FAILED'} ({p.detail})", markup=False)
+    if report.probe_skipped:
+        con.print(f"  {report.probe_skipped}", markup=False)
+    for p in report.problems:
+        con.print(f"  - {p}", markup=False)
+
+
+@app.command()
+def backup(spec: SpecArg, set_: SetOpt = None, as_json: JsonOpt = False, no_color: NoColor = False) -> None:
+    """Snapshot every node's data volume (tagged with the backup id), wait until the snapshots are
+    complete, then write the manifest to s3://<bucket>/backups/<backup-id>/manifest.json.
+
+    Snapshots of running nodes are crash-consistent (as after a power cut).
+
+    Example: byoc backup specs/prod.yaml
+    """
+    from byoc.operations.backup import bucket_of, manifest_key, take_backup
+
+    s = _load(spec, set_)
+    eng = _engine(s, 10)
+    with eng.backend.lock("backup"):
+        m = take_backup(eng.ctx, s)
+    if as_json:
+        typer.echo(json.dumps(m.to_dict(), indent=2))
+        return
+    con = console(no_color=no_color)
+    for key, n in sorted(m.nodes.items()):
+        con.print(
+            f"node {key}: {n.volume_id} ({n.size_gb} GiB, {n.availability_zone}) → {n.snapshot_id}",
+            markup=False,
+        )
+    con.print(
+        f"\nBackup {m.backup_id} complete: s3://{bucket_of(s)}/{manifest_key(m.backup_id)}\n"
+        f"Restore it with: byoc restore {spec} {m.backup_id}",
+        style="bold green",
+        markup=False,
+    )
+
+
+@backups_app.command("list")
+def backups_list(
+    spec: SpecArg, set_: SetOpt = None, as_json: JsonOpt = False, no_color: NoColor = False
+) -> None:
+    """The cluster's backups, oldest first: complete, incomplete (interrupted: snapshots without a
+    manifest) or damaged (snapshots missing).
+
+    Example: byoc backups list specs/prod.yaml
+    """
+    from byoc.operations.backup import list_backups
+
+    s = _load(spec, set_)
+    found = list_backups(_engine(s, 10).ctx, s)
+    if as_json:
+        typer.echo(json.dumps([b.to_dict() for b in found], indent=2))
+        return
+    _print_backups(console(no_color=no_color), found, f"No backups of cluster {s.cluster_name}.")
+
+
+def _print_backups(con: Any, found: list[Any], empty: str) -> None:
+    if not found:
+        con.print(empty)
+    for b in found:
+        d = b.to_dict()
+        nodes = f"{d['nodes']} node(s)" if d["nodes"] is not None else f"{len(b.snapshot_ids)} snapshot(s)"
+        con.print(
+            f"{b.backup_id}  {d['created_at']}  {b.status:<10}  {nodes}"
+            + (f"  ({b.problem})" if b.problem else ""),
+            markup=False,
+        )
+
+
+@backups_app.command("prune")
+def backups_prune(
+    spec: SpecArg,
+    set_: SetOpt = None,
+    auto_approve: AutoApprove = False,
+    no_color: NoColor = False,
+) -> None:
+    """Delete the snapshots and manifests of backups older than storage.backups.retention_days,
+    and of interrupted backups. Lists them first and asks.
+
+    Example: byoc backups prune specs/prod.yaml
+    """
+    from byoc.operations.backup import delete_backups, list_backups, prune_candidates
+
+    s = _load(spec, set_)
+    eng = _engine(s, 10)
+    days = int((s.data["storage"].get("backups") or {}).get("retention_days", 7))
+    con = console(no_color=no_color)
+    with eng.backend.lock("prune backups"):
+        doomed = prune_candidates(list_backups(eng.ctx, s), days, time.time())
+        if not doomed:
+            con.print(
+                f"Nothing to prune: no backup of {s.cluster_name} is older than {days} day(s) or incomplete."
+            )
+            return
+        con.print(f"These backups are older than {days} day(s) or incomplete and would be deleted:")
+        _print_backups(con, doomed, "")
+        _confirm(f"Delete these {len(doomed)} backup(s)? There is no undo.", auto_approve, "prune")
+        result = delete_backups(eng.ctx, s, doomed)
+    con.print(
+        f"Deleted {len(result.removed)} backup(s) ({len(result.deleted_snapshots)} snapshot(s)).",
+        style="bold green",
+    )
+
+
+@app.command()
+def restore(
+    spec: SpecArg,
+    backup_id: Annotated[
+        str,
+        typer.Argument(
+            help="The backup, as `byoc backups list` shows it.", metavar="BACKUP_ID", show_default=False
+        ),
+    ],
+    set_: SetOpt = None,
+    auto_approve: AutoApprove = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Restore even when the backup does not match the spec (cluster name, node "
+            "count, AZs): the nodes both have are restored.",
+        ),
+    ] = False,
+    parallelism: ParOpt = 10,
+    no_color: NoColor = False,
+) -> None:
+    """Replace each node's data volume by one created from the backup's snapshot: a plan like any
+    other (-/+ with the snapshot id), then confirmation. Each node is stopped before its volume is
+    detached and replaced along with it (its boot script finds the volume by id); the old volumes
+    get a final snapshot first.
+
+    Example: byoc restore specs/prod.yaml backup-production-proton-1767225600
+    """
+    from byoc.operations.restore import plan_restore
+    from byoc.render import render_plan
+
+    s = _load(spec, set_)
+    eng = _engine(s, parallelism)
+    con = console(no_color=no_color)
+    with eng.backend.lock("restore"):
+        p, points = plan_restore(eng, backup_id, force=force)
+        err = console(stderr=True, no_color=no_color)
+        for m in points.mismatches:
+            warning(err, f"--force: {m}")
+        print_plan_text(con, render_plan(p))
+        if not p.has_changes:
+            con.print("Nothing to restore: the data volumes were already created from this backup.")
+            return
+        _confirm(
+            f"Restore cluster {s.cluster_name} from {backup_id}? The nodes are stopped and "
+            "replaced; their current data volumes are snapshotted, then deleted.",
+            auto_approve,
+            "restore",
+        )
+        _run(eng, p, no_color)

@@ -1,0 +1,73 @@
+"""The Python API end to end on moto: byoc.Cluster apply → health → backup → restore → destroy,
+from a spec file and from a dict; errors from the byoc.errors tree; the lock is taken."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import byoc
+from byoc.errors import ApplyError, ByocError, LockError, SpecError
+from byoc.resources.base import AwsContext
+from byoc.state import LocalBackend
+from tests.awsrealism import https_bucket_policies
+from tests.daytwo import AMI, DEV
+
+
+def _options(tmp_path: Path) -> dict[str, object]:
+    return {
+        "ctx": AwsContext(cluster="dev-proton", region="us-west-2", sleep=lambda s: None, poll_delay=0.01),
+        "backend": LocalBackend(tmp_path, "dev-proton"),
+        "ami_resolver": lambda itype: AMI,
+    }
+
+
+def test_cluster_apply_backup_restore_destroy(
+    moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    https_bucket_policies(monkeypatch)
+    c = byoc.Cluster.from_spec(DEV, overrides=["compute.instance_count=2"], **_options(tmp_path))
+    assert c.name == "dev-proton" and c.plan().counts()["add"] > 40
+    result = c.apply()
+    assert result.ok and not c.plan().has_changes
+    assert c.health().status == "healthy"
+
+    backup = c.backup()
+    (listed,) = c.backups()
+    assert listed.backup_id == backup.backup_id and listed.status == "complete"
+    restored = c.restore(backup.backup_id)
+    assert set(restored.snapshots) == {'aws_ebs_volume.data["0"]', 'aws_ebs_volume.data["1"]'}
+    state = c.engine.state()
+    assert state is not None
+    assert state.resources['aws_ebs_volume.data["1"]'].props["snapshot_id"] == backup.nodes["1"].snapshot_id
+    assert not c.plan().has_changes
+
+    assert c.prune_backups(now=0).removed == []  # nothing older than the retention
+    with c.engine.backend.lock("someone else"), pytest.raises(LockError):
+        c.backup()
+    with pytest.raises(ByocError, match="no backup 'backup-dev-proton-1'"):
+        c.restore("backup-dev-proton-1")
+
+    gone = c.destroy()
+    assert gone.ok
+    assert c.plan(destroy=True).refused  # the bucket and the data volumes are kept
+
+
+def test_cluster_from_dict_and_a_failed_apply_raises_apply_error(moto: None, tmp_path: Path) -> None:
+    data = yaml.safe_load(DEV.read_text())
+    c = byoc.Cluster.from_dict(data, name="inline", **_options(tmp_path))
+    assert c.plan().spec_source == "inline"
+    with pytest.raises(SpecError, match="instance_count"):
+        byoc.Cluster.from_dict(data, name="inline", overrides=["compute.instance_count=0"])
+
+    ec2 = c.engine.ctx.client("ec2")
+
+    def refuse(**kw: object) -> None:
+        raise RuntimeError("injected: RunInstances refused")
+
+    ec2.meta.events.register_first("before-call.ec2.RunInstances", refuse)
+    with pytest.raises(ApplyError, match=r"apply of cluster dev-proton did not complete.*injected") as info:
+        c.apply()
+    assert info.value.result.failures and not info.value.result.ok
