@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from byoc.errors import ApplyError
 
 if TYPE_CHECKING:
+    from byoc.drift import DriftReport
     from byoc.engine import Engine
     from byoc.executor import ApplyResult, Event
     from byoc.operations.backup import BackupInfo, Manifest, PruneResult
     from byoc.operations.health import HealthReport, Prober
+    from byoc.operations.scale import ScaleResult
     from byoc.plan import Plan
     from byoc.spec import Spec
 
@@ -32,6 +34,8 @@ class Cluster:
         c.health().status               # "healthy" or "degraded"
         backup = c.backup()             # snapshots + manifest in S3
         c.restore(backup.backup_id)     # data volumes replaced from the snapshots
+        c.scale(3)                      # nodes added in the next AZs (removed: final snapshots)
+        c.drift().in_sync               # changed outside byoc?
 
     ``engine_options`` go to ``byoc.engine.Engine`` (``ctx``, ``backend``, ``parallelism`` …).
     """
@@ -103,6 +107,31 @@ class Cluster:
         return result
 
     # -- day 2 ------------------------------------------------------------------------------
+    def drift(self) -> DriftReport:
+        """What changed in AWS since byoc last applied (modified, missing, unmanaged), minus the
+        spec's drift.ignore rules. Read-only: no lock, nothing changed."""
+        return self.engine.drift()
+
+    def scale(self, count: int, *, update_spec: bool = True) -> ScaleResult:
+        """Plan and apply ``compute.instance_count = count``: new nodes go to the next AZs; removed
+        nodes drain, stop, and their data volumes get a final snapshot (``result.snapshots``)
+        before they are deleted. With ``update_spec``, a spec file's count is edited in place
+        (``spec_line``; ``spec_warning`` says what to change when that was impossible). The
+        cluster object then uses the new count."""
+        from byoc.operations.scale import apply_scale, plan_scale, refuse_replaced_data
+
+        with self._locked("scale"):
+            scale = plan_scale(self.engine, count)
+            refuse_replaced_data(scale.plan)
+            outcome = apply_scale(scale, on_event=self.on_event, update_spec=update_spec)
+        if not outcome.result.ok:
+            causes = "; ".join(str(f.error) for f in outcome.result.failures) or "interrupted"
+            raise ApplyError(f"scale of cluster {self.name} to {count} did not complete: {causes}",
+                             outcome.result)
+        self.engine = scale.engine
+        self.spec = scale.engine.spec
+        return outcome
+
     def health(self, probe: bool = False, prober: Prober | None = None) -> HealthReport:
         """Each node's EC2 and target health, and with ``probe`` Proton's answer through the
         load balancer (``prober`` overrides where it asks). Read-only: no lock."""

@@ -44,6 +44,19 @@ def test_cluster_apply_backup_restore_destroy(
     assert state.resources['aws_ebs_volume.data["1"]'].props["snapshot_id"] == backup.nodes["1"].snapshot_id
     assert not c.plan().has_changes
 
+    assert c.drift().in_sync
+    logs = c.engine.ctx.client("logs")
+    logs.put_retention_policy(logGroupName="/aws/proton/dev-proton", retentionInDays=1)
+    report = c.drift()
+    assert not report.in_sync
+    assert [r.address for r in report.resources] == ["aws_cloudwatch_log_group.main"]
+
+    scaled = c.scale(1, update_spec=False)  # the repo's spec file stays as it is
+    assert scaled.result.ok and scaled.spec_line is None
+    assert set(scaled.snapshots) == {'aws_ebs_volume.data["1"]'}
+    assert c.spec.instance_count == 1 and DEV.read_text().count("instance_count: 1") == 1
+    assert not c.plan().has_changes  # the scale apply repaired the drift too
+
     assert c.prune_backups(now=0).removed == []  # nothing older than the retention
     with c.engine.backend.lock("someone else"), pytest.raises(LockError):
         c.backup()

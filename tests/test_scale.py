@@ -131,6 +131,19 @@ def test_the_count_is_validated_like_any_set(tmp_path: Path) -> None:
         with pytest.raises(SpecError) as exc:
             scaled_spec(spec, bad)
         assert f"compute.instance_count={bad}" in "\n".join(exc.value.issues)
+    # an override of the count (the Python API's) is replaced, other overrides are kept
+    over = load_spec(str(spec_file(tmp_path, 3)), ["compute.instance_count=2", "compute.disk_size_gb=200"])
+    again = scaled_spec(over, 4)
+    assert again.instance_count == 4 and again.data["compute"]["disk_size_gb"] == 200
+
+
+def test_cli_refuses_a_set_of_the_count(tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = spec_file(tmp_path, 3)
+    with pytest.raises(SystemExit) as exc:
+        main(["scale", str(path), "--count", "4", "--set", "compute.instance_count=2", "--auto-approve"])
+    _, err = capsys.readouterr()
+    assert exc.value.code == 1 and "--count" in err and not (tmp_path / "state").exists()
 
 
 def test_cli_refuses_a_count_out_of_bounds(

@@ -33,10 +33,13 @@ def scale(
 
     Examples: byoc scale specs/prod.yaml --count 5 · byoc scale specs/prod.yaml --count 2 --auto-approve
     """
-    from byoc.operations.scale import plan_scale, scaled_spec, update_spec_file
+    from byoc.errors import ByocError
+    from byoc.operations.scale import counts_overridden, plan_scale, scaled_spec, update_spec_file
     from byoc.render import render_plan
 
     s = _load(spec, set_)
+    if counts_overridden(s):
+        raise ByocError("compute.instance_count cannot be --set for `byoc scale`; give the count as --count")
     scaled_spec(s, count)  # a bad count is refused before anything else happens
     engine = _engine(s, parallelism)
     con = console(no_color=no_color)

@@ -51,11 +51,16 @@ class ScaleResult:
     spec_warning: str | None
 
 
+def counts_overridden(spec: Spec) -> bool:
+    """Whether the spec's node count comes from an override (``--set compute.instance_count=…``)."""
+    return any(o.split("=", 1)[0].strip() == ".".join(FIELD) for o in spec.overrides)
+
+
 def scaled_spec(spec: Spec, count: int) -> Spec:
-    """The spec with ``compute.instance_count=count``, validated like any ``--set`` (schema bounds)."""
-    if any(o.split("=", 1)[0].strip() == ".".join(FIELD) for o in spec.overrides):
-        raise ByocError("compute.instance_count cannot be --set for `byoc scale`; give the count as --count")
-    overrides = (*spec.overrides, f"{'.'.join(FIELD)}={count}")
+    """The spec with ``compute.instance_count=count`` (replacing an override of it), validated like
+    any ``--set`` (schema bounds)."""
+    kept = tuple(o for o in spec.overrides if o.split("=", 1)[0].strip() != ".".join(FIELD))
+    overrides = (*kept, f"{'.'.join(FIELD)}={count}")
     if Path(spec.source).is_file():
         return load_spec(spec.source, overrides)
     return load_spec_dict(spec.data, overrides, source=spec.source)
