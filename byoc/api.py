@@ -116,10 +116,11 @@ class Cluster:
         """Plan and apply ``compute.instance_count = count``: new nodes go to the next AZs; removed
         nodes drain, stop, and their data volumes get a final snapshot (``result.snapshots``)
         before they are deleted. With ``update_spec``, a spec file's count is edited in place
-        (``spec_line``; ``spec_warning`` says what to change when that was impossible). The
-        cluster object then uses the new count."""
-        from byoc.operations.scale import apply_scale, plan_scale, refuse_replaced_data
+        (``spec_line``; ``spec_warning`` says what to change when that was impossible), unless
+        the count came from ``overrides``. The cluster object then uses the new count."""
+        from byoc.operations.scale import apply_scale, counts_overridden, plan_scale, refuse_replaced_data
 
+        update_spec = update_spec and not counts_overridden(self.spec)
         with self._locked("scale"):
             scale = plan_scale(self.engine, count)
             refuse_replaced_data(scale.plan)

@@ -51,7 +51,7 @@ def test_cluster_apply_backup_restore_destroy(
     assert not report.in_sync
     assert [r.address for r in report.resources] == ["aws_cloudwatch_log_group.main"]
 
-    scaled = c.scale(1, update_spec=False)  # the repo's spec file stays as it is
+    scaled = c.scale(1)  # the count came from an override: the spec file stays as it is
     assert scaled.result.ok and scaled.spec_line is None
     assert set(scaled.snapshots) == {'aws_ebs_volume.data["1"]'}
     assert c.spec.instance_count == 1 and DEV.read_text().count("instance_count: 1") == 1
