@@ -414,3 +414,4 @@ __all__ = ["app", "error"]
 # commands kept in their own modules register themselves on `app`
 from byoc.cli import operations as _operations  # noqa: E402,F401
 from byoc.cli import sandbox as _sandbox  # noqa: E402,F401
+from byoc.cli import state as _state  # noqa: E402,F401
