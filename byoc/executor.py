@@ -21,7 +21,7 @@ from byoc.errors import ByocError, CloudError, PlanError
 from byoc.model import UNKNOWN, Live, Ref, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
 from byoc.planner import hash_props
-from byoc.resources.base import ResourceType, to_cloud_error
+from byoc.resources.base import ResourceType, maybe_done, to_cloud_error
 from byoc.state.model import ResourceState, State
 
 APPLY, REMOVE = "apply", "delete"
@@ -246,18 +246,30 @@ class Executor:
         if self.recheck:
             existing = kind.find(self.ctx, change.address)
             if existing is not None:
-                changed = _changed(existing.props, props, kind.hashed)
-                if not changed:
-                    return existing
-                if changed & kind.force_new:
-                    raise CloudError(
-                        f"already exists with different {', '.join(sorted(changed & kind.force_new))}; "
-                        "run `byoc plan` again",
-                        address=change.address, aws_id=existing.id, code="Conflict",
-                    )
-                return kind.update(self.ctx, existing, props, changed)
-        return kind.create(self.ctx, change.address, props)
+                return self._adopt(kind, change, existing, props)
+        try:
+            return kind.create(self.ctx, change.address, props)
+        except Exception as exc:
+            # AWS may have done the work though the answer was lost: look by tag before retrying
+            if not maybe_done(exc):
+                raise
+            existing = kind.find(self.ctx, change.address)
+            if existing is None:
+                return kind.create(self.ctx, change.address, props)
+            return self._adopt(kind, change, existing, props)
 
+    def _adopt(self, kind: ResourceType, change: Change, existing: Live, props: Mapping[str, Any]) -> Live:
+        """Take over what already exists under the address, updating it in place where needed."""
+        changed = _changed(existing.props, props, kind.hashed)
+        if not changed:
+            return existing
+        if changed & kind.force_new:
+            raise CloudError(
+                f"already exists with different {', '.join(sorted(changed & kind.force_new))}; "
+                "run `byoc plan` again",
+                address=change.address, aws_id=existing.id, code="Conflict",
+            )
+        return kind.update(self.ctx, existing, props, changed)
 
 def _changed(before: Mapping[str, Any], after: Mapping[str, Any], hashed: frozenset[str]) -> set[str]:
     """Props whose value differs (hashed props compared by their hash)."""
