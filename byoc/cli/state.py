@@ -10,7 +10,7 @@ from byoc.cli.app import SetOpt, SpecArg, _load, app
 
 state_app = typer.Typer(name="state", help="Work with a cluster's state: migrate it between backends.",
                         no_args_is_help=True)
-app.add_typer(state_app)
+app.add_typer(state_app, name="state")
 
 
 @state_app.command("migrate")
