@@ -81,7 +81,7 @@ def test_eventual_consistency_errors_are_retried(moto: None, tmp_path: Path) -> 
     assert faults.total == 8 and not any(faults.script.values()), faults.injected
 
 
-@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("seed", [3])
 def test_lost_answers_to_creates_never_make_duplicates(moto: None, tmp_path: Path, seed: int) -> None:
     """AWS did the work but the answer was a 500: the SDK must not repeat a create blindly; byoc
     looks by tag first. Convergence may take a second run (a step fails); duplicates never appear

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEV = yaml.safe_load((ROOT / "specs/dev.yaml").read_text())
 PROD = yaml.safe_load((ROOT / "specs/prod.yaml").read_text())
 FACTS = Facts(ami="ami-0123456789abcdef0")
-FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])
 
 NASTY = st.sampled_from([
