@@ -41,8 +41,8 @@ def byoc(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 def test_second_apply_fails_fast_and_a_killed_holder_does_not_block(server: MotoServer, work: Path) -> None:
     server.reset()
     env = server.env()
-    first = subprocess.Popen([sys.executable, "-m", "byoc", "-v", "apply", "specs/dev.yaml", "--auto-approve"],
-                             env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    args = [sys.executable, "-m", "byoc", "-v", "apply", "specs/dev.yaml", "--auto-approve"]
+    first = subprocess.Popen(args, env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     assert first.stderr is not None
     try:
@@ -86,7 +86,7 @@ def test_s3_backend_apply_killed_holder_and_force_unlock(server: MotoServer, wor
     server.reset()
     _s3_spec(server, work, lock)
     env = server.env()
-    code, calls, err = run_until(["apply", "specs/dev.yaml", "--auto-approve"], env, work, 60)
+    code, calls, _ = run_until(["apply", "specs/dev.yaml", "--auto-approve"], env, work, 60)
     assert code == -signal.SIGKILL and calls == 60
     again = byoc(["apply", "specs/dev.yaml", "--auto-approve"], env, work)
     assert again.returncode == 1 and "no longer running on this host" in again.stderr
