@@ -5,32 +5,16 @@ and destroy go through the conditional writes, and a dead holder's lock is expla
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.killcli import CALL_LINE, owned, run_until
-from tests.motoserver import ROOT, MotoServer
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MotoServer]:
-    s = MotoServer()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def work(tmp_path: Path) -> Path:
-    (tmp_path / "specs").mkdir()
-    shutil.copy(ROOT / "specs/dev.yaml", tmp_path / "specs/dev.yaml")
-    return tmp_path
+from tests.motoserver import MotoServer
 
 
 def byoc(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

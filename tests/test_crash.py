@@ -8,17 +8,15 @@ The normal suite samples a few kill points; ``pytest -m sweep tests/test_crash.p
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.killcli import owned, run_until, state_file_ok
-from tests.motoserver import ROOT, MotoServer
+from tests.motoserver import MotoServer
 
 CLUSTER = "dev-proton"
 ADDRESSES = 23  #: distinct byoc:address tags of specs/dev.yaml that `owned` counts
@@ -30,18 +28,6 @@ SAMPLE = [(7, 100), (60, 25), (140, 130)]
 SWEEP_STEP = int(os.environ.get("BYOC_SWEEP_STEP", "5"))
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[MotoServer]:
-    s = MotoServer()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def work(tmp_path: Path) -> Path:
-    (tmp_path / "specs").mkdir()
-    shutil.copy(ROOT / "specs/dev.yaml", tmp_path / "specs/dev.yaml")
-    return tmp_path
 
 
 def _crash_and_recover(server: MotoServer, work: Path, args: list[str], k: int) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,12 +136,6 @@ def _race(url: str, table: str | None, n: int, q: Any) -> None:
             pass
     q.put(won)
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MotoServer]:
-    s = MotoServer()
-    yield s
-    s.stop()
 
 
 @pytest.mark.parametrize("table", [None, "byoc-locks"])
