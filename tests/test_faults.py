@@ -116,3 +116,32 @@ def test_a_non_retryable_error_stops_its_branch_with_a_clear_message(moto: None,
     assert state is not None and "aws_vpc.main" in state.resources  # other branches went on
     assert result.skipped  # what needs the NAT gateway was not attempted
     converge(eng)  # the cause gone, the next run finishes the job
+
+
+def test_the_sdk_repeats_a_5xx_read_but_not_a_5xx_create(moto: None) -> None:
+    """botocore would repeat CreateVpc after a 500 (AWS may have made the VPC: a second one);
+    byoc's needs-retry hook stops that, and leaves throttled creates and every read to the SDK."""
+    from botocore.exceptions import ClientError
+
+    faults = FaultInjector(script={"CreateVpc": ["InternalError", "InternalError"],
+                                   "DescribeVpcs": ["InternalError"]})
+    original = faults.hook
+
+    def as_500(**kw):  # type: ignore[no-untyped-def]
+        resp = original(**kw)
+        if resp is not None:
+            resp.status_code = 500
+        return resp
+
+    ctx = AwsContext(cluster="test", region="us-west-2", sleep=lambda d: None,
+                     event_hooks=[("before-send", as_500)])
+    ec2 = ctx.client("ec2")
+    assert ec2.describe_vpcs()["ResponseMetadata"]["RetryAttempts"] == 1  # repeated by the SDK
+    with pytest.raises(ClientError, match="InternalError"):
+        ec2.create_vpc(CidrBlock="10.0.0.0/16")
+    assert faults.script["CreateVpc"] == ["InternalError"]  # sent once, not repeated
+    throttled = FaultInjector(script={"CreateVpc": ["RequestLimitExceeded"]})
+    ctx = AwsContext(cluster="test", region="us-west-2", sleep=lambda d: None,
+                     event_hooks=[("before-send", throttled.hook)])
+    vpc = ctx.client("ec2").create_vpc(CidrBlock="10.1.0.0/16")
+    assert vpc["ResponseMetadata"]["RetryAttempts"] == 1  # throttled: AWS did nothing, so repeat
