@@ -247,16 +247,21 @@ class Executor:
             existing = kind.find(self.ctx, change.address)
             if existing is not None:
                 return self._adopt(kind, change, existing, props)
-        try:
-            return kind.create(self.ctx, change.address, props)
-        except Exception as exc:
-            # AWS may have done the work though the answer was lost: look by tag before retrying
-            if not maybe_done(exc):
-                raise
-            existing = kind.find(self.ctx, change.address)
-            if existing is None:
+        return self._create(kind, change, props)
+
+    def _create(self, kind: ResourceType, change: Change, props: Mapping[str, Any]) -> Live:
+        """Create; when the answer was a 5xx or a dropped connection, AWS may have done the work
+        anyway: look by tag (which takes a moment), adopt what is there, else create again."""
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
                 return kind.create(self.ctx, change.address, props)
-            return self._adopt(kind, change, existing, props)
+            except Exception as exc:
+                if not maybe_done(exc) or attempt == CREATE_ATTEMPTS - 1:
+                    raise
+            existing = kind.find(self.ctx, change.address)
+            if existing is not None:
+                return self._adopt(kind, change, existing, props)
+        raise AssertionError("unreachable")
 
     def _adopt(self, kind: ResourceType, change: Change, existing: Live, props: Mapping[str, Any]) -> Live:
         """Take over what already exists under the address, updating it in place where needed."""
@@ -270,6 +275,10 @@ class Executor:
                 address=change.address, aws_id=existing.id, code="Conflict",
             )
         return kind.update(self.ctx, existing, props, changed)
+
+#: how often a create answered 5xx is looked for and tried again before its failure is reported
+CREATE_ATTEMPTS = 4
+
 
 def _changed(before: Mapping[str, Any], after: Mapping[str, Any], hashed: frozenset[str]) -> set[str]:
     """Props whose value differs (hashed props compared by their hash)."""

@@ -63,7 +63,7 @@ class S3Backend:
 
     def _fail(self, exc: Exception, what: str) -> StateError:
         code = error_code(exc)
-        if code in {"NoSuchBucket", "404"} and what != "read":
+        if code == "NoSuchBucket":
             return StateError(
                 f"state bucket {self.bucket!r} does not exist (or is not visible to these credentials): "
                 "create it with versioning on, e.g. `aws s3api create-bucket --bucket "
