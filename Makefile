@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean checkov checkov-venv
 
 # Install byoc with its test and sandbox dependencies into a virtualenv (once per change of pyproject).
 $(STAMP): pyproject.toml
@@ -15,13 +15,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## checkov in a virtualenv of its own (.venv-checkov): its pinned dependencies never touch byoc's.
+## Tolerant: without network it says so, and tests/test_checkov.py skips.
+CHECKOV := .venv-checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/python -m pip install --quiet checkov \
+	  || echo "checkov could not be installed: tests/test_checkov.py will be skipped"
+
+checkov-venv: $(CHECKOV)
+
+## checkov on the plan JSON of specs/prod.yaml, made against the local sandbox; skips in .checkov.yaml.
+checkov: $(STAMP) $(CHECKOV)
+	$(BIN)/python -m pytest -q tests/test_checkov.py
+
 ## The main job: validate → plan → apply → plan shows no changes → destroy, on specs/dev.yaml,
 ## against the local AWS sandbox (moto's server on 127.0.0.1).
 demo: $(STAMP)
 	bash scripts/demo.sh
 
 ## Lint, type-check and the whole test suite.
-test: $(STAMP)
+test: $(STAMP) checkov-venv
 	$(BIN)/ruff check byoc tests
 	$(BIN)/mypy byoc
 	$(BIN)/python -m pytest -q
@@ -31,4 +44,4 @@ lint: $(STAMP)
 	$(BIN)/mypy byoc
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .venv-checkov .pytest_cache .ruff_cache .mypy_cache

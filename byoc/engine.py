@@ -25,17 +25,25 @@ from byoc.plan import Plan
 from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.resources.base import AwsContext, ResourceType
 from byoc.spec import Spec
+from byoc.state.base import Backend
 from byoc.state.local import LocalBackend
 from byoc.state.model import ResourceState, State
 
 
-def backend_for(spec: Spec, state_dir: str | Path | None = None) -> LocalBackend:
-    """The state store the spec asks for."""
+def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | None = None) -> Backend:
+    """The state store the spec asks for (``kind`` overrides ``state.backend``, for migrations)."""
     conf = spec.data.get("state") or {}
-    if conf.get("backend", "local") != "local":
-        raise StateError(
-            f"{spec.source}: state.backend {conf.get('backend')!r} is not supported by this version "
-            "of byoc yet; use the local backend (state.backend: local)"
+    kind = kind or conf.get("backend", "local")
+    if kind == "s3":
+        from byoc.state.s3 import S3Backend
+
+        if not conf.get("bucket"):
+            raise StateError(f"{spec.source}: state.bucket is needed for the s3 backend")
+        ctx = AwsContext(cluster=spec.cluster_name, region=conf.get("region") or spec.region)
+        return S3Backend(
+            ctx.client, bucket=conf["bucket"], cluster=spec.cluster_name, key=conf.get("key"),
+            lock_table=conf.get("dynamodb_table") if conf.get("lock") == "dynamodb" else None,
+            unlock_hint=f"byoc force-unlock {spec.source}",
         )
     return LocalBackend(state_dir or conf.get("path") or "state", spec.cluster_name)
 
@@ -49,7 +57,7 @@ class Engine:
         *,
         kinds: Mapping[str, ResourceType] | None = None,
         ctx: Any = None,
-        backend: LocalBackend | None = None,
+        backend: Backend | None = None,
         parallelism: int = 10,
         ami_resolver: Callable[[str], str] | None = None,
         health_timeout: float = 900.0,

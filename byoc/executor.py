@@ -22,7 +22,7 @@ from byoc.errors import ByocError, CloudError, PlanError
 from byoc.model import UNKNOWN, Live, Ref, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
 from byoc.planner import hash_props
-from byoc.resources.base import ResourceType, to_cloud_error
+from byoc.resources.base import ResourceType, maybe_done, to_cloud_error
 from byoc.rolling import INSTANCE, TARGET_ATTACHMENT, VOLUME_ATTACHMENT, instance_address, node_of
 from byoc.state.model import ResourceState, State
 
@@ -342,17 +342,38 @@ class Executor:
         if self.recheck:
             existing = kind.find(self.ctx, change.address)
             if existing is not None:
-                changed = _changed(existing.props, props, kind.hashed)
-                if not changed:
-                    return existing
-                if changed & kind.force_new:
-                    raise CloudError(
-                        f"already exists with different {', '.join(sorted(changed & kind.force_new))}; "
-                        "run `byoc plan` again",
-                        address=change.address, aws_id=existing.id, code="Conflict",
-                    )
-                return kind.update(self.ctx, existing, props, changed)
-        return kind.create(self.ctx, change.address, props)
+                return self._adopt(kind, change, existing, props)
+        return self._create(kind, change, props)
+
+    def _create(self, kind: ResourceType, change: Change, props: Mapping[str, Any]) -> Live:
+        """Create; when the answer was a 5xx or a dropped connection, AWS may have done the work
+        anyway: look by tag (which takes a moment), adopt what is there, else create again."""
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return kind.create(self.ctx, change.address, props)
+            except Exception as exc:
+                if not maybe_done(exc) or attempt == CREATE_ATTEMPTS - 1:
+                    raise
+            existing = kind.find(self.ctx, change.address)
+            if existing is not None:
+                return self._adopt(kind, change, existing, props)
+        raise AssertionError("unreachable")
+
+    def _adopt(self, kind: ResourceType, change: Change, existing: Live, props: Mapping[str, Any]) -> Live:
+        """Take over what already exists under the address, updating it in place where needed."""
+        changed = _changed(existing.props, props, kind.hashed)
+        if not changed:
+            return existing
+        if changed & kind.force_new:
+            raise CloudError(
+                f"already exists with different {', '.join(sorted(changed & kind.force_new))}; "
+                "run `byoc plan` again",
+                address=change.address, aws_id=existing.id, code="Conflict",
+            )
+        return kind.update(self.ctx, existing, props, changed)
+
+#: how often a create answered 5xx is looked for and tried again before its failure is reported
+CREATE_ATTEMPTS = 4
 
 
 def _changed(before: Mapping[str, Any], after: Mapping[str, Any], hashed: frozenset[str]) -> set[str]:

@@ -36,3 +36,24 @@ def ctx(moto: None):  # type: ignore[no-untyped-def]
     from byoc.resources.base import AwsContext
 
     return AwsContext(cluster="test", region=REGION, sleep=lambda s: None, poll_delay=0.01)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[object]:
+    """A moto server on 127.0.0.1 for the tests of one module that run the real CLI."""
+    from tests.motoserver import MotoServer
+
+    s = MotoServer()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def work(tmp_path):  # type: ignore[no-untyped-def]
+    """A working directory holding specs/dev.yaml, as a user's checkout would."""
+    import shutil
+    from pathlib import Path
+
+    (tmp_path / "specs").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "specs/dev.yaml", tmp_path / "specs/dev.yaml")
+    return tmp_path

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.motoserver import ROOT, MotoServer
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MotoServer]:
-    s = MotoServer()
-    yield s
-    s.stop()
 
 
 @pytest.fixture
@@ -33,12 +24,6 @@ def byoc(
     return subprocess.run([sys.executable, "-m", "byoc", *args], env=env, cwd=cwd, input=stdin,
                           capture_output=True, text=True, timeout=300)
 
-
-@pytest.fixture
-def work(tmp_path: Path) -> Path:
-    (tmp_path / "specs").mkdir()
-    shutil.copy(ROOT / "specs/dev.yaml", tmp_path / "specs/dev.yaml")
-    return tmp_path
 
 
 def no_traceback(p: subprocess.CompletedProcess[str]) -> None:

@@ -254,14 +254,33 @@ def test_leading_v_is_dropped_with_a_warning(tmp_path: Path, monkeypatch: pytest
                 "<dict> compute.ssh_key_name: SSH to the nodes is open to 0.0.0.0/0 "
                 "(network.allowed_cidrs); narrow the CIDRs or drop the key and use SSM Session "
                 "Manager",
+                "<dict> load_balancer.certificate_arn: network.public_access is on but the load "
+                "balancer has no TLS certificate: queries and passwords cross the internet in clear "
+                "text; set load_balancer.certificate_arn",
                 "<dict> network.allowed_cidrs[0]: 0.0.0.0/0 is the whole internet, and "
                 "network.public_access is on: the cluster is reachable from all of it",
                 "<dict> network.allowed_cidrs[1]: 8.0.0.0/7 is a very wide range, and "
                 "network.public_access is on: the cluster is reachable from all of it",
             ],
         ),
+        (
+            {"network": {"allowed_cidrs": ["10.0.0.0/8", "52.0.0.0/12"]}, "compute": {"ssh_key_name": "ops"}},
+            [],
+            [
+                "<dict> compute.ssh_key_name: SSH to the nodes is open to 52.0.0.0/12, a wide range "
+                "(network.allowed_cidrs); narrow the CIDRs or drop the key and use SSM Session Manager",
+            ],
+        ),
+        (
+            {"network": {"public_access": True, "allowed_cidrs": ["203.0.113.0/24"]},
+             "load_balancer": {"certificate_arn": "arn:aws:acm:us-west-2:123456789012:certificate/abc"},
+             "compute": {"ssh_key_name": "ops"}},
+            [],
+            [],
+        ),
     ],
-    ids=["latest", "unknown-line", "no-encryption", "bucket-dots-no-backups", "wide-open"],
+    ids=["latest", "unknown-line", "no-encryption", "bucket-dots-no-backups", "wide-open", "ssh-wide",
+         "public-done-right"],
 )
 def test_risky_choices_warn(sections: dict[str, Any], overrides: list[str], warnings: list[str]
                             ) -> None:

@@ -39,6 +39,8 @@ def build_lb(b: Builder, net: Network, nodes: list[Node]) -> Balancer:
         "idle_timeout": conf["idle_timeout_seconds"] if lb_type == "application" else None,
         "enable_deletion_protection": False,
         "enable_cross_zone_load_balancing": True if lb_type == "network" else None,
+        # an ALB passes on malformed HTTP headers unless told not to (request smuggling)
+        "drop_invalid_header_fields": True if lb_type == "application" else None,
     }, label=f"{b.cluster}-lb")
 
     cert = conf.get("certificate_arn")

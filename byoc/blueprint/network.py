@@ -105,7 +105,10 @@ def _security_groups(
     ]
     node_ingress.append(_rule(None, {"self": True}, "all traffic between nodes"))
     if ssh_key:
-        node_ingress += [_rule(22, {"cidr_block": c}, "SSH from allowed network") for c in allowed]
+        # the nodes sit in private subnets: SSH can only come from networks routed into the VPC,
+        # so an allowed "whole internet" is never opened for SSH (it would be a needless 0.0.0.0/0:22)
+        node_ingress += [_rule(22, {"cidr_block": c}, "SSH from allowed network")
+                         for c in allowed if not c.endswith("/0")]
     node_sg = b.add(
         "aws_security_group", "node", None,
         {"name": f"{b.cluster}-node", "description": f"byoc {b.cluster}: Proton nodes",

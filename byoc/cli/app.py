@@ -252,6 +252,7 @@ def apply(
         con = console(no_color=no_color)
         print_plan_text(con, render_plan(p))
         if not p.has_changes:
+            engine.apply(p)  # records what discovery adopted (a crashed run's work); no AWS calls
             _outputs(con, engine)
             return
         from byoc.cli.operations import cost_footer, preflight_or_stop

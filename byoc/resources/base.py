@@ -67,6 +67,66 @@ EVENTUAL_CODES = frozenset(
     }
 )
 
+#: Answers to a create whose work AWS may have done anyway (a 5xx, a dropped connection), and the
+#: answers of a repeated create that did happen: for these, look for the resource by tag.
+MAYBE_DONE_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "500",
+        "502",
+        "503",
+        "504",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "EntityAlreadyExists",
+        "DuplicateTargetGroupName",
+        "DuplicateLoadBalancerName",
+        "InvalidSubnet.Conflict",
+        "InvalidGroup.Duplicate",
+        "ResourceAlreadyExistsException",
+        "ResourceExistsException",
+        "BucketAlreadyOwnedByYou",
+    }
+)
+
+#: Throttling answers: AWS did nothing, so the SDK may always repeat the call.
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "SlowDown", "TooManyRequestsException",
+     "RequestThrottled", "RequestThrottledException", "ThrottledException", "PriorRequestNotComplete"}
+)
+
+
+def repeats_create(name: str) -> bool:
+    """Whether a call makes a new resource each time it runs (so it must not be repeated blindly)."""
+    return name.startswith(("Create", "Allocate", "Run")) and name != "CreateTags"
+
+
+def no_blind_repeat(
+    response: Any = None, operation: Any = None, caught_exception: Any = None, **kwargs: Any
+) -> bool | None:
+    """``needs-retry`` hook: after a 5xx or a dropped connection, AWS may have created the thing;
+    the SDK must not repeat such a create (it would make a second one). The call fails instead,
+    and the executor looks for the resource by tag before creating again. Throttling is repeated."""
+    if operation is None or not repeats_create(operation.name):
+        return None
+    if caught_exception is not None:
+        return False if type(caught_exception).__name__ in MAYBE_DONE_CODES else None
+    if isinstance(response, tuple) and len(response) == 2:
+        status = getattr(response[0], "status_code", 0)
+        code = str((response[1] or {}).get("Error", {}).get("Code", ""))
+        if status >= 500 and code not in THROTTLING_CODES:
+            return False
+    return None
+
+
+def maybe_done(exc: BaseException) -> bool:
+    """Whether a failed create may have made its resource anyway (see MAYBE_DONE_CODES)."""
+    code = error_code(exc) or getattr(exc, "code", None) or type(exc).__name__
+    return code in MAYBE_DONE_CODES
+
 
 #: What to do next, for the AWS errors users meet most.
 HINTS = {
@@ -271,6 +331,9 @@ class AwsContext:
             user_agent_extra="byoc/0.1",
         )
         client = self._session.client(service, config=config)
+        # beside botocore's own retry handler, and before it (handlers of one event run in order)
+        service_id = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register_first(f"needs-retry.{service_id}", no_blind_repeat)
         self.calls.register(client)
         for event, hook in self._event_hooks:
             client.meta.events.register_first(event, hook)

@@ -31,6 +31,7 @@ _ATTRS = {
     "idle_timeout": "idle_timeout.timeout_seconds",
     "enable_deletion_protection": "deletion_protection.enabled",
     "enable_cross_zone_load_balancing": "load_balancing.cross_zone.enabled",
+    "drop_invalid_header_fields": "routing.http.drop_invalid_header_fields.enabled",
 }
 
 
@@ -189,6 +190,9 @@ class LoadBalancer(ResourceType):
                 "enable_cross_zone_load_balancing": (
                     flag(attrs.get(_ATTRS["enable_cross_zone_load_balancing"])) if kind == "network" else None
                 ),
+                "drop_invalid_header_fields": (
+                    flag(attrs.get(_ATTRS["drop_invalid_header_fields"])) if kind == "application" else None
+                ),
                 "tags": tags,
             }
         )
@@ -207,6 +211,7 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
     """The blueprint's shape, exactly."""
     idle = props["idle_timeout"]
     cross = props["enable_cross_zone_load_balancing"]
+    drop = props.get("drop_invalid_header_fields")
     return {
         "name": props["name"],
         "load_balancer_type": props["load_balancer_type"],
@@ -216,13 +221,14 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
         "idle_timeout": None if idle is None else int(idle),
         "enable_deletion_protection": bool(props["enable_deletion_protection"]),
         "enable_cross_zone_load_balancing": None if cross is None else bool(cross),
+        "drop_invalid_header_fields": None if drop is None else bool(drop),
         "tags": dict(props["tags"]),
     }
 
 
 def _prop_attrs(props: Mapping[str, Any]) -> dict[str, Any]:
     """The attribute-backed props that apply to this type (None = not applicable)."""
-    return {k: props[k] for k in _ATTRS if props[k] is not None}
+    return {k: props.get(k) for k in _ATTRS if props.get(k) is not None}
 
 
 def _wanted_attributes(props: Mapping[str, Any]) -> dict[str, Any]:

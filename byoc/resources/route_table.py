@@ -112,7 +112,7 @@ class RouteTable(ResourceType):
 
     def find(self, ctx: AwsContext, address: str) -> Live | None:
         """A fresh look (not the discovery memo) for the table tagged with ``address``."""
-        filters = [*owned_filter(ctx), {"Name": f"tag:{ADDRESS_TAG}", "Values": [address]}]
+        filters = owned_filter(ctx)  # no tag:byoc:address filter: moto reads its [ ] as a glob
         found = self._owned(ctx, describe_route_tables(ctx, filters))
         return next((live for live in found if live.address == address), None)
 

@@ -177,6 +177,7 @@ def check_allowed_cidrs(ctx: _Ctx) -> None:
 
 
 def check_ssh_exposure(ctx: _Ctx) -> None:
+    """SSH open to the whole internet, to a very wide range, or to a wide range of public addresses."""
     if ctx.get("compute", "ssh_key_name") is None:
         return
     for _, text in ctx.items("network", "allowed_cidrs"):
@@ -184,13 +185,24 @@ def check_ssh_exposure(ctx: _Ctx) -> None:
             network = parse_cidr(text)
         except CidrError:
             continue
-        if network.prefixlen == 0:
+        if network.prefixlen < 8 or (not network.is_private and network.prefixlen < 16):
+            what = "" if network.prefixlen == 0 else ", a wide range"
             ctx.warn(
                 ("compute", "ssh_key_name"),
-                f"SSH to the nodes is open to {text} (network.allowed_cidrs); "
+                f"SSH to the nodes is open to {text}{what} (network.allowed_cidrs); "
                 "narrow the CIDRs or drop the key and use SSM Session Manager",
             )
             return
+
+
+def check_public_tls(ctx: _Ctx) -> None:
+    """A public endpoint without TLS: the admin password would cross the internet in clear text."""
+    if ctx.get("network", "public_access") and not ctx.get("load_balancer", "certificate_arn"):
+        ctx.warn(
+            ("load_balancer", "certificate_arn"),
+            "network.public_access is on but the load balancer has no TLS certificate: queries and "
+            "passwords cross the internet in clear text; set load_balancer.certificate_arn",
+        )
 
 
 def check_bucket(ctx: _Ctx) -> None:
@@ -325,6 +337,7 @@ _CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_subnets,
     check_allowed_cidrs,
     check_ssh_exposure,
+    check_public_tls,
     check_bucket,
     check_encryption,
     check_backups,

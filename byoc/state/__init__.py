@@ -1,6 +1,7 @@
-"""State documents and the stores that keep them (local file now; S3 for teams)."""
+"""State documents and the stores that keep them: a local file, or an S3 object for teams."""
 
-from byoc.state.local import LocalBackend, LockInfo
+from byoc.state.base import Backend, LockInfo
+from byoc.state.local import LocalBackend
 from byoc.state.model import STATE_VERSION, ResourceState, State
 
-__all__ = ["STATE_VERSION", "LocalBackend", "LockInfo", "ResourceState", "State"]
+__all__ = ["STATE_VERSION", "Backend", "LocalBackend", "LockInfo", "ResourceState", "State"]

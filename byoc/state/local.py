@@ -11,29 +11,14 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from byoc.errors import LockError, StateError
+from byoc.state.base import LockInfo, check_successor
 from byoc.state.model import State
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    """Who holds a state lock."""
-
-    pid: int
-    host: str
-    operation: str
-    since: str
-
-    def describe(self) -> str:
-        return f"pid {self.pid} on {self.host} ({self.operation}, since {self.since})"
 
 
 class LocalBackend:
@@ -76,7 +61,9 @@ class LocalBackend:
         return state
 
     def write(self, state: State) -> None:
-        """Write atomically (temp file, fsync, rename), keeping the previous copy as .backup."""
+        """Write atomically (temp file, fsync, rename), keeping the previous copy as .backup.
+        Refuses a state of another lineage or with a lower serial than the stored one."""
+        check_successor(self.read(), state, str(self.path))
         self.directory.mkdir(parents=True, exist_ok=True)
         text = json.dumps(state.to_dict(), indent=2, sort_keys=False) + "\n"
         fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=".tmp", dir=self.directory)
@@ -129,16 +116,11 @@ class LocalBackend:
             if same:
                 break
             f.close()
-        info = LockInfo(
-            pid=os.getpid(),
-            host=socket.gethostname(),
-            operation=operation,
-            since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        )
+        info = LockInfo.mine(operation)
         os.chmod(self.lock_path, 0o600)
         f.seek(0)
         f.truncate()
-        f.write(json.dumps(asdict(info)))
+        f.write(info.to_json())
         f.flush()
         self._held = f
         try:
@@ -157,7 +139,7 @@ class LocalBackend:
                 try:
                     fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    return _parse_lock(f.read()) or LockInfo(0, "unknown", "unknown", "unknown")
+                    return LockInfo.parse(f.read()) or LockInfo(0, "unknown", "unknown", "unknown")
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
                 return None
         except FileNotFoundError:
@@ -170,10 +152,3 @@ class LocalBackend:
             os.unlink(self.lock_path)
         return holder
 
-
-def _parse_lock(text: str) -> LockInfo | None:
-    try:
-        d: Any = json.loads(text)
-        return LockInfo(int(d["pid"]), str(d["host"]), str(d["operation"]), str(d["since"]))
-    except (ValueError, KeyError, TypeError):
-        return None

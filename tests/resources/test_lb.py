@@ -85,6 +85,7 @@ def alb(net: dict[str, Any], **over: Any) -> dict[str, Any]:
         "idle_timeout": 3600,
         "enable_deletion_protection": False,
         "enable_cross_zone_load_balancing": None,
+        "drop_invalid_header_fields": True,
         "tags": lb_tags(ADDR, team="a"),
     }
     return {**base, **over}
@@ -100,6 +101,7 @@ def nlb(net: dict[str, Any], **over: Any) -> dict[str, Any]:
         "idle_timeout": None,
         "enable_deletion_protection": False,
         "enable_cross_zone_load_balancing": True,
+        "drop_invalid_header_fields": None,
         "tags": lb_tags(NLB),
     }
     return {**base, **over}
@@ -222,6 +224,7 @@ def test_create_sends_tags_and_attributes_in_two_calls(ctx: AwsContext, net: dic
     assert attrs[0]["Attributes"] == [
         {"Key": "idle_timeout.timeout_seconds", "Value": "3600"},
         {"Key": "deletion_protection.enabled", "Value": "false"},
+        {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"},
     ]
 
 

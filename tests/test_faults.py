@@ -1,0 +1,147 @@
+"""Transient AWS faults: with throttling and 5xx answers injected into a fraction of calls (and in
+bursts), apply and destroy still converge; AWS's eventual-consistency errors are retried by byoc;
+a non-retryable error stops only its branch, with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from byoc.engine import Engine
+from byoc.planner import PlanOptions
+from byoc.resources.base import AwsContext
+from byoc.spec import load_spec
+from byoc.state import LocalBackend
+from tests.awsrealism import free_eips_of_deleted_nat_gateways
+from tests.faults import FaultInjector
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def no_sdk_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's backoff and adaptive rate limiter sleep for real: not in tests."""
+    import botocore.retries.adaptive
+    import botocore.retries.standard
+
+    monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0)
+    monkeypatch.setattr(botocore.retries.adaptive.ClientRateLimiter, "on_sending_request",
+                        lambda self, request, **kw: None)
+
+
+def engine(tmp_path: Path, faults: FaultInjector, spec: str = "specs/dev.yaml", *sets: str) -> Engine:
+    s = load_spec(str(ROOT / spec), sets)
+    ctx = AwsContext(cluster=s.cluster_name, region=s.region, sleep=lambda d: None, poll_delay=0.01,
+                     event_hooks=[("before-send", faults.hook)])
+    free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
+    return Engine(s, ctx=ctx, backend=LocalBackend(tmp_path, s.cluster_name),
+                  ami_resolver=lambda t: "ami-0123456789abcdef0")
+
+
+def converge(eng: Engine, destroy: bool = False) -> None:
+    options = PlanOptions(destroy=destroy, allow_data_loss=destroy)
+    result = eng.apply(eng.plan(options))
+    assert result.ok, [f"{f.address}: {f.error}" for f in result.failures]
+    assert not eng.plan(options).has_changes
+
+
+@pytest.mark.parametrize(("rate", "burst_every", "burst", "seed"), [(0.10, 0, 0, 1), (0.05, 40, 6, 2)])
+def test_apply_and_destroy_converge_under_throttling_and_5xx(
+    moto: None, tmp_path: Path, rate: float, burst_every: int, burst: int, seed: int
+) -> None:
+    faults = FaultInjector(rate=rate, seed=seed, burst_every=burst_every, burst=burst)
+    eng = engine(tmp_path, faults)
+    converge(eng)
+    converge(eng, destroy=True)
+    print(f"\nfaults: rate {rate}, bursts of {burst} every {burst_every}, seed {seed}: "
+          f"{faults.total} injected in {faults.calls} calls {dict(faults.injected)}")
+    assert faults.total >= 0.03 * faults.calls  # the faults did happen, and were retried
+    # botocore's retry handler repeated the calls (byoc saw fewer calls than were sent), all but
+    # the creates answered 5xx, which byoc repeats itself after looking by tag
+    sdk_retries = faults.calls - sum(eng.ctx.calls.counts.values())
+    assert 0.8 * faults.total <= sdk_retries <= faults.total
+
+
+PROFILE_NOT_VISIBLE = ("Value (dev-proton-node) for parameter iamInstanceProfile.name is invalid. "
+                       "Invalid IAM Instance Profile name")
+
+
+def test_eventual_consistency_errors_are_retried(moto: None, tmp_path: Path) -> None:
+    faults = FaultInjector(script={
+        "RunInstances": [("InvalidParameterValue", PROFILE_NOT_VISIBLE)],  # new profile not visible yet
+        "DeleteSecurityGroup": ["InvalidGroup.InUse", "DependencyViolation"],
+        "DeleteSubnet": ["DependencyViolation", "DependencyViolation"],  # ENIs still draining
+        "ReleaseAddress": ["InvalidNetworkInterfaceID.NotFound", "AuthFailure"],  # after NAT deletion
+        "DeleteVpc": ["DependencyViolation"],
+    })
+    eng = engine(tmp_path, faults)
+    converge(eng)
+    converge(eng, destroy=True)
+    assert faults.total == 8 and not any(faults.script.values()), faults.injected
+
+
+@pytest.mark.parametrize("seed", [3])
+def test_lost_answers_to_creates_never_make_duplicates(moto: None, tmp_path: Path, seed: int) -> None:
+    """AWS did the work but the answer was a 500: the SDK must not repeat a create blindly; byoc
+    looks by tag first. Convergence may take a second run (a step fails); duplicates never appear
+    (discovery would refuse them)."""
+    faults = FaultInjector(lost=0.04, seed=seed)
+    eng = engine(tmp_path, faults)
+    for destroy in (False, True):
+        options = PlanOptions(destroy=destroy, allow_data_loss=destroy)
+        failures: list[str] = []
+        for _ in range(4):
+            plan = eng.plan(options)  # raises on two resources tagged as one address
+            if not plan.has_changes:
+                break
+            failures = [f"{f.address}: {f.error}" for f in eng.apply(plan).failures]
+        left = [(c.address, c.action) for c in eng.plan(options).changes if c.action != "no-op"]
+        assert not left, (left, failures)
+    print(f"\nlost answers (seed {seed}): {faults.total} in {faults.calls} calls")
+    assert faults.total > 5
+
+
+def test_a_non_retryable_error_stops_its_branch_with_a_clear_message(moto: None, tmp_path: Path) -> None:
+    faults = FaultInjector(script={"CreateNatGateway": ["UnauthorizedOperation"]})
+    eng = engine(tmp_path, faults)
+    result = eng.apply(eng.plan())
+    assert not result.ok
+    (failure,) = result.failures
+    assert failure.address.startswith("aws_nat_gateway.")
+    assert "CreateNatGateway failed: injected UnauthorizedOperation" in str(failure.error)
+    assert "IAM permissions" in str(failure.error)  # what to do next
+    assert faults.injected == {"CreateNatGateway:UnauthorizedOperation": 1}  # not retried
+    state = eng.state()
+    assert state is not None and "aws_vpc.main" in state.resources  # other branches went on
+    assert result.skipped  # what needs the NAT gateway was not attempted
+    converge(eng)  # the cause gone, the next run finishes the job
+
+
+def test_the_sdk_repeats_a_5xx_read_but_not_a_5xx_create(moto: None) -> None:
+    """botocore would repeat CreateVpc after a 500 (AWS may have made the VPC: a second one);
+    byoc's needs-retry hook stops that, and leaves throttled creates and every read to the SDK."""
+    from botocore.exceptions import ClientError
+
+    faults = FaultInjector(script={"CreateVpc": ["InternalError", "InternalError"],
+                                   "DescribeVpcs": ["InternalError"]})
+    original = faults.hook
+
+    def as_500(**kw):  # type: ignore[no-untyped-def]
+        resp = original(**kw)
+        if resp is not None:
+            resp.status_code = 500
+        return resp
+
+    ctx = AwsContext(cluster="test", region="us-west-2", sleep=lambda d: None,
+                     event_hooks=[("before-send", as_500)])
+    ec2 = ctx.client("ec2")
+    assert ec2.describe_vpcs()["ResponseMetadata"]["RetryAttempts"] == 1  # repeated by the SDK
+    with pytest.raises(ClientError, match="InternalError"):
+        ec2.create_vpc(CidrBlock="10.0.0.0/16")
+    assert faults.script["CreateVpc"] == ["InternalError"]  # sent once, not repeated
+    throttled = FaultInjector(script={"CreateVpc": ["RequestLimitExceeded"]})
+    ctx = AwsContext(cluster="test", region="us-west-2", sleep=lambda d: None,
+                     event_hooks=[("before-send", throttled.hook)])
+    vpc = ctx.client("ec2").create_vpc(CidrBlock="10.1.0.0/16")
+    assert vpc["ResponseMetadata"]["RetryAttempts"] == 1  # throttled: AWS did nothing, so repeat

@@ -1,0 +1,178 @@
+"""Security defaults, asserted on the blueprint of specs/prod.yaml and variants (pure and fast),
+plus one apply on moto for where secrets may never appear, and the state file's mode."""
+
+from __future__ import annotations
+
+import json
+import logging
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byoc import blueprint
+from byoc.blueprint import Facts
+from byoc.model import Resource
+from byoc.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+FACTS = Facts(ami="ami-0123456789abcdef0")
+PUBLIC = ["network.public_access=true", 'network.allowed_cidrs=["0.0.0.0/0"]']
+VARIANTS = {
+    "prod": [],
+    "public": PUBLIC,
+    "public-nlb-ssh": [*PUBLIC, "load_balancer.type=network", "compute.ssh_key_name=ops"],
+    "kms-key": ["security.encryption.create_kms_key=true"],
+    "cross-account": ['security.cross_account_role={"provider_account_id": "123456789012", '
+                      '"external_id": "byoc-external-id-1"}'],
+}
+#: actions AWS cannot scope to a resource (the service authorisation reference lists no resource types)
+UNSCOPABLE = {"cloudwatch:PutMetricData", "ec2messages:", "ssmmessages:", "ssm:UpdateInstanceInformation",
+              "ec2:Describe", "elasticloadbalancing:Describe", "cloudwatch:Describe", "cloudwatch:GetMetric",
+              "cloudwatch:ListMetrics", "logs:DescribeLogGroups", "ssm:DescribeInstanceInformation",
+              "ec2:CreateSnapshot", "ec2:CreateTags", "sts:GetCallerIdentity"}
+
+
+def build(name: str) -> tuple[Any, list[Resource]]:
+    spec = load_spec(ROOT / "specs/prod.yaml", VARIANTS[name])
+    return spec, blueprint.build(spec, FACTS)
+
+
+def of(resources: list[Resource], kind: str) -> list[Resource]:
+    return [r for r in resources if r.kind == kind]
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_no_ingress_from_the_internet_but_listener_ports_when_public(variant: str) -> None:
+    spec, resources = build(variant)
+    listener_ports = {r.props["port"] for r in of(resources, "aws_lb_listener")}
+    for sg in of(resources, "aws_security_group"):
+        for rule in sg.props["ingress"]:
+            if rule.get("cidr_block") != "0.0.0.0/0":
+                continue
+            assert spec.data["network"]["public_access"], (sg.address, rule)
+            assert sg.address == "aws_security_group.lb", (sg.address, rule)
+            assert rule["from_port"] == rule["to_port"] and rule["from_port"] in listener_ports, rule
+    lb = of(resources, "aws_lb")[0]
+    assert lb.props["internal"] is (not spec.data["network"]["public_access"])
+    for inst in of(resources, "aws_instance"):  # nodes never get a public address
+        assert not inst.props.get("associate_public_ip_address")
+        assert "private" in inst.props["subnet_id"].address
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_imdsv2_and_encryption_at_rest(variant: str) -> None:
+    spec, resources = build(variant)
+    for inst in of(resources, "aws_instance"):
+        assert inst.props["metadata_options"]["http_tokens"] == "required"
+        assert inst.props["metadata_options"]["http_put_response_hop_limit"] <= 2
+        assert inst.props["root_block_device"]["encrypted"] is True
+    for vol in of(resources, "aws_ebs_volume"):
+        assert vol.props["encrypted"] is True
+    (bucket,) = of(resources, "aws_s3_bucket")
+    assert bucket.props["sse_algorithm"] in {"AES256", "aws:kms"}
+    assert all(bucket.props["public_access_block"].values())
+    assert bucket.props["versioning"] is True
+    (secret,) = of(resources, "aws_secretsmanager_secret")  # Secrets Manager always encrypts
+    if spec.data["security"]["encryption"]["create_kms_key"]:
+        assert bucket.props["sse_algorithm"] == "aws:kms"
+        assert secret.props["kms_key_id"] is not None and vol.props["kms_key_id"] is not None
+
+
+def test_encryption_off_is_a_warned_choice() -> None:
+    spec = load_spec(ROOT / "specs/prod.yaml", ["security.encryption.enabled=false"])
+    assert any("encryption at rest is off" in w for w in spec.warnings)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_bucket_refuses_plain_http(variant: str) -> None:
+    _, resources = build(variant)
+    (bucket,) = of(resources, "aws_s3_bucket")
+    deny = [s for s in bucket.props["policy"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": ["false"]}} and s["Action"] == ["s3:*"]
+               and s["Principal"] == "*" for s in deny)
+
+
+def _statements(resources: list[Resource]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for role in of(resources, "aws_iam_role"):
+        for doc in role.props["inline_policies"].values():
+            out += [(role.address, s) for s in doc["Statement"]]
+    return out
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_iam_has_no_wildcard_actions_and_scopes_resources(variant: str) -> None:
+    _, resources = build(variant)
+    statements = _statements(resources)
+    assert statements
+    for where, s in statements:
+        if s["Effect"] != "Allow":
+            continue
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        for a in actions:
+            assert a != "*" and not a.endswith(":*"), (where, s.get("Sid"), a)
+        res = s.get("Resource")
+        if res == "*" or (isinstance(res, list) and "*" in res):
+            loose = [a for a in actions if not any(a.startswith(u) for u in UNSCOPABLE)]
+            assert not loose, f"{where} {s.get('Sid')}: {loose} on Resource '*' though AWS can scope them"
+    for role in of(resources, "aws_iam_role"):  # only the intended principals may assume the roles
+        for s in role.props["assume_role_policy"]["Statement"]:
+            assert s["Principal"] != "*" and s["Principal"].get("AWS") != "*"
+
+
+def test_secrets_never_in_state_plan_logs_or_user_data(
+    moto: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from byoc.engine import Engine
+    from byoc.render import render_plan, render_plan_json
+    from byoc.resources.base import AwsContext
+    from byoc.state import LocalBackend
+    from tests.awsrealism import free_eips_of_deleted_nat_gateways
+
+    spec = load_spec(ROOT / "specs/dev.yaml")
+    ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01)
+    free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
+    backend = LocalBackend(tmp_path, spec.cluster_name)
+    eng = Engine(spec, ctx=ctx, backend=backend, ami_resolver=lambda t: FACTS.ami)
+    caplog.set_level(logging.DEBUG)
+    result = eng.apply(eng.plan())
+    assert result.ok
+    state = eng.state()
+    assert state is not None
+    arn = state.outputs["admin_password_secret_arn"]
+    password = ctx.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    assert len(password) >= 16
+    again = eng.plan()
+    ec2 = ctx.client("ec2")
+    user_data = [ec2.describe_instance_attribute(InstanceId=i, Attribute="userData")["UserData"]["Value"]
+                 for i in state.outputs["instance_ids"]]
+    import base64
+
+    scripts = [base64.b64decode(u).decode() for u in user_data]
+    assert all("SECRET_ARN=" in s for s in scripts)  # the nodes fetch it at boot, by ARN
+    places = {
+        "state": backend.path.read_text(),
+        "plan": render_plan_json(again) + render_plan(again),
+        "logs": caplog.text,
+        "user data": "".join(scripts),
+    }
+    assert "aws secretsmanager CreateSecret" in caplog.text or "CreateSecret" in caplog.text
+    for where, text in places.items():
+        assert password not in text, f"the admin password leaked into the {where}"
+    mode = stat.S_IMODE(backend.path.stat().st_mode)
+    assert mode == 0o600, oct(mode)
+    assert json.loads(places["state"])["version"] == 1
+
+
+def test_state_and_lock_files_are_private(tmp_path: Path) -> None:
+    from byoc.state import LocalBackend, State
+
+    b = LocalBackend(tmp_path / "st", "c1")
+    with b.lock("apply"):
+        b.write(State.new("c1"))
+        b.write(b.read().bumped())  # type: ignore[union-attr]
+        assert stat.S_IMODE(b.lock_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(b.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(b.backup_path.stat().st_mode) == 0o600

@@ -1,0 +1,221 @@
+"""The S3 state backend on moto: conditional writes, the S3 and DynamoDB locks, migration, CLI."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byoc.errors import LockError, StateError
+from byoc.resources.base import AwsContext
+from byoc.spec import load_spec_dict
+from byoc.state import LocalBackend, LockInfo, ResourceState, State
+from byoc.state.migrate import migrate_state
+from byoc.state.s3 import S3Backend
+from tests.motoserver import ROOT, MotoServer
+
+BUCKET = "team-state"
+
+
+def _bucket(client: Any, versioned: bool = True) -> None:
+    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    if versioned:
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _table(client: Any) -> None:
+    client.create_table(TableName="byoc-locks", BillingMode="PAY_PER_REQUEST",
+                        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+                        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}])
+
+
+@pytest.fixture
+def ctx(moto: None) -> AwsContext:
+    c = AwsContext(cluster="ct1", region="us-west-2")
+    _bucket(c.client("s3"))
+    _table(c.client("dynamodb"))
+    return c
+
+
+def backend(ctx: AwsContext, table: str | None = None) -> S3Backend:
+    return S3Backend(ctx.client, bucket=BUCKET, cluster="ct1", lock_table=table,
+                     unlock_hint="byoc force-unlock specs/c1.yaml")
+
+
+def _state(serial: int = 1, lineage: str = "L1") -> State:
+    r = ResourceState("aws_vpc.main", "aws_vpc", "vpc-1", {"cidr_block": "10.0.0.0/16"})
+    return State(cluster="ct1", lineage=lineage, serial=serial).with_resource(r)
+
+
+def test_read_write_round_trip_with_versions(ctx: AwsContext) -> None:
+    b = backend(ctx)
+    assert b.read() is None
+    b.write(_state(1))
+    b.write(_state(2))
+    assert b.read() == _state(2)
+    assert backend(ctx).read() == _state(2)
+    versions = ctx.client("s3").list_object_versions(Bucket=BUCKET, Prefix=b.key)["Versions"]
+    assert len(versions) == 2
+    assert b.describe() == "s3://team-state/byoc/ct1/state.json"
+
+
+def test_write_refuses_lower_serial_and_other_lineage(ctx: AwsContext) -> None:
+    backend(ctx).write(_state(5))
+    late = backend(ctx)
+    with pytest.raises(StateError, match="serial 5, newer than this run's 3"):
+        late.write(_state(3))
+    with pytest.raises(StateError, match="lineage L1, not L2"):
+        backend(ctx).write(_state(9, lineage="L2"))
+    assert backend(ctx).read() == _state(5)
+
+
+def test_a_concurrent_write_is_detected_by_the_etag(ctx: AwsContext) -> None:
+    a, b = backend(ctx), backend(ctx)
+    a.write(_state(1))
+    assert b.read() == _state(1)
+    a.write(_state(4))
+    with pytest.raises(StateError, match="serial 4, newer than this run's 2"):
+        b.write(_state(2))  # b's ETag is stale: S3 answers 412, b re-reads and refuses
+    b.write(_state(6))  # a later serial of the same lineage is fine after the re-read
+    assert a.read() == _state(6)
+
+
+@pytest.mark.parametrize("table", [None, "byoc-locks"])
+def test_lock_fails_fast_naming_the_holder_and_force_unlock_clears(
+    ctx: AwsContext, table: str | None) -> None:
+    a, b = backend(ctx, table), backend(ctx, table)
+    with a.lock("apply") as info:
+        with pytest.raises(LockError) as exc, b.lock("destroy"):
+            pass
+        msg = str(exc.value)
+        assert f"pid {info.pid} on {info.host} (apply, since" in msg
+        assert "byoc force-unlock specs/c1.yaml" in msg
+        assert b.holder() == info
+    assert b.holder() is None  # released on the way out
+    with b.lock("apply"):
+        pass
+    # a lock left behind by a process that is gone stays until force-unlock
+    assert b._acquire(LockInfo(2**22 + 7, info.host, "apply", "then"))
+    with pytest.raises(LockError, match="no longer running on this host"), a.lock("apply"):
+        pass
+    gone = a.force_unlock()
+    assert gone is not None and gone.pid == 2**22 + 7
+    assert a.force_unlock() is None
+    with a.lock("apply"):
+        pass
+
+
+def test_unversioned_or_missing_bucket_is_explained(moto: None) -> None:
+    ctx = AwsContext(cluster="ct1", region="us-west-2")
+    b = backend(ctx)
+    with pytest.raises(StateError, match=r"does not exist.*put-bucket-versioning"), b.lock("apply"):
+        pass
+    _bucket(ctx.client("s3"), versioned=False)
+    with pytest.raises(StateError, match="versioning off"), b.lock("apply"):
+        pass
+
+
+def _race(url: str, table: str | None, n: int, q: Any) -> None:
+    import os
+
+    os.environ["AWS_ENDPOINT_URL"] = url
+    ctx = AwsContext(cluster="ct1", region="us-west-2")
+    b = S3Backend(ctx.client, bucket=BUCKET, cluster="ct1", lock_table=table)
+    won = 0
+    for _ in range(n):
+        try:
+            with b.lock("apply"):
+                state = b.read() or State(cluster="ct1", lineage="L1")
+                b.write(state.bumped())
+                won += 1
+        except LockError:
+            pass
+    q.put(won)
+
+
+
+@pytest.mark.parametrize("table", [None, "byoc-locks"])
+def test_two_processes_racing_for_the_lock_never_lose_a_write(server: MotoServer, table: str | None) -> None:
+    server.reset()
+    _bucket(server.client("s3"))
+    _table(server.client("dynamodb"))
+    mp = multiprocessing.get_context("spawn")
+    q = mp.Queue()
+    procs = [mp.Process(target=_race, args=(server.url, table, 15, q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    won = [q.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert sum(won) >= 1
+    ctx_state = S3Backend(lambda s: server.client(s), bucket=BUCKET, cluster="ct1").read()
+    assert ctx_state is not None and ctx_state.serial == sum(won)  # every locked write kept
+
+
+def _spec(tmp_path: Path, **state: Any) -> Any:
+    import yaml
+
+    data = yaml.safe_load((ROOT / "specs/dev.yaml").read_text())
+    data["cluster"]["name"] = "ct1"
+    data["state"] = {"path": str(tmp_path / "st"), **state}
+    return load_spec_dict(data, source="specs/c1.yaml")
+
+
+def test_migrate_local_to_s3_and_back_keeps_the_serial(ctx: AwsContext, tmp_path: Path) -> None:
+    from byoc.engine import backend_for
+
+    spec = _spec(tmp_path, backend="s3", bucket=BUCKET)
+    s3 = backend_for(spec)
+    assert isinstance(s3, S3Backend) and s3.unlock_hint == "byoc force-unlock specs/c1.yaml"
+    local = backend_for(spec, kind="local")
+    assert isinstance(local, LocalBackend)
+    local.write(_state(7))
+    assert migrate_state(local, s3) == (_state(7), True)
+    assert migrate_state(local, s3) == (_state(7), False)  # nothing to do the second time
+    s3.write(_state(9))
+    with pytest.raises(StateError, match=r"newer state \(serial 9 > 7"):
+        migrate_state(local, s3)
+    assert migrate_state(s3, local) == (_state(9), True)
+    assert local.read() == _state(9)
+    other = LocalBackend(tmp_path / "other", "ct1")
+    other.write(_state(1, lineage="L2"))
+    with pytest.raises(StateError, match="another lineage"):
+        migrate_state(s3, other)
+    with pytest.raises(StateError, match="no state to migrate"):
+        migrate_state(LocalBackend(tmp_path / "empty", "ct1"), s3)
+
+
+def test_state_migrate_cli(server: MotoServer, tmp_path: Path) -> None:
+    import yaml
+
+    server.reset()
+    _bucket(server.client("s3"))
+    data = yaml.safe_load((ROOT / "specs/dev.yaml").read_text())
+    data["state"] = {"backend": "s3", "bucket": BUCKET}
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/dev.yaml").write_text(yaml.safe_dump(data))
+    LocalBackend(tmp_path / "state", "dev-proton").write(
+        State(cluster="dev-proton", lineage="L1", serial=3))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "byoc", *args], env=server.env(), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    p = run("state", "migrate", "specs/dev.yaml", "--to", "s3")
+    assert p.returncode == 0, p.stderr
+    assert "Copied the state (serial 3, lineage L1, 0 resources)" in p.stdout
+    p = run("show", "specs/dev.yaml", "--json")
+    assert p.returncode == 0 and '"serial": 3' in p.stdout
+    held = b'{"pid": 1, "host": "elsewhere", "operation": "apply", "since": "x"}'
+    server.client("s3").put_object(Bucket=BUCKET, Key="byoc/dev-proton/state.json.lock", Body=held)
+    p = run("apply", "specs/dev.yaml", "--auto-approve")
+    assert p.returncode == 1 and "locked by pid 1 on elsewhere" in p.stderr
+    assert "byoc force-unlock specs/dev.yaml" in p.stderr and "Traceback" not in p.stderr
+    p = run("force-unlock", "specs/dev.yaml")
+    assert p.returncode == 0 and "Removed the lock held by pid 1 on elsewhere" in p.stdout
+    p = run("state", "migrate", "specs/dev.yaml", "--to", "sideways")
+    assert p.returncode == 1 and "--to must be s3 or local" in p.stderr
