@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests import test_cli_e2e
 from tests.motoserver import MotoServer
 from tests.test_cli_e2e import byoc, no_traceback
 
 SPEC = "specs/dev.yaml"
 LOGS = "aws_cloudwatch_log_group.main"
-work = test_cli_e2e.work  # the fixture: a copy of specs/dev.yaml in a temporary directory
 
 
 @pytest.fixture(scope="module")
