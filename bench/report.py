@@ -1,0 +1,42 @@
+"""The benchmark's table: per case and step, calls, wall time, critical-path bound and ratio,
+serial against parallel, and the calls of the no-op plan by service and action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _step(case: dict[str, Any], label: str, name: str) -> dict[str, Any] | None:
+    return next((s for s in case.get(label) or () if s["step"] == name), None)
+
+
+def table(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    if "startup" in results:
+        st = results["startup"]
+        lines.append(f"start-up: byoc --help {st['help']:.3f} s, byoc validate {st['validate']:.3f} s")
+    if "engine" in results:
+        en = results["engine"]
+        lines.append(f"engine ({en['resources']} synthetic resources, in-memory fake): plan "
+                     f"{en['plan_create_s']:.3f} s, apply {en['apply_s']:.3f} s, "
+                     f"no-op plan {en['plan_noop_s']:.3f} s")
+    head = (f"{'nodes':>5} {'delay':>6} {'step':<13} {'calls':>6} {'chain':>6} {'wall s':>8} "
+            f"{'bound s':>8} {'ratio':>6} {'serial s':>9} {'speed-up':>8}")
+    lines += ["", head, "-" * len(head)]
+    for case in results["cases"]:
+        delay = case["delay_ms"] / 1000
+        for s in case["parallel"]:
+            bound = s["chain"] * delay
+            ratio = f"{s['wall'] / bound:6.2f}" if bound else f"{'-':>6}"
+            serial = _step(case, "serial", s["step"])
+            ser = f"{serial['wall']:9.2f}" if serial else f"{'-':>9}"
+            speed = f"{serial['wall'] / s['wall']:7.1f}x" if serial and s["wall"] else f"{'-':>8}"
+            lines.append(f"{case['nodes']:>5} {case['delay_ms']:>4g}ms {s['step']:<13} {s['calls']:>6} "
+                         f"{s['chain']:>6} {s['wall']:>8.2f} {bound:>8.2f} {ratio} {ser} {speed}")
+    for case in results["cases"]:
+        noop = _step(case, "parallel", "noop-plan")
+        if noop is None or case["delay_ms"]:
+            continue
+        lines += ["", f"no-op plan, {case['nodes']} node(s): {noop['calls']} calls"]
+        lines += [f"  {n:>4}  {action}" for action, n in sorted(noop["by_action"].items())]
+    return "\n".join(lines)
