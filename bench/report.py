@@ -20,8 +20,9 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"engine ({en['resources']} synthetic resources, in-memory fake): plan "
                      f"{en['plan_create_s']:.3f} s, apply {en['apply_s']:.3f} s, "
                      f"no-op plan {en['plan_noop_s']:.3f} s")
-    head = (f"{'nodes':>5} {'delay':>6} {'step':<13} {'calls':>6} {'chain':>6} {'wall s':>8} "
-            f"{'bound s':>8} {'ratio':>6} {'serial s':>9} {'speed-up':>8}")
+    par = results.get("parallelism", 10)
+    head = (f"{'nodes':>5} {'delay':>6} {'step':<13} {'calls':>6} {'chain':>6} {'wall s':>7} "
+            f"{'bound s':>7} {'ratio':>6} {'work s':>7} {'moto s':>7} {'serial s':>8} {'speed-up':>8}")
     lines += ["", head, "-" * len(head)]
     for case in results["cases"]:
         delay = case["delay_ms"] / 1000
@@ -29,10 +30,13 @@ def table(results: dict[str, Any]) -> str:
             bound = s["chain"] * delay
             ratio = f"{s['wall'] / bound:6.2f}" if bound else f"{'-':>6}"
             serial = _step(case, "serial", s["step"])
-            ser = f"{serial['wall']:9.2f}" if serial else f"{'-':>9}"
+            ser = f"{serial['wall']:8.2f}" if serial else f"{'-':>8}"
             speed = f"{serial['wall'] / s['wall']:7.1f}x" if serial and s["wall"] else f"{'-':>8}"
             lines.append(f"{case['nodes']:>5} {case['delay_ms']:>4g}ms {s['step']:<13} {s['calls']:>6} "
-                         f"{s['chain']:>6} {s['wall']:>8.2f} {bound:>8.2f} {ratio} {ser} {speed}")
+                         f"{s['chain']:>6} {s['wall']:>7.2f} {bound:>7.2f} {ratio} "
+                         f"{s['calls'] * delay / par:>7.2f} {s.get('server', 0):>7.2f} {ser} {speed}")
+    lines += ["", "chain: the longest chain of dependent calls; bound = chain x delay; ratio = wall / bound;",
+              f"work = calls x delay / parallelism ({par}); moto = the server's own time, summed."]
     for case in results["cases"]:
         noop = _step(case, "parallel", "noop-plan")
         if noop is None or case["delay_ms"]:

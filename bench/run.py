@@ -26,10 +26,11 @@ from bench.report import table  # noqa: E402
 from bench.trace import TracedKind, Tracer, apply_chain, plan_chain  # noqa: E402
 
 SPEC = ROOT / "specs/prod.yaml"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-west-2"}
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+               "AWS_DEFAULT_REGION": "us-west-2"}
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+def start_moto() -> tuple[subprocess.Popen[bytes] | None, str]:
     """moto's server on a free port of 127.0.0.1 (AMIs loaded, as the sandbox has them)."""
     from tests.motoserver import MotoServer
 
@@ -73,6 +74,7 @@ class Run:
         per_op, _ = self.tracer.take()
         by_action = Counter(f"{c.service}:{c.action}" for c in calls)
         return value, {"step": name, "wall": round(wall, 3), "calls": len(calls),
+                       "server": round(sum(c.upstream for c in calls), 3),
                        "by_action": dict(sorted(by_action.items())), "per_op": per_op}
 
     def plan(self, name: str, **options: Any) -> tuple[Any, dict[str, Any]]:
@@ -133,18 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-serial", action="store_true", help="skip the --parallelism 1 runs")
     ap.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
     ap.add_argument("--no-engine", action="store_true", help="skip the 5,000-resource engine run")
+    ap.add_argument("--moto", metavar="URL", help="use this running moto server (it is reset between runs)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/latest.json"))
     args = ap.parse_args(argv)
     nodes = [int(n) for n in args.nodes.split(",") if n]
     delays = [float(d) for d in args.delays.split(",") if d]
     os.environ.update(CREDENTIALS)
     results: dict[str, Any] = {"spec": str(SPEC.relative_to(ROOT)), "parallelism": args.parallelism,
-                               "cases": []}
+                               "cpus": os.cpu_count(), "load": os.getloadavg()[0], "cases": []}
     if not args.no_startup:
         results["startup"] = startup()
     if not args.no_engine:
         results["engine"] = engine_bench()
-    proc, moto_url = start_moto()
+    proc, moto_url = (None, args.moto) if args.moto else start_moto()
     proxy = AwsProxy(moto_url).start()
     os.environ["AWS_ENDPOINT_URL"] = proxy.url
     try:
@@ -162,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"done: {n} nodes at {delay:g} ms", file=sys.stderr, flush=True)
     finally:
         proxy.stop()
-        proc.terminate()
-        proc.wait(timeout=10)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -24,7 +24,8 @@ def graph(total: int) -> list[Resource]:
         out.append(Resource(net, "fake_net", {"cidr": f"10.{n % 256}.0.0/16", "name": f"net-{n}"}))
         for s in range(subs_per_net):
             sub = f"fake_sub.n{n}s{s}"
-            out.append(Resource(sub, "fake_sub", {"net_id": Ref(net, "id"), "cidr": f"10.{n % 256}.{s}.0/24"}))
+            cidr = f"10.{n % 256}.{s}.0/24"
+            out.append(Resource(sub, "fake_sub", {"net_id": Ref(net, "id"), "cidr": cidr}))
             for v in range(per_sub):
                 if len(out) + 2 > total:
                     break

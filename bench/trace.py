@@ -31,7 +31,8 @@ class Tracer:
         self.actions: Counter[tuple[str, str]] = Counter()  # (service, action) -> calls
 
     def current(self) -> tuple[str, str]:
-        return getattr(self._local, "op", MAIN)  # type: ignore[no-any-return]
+        op: tuple[str, str] = getattr(self._local, "op", MAIN)
+        return op
 
     def under(self, op: tuple[str, str]) -> _Under:
         return _Under(self, op)
@@ -107,10 +108,10 @@ def apply_chain(plan: Plan, calls: Mapping[tuple[str, str], int]) -> tuple[int, 
     end = max(best, key=lambda op: best[op][0])
     total = best[end][0]
     path: list[str] = []
-    op: Any = end
-    while op is not None:
-        path.append(f"{op[0]} ({op[1]}, {calls.get(op, 0)} calls)")
-        op = best[op][1]
+    step: Any = end
+    while step is not None:
+        path.append(f"{step[0]} ({step[1]}, {calls.get(step, 0)} calls)")
+        step = best[step][1]
     return total, path[::-1]
 
 
