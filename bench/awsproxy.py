@@ -106,6 +106,7 @@ class AwsProxy:
 
     def __init__(self, upstream: str, delay: float = 0.0, host: str = "127.0.0.1", port: int = 0) -> None:
         up = urlsplit(upstream)
+        self.host = host
         self.upstream_host = up.hostname or "127.0.0.1"
         self.upstream_port = up.port or 80
         self.delay = delay
@@ -137,7 +138,7 @@ class AwsProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://{self.host}:{self.server.server_address[1]}"
 
     def start(self) -> AwsProxy:
         self._thread = threading.Thread(target=self.server.serve_forever, name="awsproxy", daemon=True)

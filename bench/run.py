@@ -45,10 +45,22 @@ def reset(url: str) -> None:
         pass
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) of process ``pid`` so far, from /proc; 0 where unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Run:
     """One cluster size at one delay and parallelism: the lifecycle, timed and counted."""
 
-    def __init__(self, proxy: AwsProxy, nodes: int, parallelism: int, state_dir: Path) -> None:
+    def __init__(self, proxy: AwsProxy, nodes: int, parallelism: int, state_dir: Path,
+                 moto_pid: int | None = None) -> None:
         from byoc.engine import Engine
         from byoc.resources import registry
         from byoc.resources.base import AwsContext
@@ -56,6 +68,7 @@ class Run:
         from byoc.state.local import LocalBackend
 
         self.proxy = proxy
+        self.moto_pid = moto_pid
         self.tracer = Tracer()
         spec = load_spec(str(SPEC), [f"compute.instance_count={nodes}"])
         kinds = {name: TracedKind(k, self.tracer) for name, k in registry().items()}
@@ -67,14 +80,16 @@ class Run:
     def step(self, name: str, fn: Any) -> tuple[Any, dict[str, Any]]:
         self.proxy.take()
         self.tracer.take()
-        started = time.monotonic()
+        started, cpu, moto_cpu = time.monotonic(), time.process_time(), cpu_seconds(self.moto_pid)
         value = fn()
         wall = time.monotonic() - started
+        cpu, moto_cpu = time.process_time() - cpu, cpu_seconds(self.moto_pid) - moto_cpu
         calls = self.proxy.take()
         per_op, _ = self.tracer.take()
         by_action = Counter(f"{c.service}:{c.action}" for c in calls)
         return value, {"step": name, "wall": round(wall, 3), "calls": len(calls),
-                       "server": round(sum(c.upstream for c in calls), 3),
+                       "cpu": round(cpu, 3), "moto_cpu": round(moto_cpu, 3),
+                       "errors": dict(Counter(f"{c.service}:{c.action}" for c in calls if c.status >= 400)),
                        "by_action": dict(sorted(by_action.items())), "per_op": per_op}
 
     def plan(self, name: str, **options: Any) -> tuple[Any, dict[str, Any]]:
@@ -160,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     reset(moto_url)
                     with tempfile.TemporaryDirectory() as tmp:
-                        case[label] = Run(proxy, n, par, Path(tmp)).lifecycle(serial_only=label == "serial")
+                        run = Run(proxy, n, par, Path(tmp), proc.pid if proc else None)
+                        case[label] = run.lifecycle(serial_only=label == "serial")
                 results["cases"].append(case)
                 print(f"done: {n} nodes at {delay:g} ms", file=sys.stderr, flush=True)
     finally:
