@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 ## Lint, type-check and the whole test suite.
 test: $(STAMP)
-	$(BIN)/ruff check byoc tests
+	$(BIN)/ruff check byoc tests bench
 	$(BIN)/mypy byoc
 	$(BIN)/python -m pytest -q
 
@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check byoc tests
+	$(BIN)/ruff check byoc tests bench
 	$(BIN)/mypy byoc
 
 clean:

@@ -158,3 +158,4 @@ def test_the_synthetic_engine_graph_plans_applies_and_plans_nothing_after() -> N
 
     result = measure(300)
     assert 290 <= result["resources"] <= 310
+
