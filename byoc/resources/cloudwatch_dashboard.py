@@ -2,7 +2,7 @@
 
 Dashboards cannot be tagged, so the convention is fixed: one dashboard per cluster, named
 exactly ``ctx.cluster``, always at the address ``aws_cloudwatch_dashboard.main``; discovery is
-one ListDashboards(prefix) plus one GetDashboard. The body is compared as parsed JSON.
+one GetDashboard by that name (its not-found answer says there is none). The body is compared as parsed JSON.
 """
 
 from __future__ import annotations
