@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install clean checkov checkov-venv
+.PHONY: demo test lint install clean checkov checkov-venv bench
 
 # Install byoc with its test and sandbox dependencies into a virtualenv (once per change of pyproject).
 $(STAMP): pyproject.toml
@@ -35,12 +35,18 @@ demo: $(STAMP)
 
 ## Lint, type-check and the whole test suite.
 test: $(STAMP) checkov-venv
-	$(BIN)/ruff check byoc tests
+	$(BIN)/ruff check byoc tests bench
 	$(BIN)/mypy byoc
 	$(BIN)/python -m pytest -q
 
+## The benchmark: validate → plan → apply → no-op plan → destroy at 1, 3, 10 and 30 nodes, 0 and
+## 50 ms per AWS call, against moto behind bench/awsproxy.py (several minutes; not part of `test`).
+## A subset: make bench BENCH_ARGS="--nodes 3 --delays 50 --no-serial"
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check byoc tests
+	$(BIN)/ruff check byoc tests bench
 	$(BIN)/mypy byoc
 
 clean:

@@ -197,7 +197,8 @@ class Executor:
         self._refresh(plan)
         result = ApplyResult(self.state)
         waiting = {op: g.in_degree(op) for op in g.nodes}
-        ready = sorted(op for op, n in waiting.items() if n == 0)
+        first = _critical_first(g)
+        ready = sorted((op for op, n in waiting.items() if n == 0), key=first)
         blocked: set[Op] = set()
         running: dict[cf.Future[Live | None], tuple[Op, float]] = {}
         pool = cf.ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="byoc")
@@ -249,7 +250,7 @@ class Executor:
                         waiting[succ] -= 1
                         if waiting[succ] == 0 and succ not in blocked:
                             ready.append(succ)
-                    ready.sort()
+                    ready.sort(key=first)
         finally:
             pool.shutdown(wait=True)
         for op in sorted(blocked):
@@ -374,6 +375,15 @@ class Executor:
 
 #: how often a create answered 5xx is looked for and tried again before its failure is reported
 CREATE_ATTEMPTS = 4
+
+
+def _critical_first(g: nx.DiGraph) -> Callable[[Op], tuple[int, Op]]:
+    """Sort key for ready operations: the longest chain of operations still behind one goes
+    first (then by address), so a worker pool that is full never makes the critical path wait."""
+    depth: dict[Op, int] = {}
+    for op in reversed(list(nx.topological_sort(g))):
+        depth[op] = 1 + max((depth[s] for s in g.successors(op)), default=0)
+    return lambda op: (-depth[op], op)
 
 
 def _changed(before: Mapping[str, Any], after: Mapping[str, Any], hashed: frozenset[str]) -> set[str]:

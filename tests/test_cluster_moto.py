@@ -79,8 +79,12 @@ def test_prod_cluster_apply_noop_destroy_keeps_data(cluster: tuple[AwsContext, L
     assert len(out["instance_ids"]) == 3
     assert state.facts["ami"] == AMI
 
+    ctx.calls.counts.clear()
     again = eng.plan()
     assert not again.has_changes, [(c.address, c.reason) for c in again.actionable]
+    # the no-op plan's AWS calls (bench/ measures them per cluster size): one tagging page
+    assert sum(ctx.calls.counts.values()) <= 40, sorted(ctx.calls.counts.items())
+    assert ctx.calls.counts[("tagging", "GetResources")] == 1
 
     destroy = eng.plan(PlanOptions(destroy=True))
     assert any("aws_s3_bucket.data" in r for r in destroy.refused)

@@ -155,3 +155,14 @@ def test_interrupted_by_failure_in_delete_keeps_the_resource_in_state() -> None:
     assert "fake_net.main" in h.state.resources  # skipped: its dependent could not be deleted
     assert "fake_disk.data" in h.state.resources  # protected without the flag
     assert 'fake_vm.n["a1"]' not in h.state.resources
+
+
+def test_a_full_pool_starts_the_longest_chain_first() -> None:
+    """With one worker, the net and subnets (three and two operations deep) go before the
+    independent disk, which sorts first by address: the critical path never waits behind work
+    nothing depends on."""
+    h = Harness()
+    assert h.apply(h.plan(world()), parallelism=1).ok
+    order = h.cloud.order("create")
+    assert order[:3] == ["fake_net.main", 'fake_sub.s["a"]', 'fake_sub.s["b"]']
+    assert order[3] == "fake_disk.data"  # then by address among equals

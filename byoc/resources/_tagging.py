@@ -13,6 +13,10 @@ from typing import Any
 
 from byoc.resources.base import CLUSTER_TAG, AwsContext, is_owned
 
+#: the services whose kinds read the index: the only ones asked for (EC2 kinds describe by tag
+#: themselves, and each tagged item costs page space: at most 500 tags a page)
+SERVICES = ("cloudwatch", "elasticloadbalancing", "kms", "logs", "s3", "sns")
+
 
 @dataclass(frozen=True)
 class Tagged:
@@ -32,7 +36,10 @@ class Tagged:
 def _fetch(ctx: AwsContext) -> list[Tagged]:
     client = ctx.client("resourcegroupstaggingapi")
     pages = client.get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": CLUSTER_TAG, "Values": [ctx.cluster]}], ResourcesPerPage=100
+        TagFilters=[{"Key": CLUSTER_TAG, "Values": [ctx.cluster]}],
+        ResourceTypeFilters=list(SERVICES),
+        ResourcesPerPage=100,
+        TagsPerPage=500,  # moto (and the API's doc) default to 100 tags a page: ~12 of our items
     )
     out: list[Tagged] = []
     for page in pages:
@@ -46,6 +53,8 @@ def _fetch(ctx: AwsContext) -> list[Tagged]:
 def tagged(ctx: AwsContext, service: str, resource_prefix: str = "") -> list[Tagged]:
     """ARNs owned by the cluster for one service (``s3``, ``elasticloadbalancing`` …) whose
     resource part starts with ``resource_prefix`` (e.g. ``loadbalancer/``, ``targetgroup/``)."""
+    if service not in SERVICES:
+        raise ValueError(f"the tagging index is not asked for {service!r}; add it to SERVICES")
     items: list[Tagged] = ctx.memo("tagging", "get_resources", lambda: _fetch(ctx))
     return [t for t in items if t.service == service and t.resource.startswith(resource_prefix)]
 

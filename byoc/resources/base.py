@@ -308,7 +308,13 @@ class AwsContext:
 
     # -- clients -------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        """A boto3 client for ``service`` (created once, shared by all threads)."""
+        """A boto3 client for ``service`` (created once, shared by all threads).
+
+        Made clients are handed out without the lock: making one takes a few hundred ms (boto3
+        loads the service model), and other threads must not wait for it to use theirs."""
+        client = self._clients.get(service)
+        if client is not None:
+            return client
         with self._lock:
             if service not in self._clients:
                 self._clients[service] = self._make_client(service)

@@ -2,7 +2,7 @@
 
 Dashboards cannot be tagged, so the convention is fixed: one dashboard per cluster, named
 exactly ``ctx.cluster``, always at the address ``aws_cloudwatch_dashboard.main``; discovery is
-one ListDashboards(prefix) plus one GetDashboard. The body is compared as parsed JSON.
+one GetDashboard by that name (its not-found answer says there is none). The body is compared as parsed JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Dashboard(ResourceType):
     force_new = frozenset({"dashboard_name"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:
-        dashboard = _get(ctx, ctx.cluster, listed_first=True)
+        dashboard = _get(ctx, ctx.cluster)
         return [] if dashboard is None else [self._live(dashboard)]
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
@@ -95,14 +95,9 @@ class Dashboard(ResourceType):
         return Live(ADDRESS, self.kind, name, props, {"arn": dashboard["DashboardArn"]})
 
 
-def _get(ctx: AwsContext, name: str, *, listed_first: bool = False) -> dict[str, Any] | None:
-    """GetDashboard for ``name``; None if it does not exist. With ``listed_first``, only after one
-    ListDashboards(prefix) shows it (discovery's cheap check for the usual case: no dashboard)."""
+def _get(ctx: AwsContext, name: str) -> dict[str, Any] | None:
+    """GetDashboard for ``name`` (one call, there or not); None if it does not exist."""
     cw = ctx.client("cloudwatch")
-    if listed_first:
-        pages = cw.get_paginator("list_dashboards").paginate(DashboardNamePrefix=name)
-        if not any(d["DashboardName"] == name for page in pages for d in page["DashboardEntries"]):
-            return None
     resp = unless_gone(lambda: cw.get_dashboard(DashboardName=name))
     return None if resp is None else dict(resp)
 

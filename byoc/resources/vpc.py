@@ -1,6 +1,6 @@
 """``aws_vpc``: the cluster's VPC, with its two DNS attributes (Terraform's aws_vpc).
 
-The default security group and main route table AWS makes with the VPC are exposed as attrs.
+byoc does not manage the default security group or main route table AWS makes with it.
 """
 
 from __future__ import annotations
@@ -35,13 +35,11 @@ class Vpc(ResourceType):
         vpcs = [v for v in describe_owned(ctx, "describe_vpcs", "Vpcs") if v.get("State") != "deleted"]
         if not vpcs:
             return []
-        ids = [v["VpcId"] for v in vpcs]
-        sgs, rts = _default_sgs(ctx, ids), _main_route_tables(ctx, ids)
         out = []
         for v in vpcs:
             dns = _read_dns(ctx, v["VpcId"])
             if dns is not None:
-                out.append(self._live(ctx, v, dns, sgs.get(v["VpcId"]), rts.get(v["VpcId"])))
+                out.append(self._live(ctx, v, dns))
         return out
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
@@ -58,18 +56,8 @@ class Vpc(ResourceType):
         )
         dns = {k: bool(props[k]) for k in _DNS}
         _set_dns(ctx, vpc_id, _AWS_DEFAULTS, dns)
-        # AWS makes the default SG and main route table with the VPC; they may lag a moment.
-        sg_id, rt_id = ctx.poll(
-            lambda: (
-                _default_sgs(ctx, [vpc_id]).get(vpc_id),
-                _main_route_tables(ctx, [vpc_id]).get(vpc_id),
-            ),
-            lambda pair: None not in pair,
-            timeout=120.0,
-            what=f"the default security group and main route table of {vpc_id}",
-        )
         vpc["Tags"] = tag_list(props["tags"])
-        return self._live(ctx, vpc, dns, sg_id, rt_id, address=address)
+        return self._live(ctx, vpc, dns, address=address)
 
     def update(self, ctx: AwsContext, live: Live, props: Mapping[str, Any], changed: set[str]) -> Live:
         if changed & set(_DNS):
@@ -94,17 +82,13 @@ class Vpc(ResourceType):
         ctx: AwsContext,
         vpc: Mapping[str, Any],
         dns: Mapping[str, bool],
-        sg_id: str | None,
-        rt_id: str | None,
         address: str | None = None,
     ) -> Live:
+        """The VPC as byoc sees it. Its default security group and main route table are not read:
+        byoc manages neither, nothing refers to them, and reading them cost two calls a plan."""
         tags = user_tags(vpc)
         props = _props({"cidr_block": vpc["CidrBlock"], **dns, "tags": tags})
-        attrs = {
-            "arn": ec2_arn(ctx, vpc["OwnerId"], f"vpc/{vpc['VpcId']}"),
-            "default_security_group_id": sg_id,
-            "main_route_table_id": rt_id,
-        }
+        attrs = {"arn": ec2_arn(ctx, vpc["OwnerId"], f"vpc/{vpc['VpcId']}")}
         return Live(address or tags["byoc:address"], self.kind, vpc["VpcId"], props, attrs)
 
 
@@ -146,26 +130,6 @@ def _set_dns(ctx: AwsContext, vpc_id: str, old: Mapping[str, Any], new: Mapping[
             codes={"InvalidVpcID.NotFound"},
             timeout=60.0,
         )
-
-
-def _default_sgs(ctx: AwsContext, vpc_ids: list[str]) -> dict[str, str]:
-    resp = ctx.client("ec2").describe_security_groups(
-        Filters=[
-            {"Name": "vpc-id", "Values": vpc_ids},
-            {"Name": "group-name", "Values": ["default"]},
-        ]
-    )
-    return {g["VpcId"]: g["GroupId"] for g in resp["SecurityGroups"]}
-
-
-def _main_route_tables(ctx: AwsContext, vpc_ids: list[str]) -> dict[str, str]:
-    resp = ctx.client("ec2").describe_route_tables(
-        Filters=[
-            {"Name": "vpc-id", "Values": vpc_ids},
-            {"Name": "association.main", "Values": ["true"]},
-        ]
-    )
-    return {rt["VpcId"]: rt["RouteTableId"] for rt in resp["RouteTables"]}
 
 
 KIND = Vpc()

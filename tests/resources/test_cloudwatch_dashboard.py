@@ -91,15 +91,15 @@ def test_discovery_is_per_cluster_and_by_exact_name(ctx: AwsContext) -> None:
     assert KIND.discover(ctx) == [live]
 
 
-def test_discovery_is_one_list_and_one_get(ctx: AwsContext) -> None:
+def test_discovery_is_one_get_there_or_not(ctx: AwsContext) -> None:
     lists, gets = count(ctx, "ListDashboards"), count(ctx, "GetDashboard")
     assert KIND.discover(ctx) == []
-    assert (len(lists), len(gets)) == (1, 0)  # no dashboard yet: the list alone says so
+    assert (len(lists), len(gets)) == (0, 1)  # no dashboard yet: its not-found answer says so
     live = KIND.create(ctx, ADDRESS, props())
     lists.clear()
     gets.clear()
     assert KIND.discover(ctx) == [live]
-    assert (len(lists), len(gets)) == (1, 1)
+    assert (len(lists), len(gets)) == (0, 1)
 
 
 def test_body_round_trips_regardless_of_key_order(ctx: AwsContext) -> None:

@@ -1,0 +1,237 @@
+"""A call-counting, latency-injecting reverse proxy in front of a moto server, for the benchmark.
+
+Every request is held for a fixed delay, forwarded to the upstream server, and counted by
+(service, action): the service from the SigV4 credential scope, the action from X-Amz-Target,
+the query protocol's ``Action`` field, an RPC-v2 path, or (S3 and other REST APIs) the method
+and path/query. Each call is also recorded with its start and end time and the upstream
+server's own share of it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_RPCV2 = re.compile(r"/service/[^/]+/operation/([A-Za-z0-9]+)")
+_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"}
+
+#: S3 sub-resources (query keys) and the action each method on them is
+_S3_SUB = {
+    "versioning": "BucketVersioning", "encryption": "BucketEncryption", "tagging": "Tagging",
+    "policy": "BucketPolicy", "lifecycle": "BucketLifecycleConfiguration", "acl": "Acl",
+    "publicAccessBlock": "PublicAccessBlock", "ownershipControls": "BucketOwnershipControls",
+    "location": "BucketLocation", "logging": "BucketLogging", "versions": "ObjectVersions",
+    "uploads": "MultipartUploads", "delete": "Objects", "notification": "BucketNotification",
+    "cors": "BucketCors", "website": "BucketWebsite", "replication": "BucketReplication",
+}
+_VERB = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    action: str
+    start: float
+    end: float
+    status: int
+    #: seconds the upstream server took (the injected delay not included)
+    upstream: float
+
+
+def service_of(headers: Any) -> str:
+    match = _SCOPE.search(headers.get("Authorization", "") or "")
+    return match.group(1) if match else "unknown"
+
+
+def action_of(method: str, path: str, headers: Any, body: bytes, service: str) -> str:
+    """The API action of one request, as precisely as the protocol lets us tell."""
+    target = headers.get("X-Amz-Target")
+    if target:
+        return str(target).rsplit(".", 1)[-1]
+    split = urlsplit(path)
+    rpc = _RPCV2.search(split.path)
+    if rpc:
+        return rpc.group(1)
+    query = parse_qs(split.query, keep_blank_values=True)
+    if "Action" in query:
+        return query["Action"][0]
+    ctype = headers.get("Content-Type", "") or ""
+    if method == "POST" and "x-www-form-urlencoded" in ctype:
+        form = parse_qs(body.decode("utf-8", "replace"))
+        if "Action" in form:
+            return form["Action"][0]
+    if service == "s3":
+        return _s3_action(method, split.path, query)
+    return f"{method} {split.path}"
+
+
+def _s3_action(method: str, path: str, query: dict[str, list[str]]) -> str:
+    parts = [p for p in path.split("/") if p]
+    verb = _VERB.get(method, method)
+    for key, name in _S3_SUB.items():
+        if key in query:
+            if key == "versions":
+                return "ListObjectVersions"
+            if key == "delete":
+                return "DeleteObjects"
+            if key == "uploads":
+                return "ListMultipartUploads" if method == "GET" else "CreateMultipartUpload"
+            if key == "tagging" and len(parts) < 2:
+                return f"{verb}BucketTagging"
+            if key == "tagging":
+                return f"{verb}ObjectTagging"
+            return f"{verb}{name}"
+    if not parts:
+        return "ListBuckets" if method == "GET" else f"{verb}Service"
+    if len(parts) == 1:
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+        return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket"}.get(
+            method, f"{verb}Bucket")
+    return {"PUT": "PutObject", "GET": "GetObject", "DELETE": "DeleteObject", "HEAD": "HeadObject"}.get(
+        method, f"{verb}Object")
+
+
+class AwsProxy:
+    """Run with ``start()``; ``url`` is what AWS_ENDPOINT_URL should point at."""
+
+    def __init__(self, upstream: str, delay: float = 0.0, host: str = "127.0.0.1", port: int = 0) -> None:
+        up = urlsplit(upstream)
+        self.host = host
+        self.upstream_host = up.hostname or "127.0.0.1"
+        self.upstream_port = up.port or 80
+        self.delay = delay
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body leave in two writes: without this, Nagle's algorithm meets
+                # the client's delayed ACK and every call gains ~40 ms
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                proxy._forward(self)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.server.server_address[1]}"
+
+    def start(self) -> AwsProxy:
+        self._thread = threading.Thread(target=self.server.serve_forever, name="awsproxy", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- counting ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self._lock:
+            self.calls = []
+
+    def take(self) -> list[Call]:
+        """The calls recorded since the last take/reset, and start afresh."""
+        with self._lock:
+            calls, self.calls = self.calls, []
+        return calls
+
+    def counts(self) -> Counter[tuple[str, str]]:
+        with self._lock:
+            return Counter((c.service, c.action) for c in self.calls)
+
+    # -- forwarding ----------------------------------------------------------------------------
+    def _upstream(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=120)
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._local.conn = conn
+        return conn
+
+    def _forward(self, req: BaseHTTPRequestHandler) -> None:
+        start = time.monotonic()
+        length = int(req.headers.get("Content-Length") or 0)
+        body = req.rfile.read(length) if length else b""
+        service = service_of(req.headers)
+        action = action_of(req.command, req.path, req.headers, body, service)
+        if self.delay:
+            time.sleep(self.delay)
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in _HOP}
+        sent = time.monotonic()
+        status, resp_headers, data = self._send(req.command, req.path, body, headers)
+        upstream = time.monotonic() - sent
+        req.send_response(status)
+        for k, v in resp_headers:
+            if k.lower() not in _HOP and k.lower() != "content-length":
+                req.send_header(k, v)
+        req.send_header("Content-Length", str(len(data)))
+        # counted before the answer leaves: whoever got it sees the call counted
+        call = Call(service, action, start, time.monotonic(), status, upstream)
+        with self._lock:
+            self.calls.append(call)
+        # headers and body in one write (end_headers() would send them in two)
+        req._headers_buffer.append(b"\r\n" + (data if req.command != "HEAD" else b""))  # type: ignore[attr-defined]
+        req.flush_headers()
+
+    def _send(self, method: str, path: str, body: bytes, headers: dict[str, str]
+              ) -> tuple[int, list[tuple[str, str]], bytes]:
+        for attempt in (1, 2):
+            conn = self._upstream()
+            try:
+                conn.request(method, path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                return resp.status, resp.getheaders(), data
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def main() -> None:
+    """``python bench/awsproxy.py UPSTREAM [DELAY_MS] [PORT]``: run the proxy in the foreground."""
+    import sys
+
+    upstream = sys.argv[1]
+    delay = float(sys.argv[2]) / 1000 if len(sys.argv) > 2 else 0.0
+    port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    proxy = AwsProxy(upstream, delay, port=port).start()
+    print(proxy.url, flush=True)
+    try:
+        while True:
+            time.sleep(5)
+            print(sorted(proxy.counts().items()), flush=True)
+    except KeyboardInterrupt:
+        proxy.stop()
+
+
+if __name__ == "__main__":
+    main()

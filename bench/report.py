@@ -1,0 +1,48 @@
+"""The benchmark's table: per case and step, calls, wall time, critical-path bound and ratio,
+serial against parallel, and the calls of the no-op plan by service and action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _step(case: dict[str, Any], label: str, name: str) -> dict[str, Any] | None:
+    return next((s for s in case.get(label) or () if s["step"] == name), None)
+
+
+def table(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    if "startup" in results:
+        st = results["startup"]
+        lines.append(f"start-up: byoc --help {st['help']:.3f} s, byoc validate {st['validate']:.3f} s")
+    if "engine" in results:
+        en = results["engine"]
+        lines.append(f"engine ({en['resources']} synthetic resources, in-memory fake): plan "
+                     f"{en['plan_create_s']:.3f} s, apply {en['apply_s']:.3f} s, "
+                     f"no-op plan {en['plan_noop_s']:.3f} s")
+    par = results.get("parallelism", 10)
+    head = (f"{'nodes':>5} {'delay':>6} {'step':<13} {'calls':>6} {'chain':>6} {'wall s':>7} {'bound s':>7} "
+            f"{'ratio':>6} {'work s':>7} {'cpu s':>6} {'moto s':>6} {'serial s':>8} {'speed-up':>8}")
+    lines += ["", head, "-" * len(head)]
+    for case in results["cases"]:
+        delay = case["delay_ms"] / 1000
+        for s in case["parallel"]:
+            bound = s["chain"] * delay
+            ratio = f"{s['wall'] / bound:6.2f}" if bound else f"{'-':>6}"
+            serial = _step(case, "serial", s["step"])
+            ser = f"{serial['wall']:8.2f}" if serial else f"{'-':>8}"
+            speed = f"{serial['wall'] / s['wall']:7.1f}x" if serial and s["wall"] else f"{'-':>8}"
+            work = s["calls"] * delay / par
+            lines.append(f"{case['nodes']:>5} {case['delay_ms']:>4g}ms {s['step']:<13} {s['calls']:>6} "
+                         f"{s['chain']:>6} {s['wall']:>7.2f} {bound:>7.2f} {ratio} {work:>7.2f} "
+                         f"{s.get('cpu', 0):>6.2f} {s.get('moto_cpu', 0):>6.2f} {ser} {speed}")
+    lines += ["", "chain: the longest chain of dependent calls; bound = chain x delay; ratio = wall / bound;",
+              f"work = calls x delay / parallelism ({par}); cpu = CPU seconds of byoc (and the proxy, in the",
+              "same process); moto = CPU seconds of the moto server, itself a floor under wall (one GIL)."]
+    for case in results["cases"]:
+        noop = _step(case, "parallel", "noop-plan")
+        if noop is None or case["delay_ms"]:
+            continue
+        lines += ["", f"no-op plan, {case['nodes']} node(s): {noop['calls']} calls"]
+        lines += [f"  {n:>4}  {action}" for action, n in sorted(noop["by_action"].items())]
+    return "\n".join(lines)

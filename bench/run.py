@@ -1,0 +1,195 @@
+"""The byoc benchmark: validate → plan → apply → no-op plan → destroy against a moto server behind
+a latency-injecting, call-counting proxy, for several cluster sizes and per-call delays.
+
+Usage: python bench/run.py [--nodes 1,3,10,30] [--delays 0,50] [--no-serial] [--quick]
+Writes bench/results/latest.json and prints a table. Timings here are measurements, never tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+from bench.awsproxy import AwsProxy  # noqa: E402
+from bench.report import table  # noqa: E402
+from bench.trace import TracedKind, Tracer, apply_chain, plan_chain  # noqa: E402
+
+SPEC = ROOT / "specs/prod.yaml"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+               "AWS_DEFAULT_REGION": "us-west-2"}
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes] | None, str]:
+    """moto's server on a free port of 127.0.0.1 (AMIs loaded, as the sandbox has them)."""
+    from tests.motoserver import MotoServer
+
+    server = MotoServer()
+    return server.proc, server.url
+
+
+def reset(url: str) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30):
+        pass
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) of process ``pid`` so far, from /proc; 0 where unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Run:
+    """One cluster size at one delay and parallelism: the lifecycle, timed and counted."""
+
+    def __init__(self, proxy: AwsProxy, nodes: int, parallelism: int, state_dir: Path,
+                 moto_pid: int | None = None) -> None:
+        from byoc.engine import Engine
+        from byoc.resources import registry
+        from byoc.resources.base import AwsContext
+        from byoc.spec import load_spec
+        from byoc.state.local import LocalBackend
+
+        self.proxy = proxy
+        self.moto_pid = moto_pid
+        self.tracer = Tracer()
+        spec = load_spec(str(SPEC), [f"compute.instance_count={nodes}"])
+        kinds = {name: TracedKind(k, self.tracer) for name, k in registry().items()}
+        ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, parallelism=parallelism,
+                         event_hooks=[("before-call", self.tracer.before_call)])
+        self.engine = Engine(spec, kinds=kinds, ctx=ctx,  # type: ignore[arg-type]
+                             backend=LocalBackend(state_dir, spec.cluster_name), parallelism=parallelism)
+
+    def step(self, name: str, fn: Any) -> tuple[Any, dict[str, Any]]:
+        self.proxy.take()
+        self.tracer.take()
+        started, cpu, moto_cpu = time.monotonic(), time.process_time(), cpu_seconds(self.moto_pid)
+        value = fn()
+        wall = time.monotonic() - started
+        cpu, moto_cpu = time.process_time() - cpu, cpu_seconds(self.moto_pid) - moto_cpu
+        calls = self.proxy.take()
+        per_op, _ = self.tracer.take()
+        by_action = Counter(f"{c.service}:{c.action}" for c in calls)
+        return value, {"step": name, "wall": round(wall, 3), "calls": len(calls),
+                       "cpu": round(cpu, 3), "moto_cpu": round(moto_cpu, 3),
+                       "errors": dict(Counter(f"{c.service}:{c.action}" for c in calls if c.status >= 400)),
+                       "by_action": dict(sorted(by_action.items())), "per_op": per_op}
+
+    def plan(self, name: str, **options: Any) -> tuple[Any, dict[str, Any]]:
+        from byoc.planner import PlanOptions
+
+        plan, rec = self.step(name, lambda: self.engine.plan(PlanOptions(**options)))
+        rec["chain"] = plan_chain(rec.pop("per_op"))
+        rec["changes"] = sum(plan.counts().values())
+        return plan, rec
+
+    def apply(self, name: str, plan: Any) -> dict[str, Any]:
+        result, rec = self.step(name, lambda: self.engine.apply(plan))
+        if not result.ok:
+            raise SystemExit(f"{name} failed: {[str(f.error) for f in result.failures]}")
+        rec["chain"], rec["critical_path"] = apply_chain(plan, rec.pop("per_op"))
+        return rec
+
+    def lifecycle(self, serial_only: bool = False) -> list[dict[str, Any]]:
+        steps = []
+        plan, rec = self.plan("plan")
+        steps.append(rec)
+        steps.append(self.apply("apply", plan))
+        if not serial_only:
+            noop, rec = self.plan("noop-plan")
+            if noop.has_changes:
+                raise SystemExit(f"the plan after apply is not empty: {noop.counts()}")
+            steps.append(rec)
+        plan, rec = self.plan("destroy-plan", destroy=True, allow_data_loss=True)
+        steps.append(rec)
+        steps.append(self.apply("destroy", plan))
+        return steps
+
+
+def startup(runs: int = 5) -> dict[str, float]:
+    """Best-of-``runs`` wall time of `byoc --help` and `byoc validate specs/prod.yaml`."""
+    out = {}
+    for name, args in (("help", ["--help"]), ("validate", ["validate", str(SPEC)])):
+        best = float("inf")
+        for _ in range(runs):
+            started = time.monotonic()
+            subprocess.run([sys.executable, "-m", "byoc", *args], check=True, capture_output=True, cwd=ROOT)
+            best = min(best, time.monotonic() - started)
+        out[name] = round(best, 3)
+    return out
+
+
+def engine_bench(resources: int = 5000) -> dict[str, float]:
+    from bench.synthetic import measure
+
+    return measure(resources)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", default="1,3,10,30", help="cluster sizes, comma-separated")
+    ap.add_argument("--delays", default="0,50", help="per-call delays in ms, comma-separated")
+    ap.add_argument("--parallelism", type=int, default=10)
+    ap.add_argument("--no-serial", action="store_true", help="skip the --parallelism 1 runs")
+    ap.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
+    ap.add_argument("--no-engine", action="store_true", help="skip the 5,000-resource engine run")
+    ap.add_argument("--moto", metavar="URL", help="use this running moto server (it is reset between runs)")
+    ap.add_argument("--out", default=str(ROOT / "bench/results/latest.json"))
+    args = ap.parse_args(argv)
+    nodes = [int(n) for n in args.nodes.split(",") if n]
+    delays = [float(d) for d in args.delays.split(",") if d]
+    os.environ.update(CREDENTIALS)
+    results: dict[str, Any] = {"spec": str(SPEC.relative_to(ROOT)), "parallelism": args.parallelism,
+                               "cpus": os.cpu_count(), "load": os.getloadavg()[0], "cases": []}
+    if not args.no_startup:
+        results["startup"] = startup()
+    if not args.no_engine:
+        results["engine"] = engine_bench()
+    proc, moto_url = (None, args.moto) if args.moto else start_moto()
+    proxy = AwsProxy(moto_url).start()
+    os.environ["AWS_ENDPOINT_URL"] = proxy.url
+    try:
+        for delay in delays:
+            proxy.delay = delay / 1000
+            for n in nodes:
+                case: dict[str, Any] = {"nodes": n, "delay_ms": delay}
+                for label, par in (("parallel", args.parallelism), ("serial", 1)):
+                    if label == "serial" and (args.no_serial or not delay):
+                        continue
+                    reset(moto_url)
+                    with tempfile.TemporaryDirectory() as tmp:
+                        run = Run(proxy, n, par, Path(tmp), proc.pid if proc else None)
+                        case[label] = run.lifecycle(serial_only=label == "serial")
+                results["cases"].append(case)
+                print(f"done: {n} nodes at {delay:g} ms", file=sys.stderr, flush=True)
+    finally:
+        proxy.stop()
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""bench/: the proxy forwards faithfully and counts by service and action; the runner completes a
+tiny lifecycle and writes its JSON. Timings are never asserted here (they belong to bench/)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.awsproxy import AwsProxy, action_of
+from tests.motoserver import MotoServer
+
+SCOPE = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-west-2/{}/aws4_request, SignedHeaders=host"
+
+
+class Echo(BaseHTTPRequestHandler):
+    """An upstream that answers 201 with the method, path and body it received."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _echo(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        data = json.dumps({"method": self.command, "path": self.path, "body": body.decode(),
+                           "auth": self.headers.get("Authorization")}).encode()
+        self.send_response(201)
+        self.send_header("X-Echo", "yes")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _echo
+
+
+@pytest.fixture
+def echo_proxy() -> Iterator[AwsProxy]:
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    proxy = AwsProxy(f"http://127.0.0.1:{upstream.server_address[1]}").start()
+    yield proxy
+    proxy.stop()
+    upstream.shutdown()
+    upstream.server_close()
+
+
+def send(proxy: AwsProxy, method: str, path: str, service: str, body: bytes = b"",
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:
+    req = urllib.request.Request(proxy.url + path, data=body or None, method=method,
+                                 headers={"Authorization": SCOPE.format(service), **(headers or {})})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status, json.loads(resp.read()), dict(resp.headers)
+
+
+def test_the_proxy_forwards_requests_and_answers_unchanged(echo_proxy: AwsProxy) -> None:
+    status, echoed, headers = send(echo_proxy, "POST", "/?x=1", "ec2", b"Action=DescribeVpcs&Version=2016",
+                                   {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 201 and headers["X-Echo"] == "yes"
+    assert echoed["method"] == "POST" and echoed["path"] == "/?x=1"
+    assert echoed["body"] == "Action=DescribeVpcs&Version=2016"
+    assert echoed["auth"] == SCOPE.format("ec2")  # the signature reaches the server intact
+
+
+def test_the_proxy_counts_by_service_and_action(echo_proxy: AwsProxy) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    send(echo_proxy, "POST", "/", "ec2", b"Action=DescribeVpcs&Version=2016", form)
+    send(echo_proxy, "POST", "/", "ec2", b"Action=DescribeVpcs&Version=2016", form)
+    send(echo_proxy, "POST", "/", "kms", b"{}", {"X-Amz-Target": "TrentService.ListAliases"})
+    send(echo_proxy, "GET", "/my-bucket?versioning", "s3")
+    send(echo_proxy, "PUT", "/my-bucket", "s3")
+    send(echo_proxy, "GET", "/my-bucket/some/key", "s3")
+    send(echo_proxy, "POST", "/service/GraniteServiceVersion20100801/operation/DescribeAlarms", "monitoring")
+    assert echo_proxy.counts() == {
+        ("ec2", "DescribeVpcs"): 2,
+        ("kms", "ListAliases"): 1,
+        ("s3", "GetBucketVersioning"): 1,
+        ("s3", "CreateBucket"): 1,
+        ("s3", "GetObject"): 1,
+        ("monitoring", "DescribeAlarms"): 1,
+    }
+    calls = echo_proxy.take()
+    assert len(calls) == 7 and all(c.end >= c.start for c in calls)
+    assert echo_proxy.counts() == {}  # take() starts afresh
+
+
+@pytest.mark.parametrize(("method", "path", "action"), [
+    ("GET", "/b?tagging", "GetBucketTagging"),
+    ("PUT", "/b/k?tagging", "PutObjectTagging"),
+    ("GET", "/b?versions", "ListObjectVersions"),
+    ("POST", "/b?delete", "DeleteObjects"),
+    ("GET", "/b?list-type=2", "ListObjectsV2"),
+    ("DELETE", "/b", "DeleteBucket"),
+    ("GET", "/", "ListBuckets"),
+    ("GET", "/b?publicAccessBlock", "GetPublicAccessBlock"),
+])
+def test_s3_actions_are_named_from_method_path_and_query(method: str, path: str, action: str) -> None:
+    assert action_of(method, path, {}, b"", "s3") == action
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MotoServer]:
+    s = MotoServer()
+    yield s
+    s.stop()
+
+
+def test_real_sdk_calls_through_the_proxy_to_moto(server: MotoServer) -> None:
+    server.reset()
+    proxy = AwsProxy(server.url).start()
+    try:
+        import boto3
+
+        kw: dict[str, Any] = {"region_name": "us-west-2", "endpoint_url": proxy.url,
+                              "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        ec2, s3 = boto3.client("ec2", **kw), boto3.client("s3", **kw)
+        assert ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["CidrBlock"] == "10.7.0.0/16"
+        s3.create_bucket(Bucket="bench-b", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        s3.put_bucket_versioning(Bucket="bench-b", VersioningConfiguration={"Status": "Enabled"})
+        assert s3.get_bucket_versioning(Bucket="bench-b")["Status"] == "Enabled"
+        boto3.client("logs", **kw).describe_log_groups()
+        assert proxy.counts() == {
+            ("ec2", "CreateVpc"): 1, ("s3", "CreateBucket"): 1, ("s3", "PutBucketVersioning"): 1,
+            ("s3", "GetBucketVersioning"): 1, ("logs", "DescribeLogGroups"): 1,
+        }
+    finally:
+        proxy.stop()
+
+
+def test_the_runner_completes_a_one_node_lifecycle(
+    server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.run import main
+
+    for k, v in server.env().items():
+        monkeypatch.setenv(k, v)  # main() points AWS_ENDPOINT_URL at its proxy; undone afterwards
+    out = tmp_path / "r.json"
+    assert main(["--nodes", "1", "--delays", "0", "--no-startup", "--no-engine", "--moto", server.url,
+                 "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    [case] = data["cases"]
+    steps = {s["step"]: s for s in case["parallel"]}
+    assert list(steps) == ["plan", "apply", "noop-plan", "destroy-plan", "destroy"]
+    assert steps["noop-plan"]["changes"] == 0 and steps["plan"]["changes"] > 0
+    assert steps["apply"]["calls"] == sum(steps["apply"]["by_action"].values()) > 0
+    assert 0 < steps["apply"]["chain"] < steps["apply"]["calls"]
+    assert steps["noop-plan"]["by_action"]["tagging:GetResources"] == 1
+
+
+def test_the_synthetic_engine_graph_plans_applies_and_plans_nothing_after() -> None:
+    from bench.synthetic import measure
+
+    result = measure(300)
+    assert 290 <= result["resources"] <= 310
+
