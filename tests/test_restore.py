@@ -59,6 +59,7 @@ def test_restore_replaces_data_volumes_from_the_snapshots_and_the_next_plan_is_e
         )
     text = render_plan(plan)
     assert "-/+" in text and backup.nodes["0"].snapshot_id in text
+    assert plan.rolling == ("0", "1")  # one node out of service at a time
 
     calls = _record(
         ctx,
