@@ -28,7 +28,8 @@ checkov-venv: $(CHECKOV)
 checkov: $(STAMP) $(CHECKOV)
 	$(BIN)/python -m pytest -q tests/test_checkov.py
 
-## The main job: validate → plan → apply → plan shows no changes → destroy, on specs/dev.yaml,
+## The main job: validate → plan → apply → plan shows no changes → health → drift → scale 2 → scale 1
+## → destroy → destroy --include-data, on specs/dev.yaml,
 ## against the local AWS sandbox (moto's server on 127.0.0.1).
 demo: $(STAMP)
 	bash scripts/demo.sh

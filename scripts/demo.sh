@@ -31,6 +31,20 @@ $BYOC apply "$SPEC" "${SET[@]}" --auto-approve
 step "byoc plan $SPEC --detailed-exitcode   (must show no changes: exit 0)"
 $BYOC plan "$SPEC" "${SET[@]}" --detailed-exitcode
 
+step "byoc health $SPEC   (per node: EC2 checks and target health; exit 0 healthy)"
+$BYOC health "$SPEC" "${SET[@]}"
+
+step "byoc drift $SPEC   (nothing changed outside byoc: exit 0)"
+$BYOC drift "$SPEC" "${SET[@]}"
+
+# scale edits compute.instance_count in the spec file it is given: use a copy
+cp "$SPEC" "$DIR/scaled.yaml"
+step "byoc scale $DIR/scaled.yaml --count 2 --auto-approve   (a second node, in the next AZ)"
+$BYOC scale "$DIR/scaled.yaml" "${SET[@]}" --count 2 --auto-approve
+
+step "byoc scale $DIR/scaled.yaml --count 1 --auto-approve   (node 1 drains; its volume gets a final snapshot)"
+$BYOC scale "$DIR/scaled.yaml" "${SET[@]}" --count 1 --auto-approve
+
 step "byoc destroy $SPEC --auto-approve   (keeps what holds data: the bucket and the data volume)"
 $BYOC destroy "$SPEC" "${SET[@]}" --auto-approve
 
