@@ -184,7 +184,10 @@ def test_update_waits_while_modifying_and_reports_failure(ctx: AwsContext) -> No
     seen: list[str] = []
 
     def hook(parsed: dict[str, Any], **kwargs: Any) -> None:
-        for mod in parsed.get("VolumesModifications", []):
+        # AWS answers with the most recent modification of each volume; moto keeps them all (in
+        # order), and two modifications in the same second tie on StartTime
+        parsed["VolumesModifications"] = parsed.get("VolumesModifications", [])[-1:]
+        for mod in parsed["VolumesModifications"]:
             if len(seen) < len(states):
                 mod.update(ModificationState=states[len(seen)], StatusMessage="injected")
             seen.append(mod["ModificationState"])
