@@ -373,6 +373,7 @@ class Executor:
             )
         return kind.update(self.ctx, existing, props, changed)
 
+
 #: how often a create answered 5xx is looked for and tried again before its failure is reported
 CREATE_ATTEMPTS = 4
 
