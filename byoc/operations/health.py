@@ -218,20 +218,25 @@ def _instance_statuses(ctx: AwsContext, ids: list[str]) -> dict[str, dict[str, A
 
 def _target_health(ctx: AwsContext, state: State, nodes: dict[str, NodeHealth]) -> None:
     """Each node's state in every target group the state registers it in (one call per group)."""
+    from byoc.resources._elb import is_registered, target_health
+
     groups = {r.id: a for a, r in state.resources.items() if r.kind == "aws_lb_target_group"}
-    elbv2 = ctx.client("elbv2")
     for arn, address in sorted(groups.items(), key=lambda kv: kv[1]):
         try:
-            descs = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+            descs = target_health(ctx, arn)
         except Exception as exc:
             raise to_cloud_error(exc, address, arn) from exc
-        seen = {d["Target"]["Id"]: d["TargetHealth"] for d in descs}
+        if descs is None:
+            raise ByocError(f"{address} ({arn}) no longer exists in AWS; `byoc drift` shows what is "
+                            "missing and `byoc apply` puts it back")
+        seen = {d["Target"]["Id"]: d for d in descs}
         for iid, n in nodes.items():
-            h = seen.get(iid)
-            if h is None or (h.get("State") == "unused" and h.get("Reason") == "Target.NotRegistered"):
+            d = seen.get(iid)
+            if d is None or not is_registered(d):
                 n.targets[address] = "not registered"
                 n.problems.append(f"not registered in {address}")
                 continue
+            h = d["TargetHealth"]
             value = str(h.get("State"))
             if value != "healthy":
                 value += f": {h.get('Reason') or ''} {h.get('Description') or ''}".rstrip()

@@ -176,6 +176,15 @@ def target_health(ctx: AwsContext, tg_arn: str) -> list[Item] | None:
     return ctx.memo("elbv2", f"target_health:{tg_arn}", fetch)
 
 
+def is_registered(desc: Mapping[str, Any]) -> bool:
+    """Whether a DescribeTargetHealth entry is a registered target: AWS answers ``unused`` with
+    reason Target.NotRegistered for one that is not; a registered target of a group no listener
+    uses yet is ``unused`` too, for reason Target.NotInUse, and that one counts."""
+    health = desc["TargetHealth"]
+    reason = health.get("Reason", "Target.NotRegistered")
+    return not (health.get("State") == "unused" and reason == "Target.NotRegistered")
+
+
 # -- listeners -------------------------------------------------------------------------------
 def describe_listeners(ctx: AwsContext, lb_arn: str) -> list[Item]:
     """Every listener of one load balancer; [] when the load balancer is gone."""

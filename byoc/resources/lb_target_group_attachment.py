@@ -15,11 +15,10 @@ from botocore.exceptions import ClientError
 
 from byoc.errors import CloudError
 from byoc.model import Live, make_address, parse_address
-from byoc.resources._elb import cluster_instances, owned_target_groups, target_health
+from byoc.resources._elb import cluster_instances, is_registered, owned_target_groups, target_health
 from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_not_found, is_owned
 
 #: "the target is not registered": DescribeTargetHealth(Targets=…) reports it as unused for this reason
-_NOT_REGISTERED = "Target.NotRegistered"
 #: deregistration delay can be up to an hour
 _DRAIN_TIMEOUT = 3600.0 + 300.0
 #: how long a new instance may be unknown to ELB (InvalidTarget) before registering fails
@@ -35,7 +34,7 @@ class TargetGroupAttachment(ResourceType):
         targets = []  # (group, group tags, target) of every registered target not being removed
         for tg, tg_tags in owned_target_groups(ctx):
             for desc in target_health(ctx, tg["TargetGroupArn"]) or ():
-                if desc["TargetHealth"].get("State") != "draining" and _registered(desc):
+                if desc["TargetHealth"].get("State") != "draining" and is_registered(desc):
                     targets.append((tg, tg_tags, desc["Target"]))
         if not targets:
             return []
@@ -73,7 +72,8 @@ class TargetGroupAttachment(ResourceType):
             ctx.poll(
                 lambda: _state(ctx, want),
                 lambda desc: (
-                    desc is not None and desc["TargetHealth"].get("State") != "draining" and _registered(desc)
+                    desc is not None and desc["TargetHealth"].get("State") != "draining"
+                    and is_registered(desc)
                 ),
                 timeout=300.0,
                 what=f"{want['target_id']} to be registered in {want['target_group_arn']}",
@@ -99,7 +99,7 @@ class TargetGroupAttachment(ResourceType):
         try:
             ctx.poll(
                 lambda: _state(ctx, want),
-                lambda desc: desc is None or not _registered(desc),
+                lambda desc: desc is None or not is_registered(desc),
                 timeout=_DRAIN_TIMEOUT,
                 what=f"{want['target_id']} to drain from {want['target_group_arn']}",
             )
@@ -160,13 +160,6 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
 
 def _id(props: Mapping[str, Any]) -> str:
     return f"{props['target_group_arn']}|{props['target_id']}|{props['port']}"
-
-
-def _registered(desc: Mapping[str, Any]) -> bool:
-    """True unless AWS says the target is not registered. A registered target of a group no
-    listener uses yet is ``unused`` too, for reason Target.NotInUse: that one counts."""
-    health = desc["TargetHealth"]
-    return not (health.get("State") == "unused" and health.get("Reason", _NOT_REGISTERED) == _NOT_REGISTERED)
 
 
 def _state(ctx: AwsContext, want: Mapping[str, Any]) -> dict[str, Any] | None:
