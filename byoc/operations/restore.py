@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from byoc.errors import ByocError
 from byoc.operations.backup import Manifest
-from byoc.resources.base import AwsContext, to_cloud_error
+from byoc.resources._snapshots import snapshot_states
+from byoc.resources.base import AwsContext
 from byoc.spec import Spec
 from byoc.state.model import State
 
@@ -96,13 +97,7 @@ def restore_points(
 
 def _check_snapshots(ctx: AwsContext, manifest: Manifest, snapshot_ids: list[str]) -> None:
     """Every snapshot exists and is complete (one DescribeSnapshots; unknown ids are left out)."""
-    try:
-        found = ctx.client("ec2").describe_snapshots(
-            Filters=[{"Name": "snapshot-id", "Values": snapshot_ids}]
-        )["Snapshots"]
-    except Exception as exc:
-        raise to_cloud_error(exc) from exc
-    states = {str(s["SnapshotId"]): str(s.get("State")) for s in found}
+    states = snapshot_states(ctx, snapshot_ids)
     bad = [f"{sid} ({states.get(sid, 'missing')})" for sid in snapshot_ids if states.get(sid) != "completed"]
     if bad:
         raise ByocError(

@@ -81,6 +81,19 @@ def wait_snapshots(
     }
 
 
+def snapshot_states(ctx: AwsContext, snapshot_ids: Sequence[str]) -> dict[str, str]:
+    """snapshot id → state (``pending``, ``completed``, ``error`` …) in one call; ids that do not
+    exist (deleted, another region) are absent rather than an error."""
+    if not snapshot_ids:
+        return {}
+    try:
+        found = ctx.client("ec2").describe_snapshots(
+            Filters=[{"Name": "snapshot-id", "Values": list(snapshot_ids)}])["Snapshots"]
+    except Exception as exc:
+        raise to_cloud_error(exc) from exc
+    return {str(s["SnapshotId"]): str(s.get("State")) for s in found}
+
+
 def final_snapshot(ctx: AwsContext, address: str, volume_id: str) -> str:
     """Snapshot a data volume about to be deleted and wait until it is complete; returns its id."""
     sid = create_snapshot(
