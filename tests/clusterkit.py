@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +14,7 @@ from byoc.resources.base import AwsContext
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
 from tests.awsrealism import free_eips_of_deleted_nat_gateways
-
-ROOT = Path(__file__).resolve().parents[1]
-AMI = "ami-0123456789abcdef0"
+from tests.daytwo import AMI, DEV, quiet_ctx
 
 
 class Cluster:
@@ -27,7 +24,7 @@ class Cluster:
         self.ctx, self.backend = ctx, backend
 
     def engine(self, *overrides: str) -> Engine:
-        spec = load_spec(str(ROOT / "specs/dev.yaml"), overrides)
+        spec = load_spec(str(DEV), overrides)
         return Engine(spec, ctx=self.ctx, backend=self.backend, ami_resolver=lambda itype: AMI)
 
     def id(self, address: str) -> str:
@@ -52,8 +49,8 @@ def applied_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
     from moto import mock_aws
 
     with mock_aws():
-        spec = load_spec(str(ROOT / "specs/dev.yaml"))
-        ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01)
+        spec = load_spec(str(DEV))
+        ctx = quiet_ctx(spec)
         free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
         c = Cluster(ctx, LocalBackend(tmp_path_factory.mktemp("state"), spec.cluster_name))
         eng = c.engine()

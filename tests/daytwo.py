@@ -1,5 +1,5 @@
-"""Shared by the day-2 tests (health, backup, restore, the Python API): a small dev cluster
-(specs/dev.yaml, two nodes by default) applied on the in-process moto."""
+"""The test kit for engine-level moto tests: specs/dev.yaml, the AMI the tests register, an
+AwsContext that never sleeps, and (for the day-2 tests) a small dev cluster applied on moto."""
 
 from __future__ import annotations
 

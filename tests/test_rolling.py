@@ -18,22 +18,21 @@ from byoc.rolling import node_of, rolling_order
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
 from tests.awsrealism import TargetHealth, free_eips_of_deleted_nat_gateways, record_calls
+from tests.daytwo import AMI, DEV, quiet_ctx
 
-ROOT = Path(__file__).resolve().parents[1]
-AMI = "ami-0123456789abcdef0"
 THREE = "compute.instance_count=3"
 BUMP = "cluster.proton_version=1.6.17"
 
 
 def engine_for(ctx: AwsContext, backend: LocalBackend, *overrides: str) -> Engine:
-    spec = load_spec(str(ROOT / "specs/dev.yaml"), overrides)
+    spec = load_spec(str(DEV), overrides)
     return Engine(spec, ctx=ctx, backend=backend, ami_resolver=lambda itype: AMI, health_timeout=0.3)
 
 
 @pytest.fixture
 def cluster(moto: None, tmp_path: Path) -> Iterator[tuple[AwsContext, LocalBackend, TargetHealth]]:
-    spec = load_spec(str(ROOT / "specs/dev.yaml"))
-    ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01)
+    spec = load_spec(str(DEV))
+    ctx = quiet_ctx(spec)
     free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
     health = TargetHealth(ctx.client("elbv2"), draining=2, initial=2)
     backend = LocalBackend(tmp_path, spec.cluster_name)

@@ -21,14 +21,13 @@ from byoc.spec import load_spec
 from byoc.spec.edit import SpecEditError, set_scalar
 from byoc.state import LocalBackend
 from tests.awsrealism import TargetHealth, free_eips_of_deleted_nat_gateways, record_calls
+from tests.daytwo import AMI, DEV, quiet_ctx
 
-ROOT = Path(__file__).resolve().parents[1]
-AMI = "ami-0123456789abcdef0"
 COUNT_LINE = "  instance_count: 1\n"
 
 
 def spec_file(tmp_path: Path, count: int) -> Path:
-    text = (ROOT / "specs/dev.yaml").read_text()
+    text = DEV.read_text()
     assert text.count(COUNT_LINE) == 1
     path = tmp_path / "dev.yaml"
     path.write_text(text.replace(COUNT_LINE, f"  instance_count: {count}   # nodes\n"))
@@ -39,7 +38,7 @@ def spec_file(tmp_path: Path, count: int) -> Path:
 def world(moto: None, tmp_path: Path) -> Iterator[tuple[AwsContext, LocalBackend, Path]]:
     path = spec_file(tmp_path, 3)
     spec = load_spec(str(path))
-    ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01)
+    ctx = quiet_ctx(spec)
     free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
     yield ctx, LocalBackend(tmp_path / "state", spec.cluster_name), path
 

@@ -15,6 +15,7 @@ from byoc import blueprint
 from byoc.blueprint import Facts
 from byoc.model import Resource
 from byoc.spec import load_spec
+from tests.daytwo import quiet_ctx
 
 ROOT = Path(__file__).resolve().parents[1]
 FACTS = Facts(ami="ami-0123456789abcdef0")
@@ -127,12 +128,11 @@ def test_secrets_never_in_state_plan_logs_or_user_data(
 ) -> None:
     from byoc.engine import Engine
     from byoc.render import render_plan, render_plan_json
-    from byoc.resources.base import AwsContext
     from byoc.state import LocalBackend
     from tests.awsrealism import free_eips_of_deleted_nat_gateways
 
     spec = load_spec(ROOT / "specs/dev.yaml")
-    ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01)
+    ctx = quiet_ctx(spec)
     free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
     backend = LocalBackend(tmp_path, spec.cluster_name)
     eng = Engine(spec, ctx=ctx, backend=backend, ami_resolver=lambda t: FACTS.ami)
