@@ -129,3 +129,22 @@ def https_bucket_policies(monkeypatch: Any) -> None:
         return IAMPolicy(json.dumps({**doc, "Statement": kept})).is_action_permitted(action, resource)
 
     monkeypatch.setattr(FakeBucket, "get_permission", get_permission)
+
+
+def replaced_profiles_show_on_instances() -> Any:
+    """AWS's DescribeInstances shows an instance's new profile after
+    ReplaceIamInstanceProfileAssociation; moto updates only the association. A context manager
+    (for in-process moto) that makes moto's replace update the instance too."""
+    from unittest import mock
+
+    from moto.ec2.models.iam_instance_profile import IamInstanceProfileAssociationBackend as Backend
+
+    original = Backend.replace_iam_instance_profile_association
+
+    def replace(self: Any, association_id: str, *args: Any, **kwargs: Any) -> Any:
+        assoc = original(self, association_id, *args, **kwargs)
+        self.modify_instance_attribute(assoc.instance_id, "iam_instance_profile",
+                                       {"Arn": assoc.iam_instance_profile.arn, "Id": association_id})
+        return assoc
+
+    return mock.patch.object(Backend, "replace_iam_instance_profile_association", replace)

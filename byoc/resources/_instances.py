@@ -1,6 +1,6 @@
 """``aws_instance``'s helpers: reading instances back into the blueprint's shape (one paginated
-DescribeInstances, one DescribeIamInstanceProfileAssociations for all of them, the root volumes
-from the node kinds' shared DescribeVolumes), and building the RunInstances request.
+DescribeInstances, the root volumes from the node kinds' shared DescribeVolumes), and building the
+RunInstances request.
 """
 
 from __future__ import annotations
@@ -63,27 +63,6 @@ def get(ctx: AwsContext, instance_id: str) -> Described | None:
 
 def state_of(item: Described | None) -> str | None:
     return None if item is None else str(item[1]["State"]["Name"])
-
-
-def profiles(ctx: AwsContext, instance_ids: list[str]) -> dict[str, str]:
-    """Instance id → name of its associated instance profile, in one call for all of them.
-
-    Read from the associations rather than DescribeInstances: moto leaves DescribeInstances on
-    the old profile after ReplaceIamInstanceProfileAssociation.
-    """
-    if not instance_ids:
-        return {}
-    ec2 = ctx.client("ec2")
-    out: dict[str, str] = {}
-    for start in range(0, len(instance_ids), 100):
-        filters = [
-            {"Name": "instance-id", "Values": instance_ids[start : start + 100]},
-            {"Name": "state", "Values": ["associating", "associated"]},
-        ]
-        for page in ec2.get_paginator("describe_iam_instance_profile_associations").paginate(Filters=filters):
-            for assoc in page["IamInstanceProfileAssociations"]:
-                out[assoc["InstanceId"]] = profile_name(assoc["IamInstanceProfile"]["Arn"])
-    return out
 
 
 def profile_name(arn: str) -> str:

@@ -170,15 +170,13 @@ class Instance(ResourceType):
         items = [it for it in items if is_owned(ctx, user_tags(it[1]))]
         if not items:
             return []
-        profiles = read.profiles(ctx, [inst["InstanceId"] for _, inst in items])
         vols = read.with_volumes(ctx, items, known)
         out = []
         for item in items:
             inst = item[1]
             address = user_tags(inst)[ADDRESS_TAG]
-            profile = profiles.get(inst["InstanceId"])
-            if profile is None and (inst.get("IamInstanceProfile") or {}).get("Arn"):
-                profile = read.profile_name(inst["IamInstanceProfile"]["Arn"])
+            arn = (inst.get("IamInstanceProfile") or {}).get("Arn")
+            profile = read.profile_name(arn) if arn else None
             props, attrs = read.props_and_attrs(ctx, item, address, profile, vols)
             out.append(Live(address, self.kind, inst["InstanceId"], props, attrs))
         return out
