@@ -30,11 +30,12 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                "AWS_DEFAULT_REGION": "us-west-2"}
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes] | None, str]:
-    """moto's server on a free port of 127.0.0.1 (AMIs loaded, as the sandbox has them)."""
+def start_moto(stock: bool = False) -> tuple[subprocess.Popen[bytes] | None, str]:
+    """moto's server on a free port of 127.0.0.1 (AMIs loaded, as the sandbox has them): the
+    benchmark's lighter start (bench/fastmoto.py) unless ``stock``."""
     from tests.motoserver import MotoServer
 
-    server = MotoServer()
+    server = MotoServer("moto.server" if stock else "bench.fastmoto")
     return server.proc, server.url
 
 

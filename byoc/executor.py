@@ -192,12 +192,21 @@ class Executor:
             self.save(state)
 
     # -- the walk ------------------------------------------------------------------------------
+    def _seconds(self, op: Op, change: Change) -> float:
+        """How long ``op`` is expected to take in AWS (the kind's hint; 1 s when it has none)."""
+        if op[1] == HEALTHY:
+            return HEALTH_WAIT_SECONDS
+        hint = getattr(self.kinds.get(change.kind), "seconds", None)
+        if not hint:
+            return 1.0
+        return float(hint[1] if op[1] == REMOVE else hint[0])
+
     def run(self, plan: Plan) -> ApplyResult:
         g = operation_graph(plan)
         self._refresh(plan)
         result = ApplyResult(self.state)
         waiting = {op: g.in_degree(op) for op in g.nodes}
-        first = _critical_first(g)
+        first = _critical_first(g, self._seconds)
         ready = sorted((op for op, n in waiting.items() if n == 0), key=first)
         blocked: set[Op] = set()
         running: dict[cf.Future[Live | None], tuple[Op, float]] = {}
@@ -378,12 +387,20 @@ class Executor:
 CREATE_ATTEMPTS = 4
 
 
-def _critical_first(g: nx.DiGraph) -> Callable[[Op], tuple[int, Op]]:
-    """Sort key for ready operations: the longest chain of operations still behind one goes
-    first (then by address), so a worker pool that is full never makes the critical path wait."""
-    depth: dict[Op, int] = {}
+#: what a health wait is expected to take (a scheduling hint, like ``ResourceType.seconds``)
+HEALTH_WAIT_SECONDS = 60.0
+
+
+def _critical_first(
+    g: nx.DiGraph, seconds: Callable[[Op, Change], float]
+) -> Callable[[Op], tuple[float, Op]]:
+    """Sort key for ready operations: the longest road still ahead of one — its own expected
+    duration plus the longest chain of operations behind it — goes first (then by address), so a
+    worker pool that is full never makes the critical path wait."""
+    depth: dict[Op, float] = {}
     for op in reversed(list(nx.topological_sort(g))):
-        depth[op] = 1 + max((depth[s] for s in g.successors(op)), default=0)
+        ahead = max((depth[s] for s in g.successors(op)), default=0.0)
+        depth[op] = seconds(op, g.nodes[op]["change"]) + ahead
     return lambda op: (-depth[op], op)
 
 

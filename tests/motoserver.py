@@ -20,12 +20,13 @@ def free_port() -> int:
 
 
 class MotoServer:
-    def __init__(self) -> None:
+    def __init__(self, module: str = "moto.server") -> None:
+        """``module``: what ``python -m`` runs (moto's server, or a wrapper taking its options)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", module, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=ROOT,
         )
         deadline = time.monotonic() + 30
         while True:

@@ -48,6 +48,46 @@ def test_document_format(tmp_path: Path) -> None:
     }
 
 
+def test_incremental_text_is_exactly_the_pretty_printed_document(tmp_path: Path) -> None:
+    """Each write re-serialises only what changed, yet the file is byte for byte what
+    json.dumps(indent=2) prints, through adds, changes, removals and nested values."""
+    from byoc.model import UNKNOWN, Ref
+
+    b = LocalBackend(tmp_path, "c1")
+    state = State.new("c1")
+
+    def vpc(cidr: str) -> ResourceState:
+        return ResourceState("aws_vpc.main", "aws_vpc", "vpc-1", {"cidr": cidr}, {})
+
+    steps = [
+        lambda s: s.with_resource(vpc("10.0.0.0/16")),
+        lambda s: s.with_resource(ResourceState(
+            'aws_subnet.a["x"]', "aws_subnet", "subnet-1",
+            {"vpc_id": Ref("aws_vpc.main", "id"), "tags": {"k": "line\nbreak", "e": ""}, "l": [], "d": {}},
+            {"arn": UNKNOWN}, ("aws_vpc.main",))),
+        lambda s: s.with_resource(vpc("10.1.0.0/16")),
+        lambda s: s.with_facts({"ami": "ami-1"}),
+        lambda s: s.with_final_snapshot("aws_ebs_volume.d", "vol-1", "snap-1", "2026-01-01T00:00:00Z"),
+        lambda s: s.without("aws_vpc.main"),
+        lambda s: s.without('aws_subnet.a["x"]'),
+    ]
+    for step in steps:
+        state = step(state).bumped()
+        b.write(state)
+        assert b.path.read_text() == json.dumps(state.to_dict(), indent=2) + "\n"
+        assert b.read() == state
+
+
+def test_a_state_written_by_someone_else_meanwhile_is_still_checked(tmp_path: Path) -> None:
+    """The writer skips re-reading its own last write, but never a file another writer replaced."""
+    mine, theirs = LocalBackend(tmp_path, "c1"), LocalBackend(tmp_path, "c1")
+    state = make_state()
+    mine.write(state)
+    theirs.write(state.bumped().bumped())
+    with pytest.raises(StateError, match="newer than this run"):
+        mine.write(state.bumped())
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

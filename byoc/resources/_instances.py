@@ -226,9 +226,13 @@ def root_user_tags(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def root_device_name(ctx: AwsContext, ami: str) -> str:
-    """The AMI's root device (the mapping must name it to size the root volume)."""
-    try:
-        images = ctx.client("ec2").describe_images(ImageIds=[ami])["Images"]
-    except ClientError:
-        return DEFAULT_ROOT_DEVICE
-    return str(images[0].get("RootDeviceName") or DEFAULT_ROOT_DEVICE) if images else DEFAULT_ROOT_DEVICE
+    """The AMI's root device (the mapping must name it to size the root volume), read once for
+    all the nodes of a run."""
+    def read() -> str:
+        try:
+            images = ctx.client("ec2").describe_images(ImageIds=[ami])["Images"]
+        except ClientError:
+            return DEFAULT_ROOT_DEVICE
+        return str(images[0].get("RootDeviceName") or DEFAULT_ROOT_DEVICE) if images else DEFAULT_ROOT_DEVICE
+
+    return ctx.once("ec2", f"root-device:{ami}", read)

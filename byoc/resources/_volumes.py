@@ -7,13 +7,12 @@ volume kind never takes them for its own; all three kinds read them from the sam
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from byoc.errors import CloudError
 from byoc.resources._ec2 import ec2_arn, user_tags
-from byoc.resources.base import CLUSTER_TAG, AwsContext, is_not_found, owned_filter
+from byoc.resources.base import CLUSTER_TAG, AwsContext, account_id, is_not_found, owned_filter
 
 #: the root volume of the instance at this address (instead of ``byoc:address``)
 ROOT_OF_TAG = "byoc:root-of"
@@ -32,8 +31,6 @@ HIDDEN_TAGS = frozenset({ROOT_OF_TAG, USER_DATA_TAG, MARKET_TAG, ENCRYPTION_TAG,
 GONE_STATES = frozenset({"deleting", "deleted"})
 #: attachment states that mean the volume is (becoming) attached
 ATTACHED_STATES = frozenset({"attaching", "attached"})
-
-_ACCOUNTS: weakref.WeakKeyDictionary[AwsContext, str] = weakref.WeakKeyDictionary()
 
 
 def cluster_volumes(ctx: AwsContext) -> list[dict[str, Any]]:
@@ -120,15 +117,6 @@ def encryption_props(volume: Mapping[str, Any]) -> tuple[bool, str | None]:
     if not encrypted:  # the tag lies (edited by hand): AWS wins
         return False, None
     return True, None if asked == "default" else asked
-
-
-def account_id(ctx: AwsContext) -> str:
-    """The caller's AWS account (one GetCallerIdentity per context): volume ARNs need it."""
-    account = _ACCOUNTS.get(ctx)
-    if account is None:
-        account = str(ctx.client("sts").get_caller_identity()["Account"])
-        _ACCOUNTS[ctx] = account
-    return account
 
 
 def volume_arn(ctx: AwsContext, volume_id: str) -> str:

@@ -300,6 +300,8 @@ class AwsContext:
         self._memo: dict[tuple[str, str], Any] = {}
         self._memo_locks: dict[tuple[str, str], threading.Lock] = {}
         self._passes = 0
+        self._once: dict[tuple[str, str], Any] = {}
+        self._once_locks: dict[tuple[str, str], threading.Lock] = {}
         #: salts idempotency tokens: retries within a run reuse a token, a later run never
         #: receives a resource an earlier run created and deleted under the same token
         self.run_id = uuid.uuid4().hex
@@ -379,6 +381,24 @@ class AwsContext:
                 self._memo[k] = value
             return value
 
+    def once(self, service: str, key: str, fetch: Callable[[], T]) -> T:
+        """``fetch()`` once for the life of this context, for what cannot change while byoc runs
+        (the account id, an AMI's root device): threads asking at the same moment share one call;
+        a fetch that raises is tried again by the next caller."""
+        k = (service, key)
+        with self._lock:
+            if k in self._once:
+                return self._once[k]  # type: ignore[no-any-return]
+            key_lock = self._once_locks.setdefault(k, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if k in self._once:
+                    return self._once[k]  # type: ignore[no-any-return]
+            value = fetch()
+            with self._lock:
+                self._once[k] = value
+            return value
+
     # -- retries and waits ---------------------------------------------------------------
     def retry(
         self,
@@ -448,6 +468,9 @@ class ResourceType(ABC):
     holds_data: ClassVar[bool] = False
     #: the kind can snapshot what it holds before deletion (``snapshot``)
     snapshots: ClassVar[bool] = False
+    #: rough seconds one create and one delete take in AWS, waits included: a scheduling hint
+    #: (the executor starts first what has the longest road ahead), never a timeout
+    seconds: ClassVar[tuple[float, float]] = (1.0, 1.0)
 
     @abstractmethod
     def discover(self, ctx: AwsContext) -> list[Live]:
@@ -528,3 +551,8 @@ def update_ec2_tags(
         ec2.delete_tags(Resources=[resource_id], Tags=removed)
     if changed:
         ec2.create_tags(Resources=[resource_id], Tags=tag_list(changed))
+
+
+def account_id(ctx: AwsContext) -> str:
+    """The caller's AWS account (one GetCallerIdentity per context): ARNs need it."""
+    return ctx.once("sts", "account", lambda: str(ctx.client("sts").get_caller_identity()["Account"]))

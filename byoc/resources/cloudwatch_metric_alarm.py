@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from byoc.errors import CloudError
-from byoc.model import Live
+from byoc.model import Live, partition
 from byoc.resources._ec2 import wait_gone
 from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags, unless_gone
 from byoc.resources._tagging import tagged, tags_list_to_dict
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, is_owned, tag_list
+from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, account_id, is_owned, tag_list
 
 #: DescribeAlarms takes at most 100 names per call
 BATCH = 100
@@ -68,14 +68,9 @@ class MetricAlarm(ResourceType):
             current = self._live(existing, own_tags(tags))
             return self.update(ctx, current, props, changed_props(current.props, _props(props)))
         _put(ctx, props, tags=props["tags"])
-        alarm = ctx.poll(
-            lambda: next(iter(_describe(ctx, [name])), None),
-            lambda a: a is not None,
-            timeout=120.0,
-            what=f"alarm {name}",
-        )
-        assert alarm is not None
-        return self._live(alarm, props["tags"])
+        # PutMetricAlarm answers nothing: the alarm is as put, under its well-known ARN
+        arn = f"arn:{partition(ctx.region)}:cloudwatch:{ctx.region}:{account_id(ctx)}:alarm:{name}"
+        return Live(address, self.kind, name, _props(props), {"arn": arn})
 
     def update(self, ctx: AwsContext, live: Live, props: Mapping[str, Any], changed: set[str]) -> Live:
         if changed - {"tags"}:

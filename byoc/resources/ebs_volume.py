@@ -48,6 +48,7 @@ _MODIFIED = frozenset({"optimizing", "completed", "failed"})
 class EbsVolume(ResourceType):
     kind = "aws_ebs_volume"
     service = "ec2"
+    seconds = (10.0, 10.0)
     force_new = frozenset({"availability_zone", "encrypted", "kms_key_id", "snapshot_id"})
     holds_data = True
     snapshots = True

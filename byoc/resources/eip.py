@@ -20,6 +20,7 @@ _RELEASE_RETRY = frozenset({"AuthFailure", "InvalidIPAddress.InUse", "InvalidNet
 class Eip(ResourceType):
     kind = "aws_eip"
     service = "ec2"
+    seconds = (1.0, 2.0)
     force_new = frozenset({"domain"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:

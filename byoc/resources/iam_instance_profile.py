@@ -31,6 +31,7 @@ from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_cod
 class IamInstanceProfile(ResourceType):
     kind = "aws_iam_instance_profile"
     service = "iam"
+    seconds = (10.0, 3.0)
     force_new = frozenset({"name", "path"})
     #: a profile holding a role blocks deleting the role
     pins = frozenset({"role"})

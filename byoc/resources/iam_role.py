@@ -32,6 +32,7 @@ from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_cod
 class IamRole(ResourceType):
     kind = "aws_iam_role"
     service = "iam"
+    seconds = (3.0, 3.0)
     force_new = frozenset({"name", "path"})
 
     # -- reading -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from byoc.resources.base import (
 class Instance(ResourceType):
     kind = "aws_instance"
     service = "ec2"
+    seconds = (40.0, 60.0)
     force_new = frozenset(
         {"ami", "instance_type", "subnet_id", "key_name", "user_data", "root_block_device", "spot"}
     )
@@ -72,8 +73,7 @@ class Instance(ResourceType):
             timeout=min(ctx.retry_timeout, 300.0),
         )
         instance_id = resp["Instances"][0]["InstanceId"]
-        self._wait_running(ctx, instance_id, address)
-        return self._read(ctx, instance_id, address)
+        return self._live_of(ctx, self._wait_running(ctx, instance_id, address), address)
 
     def _adopt(self, ctx: AwsContext, existing: Live, props: Mapping[str, Any]) -> Live:
         """Carry on with an instance an interrupted run launched under this address."""
@@ -183,10 +183,17 @@ class Instance(ResourceType):
 
     def _read(self, ctx: AwsContext, instance_id: str, address: str) -> Live:
         found = read.get(ctx, instance_id)
-        lives = self._lives(ctx, [found], None) if found else []
-        if not lives:
+        if found is None:
             raise CloudError("the instance vanished", address=address, aws_id=instance_id,
                              code="InvalidInstanceID.NotFound")
+        return self._live_of(ctx, found, address)
+
+    def _live_of(self, ctx: AwsContext, found: read.Described, address: str) -> Live:
+        """The Live of an instance just described (e.g. by the wait that saw it running)."""
+        lives = self._lives(ctx, [found], None)
+        if not lives:
+            raise CloudError("the instance lost its byoc tags", address=address,
+                             aws_id=found[1]["InstanceId"], code="InvalidInstanceID.NotFound")
         return lives[0]
 
     def _poll(
@@ -208,7 +215,7 @@ class Instance(ResourceType):
         self._poll(ctx, instance_id, address, f"to be {'/'.join(sorted(states))}",
                    lambda i: i is None or read.state_of(i) in states | {"terminated"})
 
-    def _wait_running(self, ctx: AwsContext, instance_id: str, address: str) -> None:
+    def _wait_running(self, ctx: AwsContext, instance_id: str, address: str) -> read.Described:
         """Wait out ``pending`` (AWS: up to a minute or two); a launch that ends anywhere but
         ``running`` (no spot capacity, a KMS key the instance may not use …) is an error."""
         found = self._poll(ctx, instance_id, address, "to be running",
@@ -221,6 +228,7 @@ class Instance(ResourceType):
                 f"the instance went {state} instead of running: {reason.get('Message') or 'no reason given'}",
                 address=address, aws_id=instance_id, code=reason.get("Code") or "InstanceLaunchFailed",
             )
+        return found
 
 
 def _is_profile_propagation(exc: BaseException) -> bool:

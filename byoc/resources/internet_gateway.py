@@ -25,6 +25,7 @@ _ATTACHED = frozenset({"available", "attached"})
 class InternetGateway(ResourceType):
     kind = "aws_internet_gateway"
     service = "ec2"
+    seconds = (3.0, 5.0)
     force_new = frozenset()
     #: an attached gateway blocks deleting its VPC: a replaced VPC gets a new gateway
     pins = frozenset({"vpc_id"})

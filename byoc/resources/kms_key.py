@@ -31,6 +31,7 @@ KMS_SETTLE_SECONDS = 60.0
 class KmsKey(ResourceType):
     kind = "aws_kms_key"
     service = "kms"
+    seconds = (2.0, 1.0)
     holds_data = True
 
     # -- reading -----------------------------------------------------------------------------

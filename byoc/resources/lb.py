@@ -38,6 +38,7 @@ _ATTRS = {
 class LoadBalancer(ResourceType):
     kind = "aws_lb"
     service = "elbv2"
+    seconds = (180.0, 20.0)
     force_new = frozenset({"name", "load_balancer_type", "internal"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:

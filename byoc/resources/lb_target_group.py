@@ -32,6 +32,7 @@ _IN_USE_TIMEOUT = 300.0
 class TargetGroup(ResourceType):
     kind = "aws_lb_target_group"
     service = "elbv2"
+    seconds = (2.0, 2.0)
     force_new = frozenset({"name", "port", "protocol", "vpc_id", "target_type"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:

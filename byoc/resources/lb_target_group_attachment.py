@@ -28,6 +28,7 @@ _REGISTER_TIMEOUT = 300.0
 class TargetGroupAttachment(ResourceType):
     kind = "aws_lb_target_group_attachment"
     service = "elbv2"
+    seconds = (1.0, 30.0)
     force_new = frozenset({"target_group_arn", "target_id", "port"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:

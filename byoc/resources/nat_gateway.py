@@ -30,6 +30,7 @@ _NOT_FOUND = frozenset({"NatGatewayNotFound", "InvalidNatGatewayID.NotFound"})
 class NatGateway(ResourceType):
     kind = "aws_nat_gateway"
     service = "ec2"
+    seconds = (100.0, 60.0)
     force_new = frozenset({"allocation_id", "subnet_id", "connectivity_type"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:

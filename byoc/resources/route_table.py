@@ -82,6 +82,7 @@ def _target(route: Mapping[str, Any]) -> dict[str, str]:
 class RouteTable(ResourceType):
     kind = "aws_route_table"
     service = "ec2"
+    seconds = (2.0, 2.0)
     force_new = frozenset({"vpc_id"})
 
     # -- reading -----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ TAKEN = "the bucket name is taken by another AWS account; choose another storage
 class S3Bucket(ResourceType):
     kind = "aws_s3_bucket"
     service = "s3"
+    seconds = (3.0, 3.0)
     force_new = frozenset({"bucket"})
     holds_data = True
 

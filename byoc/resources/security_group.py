@@ -32,6 +32,7 @@ DIRECTIONS = ("ingress", "egress")
 class SecurityGroup(ResourceType):
     kind = "aws_security_group"
     service = "ec2"
+    seconds = (3.0, 5.0)
     force_new = frozenset({"name", "description", "vpc_id"})
     #: a rule naming another group blocks deleting that group
     pins = frozenset({"ingress", "egress"})

@@ -24,6 +24,7 @@ _LIVE_STATES = frozenset({"pending", "available"})
 class Subnet(ResourceType):
     kind = "aws_subnet"
     service = "ec2"
+    seconds = (2.0, 2.0)
     force_new = frozenset({"vpc_id", "cidr_block", "availability_zone"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:

@@ -40,6 +40,7 @@ _DETACHED_CODES = frozenset({"IncorrectState", "InvalidAttachment.NotFound"})
 class VolumeAttachment(ResourceType):
     kind = "aws_volume_attachment"
     service = "ec2"
+    seconds = (10.0, 40.0)
     force_new = frozenset({"device_name", "volume_id", "instance_id"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:

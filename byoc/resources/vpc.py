@@ -29,6 +29,7 @@ _AWS_DEFAULTS = {"enable_dns_support": True, "enable_dns_hostnames": False}
 class Vpc(ResourceType):
     kind = "aws_vpc"
     service = "ec2"
+    seconds = (3.0, 2.0)
     force_new = frozenset({"cidr_block"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:

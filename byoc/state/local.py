@@ -18,7 +18,7 @@ from typing import IO
 
 from byoc.errors import LockError, StateError
 from byoc.state.base import LockInfo, check_successor
-from byoc.state.model import State
+from byoc.state.model import ResourceState, State
 
 
 class LocalBackend:
@@ -33,6 +33,11 @@ class LocalBackend:
         self.backup_path = self.directory / f"{cluster}.json.backup"
         self.lock_path = self.directory / f"{cluster}.lock"
         self._held: IO[str] | None = None
+        #: the last state this backend wrote, with the file's (inode, size, mtime) right after:
+        #: while the file is unchanged, the next write need not read and parse it again
+        self._written: tuple[tuple[int, int, int], State] | None = None
+        #: each resource's text as last written (see State.to_json)
+        self._texts: dict[int, tuple[ResourceState, str]] = {}
 
     def describe(self) -> str:
         return str(self.path)
@@ -63,9 +68,9 @@ class LocalBackend:
     def write(self, state: State) -> None:
         """Write atomically (temp file, fsync, rename), keeping the previous copy as .backup.
         Refuses a state of another lineage or with a lower serial than the stored one."""
-        check_successor(self.read(), state, str(self.path))
+        check_successor(self._stored(), state, str(self.path))
         self.directory.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(state.to_dict(), indent=2, sort_keys=False) + "\n"
+        text = state.to_json(self._texts)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=".tmp", dir=self.directory)
         try:
             os.fchmod(fd, 0o600)
@@ -79,9 +84,26 @@ class LocalBackend:
             os.replace(tmp, self.path)
             self._fsync_dir()
         except OSError as exc:
+            self._written = None
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise StateError(f"{self.path}: cannot write the state file: {exc.strerror}") from exc
+        stat = self._stat()
+        self._written = (stat, state) if stat else None
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _stored(self) -> State | None:
+        """What the file holds: the state this backend last wrote while the file is still that
+        one (every write replaces the file, so another writer changes its inode), else read."""
+        if self._written is not None and self._written[0] == self._stat():
+            return self._written[1]
+        return self.read()
 
     def _fsync_dir(self) -> None:
         with contextlib.suppress(OSError):

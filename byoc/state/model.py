@@ -16,8 +16,9 @@ plan made against one state can never be applied to another.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -101,17 +102,50 @@ class State:
     def bumped(self) -> State:
         return replace(self, serial=self.serial + 1)
 
+    def _fields(self) -> list[tuple[str, Any]]:
+        """The document's top-level fields in order, ``resources`` left as None."""
+        return [
+            ("version", self.version),
+            ("lineage", self.lineage),
+            ("serial", self.serial),
+            ("cluster", self.cluster),
+            ("resources", None),
+            ("outputs", to_jsonable(dict(self.outputs))),
+            ("facts", dict(self.facts)),
+            ("final_snapshots", [dict(r) for r in self.final_snapshots]),
+        ]
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "lineage": self.lineage,
-            "serial": self.serial,
-            "cluster": self.cluster,
-            "resources": [self.resources[a].to_dict() for a in sorted(self.resources)],
-            "outputs": to_jsonable(dict(self.outputs)),
-            "facts": dict(self.facts),
-            "final_snapshots": [dict(r) for r in self.final_snapshots],
-        }
+        doc = dict(self._fields())
+        doc["resources"] = [self.resources[a].to_dict() for a in sorted(self.resources)]
+        return doc
+
+    def to_json(self, cache: MutableMapping[int, tuple[ResourceState, str]] | None = None) -> str:
+        """The state file's text: ``json.dumps(self.to_dict(), indent=2) + "\\n"``, byte for byte.
+
+        The executor writes the state after every operation; with a ``cache`` kept between
+        writes, a resource written before (the same ResourceState object) is not serialised
+        again, so a write costs what changed rather than the whole cluster.
+        """
+        fresh: dict[int, tuple[ResourceState, str]] = {}
+        items = []
+        for address in sorted(self.resources):
+            rs = self.resources[address]
+            hit = cache.get(id(rs)) if cache is not None else None
+            text = hit[1] if hit is not None and hit[0] is rs else _nested(rs.to_dict(), 2)
+            fresh[id(rs)] = (rs, text)
+            items.append("    " + text)
+        if cache is not None:
+            cache.clear()
+            cache.update(fresh)
+        lines = []
+        for key, value in self._fields():
+            if key == "resources":
+                text = "[\n" + ",\n".join(items) + "\n  ]" if items else "[]"
+            else:
+                text = _nested(value, 1)
+            lines.append(f"  {json.dumps(key)}: {text}")
+        return "{\n" + ",\n".join(lines) + "\n}\n"
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "state") -> State:
@@ -144,3 +178,9 @@ class State:
                 f"{source}: state file is corrupt ({type(exc).__name__}: {exc}); "
                 "the previous copy is kept beside it as .backup. The file was left untouched."
             ) from exc
+
+
+def _nested(value: Any, level: int) -> str:
+    """``value`` as ``json.dumps(indent=2)`` prints it ``level`` levels deep (strings escape their
+    newlines, so every newline in the text is layout)."""
+    return json.dumps(value, indent=2).replace("\n", "\n" + "  " * level)

@@ -17,7 +17,7 @@ from typing import Any
 from byoc.errors import LockError, StateError
 from byoc.resources.base import error_code, to_cloud_error
 from byoc.state.base import LockInfo, check_successor
-from byoc.state.model import State
+from byoc.state.model import ResourceState, State
 
 #: what S3 answers to a conditional write whose condition does not hold
 _CONFLICT = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
@@ -51,6 +51,8 @@ class S3Backend:
         self.unlock_hint = unlock_hint
         self._etag: str | None = None
         self._seen = False
+        #: each resource's text as last written (see State.to_json)
+        self._texts: dict[int, tuple[ResourceState, str]] = {}
         self._held: LockInfo | None = None
 
     def describe(self) -> str:
@@ -100,7 +102,7 @@ class S3Backend:
         """A conditional put on the ETag last seen; on a conflict, re-read and check serial/lineage."""
         if not self._seen:
             check_successor(self.read(), state, self.describe())
-        body = (json.dumps(state.to_dict(), indent=2) + "\n").encode()
+        body = state.to_json(self._texts).encode()
         for _ in range(3):
             cond = {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
             try:
