@@ -10,12 +10,17 @@ server's own share of it.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -174,7 +179,22 @@ class AwsProxy:
             self._local.conn = conn
         return conn
 
+    def _control(self, req: BaseHTTPRequestHandler) -> None:
+        split = urlsplit(req.path)
+        if split.path == "/__bench__/delay":
+            self.delay = float(parse_qs(split.query)["ms"][0]) / 1000
+            body = b"{}"
+        else:
+            body = json.dumps([asdict(c) for c in self.take()]).encode()
+        req.send_response(200)
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
     def _forward(self, req: BaseHTTPRequestHandler) -> None:
+        if req.path.startswith("/__bench__/"):
+            self._control(req)
+            return
         start = time.monotonic()
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length) if length else b""
@@ -216,19 +236,54 @@ class AwsProxy:
         raise AssertionError("unreachable")
 
 
-def main() -> None:
-    """``python bench/awsproxy.py UPSTREAM [DELAY_MS] [PORT]``: run the proxy in the foreground."""
-    import sys
+class ProxyProcess:
+    """An AwsProxy in a child process, driven like one: ``url``, ``delay``, ``take()``, ``stop()``."""
 
-    upstream = sys.argv[1]
-    delay = float(sys.argv[2]) / 1000 if len(sys.argv) > 2 else 0.0
-    port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    def __init__(self, upstream: str) -> None:
+        root = Path(__file__).resolve().parents[1]
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.awsproxy", upstream, "0", "0", "--quiet"],
+                                     stdout=subprocess.PIPE, cwd=root)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().decode().strip()
+        if not self.url.startswith("http://"):
+            raise RuntimeError("the proxy did not start")
+        self._delay = 0.0
+
+    def _get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=30) as resp:
+            return bytes(resp.read())
+
+    @property
+    def delay(self) -> float:
+        return self._delay
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._get(f"/__bench__/delay?ms={seconds * 1000:g}")
+        self._delay = seconds
+
+    def take(self) -> list[Call]:
+        return [Call(**c) for c in json.loads(self._get("/__bench__/take"))]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def main() -> None:
+    """``python -m bench.awsproxy UPSTREAM [DELAY_MS] [PORT] [--quiet]``: run the proxy in the
+    foreground (its URL on the first line; unless --quiet, the counts every 5 s)."""
+    args = [a for a in sys.argv[1:] if a != "--quiet"]
+    upstream = args[0]
+    delay = float(args[1]) / 1000 if len(args) > 1 else 0.0
+    port = int(args[2]) if len(args) > 2 else 0
     proxy = AwsProxy(upstream, delay, port=port).start()
     print(proxy.url, flush=True)
     try:
         while True:
             time.sleep(5)
-            print(sorted(proxy.counts().items()), flush=True)
+            if "--quiet" not in sys.argv:
+                print(sorted(proxy.counts().items()), flush=True)
     except KeyboardInterrupt:
         proxy.stop()
 

@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
-from bench.awsproxy import AwsProxy  # noqa: E402
+from bench.awsproxy import ProxyProcess  # noqa: E402
 from bench.report import table  # noqa: E402
 from bench.trace import TracedKind, Tracer, apply_chain, plan_chain  # noqa: E402
 
@@ -60,7 +60,7 @@ def cpu_seconds(pid: int | None) -> float:
 class Run:
     """One cluster size at one delay and parallelism: the lifecycle, timed and counted."""
 
-    def __init__(self, proxy: AwsProxy, nodes: int, parallelism: int, state_dir: Path,
+    def __init__(self, proxy: ProxyProcess, nodes: int, parallelism: int, state_dir: Path,
                  moto_pid: int | None = None) -> None:
         from byoc.engine import Engine
         from byoc.resources import registry
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_engine:
         results["engine"] = engine_bench()
     proc, moto_url = (None, args.moto) if args.moto else start_moto()
-    proxy = AwsProxy(moto_url).start()
+    proxy = ProxyProcess(moto_url)
     os.environ["AWS_ENDPOINT_URL"] = proxy.url
     try:
         for delay in delays:
