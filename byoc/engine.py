@@ -81,8 +81,24 @@ class Engine:
     def state(self) -> State | None:
         return self.backend.read()
 
-    def refresh(self) -> dict[str, Live]:
+    def refresh(self, state: State | None = None, *, audit: bool = True) -> dict[str, Live]:
+        """What the cluster owns in AWS now. A full ``audit`` (drift, refresh, ``--delete-unmanaged``,
+        destroy) lets every kind list all it can find (strangers under the cluster's IAM path,
+        extra inline policies); otherwise kinds that can read by name (IAM) read just the names
+        the spec and ``state`` give them (see ``expected_names``)."""
+        if isinstance(self.ctx, AwsContext):
+            self.ctx.known = None if audit else self.expected_names(state)
         return discover(self.kinds, self.ctx, self.parallelism)
+
+    def expected_names(self, state: State | None) -> dict[str, dict[str, frozenset[str]]]:
+        """The names the blueprint gives the kinds that read by name, plus the ids (and a role's
+        inline policy names) the state records for those kinds: kind → name → part names."""
+        known = {kind: dict(names) for kind, names in blueprint.known_names(self.spec).items()}
+        for rs in state.resources.values() if state else ():
+            if rs.kind in known:
+                parts = frozenset(rs.props.get("inline_policies") or ())
+                known[rs.kind][rs.id] = known[rs.kind].get(rs.id, frozenset()) | parts
+        return known
 
     def facts(
         self,
@@ -153,7 +169,10 @@ class Engine:
     ) -> Plan:
         """Read state, discover what exists, and compare with the spec. ``restore`` (node key →
         (snapshot id, AZ)) plans data volumes created from a backup's snapshots (see ``facts``)."""
-        return self._plan(self.state(), self.refresh(), options, update_ami, restore)
+        state = self.state()
+        # only a plan that deletes what is not in the state must find every stranger
+        audit = options is not None and (options.delete_unmanaged or options.destroy)
+        return self._plan(state, self.refresh(state, audit=audit), options, update_ami, restore)
 
     def drift(self) -> DriftReport:
         """What changed in AWS since byoc last applied (see byoc.drift); changes nothing."""

@@ -25,6 +25,26 @@ def free_eips_of_deleted_nat_gateways(ec2: Any) -> None:
     ec2.meta.events.register_first("after-call.ec2.DeleteNatGateway", after_delete)
 
 
+def count_topic_subscriptions(parsed: dict[str, Any], **kwargs: Any) -> None:
+    """``after-call.sns.GetTopicAttributes`` hook: AWS counts a topic's subscriptions in
+    ``SubscriptionsConfirmed``/``SubscriptionsPending``; moto always answers "0". This answers
+    moto's own count (all confirmed: moto confirms at once). Register it through AwsContext's
+    ``event_hooks`` (see ``SNS_COUNTS``) or on an SNS client."""
+    from moto.sns.models import sns_backends
+
+    attributes = parsed.get("Attributes") or {}
+    arn = attributes.get("TopicArn")
+    if not arn:
+        return
+    region, account = arn.split(":")[3:5]
+    subs = sns_backends[account][region].subscriptions.values()
+    attributes["SubscriptionsConfirmed"] = str(sum(1 for sub in subs if sub.topic.arn == arn))
+
+
+#: AwsContext ``event_hooks`` that make moto's topic attributes count subscriptions as AWS does
+SNS_COUNTS = (("after-call.sns.GetTopicAttributes", count_topic_subscriptions),)
+
+
 class TargetHealth:
     """DescribeTargetHealth as AWS answers it where moto is instant: a deregistered target is
     ``draining`` for a while (deregistration delay), a newly registered one is ``initial`` until

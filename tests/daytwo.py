@@ -10,7 +10,7 @@ from byoc.engine import Engine
 from byoc.resources.base import AwsContext
 from byoc.spec import Spec, load_spec
 from byoc.state import LocalBackend
-from tests.awsrealism import https_bucket_policies
+from tests.awsrealism import SNS_COUNTS, https_bucket_policies
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "specs/dev.yaml"
@@ -22,8 +22,10 @@ def dev_spec(*overrides: str, count: int = 2) -> Spec:
 
 
 def quiet_ctx(spec: Spec) -> AwsContext:
-    """An AwsContext for the spec's cluster on moto that never sleeps."""
-    return AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01)
+    """An AwsContext for the spec's cluster on moto that never sleeps (topics count their
+    subscriptions as in AWS)."""
+    return AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01,
+                      event_hooks=SNS_COUNTS)
 
 
 def engine_for(spec: Spec, ctx: AwsContext, state_dir: Path) -> Engine:

@@ -4,7 +4,9 @@ that apply repairs it, and that drift is back in sync."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -13,6 +15,8 @@ from byoc.planner import PlanOptions
 from byoc.render import render_plan
 from byoc.state.model import State
 from tests.clusterkit import Cluster, applied_cluster, owned_tags
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +98,10 @@ def retag_vpc(c: Cluster) -> None:
                                       {"Key": "Owner", "Value": "x"}])
 
 
+def drop_inline_policy(c: Cluster) -> None:
+    c.client("iam").delete_role_policy(RoleName=c.id("aws_iam_role.node"), PolicyName="proton-node")
+
+
 CASES: list[tuple[Callable[[Cluster], None], str, str]] = [
     (open_ssh, "aws_security_group.node", "ingress"),
     (reroute_private, 'aws_route_table.private["us-west-2a"]', "route"),
@@ -108,6 +116,7 @@ CASES: list[tuple[Callable[[Cluster], None], str, str]] = [
     (raise_alarm_threshold, 'aws_cloudwatch_metric_alarm.cpu["0"]', "threshold"),
     (lengthen_log_retention, "aws_cloudwatch_log_group.main", "retention_in_days"),
     (retag_vpc, "aws_vpc.main", "tags"),
+    (drop_inline_policy, "aws_iam_role.node", "inline_policies"),
 ]
 
 
@@ -227,3 +236,56 @@ def test_refresh_records_aws_without_changing_it(cluster: Cluster) -> None:
     plan = eng.plan()
     assert [(c.address, c.action) for c in plan.actionable] == [("aws_cloudwatch_log_group.main", "update")]
     cluster.repair()
+
+
+# -- what a plan reads, and what only a full audit finds ---------------------------------------------
+def calls_of(cluster: Cluster, service: str, run: Callable[[], T]) -> tuple[T, set[str]]:
+    """``run()``, and the actions of ``service`` it called."""
+    before = Counter(cluster.ctx.calls.counts)
+    result = run()
+    return result, {a for (s, a), n in (cluster.ctx.calls.counts - before).items() if s == service and n}
+
+
+def test_plan_reads_iam_by_name_and_the_full_audit_lists_the_path(cluster: Cluster) -> None:
+    iam, node = cluster.client("iam"), cluster.id("aws_iam_role.node")
+    doc = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'
+    iam.put_role_policy(RoleName=node, PolicyName="extra", PolicyDocument=doc)
+    trust = '{"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, ' \
+            '"Action": "sts:AssumeRole"}]}'
+    iam.create_role(RoleName="dev-proton-stray", Path="/byoc/dev-proton/", AssumeRolePolicyDocument=trust,
+                    Tags=owned_tags("aws_iam_role.stray"))
+    plan, read = calls_of(cluster, "iam", cluster.engine().plan)
+    assert read == {"GetRole", "GetRolePolicy", "GetInstanceProfile"}
+    assert not plan.actionable and plan.unmanaged == ()
+    report, read = calls_of(cluster, "iam", cluster.engine().drift)
+    assert {"ListRoles", "ListRoleTags", "ListRolePolicies", "ListInstanceProfiles"} <= read
+    assert [(r.address, r.status) for r in report.resources] == [
+        ("aws_iam_role.node", MODIFIED), ("aws_iam_role.stray", UNMANAGED)]
+    plan, read = calls_of(cluster, "iam", lambda: cluster.engine().plan(PlanOptions(delete_unmanaged=True)))
+    assert "ListRoles" in read
+    assert [(c.address, c.action) for c in plan.actionable] == [
+        ("aws_iam_role.node", "update"), ("aws_iam_role.stray", "delete")]
+    cluster.repair(PlanOptions(delete_unmanaged=True))
+    assert iam.list_role_policies(RoleName=node)["PolicyNames"] == ["proton-node"]
+
+
+def test_iam_role_left_by_a_crash_is_adopted_by_a_plain_plan(cluster: Cluster) -> None:
+    state = cluster.backend.read()
+    assert state is not None
+    cluster.backend.write(state.without("aws_iam_role.node").bumped())
+    plan = cluster.engine().plan()
+    assert plan.adopt == ("aws_iam_role.node",) and plan.change("aws_iam_role.node").action != "create"
+    cluster.repair()
+
+
+def test_subscriptions_are_listed_only_when_the_topic_counts_any(cluster: Cluster) -> None:
+    _, read = calls_of(cluster, "sns", cluster.engine().plan)
+    assert read == {"GetTopicAttributes"}
+    sns, topic = cluster.client("sns"), cluster.id("aws_sns_topic.alarms")
+    arn = sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="someone@example.com",
+                        ReturnSubscriptionArn=True)["SubscriptionArn"]
+    plan, read = calls_of(cluster, "sns", cluster.engine().plan)
+    assert read == {"GetTopicAttributes", "ListSubscriptionsByTopic"}
+    assert plan.unmanaged == ("aws_sns_topic_subscription.email",)
+    sns.unsubscribe(SubscriptionArn=arn)
+    assert cluster.engine().drift().in_sync

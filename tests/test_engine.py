@@ -90,3 +90,62 @@ def test_adding_an_az_never_moves_a_node_away_from_its_data_volume(tmp_path: Pat
     new_volume = plan.change('aws_ebs_volume.data["3"]')
     assert new_volume.action == "create"
     assert new_volume.after is not None and new_volume.after["availability_zone"] == "us-west-2a"
+
+
+# -- what discovery is told to expect (byoc.resources.base.AwsContext.known) ----------------------
+def test_known_names_are_the_blueprints(tmp_path: Path) -> None:
+    from byoc import blueprint
+
+    xacct = 'security.cross_account_role={provider_account_id: "123456789012", external_id: abc}'
+    for overrides in ((), (xacct, "monitoring.alarm_email=ops@example.com")):
+        spec = load_spec(str(ROOT / "specs/dev.yaml"), overrides)
+        built = blueprint.build(spec)
+        expected: dict[str, dict[str, frozenset[str]]] = {
+            "aws_iam_role": {}, "aws_iam_instance_profile": {}, "aws_sns_topic_subscription": {}}
+        for r in built:
+            if r.kind in ("aws_iam_role", "aws_iam_instance_profile"):
+                expected[r.kind][r.props["name"]] = frozenset(r.props.get("inline_policies") or ())
+            elif r.kind == "aws_sns_topic_subscription":
+                expected[r.kind][r.props["protocol"]] = frozenset()
+        assert blueprint.known_names(spec) == expected
+        assert len(expected["aws_iam_role"]) == (2 if overrides else 1)
+
+
+def test_expected_names_add_what_the_state_records(tmp_path: Path) -> None:
+    from byoc.state.model import ResourceState, State
+
+    eng = make(tmp_path, FakeCloud())
+    doc = {"Version": "2012-10-17", "Statement": []}
+    state = State.new("dev-proton")
+    for rs in (
+        ResourceState("aws_iam_role.node", "aws_iam_role", "dev-proton-node",
+                      {"inline_policies": {"proton-node": doc, "extra": doc}}),
+        ResourceState("aws_iam_role.old", "aws_iam_role", "dev-proton-old", {"inline_policies": {}}),
+        ResourceState("aws_sns_topic_subscription.email", "aws_sns_topic_subscription", "arn:sub", {}),
+        ResourceState("aws_vpc.main", "aws_vpc", "vpc-1", {}),
+    ):
+        state = state.with_resource(rs)
+    assert eng.expected_names(state) == {
+        "aws_iam_role": {"dev-proton-node": frozenset({"proton-node", "extra"}),
+                         "dev-proton-old": frozenset()},
+        "aws_iam_instance_profile": {"dev-proton-node": frozenset()},
+        "aws_sns_topic_subscription": {"arn:sub": frozenset()},
+    }
+
+
+def test_only_a_plain_plan_reads_by_name_every_full_audit_lists(tmp_path: Path) -> None:
+    from byoc.planner import PlanOptions
+    from byoc.resources.base import AwsContext
+
+    spec = load_spec(str(ROOT / "specs/dev.yaml"))
+    cloud = FakeCloud()
+    kinds = {k: FakeKind(k, cloud, like=v) for k, v in registry().items()}
+    eng = Engine(spec, kinds=kinds, ctx=AwsContext(cluster=spec.cluster_name, region=spec.region),
+                 backend=LocalBackend(tmp_path, spec.cluster_name), ami_resolver=lambda itype: "ami-0")
+    eng.plan()
+    assert eng.ctx.known == eng.expected_names(None) and eng.ctx.known["aws_iam_role"]
+    for audit in (lambda: eng.plan(PlanOptions(delete_unmanaged=True)),
+                  lambda: eng.plan(PlanOptions(destroy=True)), eng.drift):
+        eng.plan()
+        audit()
+        assert eng.ctx.known is None

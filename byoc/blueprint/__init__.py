@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from byoc.blueprint.base import PLACEHOLDER_AMI, Builder, Facts
-from byoc.blueprint.iam import build_iam
+from byoc.blueprint.iam import build_iam, iam_names
 from byoc.blueprint.lb import build_lb
-from byoc.blueprint.monitoring import build_alarms, build_log_group
+from byoc.blueprint.monitoring import build_alarms, build_log_group, subscription_names
 from byoc.blueprint.network import build_network
 from byoc.blueprint.nodes import build_nodes
 from byoc.blueprint.storage import build_storage
@@ -22,7 +22,7 @@ from byoc.spec import Spec
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["PLACEHOLDER_AMI", "Facts", "build", "desired_graph"]
+__all__ = ["PLACEHOLDER_AMI", "Facts", "build", "desired_graph", "known_names"]
 
 
 def build(spec: Spec, facts: Facts | None = None) -> list[Resource]:
@@ -40,3 +40,9 @@ def build(spec: Spec, facts: Facts | None = None) -> list[Resource]:
 
 def desired_graph(spec: Spec, facts: Facts | None = None) -> nx.DiGraph:
     return graph_of(build(spec, facts))
+
+
+def known_names(spec: Spec) -> dict[str, dict[str, frozenset[str]]]:
+    """The names ``build`` gives the kinds that discovery can read by name (IAM), and the topic
+    subscriptions it adds — kind → name → part names — without the facts ``build`` needs."""
+    return {**iam_names(spec), "aws_sns_topic_subscription": subscription_names(spec)}

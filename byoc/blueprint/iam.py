@@ -10,6 +10,10 @@ from byoc.blueprint.base import Builder
 from byoc.blueprint.policy import document, statement
 from byoc.blueprint.storage import Storage
 from byoc.model import Ref
+from byoc.spec import Spec
+
+NODE_POLICY = "proton-node"
+OPERATIONS_POLICY = "proton-operations"
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,16 @@ class Identity:
 
 def metrics_namespace(cluster: str) -> str:
     return f"ProtonCluster/{cluster}"
+
+
+def iam_names(spec: Spec) -> dict[str, dict[str, frozenset[str]]]:
+    """The IAM names ``build_iam`` gives for ``spec`` (no facts needed): kind → name → the
+    role's inline policy names. IAM names are unique in an account, so discovery reads these."""
+    cluster = spec.cluster_name
+    roles = {f"{cluster}-node": frozenset({NODE_POLICY})}
+    if spec.data["security"].get("cross_account_role"):
+        roles[f"{cluster}-management"] = frozenset({OPERATIONS_POLICY})
+    return {"aws_iam_role": roles, "aws_iam_instance_profile": {f"{cluster}-node": frozenset()}}
 
 
 def build_iam(b: Builder, storage: Storage, log_group: str) -> Identity:
@@ -53,7 +67,7 @@ def build_iam(b: Builder, storage: Storage, log_group: str) -> Identity:
         "description": f"byoc {b.cluster}: Proton nodes",
         "assume_role_policy": document(statement(
             "Allow", ["sts:AssumeRole"], principal={"Service": ["ec2.amazonaws.com"]})),
-        "inline_policies": {"proton-node": document(*node_statements)},
+        "inline_policies": {NODE_POLICY: document(*node_statements)},
         "max_session_duration": 3600,
     })
     profile = b.add("aws_iam_instance_profile", "node", None, {
@@ -83,7 +97,7 @@ def _management_role(b: Builder, path: str, xacct: dict[str, Any], storage: Stor
             principal={"AWS": [f"arn:{b.partition}:iam::{account}:root"]},
             condition={"StringEquals": {"sts:ExternalId": [xacct["external_id"]]}},
         )),
-        "inline_policies": {"proton-operations": document(
+        "inline_policies": {OPERATIONS_POLICY: document(
             # these Describe/List actions support no resource-level scoping in IAM
             statement("Allow", read, ["*"], sid="Observe"),
             statement("Allow", ["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"],

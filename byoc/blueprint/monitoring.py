@@ -11,6 +11,7 @@ from byoc.blueprint.iam import metrics_namespace
 from byoc.blueprint.lb import Balancer
 from byoc.blueprint.nodes import Node
 from byoc.model import Ref
+from byoc.spec import Spec
 
 DATA_MOUNT = "/var/lib/proton-data"  # where the node mounts its data volume (see byoc.userdata)
 
@@ -25,6 +26,11 @@ def build_log_group(b: Builder) -> str:
         "retention_in_days": b.spec.data["monitoring"]["log_retention_days"],
         "kms_key_id": None,
     }, label=log_group_name(b.cluster))
+
+
+def subscription_names(spec: Spec) -> dict[str, frozenset[str]]:
+    """The topic subscriptions ``build_alarms`` adds for ``spec``, by protocol."""
+    return {"email": frozenset()} if spec.data["monitoring"].get("alarm_email") else {}
 
 
 def build_alarms(b: Builder, nodes: list[Node], balancer: Balancer) -> None:

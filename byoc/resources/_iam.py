@@ -121,6 +121,11 @@ def sync_tags(
 
 
 # -- misc --------------------------------------------------------------------------------------
+def cluster_path(ctx: AwsContext) -> str:
+    """The IAM path every role and instance profile of the cluster is under."""
+    return f"/byoc/{ctx.cluster}/"
+
+
 def pages(client: Any, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
     """Every item of a paginated IAM/KMS list call."""
     return [item for page in client.get_paginator(operation).paginate(**params) for item in page[key]]

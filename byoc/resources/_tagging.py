@@ -2,8 +2,8 @@
 
 Kinds whose own list calls cannot filter by tag (S3 buckets, load balancers, target groups,
 alarms, SNS topics, log groups, KMS keys, secrets) read their ARNs and tags from here, shared
-within a discovery pass. IAM is not covered by the tagging API (its kinds list by path), and
-EC2 kinds filter their own describes by tag.
+within a discovery pass. IAM is not covered by the tagging API (its kinds read by name or list
+by path), and EC2 kinds filter their own describes by tag.
 """
 
 from __future__ import annotations

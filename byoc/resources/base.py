@@ -20,6 +20,10 @@ from byoc.model import Live
 
 T = TypeVar("T")
 
+#: What a plan expects to exist, for the kinds that can read it by name instead of listing:
+#: kind → name (or id) → the names of its parts read by name too (an IAM role's inline policies).
+Known = Mapping[str, Mapping[str, frozenset[str]]]
+
 CLUSTER_TAG = "byoc:cluster"
 ADDRESS_TAG = "byoc:address"
 
@@ -307,6 +311,14 @@ class AwsContext:
         self.run_id = uuid.uuid4().hex
         #: every AWS call of this context, logged (``byoc -v``) and counted
         self.calls = CallRecorder()
+        #: the names the engine expects (the spec's and the state's; see ``expected``), set before
+        #: a plain plan's discovery; None — unknown, or a full audit — makes kinds list everything
+        self.known: Known | None = None
+
+    def expected(self, kind: str) -> Mapping[str, frozenset[str]] | None:
+        """The names of ``kind`` the engine expects to exist (name → part names), for kinds that
+        read by name; None when not known, and the kind must list what exists."""
+        return None if self.known is None else self.known.get(kind, {})
 
     # -- clients -------------------------------------------------------------------------
     def client(self, service: str) -> Any:

@@ -1,6 +1,7 @@
 """``aws_iam_instance_profile``: an instance profile under ``/byoc/<cluster>/`` holding one role.
 
-Discovery lists profiles by path and reads each one with GetInstanceProfile (its tags and role);
+A plan's discovery reads the profiles the spec and state name, a full audit (``ctx.known`` None)
+lists them by path; either reads each one with GetInstanceProfile (its tags and role);
 adding a role retries IAM's eventual consistency right after the role was created.
 """
 
@@ -18,6 +19,7 @@ from byoc.resources._iam import (
     IAM_SETTLE_SECONDS,
     changed_props,
     check_adoptable,
+    cluster_path,
     delete_and_wait,
     iam_tags,
     ignore_gone,
@@ -38,17 +40,24 @@ class IamInstanceProfile(ResourceType):
 
     # -- reading -----------------------------------------------------------------------------
     def discover(self, ctx: AwsContext) -> list[Live]:
-        prefix = f"/byoc/{ctx.cluster}/"
-        listed = pages(ctx.client("iam"), "list_instance_profiles", "InstanceProfiles", PathPrefix=prefix)
-        out = []
-        # ListInstanceProfiles returns no tags (and moto ignores PathPrefix): read each of ours
-        for item in listed:
-            if not item["Path"].startswith(prefix):
-                continue
-            profile = self._get(ctx, item["InstanceProfileName"])
-            if profile is not None and is_owned(ctx, tags_of(profile.get("Tags"))):
-                out.append(self._live(profile))
-        return out
+        expected = ctx.expected(self.kind)
+        if expected is not None:  # names are unique in an account: read the expected ones
+            names = sorted(expected)
+        else:
+            prefix = cluster_path(ctx)
+            listed = pages(ctx.client("iam"), "list_instance_profiles", "InstanceProfiles", PathPrefix=prefix)
+            # ListInstanceProfiles returns no tags (and moto ignores PathPrefix): read each of ours
+            names = [item["InstanceProfileName"] for item in listed if item["Path"].startswith(prefix)]
+        named = (self.read(ctx, name) for name in names)
+        return [live for live in named if live is not None]
+
+    def read(self, ctx: AwsContext, aws_id: str) -> Live | None:
+        """The profile ``aws_id`` (one GetInstanceProfile) if it is the cluster's: under its path,
+        with its tags."""
+        profile = self._get(ctx, aws_id)
+        if profile is None or not profile["Path"].startswith(cluster_path(ctx)):
+            return None
+        return self._live(profile) if is_owned(ctx, tags_of(profile.get("Tags"))) else None
 
     def _get(self, ctx: AwsContext, name: str) -> dict[str, Any] | None:
         try:

@@ -1,7 +1,9 @@
 """``aws_iam_role``: an IAM role under ``/byoc/<cluster>/`` with its trust policy and inline policies.
 
-Discovery lists roles by path (IAM is outside the tagging API) and reads each role's tags and
-inline policies; policy documents are compared in ``_iam.normalise_policy``'s normal form.
+A plan's discovery reads the roles the spec and state name (GetRole, then GetRolePolicy for each
+known inline policy); a full audit (``ctx.known`` None) lists roles by path (IAM is outside the
+tagging API) with their tags and inline policies, so it finds strangers too. Policy documents are
+compared in ``_iam.normalise_policy``'s normal form.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from byoc.model import Live
 from byoc.resources._iam import (
     changed_props,
     check_adoptable,
+    cluster_path,
     delete_and_wait,
     iam_tags,
     ignore_gone,
@@ -26,6 +29,7 @@ from byoc.resources._iam import (
     sync_tags,
     tags_of,
 )
+from byoc.resources._monitoring import unless_gone
 from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned
 
 
@@ -37,10 +41,13 @@ class IamRole(ResourceType):
 
     # -- reading -----------------------------------------------------------------------------
     def discover(self, ctx: AwsContext) -> list[Live]:
-        iam = ctx.client("iam")
-        prefix = f"/byoc/{ctx.cluster}/"
+        expected = ctx.expected(self.kind)
+        if expected is not None:  # names are unique in an account: read the expected ones
+            named = (self._read_named(ctx, name, policies) for name, policies in sorted(expected.items()))
+            return [live for live in named if live is not None]
+        prefix = cluster_path(ctx)
         out = []
-        for role in pages(iam, "list_roles", "Roles", PathPrefix=prefix):
+        for role in pages(ctx.client("iam"), "list_roles", "Roles", PathPrefix=prefix):
             if not role["Path"].startswith(prefix):
                 continue
             live = self._read_rest(ctx, role)
@@ -48,28 +55,53 @@ class IamRole(ResourceType):
                 out.append(live)
         return out
 
+    def read(self, ctx: AwsContext, aws_id: str) -> Live | None:
+        return self._read_named(ctx, aws_id, None)
+
+    def _read_named(self, ctx: AwsContext, name: str, policies: frozenset[str] | None) -> Live | None:
+        """The role ``name`` if it is the cluster's (under its path, with its tags), read with one
+        GetRole, and the inline ``policies`` (None: the ones IAM lists); None if not ours or gone."""
+        role = unless_gone(lambda: ctx.client("iam").get_role(RoleName=name)["Role"])
+        if role is None or not role["Path"].startswith(cluster_path(ctx)):
+            return None
+        tags = tags_of(role.get("Tags"))
+        return self._with_policies(ctx, role, tags, policies) if is_owned(ctx, tags) else None
+
     def _read_rest(self, ctx: AwsContext, role: Mapping[str, Any], address: str | None = None) -> Live | None:
         """Tags and inline policies of a listed role; None if not ours or gone meanwhile."""
+        name = role["RoleName"]
+        tags = unless_gone(lambda: tags_of(pages(ctx.client("iam"), "list_role_tags", "Tags", RoleName=name)))
+        if tags is None or (address is None and not is_owned(ctx, tags)):
+            return None
+        return self._with_policies(ctx, role, tags, None, address)
+
+    def _with_policies(
+        self,
+        ctx: AwsContext,
+        role: Mapping[str, Any],
+        tags: dict[str, str],
+        policies: frozenset[str] | None,
+        address: str | None = None,
+    ) -> Live | None:
+        """The role's Live with its inline policies: each of ``policies`` that exists (None: the
+        ones IAM lists); None if the role is gone."""
         iam = ctx.client("iam")
         name = role["RoleName"]
-        try:
-            tags = tags_of(pages(iam, "list_role_tags", "Tags", RoleName=name))
-            if address is None and not is_owned(ctx, tags):
-                return None
-            policies = {
-                p: iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
-                for p in pages(iam, "list_role_policies", "PolicyNames", RoleName=name)
-            }
-        except ClientError as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return None
-            raise
+        names = policies if policies is not None else unless_gone(
+            lambda: frozenset(map(str, pages(iam, "list_role_policies", "PolicyNames", RoleName=name))))
+        if names is None:
+            return None
+        docs = {}
+        for policy in sorted(names):  # NoSuchEntity: absent (deleted by hand: drift, put back by apply)
+            got = unless_gone(partial(iam.get_role_policy, RoleName=name, PolicyName=policy))
+            if got is not None:
+                docs[policy] = got["PolicyDocument"]
         props = {
             "name": name,
             "path": role["Path"],
             "description": role.get("Description") or "",
             "assume_role_policy": role["AssumeRolePolicyDocument"],
-            "inline_policies": policies,
+            "inline_policies": docs,
             "max_session_duration": role.get("MaxSessionDuration") or 3600,
             "tags": tags,
         }

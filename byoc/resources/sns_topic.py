@@ -1,7 +1,8 @@
 """``aws_sns_topic``: the cluster's alarm topic, encrypted at rest (``alias/aws/sns`` by default).
 
 Discovery reads ARNs and tags from the tagging index and the key from GetTopicAttributes
-(one call per topic; a cluster has one). The topic's id is its ARN.
+(one call per topic, a cluster has one; shared with the subscription kind within a pass).
+The topic's id is its ARN.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class SnsTopic(ResourceType):
         for item in tagged(ctx, "sns"):
             if ":" in item.resource:  # a subscription ARN (topic:uuid), not a topic
                 continue
-            attributes = _attributes(ctx, item.arn)
+            attributes = topic_attributes(ctx, item.arn)
             if attributes is not None:  # None: deleted since the index was read
                 out.append(self._live(item.arn, attributes, own_tags(item.tags)))
         return out
@@ -115,6 +116,11 @@ def _attributes(ctx: AwsContext, arn: str) -> dict[str, str] | None:
     """GetTopicAttributes; None when the topic does not exist."""
     resp = unless_gone(lambda: ctx.client("sns").get_topic_attributes(TopicArn=arn))
     return None if resp is None else dict(resp["Attributes"])
+
+
+def topic_attributes(ctx: AwsContext, arn: str) -> dict[str, str] | None:
+    """GetTopicAttributes once per discovery pass (the topic and subscription kinds share it)."""
+    return ctx.memo("sns", f"topic_attributes:{arn}", lambda: _attributes(ctx, arn))
 
 
 KIND = SnsTopic()

@@ -7,6 +7,8 @@ no key — one subscription per protocol. A second one of the same protocol (say
 someone added by hand) is reported by discovery as a duplicate address, never silently
 adopted or replaced. The id is the SubscriptionArn, or ``pending:<topic_arn>:<endpoint>``
 while an email is unconfirmed (AWS then lists ``PendingConfirmation`` instead of an ARN).
+A plan whose spec and state have no subscription lists a topic's subscriptions only when the
+topic's attributes (read once for both kinds) count any.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from byoc.resources._ec2 import wait_gone
 from byoc.resources._monitoring import CONFLICT_CODES, unless_gone
 from byoc.resources._tagging import tagged
 from byoc.resources.base import AwsContext, ResourceType
+from byoc.resources.sns_topic import topic_attributes
 
 KIND_NAME = "aws_sns_topic_subscription"
 #: what AWS lists instead of an ARN: unconfirmed ("pending confirmation" is Subscribe's spelling
 #: without ReturnSubscriptionArn), or unsubscribed a moment ago
 _PENDING = frozenset({"PendingConfirmation", "pending confirmation"})
 _DELETED = "Deleted"
+#: GetTopicAttributes' counts of the subscriptions ListSubscriptionsByTopic would show
+_COUNTS = ("SubscriptionsConfirmed", "SubscriptionsPending")
 
 
 def address_for(protocol: str) -> str:
@@ -44,7 +49,7 @@ class SnsTopicSubscription(ResourceType):
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         topics = [t.arn for t in tagged(ctx, "sns") if ":" not in t.resource]
-        return [self._live(s) for arn in topics for s in _subscriptions(ctx, arn)]
+        return [self._live(s) for arn in topics if _worth_listing(ctx, arn) for s in _subscriptions(ctx, arn)]
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
         if address != address_for(props["protocol"]):
@@ -100,6 +105,18 @@ class SnsTopicSubscription(ResourceType):
         pending = sub["SubscriptionArn"] in _PENDING
         sub_id = pending_id(sub["TopicArn"], sub["Endpoint"]) if pending else sub["SubscriptionArn"]
         return Live(address_for(sub["Protocol"]), self.kind, sub_id, props, {"pending_confirmation": pending})
+
+
+def _worth_listing(ctx: AwsContext, topic_arn: str) -> bool:
+    """Whether discovery lists the topic's subscriptions: always in a full audit or when the spec
+    or state has one (the topic's counts are eventually consistent: byoc's own subscription must
+    not vanish from a plan because a count lagged), else only when the topic counts any."""
+    if ctx.expected(KIND_NAME) != {}:
+        return True
+    attributes = topic_attributes(ctx, topic_arn)
+    if attributes is None:  # the topic is gone
+        return False
+    return any(attributes.get(count, "1") != "0" for count in _COUNTS)
 
 
 def _subscriptions(ctx: AwsContext, topic_arn: str) -> list[dict[str, Any]]:

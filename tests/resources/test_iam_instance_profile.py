@@ -179,3 +179,31 @@ def test_delete_raises_other_errors_at_once(role: AwsContext) -> None:
     with pytest.raises(ClientError, match="AccessDenied"):
         KIND.delete(ctx, live)
     assert len(calls) == 1 and [v.id for v in KIND.discover(ctx)] == ["test-node"]
+
+
+# -- reading by name (a plain plan: the engine sets ctx.known) -------------------------------------
+def test_known_profile_is_read_by_name_and_strangers_only_by_the_full_audit(role: AwsContext) -> None:
+    ctx = role
+    live = KIND.create(ctx, ADDR, props())
+    iam = ctx.client("iam")
+    tags = [{"Key": "byoc:cluster", "Value": "test"}, {"Key": "byoc:address", "Value": "x.stray"}]
+    iam.create_instance_profile(InstanceProfileName="test-stray", Path=PATH, Tags=tags)
+    ctx.known = {"aws_iam_instance_profile": {"test-node": frozenset()}}
+    calls = count(ctx, "ListInstanceProfiles", "GetInstanceProfile")
+    assert KIND.discover(ctx) == [live]
+    assert calls == {"ListInstanceProfiles": 0, "GetInstanceProfile": 1}
+    ctx.known = None
+    assert sorted(x.id for x in KIND.discover(ctx)) == ["test-node", "test-stray"]
+    assert KIND.read(ctx, "test-stray") is not None  # `byoc import`: by name, whatever is known
+
+
+def test_known_name_taken_by_someone_else_is_not_ours(role: AwsContext) -> None:
+    ctx = role
+    iam = ctx.client("iam")
+    iam.create_instance_profile(InstanceProfileName="test-node", Path=PATH)  # no tags: not ours
+    ours = [{"Key": "byoc:cluster", "Value": "test"}, {"Key": "byoc:address", "Value": ADDR}]
+    iam.create_instance_profile(InstanceProfileName="test-elsewhere", Path="/other/", Tags=ours)
+    ctx.known = {"aws_iam_instance_profile": {n: frozenset() for n in ("test-node", "test-elsewhere", "x")}}
+    assert KIND.discover(ctx) == []
+    with pytest.raises(CloudError, match="not managed by byoc"):
+        KIND.create(ctx, ADDR, props())

@@ -346,3 +346,76 @@ def test_delete_raises_other_errors_at_once(ctx: AwsContext) -> None:
         KIND.delete(ctx, live)
     assert len(calls) == 1
     assert [v.id for v in KIND.discover(ctx)] == ["test-node"]
+
+
+# -- reading by name (a plain plan: the engine sets ctx.known) -------------------------------------
+def known(ctx: AwsContext, *policies: str, name: str = "test-node") -> AwsContext:
+    ctx.known = {"aws_iam_role": {name: frozenset(policies)}}
+    return ctx
+
+
+def own_role(ctx: AwsContext, name: str = "test-node", path: str = PATH, address: str = ADDR) -> None:
+    """A role with the cluster's tags made outside ``create`` (a crashed run, or by hand)."""
+    tags = {"byoc:cluster": "test", "byoc:address": address}
+    ctx.client("iam").create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(TRUST),
+                                  Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+def test_known_role_is_read_by_name(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    calls = count(ctx, "GetRole", "GetRolePolicy", "ListRoles", "ListRoleTags", "ListRolePolicies")
+    assert KIND.discover(known(ctx, "proton-node")) == [live]
+    assert calls == {"GetRole": 1, "GetRolePolicy": 1,
+                     "ListRoles": 0, "ListRoleTags": 0, "ListRolePolicies": 0}
+    assert KIND.read(ctx, "test-node") == live  # `byoc import`: by name, whatever is known
+
+
+def test_known_name_taken_by_someone_else_is_not_ours(ctx: AwsContext) -> None:
+    iam = ctx.client("iam")
+    iam.create_role(RoleName="test-node", Path=PATH, AssumeRolePolicyDocument=json.dumps(TRUST))
+    own_role(ctx, name="test-elsewhere", path="/other/")  # our tags, but not under the cluster's path
+    iam.create_role(RoleName="test-other", Path=PATH, AssumeRolePolicyDocument=json.dumps(TRUST),
+                    Tags=[{"Key": "byoc:cluster", "Value": "other"}, {"Key": "byoc:address", "Value": ADDR}])
+    names = ("test-node", "test-elsewhere", "test-other", "nope")
+    ctx.known = {"aws_iam_role": {n: frozenset() for n in names}}
+    assert KIND.discover(ctx) == []
+    assert KIND.read(ctx, "test-node") is None
+    with pytest.raises(CloudError, match="not managed by byoc"):
+        KIND.create(ctx, ADDR, props())
+
+
+def test_hand_deleted_inline_policy_is_drift_and_update_puts_it_back(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    ctx.client("iam").delete_role_policy(RoleName="test-node", PolicyName="proton-node")
+    [found] = KIND.discover(known(ctx, "proton-node"))
+    assert found.props["inline_policies"] == {} and found.props == {**live.props, "inline_policies": {}}
+    KIND.update(ctx, found, props(), {"inline_policies"})
+    assert KIND.discover(ctx) == [live]
+
+
+def test_hand_added_inline_policy_is_seen_by_the_full_audit_only(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    ctx.client("iam").put_role_policy(RoleName="test-node", PolicyName="extra",
+                                      PolicyDocument=json.dumps(S3_READ))
+    assert KIND.discover(known(ctx, "proton-node")) == [live]
+    ctx.known = None
+    [audited] = KIND.discover(ctx)
+    assert sorted(audited.props["inline_policies"]) == ["extra", "proton-node"]
+    # a policy the state records is read by name too (a plan then removes it)
+    assert KIND.discover(known(ctx, "proton-node", "extra")) == [audited]
+
+
+def test_stranger_under_the_path_is_found_by_the_full_audit_only(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props())
+    own_role(ctx, name="test-stray", address="aws_iam_role.stray")
+    assert KIND.discover(known(ctx, "proton-node")) == [live]
+    ctx.known = None
+    assert sorted(x.address for x in KIND.discover(ctx)) == ["aws_iam_role.node", "aws_iam_role.stray"]
+
+
+def test_role_left_by_a_crashed_create_is_found_by_name_and_adopted(ctx: AwsContext) -> None:
+    own_role(ctx)  # CreateRole happened, the policy was never put
+    [found] = KIND.discover(known(ctx, "proton-node"))
+    assert found.address == ADDR and found.props["inline_policies"] == {}
+    live = KIND.create(ctx, ADDR, props())
+    assert live.props == props() and KIND.discover(ctx) == [live]

@@ -182,3 +182,44 @@ def test_delete_raises_other_errors_at_once(ctx: AwsContext, topic: str) -> None
     with pytest.raises(ClientError, match="AuthorizationError"):
         KIND.delete(ctx, live)
     assert len(calls) == 1 and KIND.discover(ctx) == [live]
+
+
+# -- listing only when there is something to list (a plain plan: the engine sets ctx.known) -------
+def discover_with_topic(ctx: AwsContext) -> list[Any]:
+    """Both SNS kinds in one discovery pass, as the engine runs them."""
+    from byoc.resources.sns_topic import KIND as TOPIC
+
+    with ctx.discovery_pass():
+        TOPIC.discover(ctx)
+        return KIND.discover(ctx)
+
+
+def test_topic_without_subscriptions_is_not_listed(ctx: AwsContext, topic: str) -> None:
+    ctx.known = {"aws_sns_topic_subscription": {}}
+    lists, reads = count(ctx, "ListSubscriptionsByTopic"), count(ctx, "GetTopicAttributes")
+    assert discover_with_topic(ctx) == []
+    assert lists == [] and len(reads) == 1  # the topic kind's read, shared
+
+
+def test_subscription_nobody_expects_is_found_through_the_topic_counts(ctx: AwsContext, topic: str) -> None:
+    ctx.client("sns").subscribe(TopicArn=topic, Protocol="email", Endpoint="someone@example.com")
+    ctx.known = {"aws_sns_topic_subscription": {}}
+    lists = count(ctx, "ListSubscriptionsByTopic")
+    assert [x.props["endpoint"] for x in discover_with_topic(ctx)] == ["someone@example.com"]
+    assert len(lists) == 1
+
+
+def test_expected_subscription_is_listed_whatever_the_counts_say(ctx: AwsContext, topic: str) -> None:
+    live = KIND.create(ctx, ADDR, props(topic))
+
+    def lagging(parsed: dict[str, Any], **kwargs: Any) -> None:
+        parsed["Attributes"].update(SubscriptionsConfirmed="0", SubscriptionsPending="0")
+
+    # registered last: after the hook that makes moto count like AWS (see tests.awsrealism)
+    ctx.client("sns").meta.events.register("after-call.sns.GetTopicAttributes", lagging)
+    ctx.known = {"aws_sns_topic_subscription": {}}
+    assert discover_with_topic(ctx) == []  # what a lagging count would hide …
+    ctx.known = {"aws_sns_topic_subscription": {"email": frozenset()}}
+    assert discover_with_topic(ctx) == [live]  # … but the spec or state has one
+    ctx.known = None
+    assert discover_with_topic(ctx) == [live]  # and a full audit always lists
