@@ -20,8 +20,8 @@ import time
 import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 

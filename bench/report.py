@@ -37,8 +37,8 @@ def table(results: dict[str, Any]) -> str:
                          f"{s['chain']:>6} {s['wall']:>7.2f} {bound:>7.2f} {ratio} {work:>7.2f} "
                          f"{s.get('cpu', 0):>6.2f} {s.get('moto_cpu', 0):>6.2f} {ser} {speed}")
     lines += ["", "chain: the longest chain of dependent calls; bound = chain x delay; ratio = wall / bound;",
-              f"work = calls x delay / parallelism ({par}); cpu = CPU seconds of byoc (and the proxy, in the",
-              "same process); moto = CPU seconds of the moto server, itself a floor under wall (one GIL)."]
+              f"work = calls x delay / parallelism ({par}); cpu = CPU seconds of byoc (the proxy runs in its",
+              "own process); moto = CPU seconds of the moto server, itself a floor under wall (one GIL)."]
     for case in results["cases"]:
         noop = _step(case, "parallel", "noop-plan")
         if noop is None or case["delay_ms"]:

@@ -24,6 +24,7 @@ sys.path[:0] = [str(ROOT)]
 from bench.awsproxy import ProxyProcess  # noqa: E402
 from bench.report import table  # noqa: E402
 from bench.trace import TracedKind, Tracer, apply_chain, plan_chain  # noqa: E402
+from byoc.model import DEFAULT_PARALLELISM  # noqa: E402
 
 SPEC = ROOT / "specs/prod.yaml"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", default="1,3,10,30", help="cluster sizes, comma-separated")
     ap.add_argument("--delays", default="0,50", help="per-call delays in ms, comma-separated")
-    ap.add_argument("--parallelism", type=int, default=10)
+    ap.add_argument("--parallelism", type=int, default=DEFAULT_PARALLELISM)
     ap.add_argument("--no-serial", action="store_true", help="skip the --parallelism 1 runs")
     ap.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
     ap.add_argument("--no-engine", action="store_true", help="skip the 5,000-resource engine run")

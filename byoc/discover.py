@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from byoc.errors import CloudError
-from byoc.model import Live
+from byoc.model import DEFAULT_PARALLELISM, Live
 from byoc.resources.base import ResourceType, to_cloud_error
 
 
-def discover(kinds: Mapping[str, ResourceType], ctx: Any, parallelism: int = 10) -> dict[str, Live]:
+def discover(
+    kinds: Mapping[str, ResourceType], ctx: Any, parallelism: int = DEFAULT_PARALLELISM
+) -> dict[str, Live]:
     """Run every kind's discovery concurrently; map address → Live.
 
     A kind that fails raises a CloudError naming the kind. Two AWS resources claiming one

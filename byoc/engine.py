@@ -19,7 +19,7 @@ from byoc.discover import discover
 from byoc.drift import DriftReport, IgnoreRule
 from byoc.errors import PlanError, StateError
 from byoc.executor import ApplyResult, Event, Executor
-from byoc.model import Live, parse_address
+from byoc.model import DEFAULT_PARALLELISM, Live, parse_address
 from byoc.outputs import outputs_of
 from byoc.plan import Plan
 from byoc.planner import PlanOptions, make_plan, rules_of
@@ -58,7 +58,7 @@ class Engine:
         kinds: Mapping[str, ResourceType] | None = None,
         ctx: Any = None,
         backend: Backend | None = None,
-        parallelism: int = 10,
+        parallelism: int = DEFAULT_PARALLELISM,
         ami_resolver: Callable[[str], str] | None = None,
         health_timeout: float = 900.0,
     ) -> None:

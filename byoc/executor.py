@@ -19,7 +19,7 @@ from typing import Any
 import networkx as nx
 
 from byoc.errors import ByocError, CloudError, PlanError
-from byoc.model import UNKNOWN, Live, Ref, canonical_json, contains_unknown, substitute
+from byoc.model import DEFAULT_PARALLELISM, UNKNOWN, Live, Ref, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
 from byoc.planner import hash_props
 from byoc.resources.base import ResourceType, maybe_done, to_cloud_error
@@ -150,7 +150,7 @@ class Executor:
         state: State,
         save: Callable[[State], None],
         *,
-        parallelism: int = 10,
+        parallelism: int = DEFAULT_PARALLELISM,
         on_event: Callable[[Event], None] = lambda e: None,
         recheck: bool = False,
         health_timeout: float = 900.0,

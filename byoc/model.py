@@ -16,6 +16,11 @@ from typing import Any
 ADDRESS_RE = re.compile(r'^(?P<kind>[a-z0-9_]+)\.(?P<name>[a-z0-9_]+)(?:\["(?P<key>[^"\\]+)"\])?$')
 
 
+#: how many AWS operations run at once unless ``--parallelism`` says otherwise: most of an apply is
+#: waiting on AWS, and the SDK's adaptive retry mode slows down on throttling by itself
+DEFAULT_PARALLELISM = 20
+
+
 def partition(region: str) -> str:
     """The AWS partition of a region, for ARNs: aws, aws-cn or aws-us-gov."""
     if region.startswith("cn-"):

@@ -166,3 +166,16 @@ def test_a_full_pool_starts_the_longest_chain_first() -> None:
     order = h.cloud.order("create")
     assert order[:3] == ["fake_net.main", 'fake_sub.s["a"]', 'fake_sub.s["b"]']
     assert order[3] == "fake_disk.data"  # then by address among equals
+
+
+def test_a_slow_kind_starts_before_a_deeper_chain_of_quick_ones() -> None:
+    """The road ahead is measured in expected AWS time (the kinds' ``seconds`` hints), not in
+    operations: a disk that takes minutes starts before the net → subnet → VM chain (three
+    operations deep), both when creating and when deleting."""
+    h = Harness()
+    h.kinds["fake_disk"].seconds = (300.0, 300.0)  # type: ignore[misc]
+    assert h.apply(h.plan(world()), parallelism=1).ok
+    assert h.cloud.order("create")[0] == "fake_disk.data"
+    options = PlanOptions(destroy=True, allow_data_loss=True)
+    assert h.apply(h.plan(world(), options=options), parallelism=1).ok
+    assert h.cloud.order("delete")[0] == "fake_disk.data"

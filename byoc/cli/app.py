@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from byoc.cli.ui import Progress, console, error, print_plan_text, stdin_is_tty, warning
+from byoc.model import DEFAULT_PARALLELISM
 
 app = typer.Typer(
     name="byoc",
@@ -139,7 +140,7 @@ def plan(
     replace: ReplaceOpt = None,
     delete_unmanaged: DeleteUnmanaged = False,
     update_ami: UpdateAmi = False,
-    parallelism: ParOpt = 10,
+    parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
     """Show what apply would change: spec vs state vs what exists in AWS.
@@ -215,7 +216,7 @@ def apply(
     include_data: Annotated[bool, typer.Option(
         "--include-data", help="Allow replacing (-replace) or deleting (--delete-unmanaged) the S3 "
         "bucket and the data volumes.")] = False,
-    parallelism: ParOpt = 10,
+    parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
     """Make AWS match the spec: plan, show, confirm, then create/update/delete.
@@ -273,7 +274,7 @@ def destroy(
         "--include-data",
         help="Also delete what holds data: the S3 bucket (every object version first), the data "
         "volumes and a KMS key byoc created. Without it they are kept.")] = False,
-    parallelism: ParOpt = 10,
+    parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
     """Delete everything byoc made for this cluster, in reverse dependency order.

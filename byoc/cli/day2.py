@@ -13,6 +13,7 @@ import typer
 
 from byoc.cli.app import AutoApprove, NoColor, ParOpt, SetOpt, SpecArg, _confirm, _engine, _load, _run, app
 from byoc.cli.ui import console, print_plan_text, warning
+from byoc.model import DEFAULT_PARALLELISM
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
@@ -192,7 +193,7 @@ def restore(
             "count, AZs): the nodes both have are restored.",
         ),
     ] = False,
-    parallelism: ParOpt = 10,
+    parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
     """Replace each node's data volume by one created from the backup's snapshot: a plan like any

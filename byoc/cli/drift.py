@@ -11,6 +11,7 @@ import typer
 from byoc.cli.app import NoColor, ParOpt, SetOpt, _engine, _load, app
 from byoc.cli.ui import console, error
 from byoc.drift import MISSING, MODIFIED, UNMANAGED, DriftReport
+from byoc.model import DEFAULT_PARALLELISM
 from byoc.render import fmt
 
 
@@ -22,7 +23,7 @@ def drift(
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (on stderr); "
                                         "for cron, read the exit code.")] = False,
-    parallelism: ParOpt = 10,
+    parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
     """Report what changed in AWS outside byoc: modified attributes (expected = last applied,

@@ -9,6 +9,7 @@ import typer
 
 from byoc.cli.app import AutoApprove, NoColor, ParOpt, SetOpt, SpecArg, _confirm, _engine, _load, _run, app
 from byoc.cli.ui import console, print_plan_text, warning
+from byoc.model import DEFAULT_PARALLELISM
 
 
 @app.command()
@@ -21,7 +22,7 @@ def scale(
     auto_approve: AutoApprove = False,
     skip_preflight: Annotated[bool, typer.Option(
         "--skip-preflight", help="Do not run `byoc preflight`'s checks before applying.")] = False,
-    parallelism: ParOpt = 10,
+    parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
     """Scale the cluster to N nodes: plan and apply as if --set compute.instance_count=N.

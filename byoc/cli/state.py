@@ -9,7 +9,7 @@ import typer
 
 from byoc.cli.app import NoColor, ParOpt, SetOpt, SpecArg, _engine, _load, app
 from byoc.cli.ui import console
-from byoc.model import to_jsonable
+from byoc.model import DEFAULT_PARALLELISM, to_jsonable
 
 state_app = typer.Typer(
     name="state", help="Inspect and edit the state: list, show, rm (forget), mv, migrate (local ⇄ S3).",
@@ -98,7 +98,7 @@ def import_(
     aws_id: Annotated[str, typer.Argument(help="The AWS id (or name, for kinds named by name).",
                                           show_default=False, metavar="AWS_ID")],
     set_: SetOpt = None,
-    parallelism: ParOpt = 10,
+    parallelism: ParOpt = DEFAULT_PARALLELISM,
 ) -> None:
     """Start managing an existing AWS resource as ADDRESS, which the spec must describe.
 
@@ -113,7 +113,9 @@ def import_(
 
 
 @app.command()
-def refresh(spec: SpecArg, set_: SetOpt = None, parallelism: ParOpt = 10, no_color: NoColor = False) -> None:
+def refresh(
+    spec: SpecArg, set_: SetOpt = None, parallelism: ParOpt = DEFAULT_PARALLELISM, no_color: NoColor = False
+) -> None:
     """Update the state's recorded attributes from AWS, without changing AWS.
 
     Resources deleted outside byoc are forgotten; unmanaged ones are not added (apply adopts

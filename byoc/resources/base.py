@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from byoc.errors import CloudError
-from byoc.model import Live
+from byoc.model import DEFAULT_PARALLELISM, Live
 
 T = TypeVar("T")
 
@@ -283,7 +283,7 @@ class AwsContext:
         *,
         cluster: str,
         region: str,
-        parallelism: int = 10,
+        parallelism: int = DEFAULT_PARALLELISM,
         sleep: Callable[[float], None] = time.sleep,
         poll_delay: float = 5.0,
         retry_timeout: float = 600.0,

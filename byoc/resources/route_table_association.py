@@ -115,15 +115,18 @@ class RouteTableAssociation(ResourceType):
         ec2 = ctx.client("ec2")
         subnet_id, rt_id = props["subnet_id"], props["route_table_id"]
         current = self._current(ctx, subnet_id)  # look before create
+        answered: str | None = None
         if current is None:
             try:
                 # subnet and table may have been created a moment ago
-                assoc_id: str = ctx.retry(
+                resp = ctx.retry(
                     lambda: ec2.associate_route_table(SubnetId=subnet_id, RouteTableId=rt_id),
                     codes=EVENTUAL_CODES
                     | {"InvalidRouteTableID.NotFound", "InvalidSubnetID.NotFound"},
                     timeout=min(ctx.retry_timeout, 60.0),
-                )["AssociationId"]
+                )
+                assoc_id: str = resp["AssociationId"]
+                answered = (resp.get("AssociationState") or {}).get("State")
             except ClientError as exc:
                 if error_code(exc) != "Resource.AlreadyAssociated":
                     raise
@@ -134,7 +137,8 @@ class RouteTableAssociation(ResourceType):
             assoc_id, current_rt = current
             if current_rt != rt_id:
                 assoc_id = self._replace(ctx, assoc_id, rt_id)
-        self._wait(ctx, assoc_id, rt_id)
+        if answered != "associated":  # AWS may answer "associating": wait it out
+            self._wait(ctx, assoc_id, rt_id)
         return self._live(address, assoc_id, subnet_id, rt_id)
 
     def update(

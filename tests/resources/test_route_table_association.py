@@ -140,6 +140,24 @@ def test_create_is_idempotent(ctx: AwsContext, net: dict[str, str]) -> None:
     assert calls == []
 
 
+def test_create_waits_only_when_aws_answers_associating(ctx: AwsContext, net: dict[str, str]) -> None:
+    """AWS answers AssociateRouteTable with the association's state: "associated" needs no
+    wait; "associating" is waited out by reading the table."""
+    ec2 = ctx.client("ec2")
+    reads = count(ctx, "DescribeRouteTables")
+    KIND.create(ctx, ADDR, props(net))
+    assert len(reads) == 1  # the look before create, no wait
+    KIND.delete(ctx, KIND.discover(ctx)[0])
+
+    def associating(parsed: dict[str, Any], **kwargs: Any) -> None:
+        parsed["AssociationState"] = {"State": "associating"}
+
+    ec2.meta.events.register("after-call.ec2.AssociateRouteTable", associating)
+    reads.clear()
+    live = KIND.create(ctx, ADDR, props(net))
+    assert len(reads) == 2 and associations(ctx, net["subnet"]) == [(live.id, net["rt1"])]
+
+
 def test_create_after_already_associated_race(ctx: AwsContext, net: dict[str, str]) -> None:
     # moto never says Resource.AlreadyAssociated: another writer associates the subnet between
     # byoc's look and its AssociateRouteTable, and AWS refuses
