@@ -1,7 +1,8 @@
 """A call-counting, latency-injecting reverse proxy in front of a moto server, for the benchmark.
 
-Every request is held for a fixed delay, forwarded to the upstream server, and counted by
-(service, action): the service from the SigV4 credential scope, the action from X-Amz-Target,
+Every request is held for a fixed delay (the proxy's own handling included), forwarded to the
+upstream server, and counted by (service, action): the service from the SigV4 credential scope,
+the action from X-Amz-Target,
 the query protocol's ``Action`` field, an RPC-v2 path, or (S3 and other REST APIs) the method
 and path/query. Each call is also recorded with its start and end time and the upstream
 server's own share of it.
@@ -200,9 +201,9 @@ class AwsProxy:
         body = req.rfile.read(length) if length else b""
         service = service_of(req.headers)
         action = action_of(req.command, req.path, req.headers, body, service)
-        if self.delay:
-            time.sleep(self.delay)
         headers = {k: v for k, v in req.headers.items() if k.lower() not in _HOP}
+        if self.delay:  # the delay includes the proxy's own handling: it stands for the network
+            time.sleep(max(0.0, self.delay - (time.monotonic() - start)))
         sent = time.monotonic()
         status, resp_headers, data = self._send(req.command, req.path, body, headers)
         upstream = time.monotonic() - sent

@@ -75,7 +75,7 @@ class Run:
         spec = load_spec(str(SPEC), [f"compute.instance_count={nodes}"])
         kinds = {name: TracedKind(k, self.tracer) for name, k in registry().items()}
         ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, parallelism=parallelism,
-                         event_hooks=[("before-call", self.tracer.before_call)])
+                         event_hooks=self.tracer.hooks())
         self.engine = Engine(spec, kinds=kinds, ctx=ctx,  # type: ignore[arg-type]
                              backend=LocalBackend(state_dir, spec.cluster_name), parallelism=parallelism)
 

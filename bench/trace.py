@@ -1,15 +1,19 @@
 """Attribute every AWS call to the operation that made it, and compute critical-path bounds.
 
 Kinds are wrapped so each worker thread knows which operation (address, phase) or which
-discovery (``discover``, kind) it is running; a botocore ``before-call`` hook then records
-(operation, service, action). The critical-path bound of an apply is the longest path through
-the plan's operation graph with each operation weighted by the calls it made (a kind makes its
-calls one after another), times the per-call delay.
+discovery (``discover``, kind) it is running — in a context variable, which the threads of
+``AwsContext.together`` inherit; a botocore ``before-call`` hook then records
+(operation, service, action) and an ``after-call`` hook the call's end. An operation's weight is
+its chain of dependent calls: the most of its calls that ran one after another (calls it made side
+by side, overlapping in time, are one link, not several). The critical-path bound of an apply is
+the longest path through the plan's operation graph so weighted, times the per-call delay.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -22,17 +26,17 @@ MAIN = ("main", "")
 
 
 class Tracer:
-    """Knows the current operation of each thread and counts the calls made under it."""
+    """Knows the current operation of each thread and times the calls made under it."""
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._op: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("bench_op", default=MAIN)
         self._lock = threading.Lock()
-        self.calls: Counter[tuple[str, str]] = Counter()  # op -> calls
+        self._started = threading.local()
+        self.spans: dict[tuple[str, str], list[tuple[float, float]]] = {}  # op -> (start, end) of calls
         self.actions: Counter[tuple[str, str]] = Counter()  # (service, action) -> calls
 
     def current(self) -> tuple[str, str]:
-        op: tuple[str, str] = getattr(self._local, "op", MAIN)
-        return op
+        return self._op.get()
 
     def under(self, op: tuple[str, str]) -> _Under:
         return _Under(self, op)
@@ -40,15 +44,39 @@ class Tracer:
     def before_call(self, model: Any = None, **kwargs: Any) -> None:
         if model is None:
             return
+        self._started.at = time.monotonic()
         with self._lock:
-            self.calls[self.current()] += 1
             self.actions[(model.service_model.endpoint_prefix, model.name)] += 1
 
-    def take(self) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
+    def after_call(self, model: Any = None, **kwargs: Any) -> None:
+        started = getattr(self._started, "at", None)
+        if model is None or started is None:
+            return
+        self._started.at = None
         with self._lock:
-            calls, actions = self.calls, self.actions
-            self.calls, self.actions = Counter(), Counter()
-        return calls, actions
+            self.spans.setdefault(self.current(), []).append((started, time.monotonic()))
+
+    def hooks(self) -> list[tuple[str, Any]]:
+        """The botocore event hooks to register (AwsContext's ``event_hooks``)."""
+        return [("before-call", self.before_call), ("after-call", self.after_call),
+                ("after-call-error", self.after_call)]
+
+    def take(self) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
+        """(op -> its chain of dependent calls, (service, action) -> calls) since the last take."""
+        with self._lock:
+            spans, actions = self.spans, self.actions
+            self.spans, self.actions = {}, Counter()
+        return Counter({op: sequential(s) for op, s in spans.items()}), actions
+
+
+def sequential(spans: list[tuple[float, float]]) -> int:
+    """The most calls that ran one after another: the largest set of spans none of which
+    overlap (earliest end first); calls made side by side count once."""
+    count, free_from = 0, float("-inf")
+    for start, end in sorted(spans, key=lambda s: s[1]):
+        if start >= free_from:
+            count, free_from = count + 1, end
+    return count
 
 
 class _Under:
@@ -56,11 +84,10 @@ class _Under:
         self.tracer, self.op = tracer, op
 
     def __enter__(self) -> None:
-        self.prev = self.tracer.current()
-        self.tracer._local.op = self.op
+        self.token = self.tracer._op.set(self.op)
 
     def __exit__(self, *exc: object) -> None:
-        self.tracer._local.op = self.prev
+        self.tracer._op.reset(self.token)
 
 
 class TracedKind:

@@ -6,7 +6,9 @@ One subclass of ``ResourceType`` per AWS kind, in its own module, registered in
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
+import contextvars
 import random
 import threading
 import time
@@ -410,6 +412,15 @@ class AwsContext:
             with self._lock:
                 self._once[k] = value
             return value
+
+    def together(self, *calls: Callable[[], Any]) -> list[Any]:
+        """Make independent calls at the same time (each in a copy of the caller's context); their
+        results in order. Once all have finished, the first failure (in order) is raised."""
+        if len(calls) <= 1:
+            return [call() for call in calls]
+        with cf.ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="byoc-together") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+        return [f.result() for f in futures]
 
     # -- retries and waits ---------------------------------------------------------------
     def retry(

@@ -184,16 +184,22 @@ class IamRole(ResourceType):
         iam = ctx.client("iam")
         name = live.id
         try:
-            for policy in pages(iam, "list_role_policies", "PolicyNames", RoleName=name):
-                ignore_gone(partial(iam.delete_role_policy, RoleName=name, PolicyName=policy))
-            for attached in pages(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name):
-                arn = attached["PolicyArn"]
-                ignore_gone(partial(iam.detach_role_policy, RoleName=name, PolicyArn=arn))
-            for profile in pages(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name):
-                pname = profile["InstanceProfileName"]
-                ignore_gone(
-                    partial(iam.remove_role_from_instance_profile, InstanceProfileName=pname, RoleName=name)
-                )
+            # what holds the role, read at once; then all of it let go at once
+            policies, attached, profiles = ctx.together(
+                lambda: pages(iam, "list_role_policies", "PolicyNames", RoleName=name),
+                lambda: pages(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name),
+                lambda: pages(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name),
+            )
+            ctx.together(
+                *(partial(ignore_gone, partial(iam.delete_role_policy, RoleName=name, PolicyName=p))
+                  for p in policies),
+                *(partial(ignore_gone,
+                          partial(iam.detach_role_policy, RoleName=name, PolicyArn=a["PolicyArn"]))
+                  for a in attached),
+                *(partial(ignore_gone, partial(iam.remove_role_from_instance_profile,
+                                               InstanceProfileName=p["InstanceProfileName"], RoleName=name))
+                  for p in profiles),
+            )
         except ClientError as exc:
             if error_code(exc) != "NoSuchEntity":
                 raise

@@ -51,11 +51,12 @@ class Instance(ResourceType):
 
     # -- create ------------------------------------------------------------------------------
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
-        existing = self.find(ctx, address)  # a run that crashed after RunInstances
+        # a run that crashed after RunInstances; and the AMI's root device, meanwhile
+        existing, params = ctx.together(lambda: self.find(ctx, address),
+                                        lambda: read.run_params(ctx, address, props))
         if existing is not None:
             return self._adopt(ctx, existing, props)
         ec2 = ctx.client("ec2")
-        params = read.run_params(ctx, address, props)
         attempts: list[int] = []
 
         def run() -> dict[str, Any]:

@@ -128,7 +128,8 @@ class SecurityGroup(ResourceType):
     ) -> None:
         ec2 = ctx.client("ec2")
         gid = current.id
-        for direction in directions:
+
+        def sync(direction: str) -> None:
             suffix = "ingress" if direction == "ingress" else "egress"
             authorize = getattr(ec2, f"authorize_security_group_{suffix}")
             revoke = getattr(ec2, f"revoke_security_group_{suffix}")
@@ -146,6 +147,9 @@ class SecurityGroup(ResourceType):
                 descriptions=False,
             )
             self._apply(ctx, authorize, gid, d.readd, tolerate="InvalidPermission.Duplicate")
+
+        # ingress and egress rules are independent of each other
+        ctx.together(*(lambda d=d: sync(d) for d in directions))
 
     def _apply(
         self,

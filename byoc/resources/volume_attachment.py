@@ -56,7 +56,10 @@ class VolumeAttachment(ResourceType):
         ec2 = ctx.client("ec2")
         volume_id, instance_id = props["volume_id"], props["instance_id"]
         live_id = f"{volume_id}:{instance_id}"
-        current = attachment_to(describe_volume(ctx, volume_id))
+        # the volume and the instance are read at the same time: independent
+        vol, instance_state = ctx.together(lambda: describe_volume(ctx, volume_id),
+                                           lambda: self._instance_state(ctx, instance_id))
+        current = attachment_to(vol)
         if current is not None and current.get("InstanceId") != instance_id:
             raise CloudError(
                 f"volume {volume_id} is attached to instance {current.get('InstanceId')}, not to "
@@ -86,7 +89,8 @@ class VolumeAttachment(ResourceType):
         )
         assert vol is not None
         self._set_stop(ctx, vol, bool(props["stop_instance_before_detaching"]))
-        self._start_if_stopped(ctx, instance_id, address)
+        if instance_state in {"stopping", "stopped"}:
+            self._start_if_stopped(ctx, instance_id, address)
         att = attachment_to(vol, instance_id, {"attached"})
         assert att is not None
         return self._live(vol, att, address, bool(props["stop_instance_before_detaching"]))
@@ -101,13 +105,17 @@ class VolumeAttachment(ResourceType):
     def delete(self, ctx: AwsContext, live: Live) -> None:
         ec2 = ctx.client("ec2")
         volume_id, instance_id = live.props["volume_id"], live.props["instance_id"]
-        vol = describe_volume(ctx, volume_id)
+        stop = bool(live.props.get("stop_instance_before_detaching", True))
+        vol, instance_state = ctx.together(
+            lambda: describe_volume(ctx, volume_id),
+            lambda: self._instance_state(ctx, instance_id) if stop else None,
+        )
         att = attachment_to(vol, instance_id, _HELD)
         if att is None:
             return  # already detached (or the volume is gone)
         if att["State"] != "detaching":
-            if live.props.get("stop_instance_before_detaching", True):
-                self._stop(ctx, instance_id, live.address)
+            if stop:
+                self._stop(ctx, instance_id, live.address, instance_state)
             try:
                 ec2.detach_volume(VolumeId=volume_id, InstanceId=instance_id)  # moto needs InstanceId
             except Exception as exc:
@@ -176,10 +184,9 @@ class VolumeAttachment(ResourceType):
             exc.address, exc.aws_id = address, instance_id
             raise
 
-    def _stop(self, ctx: AwsContext, instance_id: str, address: str) -> None:
-        """Stop the instance cleanly and wait until it is stopped (a clean shutdown lets Proton
-        flush to the data volume before it is detached)."""
-        state = self._instance_state(ctx, instance_id)
+    def _stop(self, ctx: AwsContext, instance_id: str, address: str, state: str | None) -> None:
+        """Stop the instance (in ``state``, just read) cleanly and wait until it is stopped (a
+        clean shutdown lets Proton flush to the data volume before it is detached)."""
         if state in {"pending", "running"}:
             try:
                 ctx.client("ec2").stop_instances(InstanceIds=[instance_id])
