@@ -11,8 +11,9 @@ at a time: each node's operations wait until the previous node is healthy again.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,11 +167,28 @@ class Executor:
         self.health_timeout = health_timeout
         self.known: dict[str, Live] = {}
         self.snapshots: dict[str, str] = {}
+        self._batch = False
+        self._dirty = False
 
     # -- state ---------------------------------------------------------------------------------
     def save(self, state: State) -> None:
+        if self._batch:  # written once, when the batch ends
+            self.state, self._dirty = state, True
+            return
         self.state = state.bumped()
         self._save(self.state)
+
+    @contextlib.contextmanager
+    def _one_write(self) -> Iterator[None]:
+        """Operations that finish together are recorded in one state write, made before anything
+        that depends on them starts (a write per operation kept the critical path waiting)."""
+        self._batch, self._dirty = True, False
+        try:
+            yield
+        finally:
+            self._batch = False
+            if self._dirty:
+                self.save(self.state)
 
     def _refresh(self, plan: Plan) -> None:
         """Before acting: record adopted resources, forget vanished ones, know every prior value."""
@@ -230,36 +248,37 @@ class Executor:
                     result.cancelled = True
                     ready.clear()
                     continue
-                for fut in sorted(finished, key=lambda f: running[f][0]):
-                    op, started = running.pop(fut)
-                    change = g.nodes[op]["change"]
-                    elapsed = time.monotonic() - started
-                    try:
-                        live = fut.result()
-                    except Exception as exc:  # every failure becomes a person-readable error
-                        err = _as_error(exc, change)
-                        result.failures.append(Failure(op[0], _label(change, op), err))
-                        self.on_event(Event("failed", op[0], _label(change, op), elapsed,
-                                            change.prior_id, str(err)))
-                        for desc in nx.descendants(g, op):
-                            if desc not in blocked:
-                                blocked.add(desc)
-                                result.skipped.setdefault(desc[0], op[0])
-                        continue
-                    if op[1] != HEALTHY:
-                        self._record(op, change, live)
-                        result.done.append(op[0])
-                    snap = self.snapshots.get(op[0]) if op[1] == REMOVE else None
-                    if snap:
-                        result.snapshots[op[0]] = snap
-                    self.on_event(Event("done", op[0], _label(change, op), elapsed,
-                                        live.id if live else change.prior_id,
-                                        f"final snapshot {snap}" if snap else ""))
-                    for succ in sorted(g.successors(op)):
-                        waiting[succ] -= 1
-                        if waiting[succ] == 0 and succ not in blocked:
-                            ready.append(succ)
-                    ready.sort(key=first)
+                with self._one_write():
+                    for fut in sorted(finished, key=lambda f: running[f][0]):
+                        op, started = running.pop(fut)
+                        change = g.nodes[op]["change"]
+                        elapsed = time.monotonic() - started
+                        try:
+                            live = fut.result()
+                        except Exception as exc:  # every failure becomes a person-readable error
+                            err = _as_error(exc, change)
+                            result.failures.append(Failure(op[0], _label(change, op), err))
+                            self.on_event(Event("failed", op[0], _label(change, op), elapsed,
+                                                change.prior_id, str(err)))
+                            for desc in nx.descendants(g, op):
+                                if desc not in blocked:
+                                    blocked.add(desc)
+                                    result.skipped.setdefault(desc[0], op[0])
+                            continue
+                        if op[1] != HEALTHY:
+                            self._record(op, change, live)
+                            result.done.append(op[0])
+                        snap = self.snapshots.get(op[0]) if op[1] == REMOVE else None
+                        if snap:
+                            result.snapshots[op[0]] = snap
+                        self.on_event(Event("done", op[0], _label(change, op), elapsed,
+                                            live.id if live else change.prior_id,
+                                            f"final snapshot {snap}" if snap else ""))
+                        for succ in sorted(g.successors(op)):
+                            waiting[succ] -= 1
+                            if waiting[succ] == 0 and succ not in blocked:
+                                ready.append(succ)
+                        ready.sort(key=first)
         finally:
             pool.shutdown(wait=True)
         for op in sorted(blocked):

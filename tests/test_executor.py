@@ -31,6 +31,7 @@ class Harness:
         self.saves: list[State] = []
         self.state = State.new("c1")
         self.events: list[Any] = []
+        self.on_save: Any = lambda s: None
 
     def plan(self, resources: list[Any], **kw: Any) -> Plan:
         live = {}
@@ -42,6 +43,7 @@ class Harness:
     def apply(self, p: Plan, parallelism: int = 10) -> Any:
         def save(s: State) -> None:
             self.saves.append(s)
+            self.on_save(s)
 
         ex = Executor(self.kinds, None, self.state, save, parallelism=parallelism,
                       on_event=self.events.append)
@@ -50,15 +52,27 @@ class Harness:
         return result
 
 
-def test_creates_follow_dependencies_and_state_is_saved_after_every_node() -> None:
+def test_creates_follow_dependencies_and_state_is_saved_before_dependents_start() -> None:
+    """Each resource is in a state write before anything that depends on it is created
+    (operations that finish together share one write)."""
     h = Harness()
-    result = h.apply(h.plan(world()))
+    h.on_save = lambda s: h.cloud.calls.append(("save", "\n".join(s.resources)))  # into the call log
+    plan = h.plan(world())
+    result = h.apply(plan)
     assert result.ok
     order = h.cloud.order("create")
     assert order.index("fake_net.main") < order.index('fake_sub.s["a"]') < order.index('fake_vm.n["a1"]')
     assert order.index('fake_sub.s["b"]') < order.index('fake_vm.n["b2"]')
-    assert len(h.saves) == 8  # one save per created resource
-    assert [s.serial for s in h.saves] == list(range(1, 9))
+    saved: set[str] = set()
+    for verb, value in list(h.cloud.calls):
+        if verb == "save":
+            saved |= set(value.split("\n"))
+        elif verb == "create":
+            deps = set(plan.change(value).depends_on)
+            assert deps <= saved, f"{value} was created before {deps - saved} was saved"
+    assert set(h.state.resources) == set(order) and len(order) == 8
+    assert [s.serial for s in h.saves] == sorted({s.serial for s in h.saves})  # one write per serial
+    assert [s.serial for s in h.saves] == list(range(1, len(h.saves) + 1))
     assert len(h.saves[0].resources) == 1 and len(h.saves[-1].resources) == 8
     # references were resolved to the real ids at apply time
     vm = h.state.resources['fake_vm.n["a1"]']
