@@ -125,6 +125,17 @@ class Run:
         return steps
 
 
+def median_steps(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per step, the record of the run with the median wall time (each keeps every wall seen)."""
+    if len(runs) == 1:
+        return runs[0]
+    out = []
+    for i in range(len(runs[0])):
+        seen = sorted((r[i] for r in runs), key=lambda rec: rec["wall"])
+        out.append({**seen[len(seen) // 2], "walls": [rec["wall"] for rec in seen]})
+    return out
+
+
 def startup(runs: int = 5) -> dict[str, float]:
     """Best-of-``runs`` wall time of `byoc --help` and `byoc validate specs/prod.yaml`."""
     out = {}
@@ -150,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delays", default="0,50", help="per-call delays in ms, comma-separated")
     ap.add_argument("--parallelism", type=int, default=DEFAULT_PARALLELISM)
     ap.add_argument("--no-serial", action="store_true", help="skip the --parallelism 1 runs")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each parallel lifecycle N times and keep, per step, the median run")
     ap.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
     ap.add_argument("--no-engine", action="store_true", help="skip the 5,000-resource engine run")
     ap.add_argument("--moto", metavar="URL", help="use this running moto server (it is reset between runs)")
@@ -159,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     delays = [float(d) for d in args.delays.split(",") if d]
     os.environ.update(CREDENTIALS)
     results: dict[str, Any] = {"spec": str(SPEC.relative_to(ROOT)), "parallelism": args.parallelism,
-                               "cpus": os.cpu_count(), "load": os.getloadavg()[0], "cases": []}
+                               "cpus": os.cpu_count(), "load": os.getloadavg()[0], "repeat": args.repeat,
+                               "cases": []}
     if not args.no_startup:
         results["startup"] = startup()
     if not args.no_engine:
@@ -175,10 +189,13 @@ def main(argv: list[str] | None = None) -> int:
                 for label, par in (("parallel", args.parallelism), ("serial", 1)):
                     if label == "serial" and (args.no_serial or not delay):
                         continue
-                    reset(moto_url)
-                    with tempfile.TemporaryDirectory() as tmp:
-                        run = Run(proxy, n, par, Path(tmp), proc.pid if proc else None)
-                        case[label] = run.lifecycle(serial_only=label == "serial")
+                    runs = []
+                    for _ in range(args.repeat if label == "parallel" else 1):
+                        reset(moto_url)
+                        with tempfile.TemporaryDirectory() as tmp:
+                            run = Run(proxy, n, par, Path(tmp), proc.pid if proc else None)
+                            runs.append(run.lifecycle(serial_only=label == "serial"))
+                    case[label] = median_steps(runs)
                 results["cases"].append(case)
                 print(f"done: {n} nodes at {delay:g} ms", file=sys.stderr, flush=True)
     finally:
