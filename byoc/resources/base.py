@@ -381,36 +381,32 @@ class AwsContext:
     def memo(self, service: str, key: str, fetch: Callable[[], T]) -> T:
         """``fetch()`` once per (service, key) within a discovery pass — also when several kinds
         ask at the same moment from their threads; outside a pass, every time."""
-        k = (service, key)
         with self._lock:
-            key_lock = None if not self._passes else self._memo_locks.setdefault(k, threading.Lock())
-        if key_lock is None:
+            shared = self._passes > 0
+        if not shared:
             return fetch()
-        with key_lock:
-            with self._lock:
-                if k in self._memo:
-                    return self._memo[k]  # type: ignore[no-any-return]
-            value = fetch()
-            with self._lock:
-                self._memo[k] = value
-            return value
+        return self._shared(self._memo, self._memo_locks, (service, key), fetch)
 
     def once(self, service: str, key: str, fetch: Callable[[], T]) -> T:
         """``fetch()`` once for the life of this context, for what cannot change while byoc runs
         (the account id, an AMI's root device): threads asking at the same moment share one call;
         a fetch that raises is tried again by the next caller."""
-        k = (service, key)
+        return self._shared(self._once, self._once_locks, (service, key), fetch)
+
+    def _shared(
+        self, store: dict[tuple[str, str], Any], locks: dict[tuple[str, str], threading.Lock],
+        k: tuple[str, str], fetch: Callable[[], T],
+    ) -> T:
+        """``store[k]``, fetched by the first caller while the others for ``k`` wait for it."""
         with self._lock:
-            if k in self._once:
-                return self._once[k]  # type: ignore[no-any-return]
-            key_lock = self._once_locks.setdefault(k, threading.Lock())
+            key_lock = locks.setdefault(k, threading.Lock())
         with key_lock:
             with self._lock:
-                if k in self._once:
-                    return self._once[k]  # type: ignore[no-any-return]
+                if k in store:
+                    return store[k]  # type: ignore[no-any-return]
             value = fetch()
             with self._lock:
-                self._once[k] = value
+                store[k] = value
             return value
 
     def together(self, *calls: Callable[[], Any]) -> list[Any]:
