@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from byoc.resources.base import AwsContext, is_not_found
+from byoc.resources.base import AwsContext
 
 T = TypeVar("T")
 
@@ -51,11 +51,3 @@ def changed_props(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[st
     return {k for k, v in after.items() if before.get(k) != v}
 
 
-def unless_gone(call: Callable[[], T]) -> T | None:
-    """``call()``; None when AWS says the thing is not there (already deleted counts as success)."""
-    try:
-        return call()
-    except Exception as exc:
-        if is_not_found(exc):
-            return None
-        raise

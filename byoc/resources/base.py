@@ -169,6 +169,16 @@ def is_not_found(exc: BaseException) -> bool:
     return code is not None and (code in NOT_FOUND_CODES or code.endswith(".NotFound"))
 
 
+def unless_gone(call: Callable[[], T]) -> T | None:
+    """``call()``; None when AWS says the thing is not there (already deleted counts as success)."""
+    try:
+        return call()
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
 def to_cloud_error(exc: BaseException, address: str | None = None, aws_id: str | None = None) -> CloudError:
     """Wrap a botocore error (or any other) into a CloudError a person can read."""
     if isinstance(exc, CloudError):

@@ -15,9 +15,9 @@ from botocore.exceptions import ClientError
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._ec2 import wait_gone
-from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags, unless_gone
+from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags
 from byoc.resources._tagging import tagged
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned
+from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned, unless_gone
 
 #: the only values PutRetentionPolicy accepts (moto accepts any; AWS says InvalidParameterException)
 RETENTION_DAYS = frozenset(

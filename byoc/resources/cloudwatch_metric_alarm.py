@@ -12,9 +12,17 @@ from typing import Any
 from byoc.errors import CloudError
 from byoc.model import Live, partition
 from byoc.resources._ec2 import wait_gone
-from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags, unless_gone
+from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags
 from byoc.resources._tagging import tagged, tags_list_to_dict
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, account_id, is_owned, tag_list
+from byoc.resources.base import (
+    ADDRESS_TAG,
+    AwsContext,
+    ResourceType,
+    account_id,
+    is_owned,
+    tag_list,
+    unless_gone,
+)
 
 #: DescribeAlarms takes at most 100 names per call
 BATCH = 100

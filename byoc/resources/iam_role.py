@@ -29,8 +29,7 @@ from byoc.resources._iam import (
     sync_tags,
     tags_of,
 )
-from byoc.resources._monitoring import unless_gone
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned
+from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned, unless_gone
 
 
 class IamRole(ResourceType):

@@ -14,9 +14,17 @@ from botocore.exceptions import ClientError
 
 from byoc.model import Live
 from byoc.resources._ec2 import wait_gone
-from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags, unless_gone
+from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags
 from byoc.resources._tagging import tagged
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned, tag_list
+from byoc.resources.base import (
+    ADDRESS_TAG,
+    AwsContext,
+    ResourceType,
+    error_code,
+    is_owned,
+    tag_list,
+    unless_gone,
+)
 
 
 class SnsTopic(ResourceType):

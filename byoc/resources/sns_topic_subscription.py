@@ -19,9 +19,9 @@ from typing import Any
 from byoc.errors import CloudError
 from byoc.model import Live, make_address
 from byoc.resources._ec2 import wait_gone
-from byoc.resources._monitoring import CONFLICT_CODES, unless_gone
+from byoc.resources._monitoring import CONFLICT_CODES
 from byoc.resources._tagging import tagged
-from byoc.resources.base import AwsContext, ResourceType
+from byoc.resources.base import AwsContext, ResourceType, unless_gone
 from byoc.resources.sns_topic import topic_attributes
 
 KIND_NAME = "aws_sns_topic_subscription"
