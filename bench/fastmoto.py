@@ -3,34 +3,50 @@
 On every request moto's server lists its own package directory (to tell a service name from a
 host), runs ``inspect.getmembers`` over the response class (to see whether the action exists)
 and logs the request line — none of which changes while it runs, and together about a third of
-its CPU per call. And its heap (every AMI and instance type, reloaded at each reset) makes the
-garbage collector's full passes stop the server for 50 to 250 ms, several times a run, stalling
-whatever calls are in flight. On a small machine all of it is taken from the run measured, while
-AWS's servers cost byoc nothing. So here those are computed once, and the full collection runs
-when the benchmark resets the server (between measurements) instead of in the middle of one.
-What moto emulates, and how, is unchanged.
-Usage: ``python -m bench.fastmoto -H 127.0.0.1 -p PORT`` (moto.server's options).
+its CPU per call. Its web server closes the connection after every answer, so each call also
+pays a new TCP connection and a new thread (AWS's endpoints keep connections alive, and the SDK
+reuses them). Each KMS key it makes, even a symmetric one, comes with a freshly generated RSA-2048
+key pair (30-90 ms of CPU; an encrypted EBS volume makes the account's default key). And its
+heap (every AMI and instance type, reloaded at each reset) makes the garbage collector's full
+passes stop the server for 50 to 250 ms, several times a run, stalling whatever calls are in
+flight. On a small machine all of it is taken from the run measured, while AWS's servers cost
+byoc nothing. So here those are computed once, connections are kept alive, KMS key material is
+generated once per key spec, and the full collection runs when the benchmark resets the server
+(between measurements) instead of in the middle of one. What moto emulates, and how, is
+unchanged. Usage: ``python -m bench.fastmoto -H 127.0.0.1 -p PORT``.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import gc
+import io
 import logging
+import socket
 import sys
+from typing import Any
+
+#: headers this server sets itself
+_OWN = frozenset({"content-length", "connection", "transfer-encoding"})
 
 
-def main(argv: list[str] | None = None) -> None:
+def _lighter_moto() -> None:
     import moto.backends
     import moto.core.responses
     import moto.core.utils
-    import moto.server
+    import moto.ec2.models.amis
+    import moto.kms.models
 
     modules = frozenset(moto.backends.list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment,return-value]
     names = functools.lru_cache(maxsize=None)(
         lambda cls: frozenset(moto.core.utils.method_names_from_class(cls)))
     moto.core.responses.method_names_from_class = names  # type: ignore[assignment]
+    moto.kms.models.generate_private_key = functools.lru_cache(maxsize=None)(  # type: ignore[assignment]
+        moto.kms.models.generate_private_key)
+    amis = moto.ec2.models.amis.AmiBackend
+    amis.describe_images = _image_by_id(amis.describe_images)  # type: ignore[method-assign]
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     from moto.moto_api._internal.models import MotoAPIBackend
 
@@ -44,7 +60,100 @@ def main(argv: list[str] | None = None) -> None:
 
     MotoAPIBackend.reset = reset_then_collect  # type: ignore[method-assign]
     gc.set_threshold(700, 10, 1_000_000)  # no full passes of its own: at each reset instead
-    moto.server.main(argv if argv is not None else sys.argv[1:])
+
+
+def _image_by_id(describe_images: Any) -> Any:
+    """moto's DescribeImages, answering the ``image-id`` filter of one plain id (what every
+    RunInstances asks about its AMI) from its index instead of matching every AMI it knows."""
+
+    @functools.wraps(describe_images)
+    def wrapper(self: Any, ami_ids: Any = None, filters: Any = None, exec_users: Any = None,
+                owners: Any = None) -> Any:
+        wanted = filters.get("image-id") if filters and len(filters) == 1 else None
+        if (isinstance(wanted, str) and not (ami_ids or exec_users or owners)
+                and not any(c in wanted for c in "*?[")):
+            ami = self.amis.get(wanted)
+            return [ami] if ami is not None else []
+        return describe_images(self, ami_ids=ami_ids, filters=filters, exec_users=exec_users, owners=owners)
+
+    return wrapper
+
+
+def serve(host: str, port: int) -> None:
+    """moto's application behind a threaded HTTP/1.1 server that keeps connections alive."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Response
+
+    class KeepAlive(MotoRequestHandler):
+        """moto's request handler (its environ), answering with a length instead of closing."""
+
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # the answer leaves in one write, but a kept-alive connection must not wait on
+            # Nagle's algorithm either
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def run_wsgi(self) -> None:
+            from werkzeug.serving import DechunkedInput
+
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                body = DechunkedInput(self.rfile).read()
+            else:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            environ = self.make_environ()
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("wsgi.input_terminated", None)
+            answer: dict[str, Any] = {}
+            chunks: list[bytes] = []
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                answer["status"], answer["headers"] = status, headers
+                return chunks.append
+
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    chunks.extend(result)
+                finally:
+                    getattr(result, "close", lambda: None)()
+            except Exception:
+                logging.getLogger("werkzeug").exception("error on request")
+                chunks.clear()
+                Response("internal error", status=500)(environ, start_response)
+                chunks.append(b"internal error")
+            data = b"".join(chunks)
+            code, _, reason = answer["status"].partition(" ")
+            self.send_response(int(code), reason)
+            length = str(len(data))
+            for k, v in answer["headers"]:
+                if k.lower() == "content-length" and self.command == "HEAD":
+                    length = v  # what a GET would answer
+                elif k.lower() not in _OWN:
+                    self.send_header(k, v)
+            self.send_header("Content-Length", length)
+            # headers and body in one write (end_headers() would send them in two)
+            self._headers_buffer.append(b"\r\n" + (data if self.command != "HEAD" else b""))  # type: ignore[attr-defined]
+            self.flush_headers()
+
+    app = DomainDispatcherApplication(create_backend_app)
+    make_server(host, port, app, threaded=True, request_handler=KeepAlive).serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="moto's server for the benchmark")
+    ap.add_argument("-H", "--host", default="127.0.0.1")
+    ap.add_argument("-p", "--port", type=int, default=5000)
+    args = ap.parse_args(argv if argv is not None else sys.argv[1:])
+    _lighter_moto()
+    serve(args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -159,3 +159,76 @@ def test_the_synthetic_engine_graph_plans_applies_and_plans_nothing_after() -> N
     result = measure(300)
     assert 290 <= result["resources"] <= 310
 
+
+
+@pytest.fixture(scope="module")
+def fast_server() -> Iterator[MotoServer]:
+    s = MotoServer("bench.fastmoto")
+    yield s
+    s.stop()
+
+
+def test_the_benchmark_moto_keeps_connections_alive_and_answers_like_moto(fast_server: MotoServer) -> None:
+    import http.client
+
+    import boto3
+
+    fast_server.reset()
+    ec2, s3, kms = (fast_server.client(s) for s in ("ec2", "s3", "kms"))
+    # a POST with a body, and the AMI a launch reads through the benchmark's index
+    image_id = ec2.register_image(Name="bench-image")["ImageId"]
+    [image] = ec2.describe_images(ImageIds=[image_id])["Images"]
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    [inst] = ec2.run_instances(ImageId=image["ImageId"], MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"]
+    [inst] = ec2.describe_instances(InstanceIds=[inst["InstanceId"]])["Reservations"][0]["Instances"]
+    assert inst["ImageId"] == image_id and inst["RootDeviceName"] == image["RootDeviceName"]
+    # HEAD keeps the length a GET would answer; a PUT body arrives whole
+    s3.create_bucket(Bucket="fast-b", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_object(Bucket="fast-b", Key="k", Body=b"x" * 1234)
+    assert s3.head_object(Bucket="fast-b", Key="k")["ContentLength"] == 1234
+    assert s3.get_object(Bucket="fast-b", Key="k")["Body"].read() == b"x" * 1234
+    # keys made from one shared key pair still encrypt and decrypt as moto's do
+    a, b = (kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(2))
+    assert a != b
+    blob = kms.encrypt(KeyId=a, Plaintext=b"secret")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"
+    # an error answer keeps its status
+    with pytest.raises(boto3.client("s3").exceptions.ClientError):
+        s3.head_bucket(Bucket="no-such-bucket")
+    # one connection serves several requests
+    conn = http.client.HTTPConnection("127.0.0.1", fast_server.port, timeout=10)
+    for _ in range(3):
+        conn.request("GET", "/moto-api/data.json")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("Connection") != "close"
+        resp.read()
+    sock = conn.sock
+    conn.request("GET", "/moto-api/data.json")
+    conn.getresponse().read()
+    assert conn.sock is sock  # not reconnected
+    conn.close()
+
+
+def test_the_benchmark_finds_an_image_by_id_as_moto_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+    from moto.ec2.models.amis import AmiBackend
+
+    from bench.fastmoto import _image_by_id
+
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "true")
+    with mock_aws():
+        boto3.client("ec2", region_name="us-west-2").describe_vpcs()
+        from moto.ec2.models import ec2_backends
+
+        backend = ec2_backends["123456789012"]["us-west-2"]
+        fast = _image_by_id(AmiBackend.describe_images)
+        some = sorted(backend.amis)[:20]
+        assert len(some) == 20
+        for image_id in [*some, "ami-00000000000000000", some[0][:8] + "*"]:
+            expected = [a.id for a in backend.describe_images(filters={"image-id": image_id})]
+            assert [a.id for a in fast(backend, filters={"image-id": image_id})] == expected
+        # anything else is moto's own answer
+        assert len(fast(backend, filters={"image-id": some[0][:8] + "*"})) >= 1
+        assert [a.id for a in fast(backend, ami_ids=some[:2])] == some[:2]
