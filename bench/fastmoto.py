@@ -100,6 +100,9 @@ def serve(host: str, port: int) -> None:
             # Nagle's algorithm either
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            pass  # the request line, logged by werkzeug at INFO: not kept
+
         def run_wsgi(self) -> None:
             from werkzeug.serving import DechunkedInput
 

@@ -167,6 +167,8 @@ class Executor:
         self.health_timeout = health_timeout
         self.known: dict[str, Live] = {}
         self.snapshots: dict[str, str] = {}
+        #: address -> the props an operation resolved, recorded from there (resolved once)
+        self._resolved: dict[str, dict[str, Any]] = {}
         self._batch = False
         self._dirty = False
 
@@ -337,7 +339,10 @@ class Executor:
         assert live is not None
         self.known[change.address] = live
         kind = self.kinds.get(change.kind)
-        props = hash_props(self._resolve(change.desired or {}), kind.hashed if kind else frozenset())
+        resolved = self._resolved.pop(change.address, None)  # as the operation used them
+        if resolved is None:
+            resolved = self._resolve(change.desired or {})
+        props = hash_props(resolved, kind.hashed if kind else frozenset())
         self.save(self.state.with_resource(
             ResourceState(change.address, change.kind, live.id, props, dict(live.attrs),
                           change.depends_on)
@@ -365,6 +370,7 @@ class Executor:
             kind.delete(self.ctx, prior)
             return None
         props = self._resolve(change.desired or {})
+        self._resolved[change.address] = props
         if contains_unknown(props):
             missing = sorted(r.address for r in _refs(change.desired) if r.address not in self.known)
             raise PlanError(f"{change.address}: values still unknown at apply time (from {missing})")
