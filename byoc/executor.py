@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import gc
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -262,6 +263,7 @@ class Executor:
                         try:
                             live = fut.result()
                         except Exception as exc:  # every failure becomes a person-readable error
+                            self._resolved.pop(change.address, None)  # nothing to record
                             err = _as_error(exc, change)
                             result.failures.append(Failure(op[0], _label(change, op), err))
                             self.on_event(Event("failed", op[0], _label(change, op), elapsed,
@@ -421,8 +423,6 @@ def _long_lived_frozen() -> Iterator[None]:
     """While operations run, the objects that already exist (the SDK's service models, clients,
     the plan) are left out of the garbage collector's full passes, each of which would otherwise
     stop every worker for tens of milliseconds; they are handed back afterwards."""
-    import gc
-
     gc.freeze()
     try:
         yield
