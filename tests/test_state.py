@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -10,8 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from byoc.errors import LockError, StateError
 from byoc.state import LocalBackend, ResourceState, State
@@ -84,8 +88,31 @@ def test_a_state_written_by_someone_else_meanwhile_is_still_checked(tmp_path: Pa
     state = make_state()
     mine.write(state)
     theirs.write(state.bumped().bumped())
-    with pytest.raises(StateError, match="newer than this run"):
+    with pytest.raises(StateError, match=r"is at serial 3 but this run read serial 1: someone changed it"):
         mine.write(state.bumped())
+
+
+def test_an_equal_serial_written_meanwhile_is_never_overwritten(tmp_path: Path) -> None:
+    """Compare-and-swap: a `state rm` made meanwhile (same next serial) is not silently undone."""
+    mine, theirs = LocalBackend(tmp_path, "c1"), LocalBackend(tmp_path, "c1")
+    first = make_state()
+    mine.write(first)
+    base = theirs.read()
+    assert base is not None
+    theirs.write(base.without("aws_vpc.main").bumped())
+    mine_next = first.bumped()
+    assert mine_next.serial == base.serial + 1
+    with pytest.raises(StateError, match=rf"is at serial {base.serial + 1} but this run read serial "
+                       rf"{base.serial}.*Nothing was written"):
+        mine.write(mine_next)
+    assert LocalBackend(tmp_path, "c1").read() == base.without("aws_vpc.main").bumped()
+    # a writer that never read (a blind write) still may not reuse the stored serial
+    with pytest.raises(StateError, match="the same as this run's"):
+        LocalBackend(tmp_path, "c1").write(mine_next)
+    # after reading again, the writer goes on from what is there
+    again = mine.read()
+    assert again is not None
+    mine.write(again.bumped())
 
 
 @pytest.mark.parametrize(
@@ -161,3 +188,238 @@ def test_force_unlock_lets_the_next_run_lock(tmp_path: Path) -> None:
     finally:
         p.kill()
         p.wait()
+
+
+def test_a_corrupt_state_names_the_backup_only_when_there_is_one(tmp_path: Path) -> None:
+    b = LocalBackend(tmp_path, "c1")
+    b.path.write_text('{"version": 1, "lineage": "x", "serial": "7", "cluster": "c1"}')
+    with pytest.raises(StateError, match="'serial' must be a whole number") as exc:
+        b.read()
+    assert ".backup" not in str(exc.value) and "There is no backup copy" in str(exc.value)
+    b.backup_path.write_text(make_state().to_json())
+    with pytest.raises(StateError, match=r"previous copy is kept at .*c1\.json\.backup"):
+        b.read()
+
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8)
+
+
+def _valid_document() -> dict[str, object]:
+    state = make_state().with_outputs({"vpc_id": "vpc-1"}).with_facts({"ami": "ami-1"})
+    state = state.with_final_snapshot("aws_ebs_volume.data[\"0\"]", "vol-1", "snap-1", "2026-01-01T00:00:00Z")
+    return json.loads(state.to_json())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from([
+    (), ("resources", 0), ("final_snapshots", 0), ("resources", 0, "props"), ("resources", 0, "attrs"),
+    ("resources", 0, "depends_on"), ("resources",), ("final_snapshots",)]), key=st.sampled_from([
+        "version", "lineage", "serial", "cluster", "resources", "outputs", "facts", "final_snapshots",
+        "address", "kind", "id", "props", "attrs", "depends_on", "snapshot_id", "volume_id", "time",
+        "$ref", "$join", "$sorted", "$unknown"]), value=_JSON, drop=st.booleans())
+def test_fuzzed_state_files_load_or_raise_state_error(
+    path: tuple[str | int, ...], key: str, value: object, drop: bool
+) -> None:
+    """A wrong type (or a missing field) anywhere in a state file is a StateError, never another
+    exception; whatever loads can be written and read back."""
+    doc: object = _valid_document()
+    node: Any = doc
+    for step in path:
+        node = node[step]
+    if isinstance(node, list):  # a wrong item in a list
+        node[:] = [] if drop else [value]
+    elif drop:
+        node.pop(key, None)
+    else:
+        node[key] = value
+    try:
+        state = State.from_dict(doc, source="fuzz.json")
+    except StateError as exc:
+        assert str(exc).startswith("fuzz.json: ")
+        return
+    assert State.from_dict(json.loads(state.to_json())) == state
+    for record in state.final_snapshots:
+        assert isinstance(record["address"], str) and isinstance(record["snapshot_id"], str)
+    assert isinstance(dict(state.outputs), dict)
+
+
+# -- a write never leaves the state file missing ------------------------------------------------
+
+_WRITE_STEPS = ("mkstemp", "fchmod", "write", "fsync", "link", "replace")
+
+
+def _two_states() -> tuple[State, State]:
+    s1 = make_state()
+    return s1, s1.with_outputs({"vpc_id": "vpc-1"}).bumped()
+
+
+@pytest.mark.parametrize("step", _WRITE_STEPS)
+@pytest.mark.parametrize("boom", [OSError(28, "No space left on device"), KeyboardInterrupt(), SystemExit(1)])
+@pytest.mark.parametrize("nth", [1, 2])
+def test_a_write_failing_at_any_step_keeps_a_readable_state_and_no_temporaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str, boom: BaseException, nth: int
+) -> None:
+    """OSError, Ctrl-C or SystemExit at any call of a write (the n-th of that kind): the old state
+    is in place (or the new one, when the failure came after the rename), never none, and no
+    temporary is left."""
+    import tempfile
+
+    b = LocalBackend(tmp_path, "c1")
+    s1, s2 = _two_states()
+    b.write(s1)
+    import byoc.state.local as local
+
+    calls = {"n": 0}
+    real = {"mkstemp": tempfile.mkstemp, "fchmod": os.fchmod, "write": os.write, "fsync": os.fsync,
+            "link": os.link, "replace": os.replace}
+
+    def failing(*args: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == nth:
+            raise boom
+        return real[step](*args, **kw)
+
+    if step == "mkstemp":
+        monkeypatch.setattr(local.tempfile, "mkstemp", failing)
+    else:
+        monkeypatch.setattr(local.os, step, failing)
+    raised: BaseException | None = None
+    try:
+        b.write(s2)
+    except (StateError, KeyboardInterrupt, SystemExit) as exc:
+        raised = exc
+    monkeypatch.undo()
+    if calls["n"] < nth or (isinstance(boom, OSError) and (step == "link" or (step, nth) == ("fsync", 2))):
+        # the step was not called that often, a failed hard link fell back to a copy, or the
+        # directory's fsync (after the rename: the new state is in place) failed
+        assert raised is None and LocalBackend(tmp_path, "c1").read() == s2
+    elif isinstance(boom, OSError):
+        assert isinstance(raised, StateError) and "disk is full" in str(raised)
+    else:
+        assert type(raised) is type(boom)
+    assert LocalBackend(tmp_path, "c1").read() in (s1, s2)
+    assert not list(tmp_path.glob(".c1.*")), "a temporary was left behind"
+    if b.backup_path.exists():
+        assert json.loads(b.backup_path.read_text())["serial"] == s1.serial
+
+
+KILLER = """
+import os, signal, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+from byoc.state import LocalBackend, ResourceState, State
+import byoc.state.local as local
+k, calls = int(sys.argv[3]), [0]
+def wrap(real):
+    def call(*a, **kw):
+        calls[0] += 1
+        if calls[0] == k:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*a, **kw)
+    return call
+b = LocalBackend(sys.argv[2], "c1")
+state = b.read()
+for name in ("replace", "link", "fsync", "write", "fchmod", "unlink", "close"):
+    setattr(local.os, name, wrap(getattr(os, name)))
+local.tempfile.mkstemp = wrap(tempfile.mkstemp)
+for i in range(3):
+    state = state.with_outputs({"n": str(i)}).bumped()
+    b.write(state)
+print("done", calls[0], flush=True)
+"""
+
+
+def test_a_process_sigkilled_at_every_call_of_its_writes_always_leaves_a_valid_state(tmp_path: Path) -> None:
+    """SIGKILL before each file-system call of three successive writes: afterwards the state file
+    is there and valid (the last complete write or the one before), and the next locked run
+    clears the temporaries."""
+    root = str(Path(__file__).resolve().parents[1])
+    s0 = make_state()
+    k, points = 1, 0
+    while True:
+        d = tmp_path / f"k{k}"
+        LocalBackend(d, "c1").write(s0)
+        p = subprocess.run([sys.executable, "-c", KILLER, root, str(d), str(k)], capture_output=True,
+                           text=True, timeout=60)
+        if p.returncode == 0:
+            break
+        assert p.returncode == -signal.SIGKILL, p.stderr
+        points += 1
+        state = LocalBackend(d, "c1").read()
+        assert state is not None and state.lineage == s0.lineage
+        assert s0.serial <= state.serial <= s0.serial + 3
+        with LocalBackend(d, "c1").lock("apply"):
+            pass
+        assert not list(d.glob(".c1.*.tmp"))
+        k += 1
+    assert points >= 15, points  # every step of every write was a kill point
+
+
+@pytest.mark.parametrize("leftover", ["backup", "stray"])
+def test_no_state_file_but_a_backup_or_stray_temporary_refuses_to_start_fresh(
+    tmp_path: Path, leftover: str
+) -> None:
+    b = LocalBackend(tmp_path, "c1")
+    s1, s2 = _two_states()
+    b.write(s1)
+    b.write(s2)
+    if leftover == "stray":  # killed between writing the temporary and renaming it
+        (tmp_path / ".c1.abc123.tmp").write_text(s2.bumped().to_json())
+        b.backup_path.unlink()
+    b.path.unlink()
+    name = ".c1.abc123.tmp" if leftover == "stray" else "c1.json.backup"
+    serial = s2.serial + 1 if leftover == "stray" else s1.serial
+    with pytest.raises(StateError, match=rf"no state file, but .*{name} holds the state of cluster c1 "
+                       rf"\(serial {serial}.*byoc state restore-backup SPEC"):
+        LocalBackend(tmp_path, "c1").read()
+    # an unreadable leftover is no evidence: only valid states count
+    (tmp_path / ".c1.junk.tmp").write_text("{trunc")
+    with pytest.raises(StateError, match=name):
+        LocalBackend(tmp_path, "c1").read()
+    with LocalBackend(tmp_path, "c1").lock("apply"):  # the strays are kept while there is no state
+        pass
+    assert (tmp_path / name).exists()
+    restored = LocalBackend(tmp_path, "c1")
+    with restored.lock("state restore-backup"):
+        source, state = restored.restore_backup()
+    assert source.name == name and state.serial == serial
+    assert restored.read() == state
+    restored.write(state.bumped())  # the writer goes on from the restored state
+    with pytest.raises(StateError, match="a state file exists"):
+        restored.restore_backup()
+
+
+def test_state_path_that_is_a_file_or_unwritable_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    b = LocalBackend(tmp_path / "afile", "c1")
+    for call in (lambda: b.write(make_state()), b.read, lambda: b.lock("apply").__enter__()):
+        with pytest.raises(StateError, match=r"afile: the state directory \(state.path\) is not a directory"):
+            call()
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM, errno.EROFS])
+def test_an_unwritable_state_directory_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """Permission denied, the immutable flag (EPERM, even for root) or a read-only mount."""
+    import byoc.state.local as local
+
+    b = LocalBackend(tmp_path, "c1")
+    b.write(make_state())
+    state = b.read()
+    assert state is not None
+
+    def refuse(*args: Any, **kw: Any) -> Any:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(local.tempfile, "mkstemp", refuse)
+    with pytest.raises(StateError, match=rf"{os.strerror(code)}. Make the directory .* writable .*lsattr"):
+        b.write(state.bumped())
+    monkeypatch.setattr(local, "open", refuse, raising=False)
+    with pytest.raises(StateError, match=r"c1.lock: cannot open the lock file"), b.lock("apply"):
+        pass
+    monkeypatch.undo()
+    assert LocalBackend(tmp_path, "c1").read() == state

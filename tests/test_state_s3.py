@@ -78,10 +78,28 @@ def test_a_concurrent_write_is_detected_by_the_etag(ctx: AwsContext) -> None:
     a.write(_state(1))
     assert b.read() == _state(1)
     a.write(_state(4))
-    with pytest.raises(StateError, match="serial 4, newer than this run's 2"):
+    with pytest.raises(StateError, match="is at serial 4 but this run read serial 1"):
         b.write(_state(2))  # b's ETag is stale: S3 answers 412, b re-reads and refuses
-    b.write(_state(6))  # a later serial of the same lineage is fine after the re-read
+    with pytest.raises(StateError, match="is at serial 4 but this run read serial 1"):
+        b.write(_state(6))  # still refused: b must read (plan) again, never write blindly
+    assert b.read() == _state(4)
+    b.write(_state(6))  # a later serial over what b has now read is fine
     assert a.read() == _state(6)
+
+
+def test_an_equal_serial_written_meanwhile_is_never_overwritten(ctx: AwsContext) -> None:
+    """Compare-and-swap: a `state rm` (serial 2) made meanwhile is not undone by another serial 2."""
+    mine, theirs = backend(ctx), backend(ctx)
+    mine.write(_state(1))
+    base = theirs.read()
+    assert base is not None
+    removed = base.without("aws_vpc.main").bumped()
+    theirs.write(removed)
+    with pytest.raises(StateError, match=r"is at serial 2 but this run read serial 1.*Nothing was written"):
+        mine.write(_state(2))
+    assert backend(ctx).read() == removed
+    with pytest.raises(StateError, match="the same as this run's 2"):
+        backend(ctx).write(_state(2))  # a blind writer may not reuse the stored serial either
 
 
 @pytest.mark.parametrize("table", [None, "byoc-locks"])

@@ -1,8 +1,9 @@
 """What every state backend offers (read, write, lock, force-unlock), and the checks they share.
 
-A backend keeps one cluster's state document. ``write`` refuses to go backwards: a document of
-another lineage, or with a lower serial than the stored one, is a sign of two people working
-from different copies, and is refused rather than silently overwriting newer state.
+A backend keeps one cluster's state document. ``write`` is a compare-and-swap: it writes only
+over exactly the state (lineage and serial) the backend last read or wrote, and only a higher
+serial of the same lineage. Anything else is a sign of two people working from different copies,
+and is refused (naming both serials) rather than silently overwriting or merging.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class Backend(Protocol):
 
 
 def check_successor(stored: State | None, new: State, where: str) -> None:
-    """Refuse to replace ``stored`` by ``new`` when that would lose state."""
+    """Refuse to replace ``stored`` by ``new`` when that would lose state: another lineage, or a
+    serial that is not higher than the stored one (an equal serial is another run's edit)."""
     if stored is None:
         return
     if stored.lineage != new.lineage:
@@ -90,9 +92,31 @@ def check_successor(stored: State | None, new: State, where: str) -> None:
             "another deployment of this cluster name. Nothing was written; check the spec's state "
             "settings (or move that state away) and run again."
         )
-    if new.serial < stored.serial:
+    if new.serial <= stored.serial:
         raise StateError(
-            f"{where}: the stored state is at serial {stored.serial}, newer than this run's "
+            f"{where}: the stored state is at serial {stored.serial}, "
+            f"{'newer than' if new.serial < stored.serial else 'the same as'} this run's "
             f"{new.serial}: someone else changed the cluster meanwhile. Nothing was written; run "
             "`byoc plan` again."
         )
+
+
+def conflict_message(where: str, stored: State | None, seen: tuple[str, int] | None) -> str:
+    """The refusal of a write whose base changed: the stored state is not the one this run read
+    (or last wrote). Names both serials; the writer never merges."""
+    if stored is None:
+        now = "has no state any more"
+    elif seen is not None and stored.lineage != seen[0]:
+        now = f"holds serial {stored.serial} of another lineage ({stored.lineage})"
+    else:
+        now = f"is at serial {stored.serial}"
+    if seen is None:
+        base = "this run read that there was no state"
+    else:
+        base = f"this run read serial {seen[1]}" + (
+            f" of lineage {seen[0]}" if stored is None or stored.lineage != seen[0] else "")
+    return (
+        f"the state at {where} {now} but {base}: someone changed it meanwhile (another byoc run "
+        "after a forced unlock, or an edit by hand). Nothing was written; run `byoc plan` again "
+        "(what this run already did in AWS is found again by its tags)."
+    )

@@ -8,16 +8,18 @@ holds it (pid, host, operation, time) so a second run can name the holder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from byoc.errors import LockError, StateError
-from byoc.state.base import LockInfo, check_successor
+from byoc.state.base import LockInfo, check_successor, conflict_message
 from byoc.state.model import ResourceState, State
 
 
@@ -33,9 +35,14 @@ class LocalBackend:
         self.backup_path = self.directory / f"{cluster}.json.backup"
         self.lock_path = self.directory / f"{cluster}.lock"
         self._held: IO[str] | None = None
-        #: the last state this backend wrote, with the file's (inode, size, mtime) right after:
-        #: while the file is unchanged, the next write need not read and parse it again
-        self._written: tuple[tuple[int, int, int], State] | None = None
+        #: the last state this backend wrote, and an open descriptor of the file it wrote it to:
+        #: while the path still names that file (same inode, which cannot be reused while the
+        #: descriptor is open; same size and mtime), the next write need not read it again
+        self._written: tuple[int, State] | None = None
+        #: (lineage, serial) this backend last read or wrote (None: it read that there was no
+        #: state); a write is only made over exactly that (compare-and-swap)
+        self._seen: tuple[str, int] | None = None
+        self._has_seen = False
         #: each resource's text as last written (see State.to_json)
         self._texts: dict[int, tuple[ResourceState, str]] = {}
 
@@ -44,66 +51,191 @@ class LocalBackend:
 
     # -- reading and writing -------------------------------------------------------------
     def read(self) -> State | None:
-        """The stored state, or None when there is none yet."""
+        """The stored state, or None when there is none yet. Refuses to report "none" while a
+        backup or a stray temporary of an interrupted write holds a state (see ``leftovers``)."""
+        state = self._read_file(self.path)
+        if state is None:
+            self._check_no_leftovers()
+        self._seen, self._has_seen = (state.lineage, state.serial) if state else None, True
+        return state
+
+    def _read_file(self, path: Path) -> State | None:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except IsADirectoryError:
+            raise StateError(
+                f"{path}: is a directory, not a state file; move it away (or set state.path in the "
+                "spec to another directory) and run again"
+            ) from None
+        except NotADirectoryError:
+            raise StateError(self._not_a_directory()) from None
         except OSError as exc:
-            raise StateError(f"{self.path}: cannot read the state file: {exc.strerror}") from exc
+            raise StateError(f"{path}: cannot read the state file: {exc.strerror}; check the file's "
+                             "permissions") from exc
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StateError(
-                f"{self.path}: state file is not valid JSON ({exc}); it was left untouched. "
-                f"A previous copy may be at {self.backup_path}."
+                f"{path}: state file is not valid JSON ({exc}); it was left untouched.{self._kept()}"
             ) from exc
-        state = State.from_dict(data, source=str(self.path))
+        try:
+            state = State.from_dict(data, source=str(path))
+        except StateError as exc:
+            raise StateError(f"{exc}{self._kept()}") from exc
         if state.cluster != self.cluster:
-            raise StateError(
-                f"{self.path}: holds the state of cluster {state.cluster!r}, not {self.cluster!r}"
-            )
+            raise StateError(f"{path}: holds the state of cluster {state.cluster!r}, not {self.cluster!r}")
         return state
 
+    def _kept(self) -> str:
+        """What the messages about a bad state file add: the backup, only when there is one."""
+        if self.backup_path.is_file():
+            return (f" The previous copy is kept at {self.backup_path} (`byoc state restore-backup SPEC "
+                    "--force` puts it back).")
+        return " There is no backup copy beside it."
+
+    def _not_a_directory(self) -> str:
+        return (f"{self.directory}: the state directory (state.path) is not a directory (a file "
+                "is in the way); point state.path at a directory, or move that file away")
+
+    def leftovers(self) -> list[tuple[Path, State]]:
+        """States an interrupted write or a lost file left behind, newest serial first: the
+        backup and stray temporaries (``.<cluster>.*.tmp``) that hold a valid state of this
+        cluster (unreadable ones are ignored)."""
+        found: list[tuple[Path, State]] = []
+        candidates = [self.backup_path]
+        with contextlib.suppress(OSError):
+            candidates += sorted(self.directory.glob(f".{self.cluster}.*.tmp"))
+        for path in candidates:
+            try:
+                state = self._read_file(path)
+            except StateError:
+                continue
+            if state is not None:
+                found.append((path, state))
+        found.sort(key=lambda x: x[1].serial, reverse=True)
+        return found
+
+    def _check_no_leftovers(self) -> None:
+        found = self.leftovers()
+        if not found:
+            return
+        path, state = found[0]
+        raise StateError(
+            f"{self.path}: there is no state file, but {path} holds the state of cluster "
+            f"{self.cluster} (serial {state.serial}, lineage {state.lineage}): the state file was "
+            "lost (an interrupted write, or deleted by hand). byoc will not start a new state over "
+            "it. Restore it with `byoc state restore-backup SPEC` (or copy that file to "
+            f"{self.path} by hand), then run again."
+        )
+
     def write(self, state: State) -> None:
-        """Write atomically (temp file, fsync, rename), keeping the previous copy as .backup.
-        Refuses a state of another lineage or with a lower serial than the stored one."""
-        check_successor(self._stored(), state, str(self.path))
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write atomically: the previous file hard-linked (or copied) to .backup, then the new
+        one written to a temporary, fsynced and renamed over the state in ONE rename, so that at
+        every instant the old or the new state is in place. A write is made only over exactly
+        the state this backend last read or wrote (compare-and-swap); otherwise StateError."""
+        stored = self._stored()
+        self._check_over(stored, state)
+        self._mkdir()
         text = state.to_json(self._texts)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=".tmp", dir=self.directory)
+        tmp: str | None = None
+        fd = -1
         try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=".tmp", dir=self.directory)
             os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            if self.path.exists():
-                with contextlib.suppress(FileNotFoundError):
-                    os.replace(self.path, self.backup_path)
+            _write_all(fd, text.encode("utf-8"))
+            os.fsync(fd)
+            if stored is not None:
+                self._keep_backup()
             os.replace(tmp, self.path)
+            tmp = None
             self._fsync_dir()
-        except OSError as exc:
-            self._written = None
+        except BaseException as exc:
+            self._forget_written()
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise StateError(self._cannot_write(exc)) from exc
+            raise
+        self._forget_written()
+        self._written = (fd, state)
+        self._seen, self._has_seen = (state.lineage, state.serial), True
+
+    def _check_over(self, stored: State | None, new: State) -> None:
+        """Compare-and-swap: the stored state must be exactly the one this backend last saw."""
+        if self._has_seen:
+            now = (stored.lineage, stored.serial) if stored else None
+            if now != self._seen:
+                raise StateError(conflict_message(str(self.path), stored, self._seen))
+        check_successor(stored, new, str(self.path))
+
+    def _keep_backup(self) -> None:
+        """The current file as .backup, replaced in one rename (a hard link, or a copy where the
+        file system has none); the state file itself stays in place."""
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=".backup.tmp", dir=self.directory)
+        os.close(fd)
+        try:
+            try:
+                os.unlink(tmp)
+                os.link(self.path, tmp)
+            except OSError:
+                shutil.copyfile(self.path, tmp)
+                os.chmod(tmp, 0o600)
+            os.replace(tmp, self.backup_path)
+        except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise StateError(f"{self.path}: cannot write the state file: {exc.strerror}") from exc
-        stat = self._stat()
-        self._written = (stat, state) if stat else None
+            raise
 
-    def _stat(self) -> tuple[int, int, int] | None:
+    def _cannot_write(self, exc: OSError) -> str:
+        if isinstance(exc, NotADirectoryError) or (self.directory.exists() and not self.directory.is_dir()):
+            return self._not_a_directory()
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return (f"{self.path}: cannot write the state file: {exc.strerror}. Make the directory "
+                    f"{self.directory} writable for this user (check its permissions, a read-only "
+                    "mount, or `lsattr` for the immutable flag), or set state.path to a writable "
+                    "directory; nothing was written")
+        if exc.errno == errno.ENOSPC:
+            return (f"{self.path}: cannot write the state file: the disk is full; free space on "
+                    f"the file system of {self.directory} and run again; the previous state is kept")
+        return f"{self.path}: cannot write the state file: {exc.strerror or exc}; the previous state is kept"
+
+    def _mkdir(self) -> None:
         try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StateError(self._not_a_directory()) from None
+        except NotADirectoryError:
+            raise StateError(self._not_a_directory()) from None
+        except OSError as exc:
+            raise StateError(
+                f"{self.directory}: cannot create the state directory: {exc.strerror}; create it "
+                "(writable for this user) or set state.path to a writable directory"
+            ) from exc
+
+    def _forget_written(self) -> None:
+        if self._written is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._written[0])
+            self._written = None
 
     def _stored(self) -> State | None:
-        """What the file holds: the state this backend last wrote while the file is still that
-        one (every write replaces the file, so another writer changes its inode), else read."""
-        if self._written is not None and self._written[0] == self._stat():
-            return self._written[1]
-        return self.read()
+        """What the file holds: the state this backend last wrote while the path still names the
+        very file it wrote, else what a fresh read finds."""
+        if self._written is not None:
+            fd, state = self._written
+            if _identity(os.fstat(fd)) == _file_identity(self.path):
+                return state
+        seen, has_seen = self._seen, self._has_seen
+        try:
+            return self._read_file(self.path)
+        finally:
+            self._seen, self._has_seen = seen, has_seen
 
     def _fsync_dir(self) -> None:
         with contextlib.suppress(OSError):
@@ -113,13 +245,61 @@ class LocalBackend:
             finally:
                 os.close(dfd)
 
+    def restore_backup(self, force: bool = False) -> tuple[Path, State]:
+        """Put the backup (or the newest valid stray temporary) in place of the state file; the
+        caller holds the lock. Refused when a state file exists, unless ``force``."""
+        try:
+            current = self._read_file(self.path)
+        except StateError:
+            current = None
+            if not force:
+                raise
+        if self.path.exists() and not force:
+            assert current is not None
+            raise StateError(
+                f"{self.path}: a state file exists (serial {current.serial}, lineage {current.lineage}); "
+                "nothing was restored. Pass --force to replace it by the backup."
+            )
+        found = self.leftovers()
+        if not found:
+            raise StateError(f"{self.path}: there is no backup ({self.backup_path}) and no temporary "
+                             "of an interrupted write to restore from")
+        source, state = found[0]
+        self._mkdir()
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=".restore.tmp", dir=self.directory)
+        try:
+            os.fchmod(fd, 0o600)
+            _write_all(fd, source.read_bytes())
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.replace(tmp, self.path)
+            self._fsync_dir()
+        except BaseException as exc:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise StateError(self._cannot_write(exc)) from exc
+            raise
+        self._forget_written()
+        self._seen, self._has_seen = (state.lineage, state.serial), True
+        return source, state
+
     # -- locking ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, operation: str) -> Iterator[LockInfo]:
         """Hold the cluster's lock for the duration; fail fast naming the holder."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._mkdir()
         while True:
-            f = open(self.lock_path, "a+", encoding="utf-8")  # noqa: SIM115
+            try:
+                f = open(self.lock_path, "a+", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                raise StateError(
+                    f"{self.lock_path}: cannot open the lock file: {exc.strerror}. Make the directory "
+                    f"{self.directory} writable for this user, or set state.path to a writable directory"
+                ) from exc
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -145,6 +325,7 @@ class LocalBackend:
         f.write(info.to_json())
         f.flush()
         self._held = f
+        self._clear_strays()
         try:
             yield info
         finally:
@@ -153,6 +334,16 @@ class LocalBackend:
                 f.seek(0)
                 f.truncate()
             f.close()
+
+    def _clear_strays(self) -> None:
+        """Under the lock nobody else writes: temporaries of an interrupted write are removed
+        when the state file is in place (without it they are evidence, see ``read``)."""
+        if not self.path.is_file():
+            return
+        with contextlib.suppress(OSError):
+            for stray in self.directory.glob(f".{self.cluster}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    stray.unlink()
 
     def holder(self) -> LockInfo | None:
         """Who holds the lock right now, if anyone does."""
@@ -174,3 +365,20 @@ class LocalBackend:
             os.unlink(self.lock_path)
         return holder
 
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _file_identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        return _identity(path.stat())
+    except OSError:
+        return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -54,13 +54,17 @@ class ResourceState:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ResourceState:
+        where = f"resources[{d.get('address')!r}]" if isinstance(d.get("address"), str) else "resources"
+        props = from_jsonable(dict(_mapping(d.get("props") or {}, f"{where}.props")))
+        attrs = from_jsonable(dict(_mapping(d.get("attrs") or {}, f"{where}.attrs")))
+        depends_on = _list(d.get("depends_on"), f"{where}.depends_on")
         return cls(
-            address=str(d["address"]),
-            kind=str(d["kind"]),
-            id=str(d["id"]),
-            props=from_jsonable(d.get("props") or {}),
-            attrs=from_jsonable(d.get("attrs") or {}),
-            depends_on=tuple(d.get("depends_on") or ()),
+            address=_text(d["address"], f"{where}.address"),
+            kind=_text(d["kind"], f"{where}.kind"),
+            id=_text(d["id"], f"{where}.id"),
+            props=props,
+            attrs=attrs,
+            depends_on=tuple(_text(x, f"{where}.depends_on") for x in depends_on),
         )
 
 
@@ -149,11 +153,12 @@ class State:
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "state") -> State:
-        """Read a state document; refuse newer formats and anything malformed."""
+        """Read a state document; refuse newer formats and anything malformed (a StateError
+        naming the field, never another exception). The caller adds where a good copy is."""
         if not isinstance(d, Mapping):
             raise StateError(f"{source}: not a byoc state file (expected a JSON object)")
         version = d.get("version")
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool):
             raise StateError(f"{source}: not a byoc state file (no integer 'version')")
         if version > STATE_VERSION:
             raise StateError(
@@ -161,23 +166,64 @@ class State:
                 f"({STATE_VERSION}); upgrade byoc. The file was left untouched."
             )
         try:
-            resources = [ResourceState.from_dict(r) for r in d.get("resources", [])]
+            serial = d["serial"]
+            if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+                raise _Bad(f"'serial' must be a whole number >= 0, not {serial!r}")
+            resources = [ResourceState.from_dict(_mapping(r, f"resources[{i}]"))
+                         for i, r in enumerate(_list(d.get("resources"), "resources"))]
             return cls(
-                cluster=str(d["cluster"]),
-                lineage=str(d["lineage"]),
-                serial=int(d["serial"]),
+                cluster=_text(d["cluster"], "cluster"),
+                lineage=_text(d["lineage"], "lineage"),
+                serial=serial,
                 resources={r.address: r for r in resources},
-                outputs=from_jsonable(d.get("outputs") or {}),
-                facts=dict(d.get("facts") or {}),
+                outputs=from_jsonable(dict(_mapping(d.get("outputs") or {}, "outputs"))),
+                facts=dict(_mapping(d.get("facts") or {}, "facts")),
                 final_snapshots=tuple(
-                    {str(k): str(v) for k, v in r.items()} for r in d.get("final_snapshots") or ()
+                    _final_snapshot(r, f"final_snapshots[{i}]")
+                    for i, r in enumerate(_list(d.get("final_snapshots"), "final_snapshots"))
                 ),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (_Bad, KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise StateError(
-                f"{source}: state file is corrupt ({type(exc).__name__}: {exc}); "
-                "the previous copy is kept beside it as .backup. The file was left untouched."
+                f"{source}: state file is corrupt ({what}). The file was left untouched; fix the "
+                "field by hand, or put a good copy in its place."
             ) from exc
+
+
+class _Bad(ValueError):
+    """A field of the state document has the wrong type."""
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"'{where}' must be a string, not {type(value).__name__}")
+    return value
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise _Bad(f"'{where}' must be an object, not {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Bad(f"'{where}' must be a list, not {type(value).__name__}")
+    return value
+
+
+def _final_snapshot(value: Any, where: str) -> dict[str, str]:
+    record = _mapping(value, where)
+    for key in ("address", "snapshot_id"):
+        if key not in record:
+            raise _Bad(f"'{where}' has no {key!r}")
+    for key, v in record.items():
+        if not isinstance(v, str):
+            raise _Bad(f"'{where}.{key}' must be a string, not {type(v).__name__}")
+    return dict(record)
 
 
 def _nested(value: Any, level: int) -> str:

@@ -4,7 +4,8 @@ The lock is an object ``<key>.lock`` created with ``If-None-Match: *`` (S3 refus
 it exists), or, with ``state.lock: dynamodb``, an item created with ``attribute_not_exists``. It
 records who holds it. A process that dies without releasing leaves it behind; the error names the
 holder and ``byoc force-unlock`` removes it. Writes are conditional on the ETag last seen, so two
-writers can never silently overwrite each other, and a lower serial or another lineage is refused.
+writers can never silently overwrite each other: a writer writes only over the exact state
+(lineage and serial) it last read or wrote, and only a higher serial; on a conflict it stops.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from byoc.errors import LockError, StateError
 from byoc.resources.base import error_code, to_cloud_error
-from byoc.state.base import LockInfo, check_successor
+from byoc.state.base import LockInfo, check_successor, conflict_message
 from byoc.state.model import ResourceState, State
 
 #: what S3 answers to a conditional write whose condition does not hold
@@ -51,6 +52,8 @@ class S3Backend:
         self.unlock_hint = unlock_hint
         self._etag: str | None = None
         self._seen = False
+        #: the state this backend last read or wrote (what its ETag stands for)
+        self._last: State | None = None
         #: each resource's text as last written (see State.to_json)
         self._texts: dict[int, tuple[ResourceState, str]] = {}
         self._held: LockInfo | None = None
@@ -81,7 +84,7 @@ class S3Backend:
             body = got["Body"].read()
         except Exception as exc:
             if error_code(exc) in {"NoSuchKey", "404"}:
-                self._etag, self._seen = None, True
+                self._etag, self._seen, self._last = None, True, None
                 return None
             raise self._fail(exc, "read") from exc
         self._etag, self._seen = str(got.get("ETag") or ""), True
@@ -92,18 +95,26 @@ class S3Backend:
                 f"{self.describe()}: the state object is not valid JSON ({exc}); it was left untouched. "
                 "Earlier versions are kept by the bucket's versioning (aws s3api list-object-versions)."
             ) from exc
-        state = State.from_dict(data, source=self.describe())
+        try:
+            state = State.from_dict(data, source=self.describe())
+        except StateError as exc:
+            raise StateError(f"{exc} Earlier versions are kept by the bucket's versioning "
+                             "(aws s3api list-object-versions).") from exc
         if state.cluster != self.cluster:
             raise StateError(f"{self.describe()}: holds the state of cluster {state.cluster!r}, "
                              f"not {self.cluster!r}")
+        self._last = state
         return state
 
     def write(self, state: State) -> None:
-        """A conditional put on the ETag last seen; on a conflict, re-read and check serial/lineage."""
+        """A conditional put on the ETag last seen (compare-and-swap). When S3 refuses it, the
+        object is read again: unless it still holds exactly the lineage and serial this backend
+        last read or wrote (an equal rewrite), the write stops naming both serials."""
         if not self._seen:
-            check_successor(self.read(), state, self.describe())
+            self.read()
+        check_successor(self._last, state, self.describe())
         body = state.to_json(self._texts).encode()
-        for _ in range(3):
+        for retry in (True, False):
             cond = {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
             try:
                 put = self._s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
@@ -111,13 +122,19 @@ class S3Backend:
             except Exception as exc:
                 if error_code(exc) not in _CONFLICT:
                     raise self._fail(exc, "write") from exc
-                check_successor(self.read(), state, self.describe())
+                seen = (self._last.lineage, self._last.serial) if self._last else None
+                etag, last = self._etag, self._last
+                stored = self.read()
+                now = (stored.lineage, stored.serial) if stored else None
+                if now != seen or not retry:
+                    # this backend still stands for what it saw: a write over the new object
+                    # needs a fresh read (a new plan), never a retry of this one
+                    self._etag, self._last = etag, last
+                    raise StateError(conflict_message(self.describe(), stored, seen)) from None
                 continue
             self._etag = str(put.get("ETag") or "") or None
+            self._last = state
             return
-        raise StateError(f"{self.describe()}: the state object kept changing under this run; "
-                         "is another byoc writing without the lock? Nothing was written.")
-
     def check_bucket(self) -> None:
         """Refuse a state bucket without versioning: every state write must be recoverable."""
         try:
