@@ -1,6 +1,6 @@
 """The state toolbox: forget, move, import and refresh state records without changing what byoc
-manages in AWS (apart from ownership tags when importing or moving). Every write takes the lock,
-bumps the serial and keeps the previous state as the backup.
+manages in AWS (apart from ownership tags when importing or moving), and put a local backup back in
+place. Every write takes the lock, bumps the serial and keeps the previous state as the backup.
 """
 
 from __future__ import annotations
@@ -143,3 +143,21 @@ def refresh_state(engine: Engine) -> tuple[State, DriftReport]:
             new = new.bumped()
             engine.backend.write(new)
     return new, report
+
+
+def restore_backup(engine: Engine, force: bool = False) -> tuple[str, State]:
+    """Put the local backup (or the newest valid temporary an interrupted write left) in place of
+    the state file, under the lock; refused while a state file exists unless ``force``. Returns
+    (the file restored from, the state now in place)."""
+    from byoc.state.local import LocalBackend
+
+    backend = engine.backend
+    if not isinstance(backend, LocalBackend):
+        raise StateError(
+            f"{backend.describe()}: restore-backup is for the local backend; the S3 backend keeps "
+            "every earlier state as an object version (aws s3api list-object-versions, then copy "
+            "the version you want back with aws s3api copy-object)"
+        )
+    with backend.lock("state restore-backup"):
+        source, state = backend.restore_backup(force=force)
+    return str(source), state

@@ -237,3 +237,63 @@ def test_state_migrate_cli(server: MotoServer, tmp_path: Path) -> None:
     assert p.returncode == 0 and "Removed the lock held by pid 1 on elsewhere" in p.stdout
     p = run("state", "migrate", "specs/dev.yaml", "--to", "sideways")
     assert p.returncode == 1 and "--to must be s3 or local" in p.stderr
+
+
+WRITER = """
+import sys
+from byoc.errors import StateError
+from byoc.resources.base import AwsContext
+from byoc.state import LocalBackend
+from byoc.state.s3 import S3Backend
+if sys.argv[1] == "s3":
+    ctx = AwsContext(cluster="ct1", region="us-west-2")
+    b = S3Backend(ctx.client, bucket=sys.argv[2], cluster="ct1")
+else:
+    b = LocalBackend(sys.argv[2], "ct1")
+with b.lock("apply"):
+    state = b.read()
+    print("read", state.serial, flush=True)
+    sys.stdin.readline()  # meanwhile: a forced unlock and a `state rm`
+    try:
+        b.write(state.with_outputs({"x": "1"}).bumped())
+    except StateError as exc:
+        print("refused:", exc, flush=True)
+    else:
+        print("written", flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_a_forced_unlock_and_a_state_rm_meanwhile_are_never_lost(
+    kind: str, server: MotoServer, tmp_path: Path
+) -> None:
+    """Two processes: a run holds the lock and has read serial 1; someone force-unlocks and does a
+    `state rm` (serial 2); the first run's next write (also serial 2) stops naming both serials,
+    and the removal stays."""
+    server.reset()
+    _bucket(server.client("s3"))
+    if kind == "s3":
+        mine = S3Backend(lambda s: server.client(s), bucket=BUCKET, cluster="ct1")
+        where = BUCKET
+    else:
+        mine = LocalBackend(tmp_path, "ct1")
+        where = str(tmp_path)
+    mine.write(_state(1))
+    p = subprocess.Popen([sys.executable, "-c", WRITER, kind, where], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                         env={**server.env(), "PYTHONPATH": str(ROOT)})
+    assert p.stdout is not None and p.stdin is not None
+    assert p.stdout.readline().split() == ["read", "1"]
+    other = S3Backend(lambda s: server.client(s), bucket=BUCKET, cluster="ct1") if kind == "s3" \
+        else LocalBackend(tmp_path, "ct1")
+    assert other.force_unlock() is not None
+    with other.lock("state rm"):
+        state = other.read()
+        assert state is not None
+        removed = state.without("aws_vpc.main").bumped()
+        other.write(removed)
+    out, err = p.communicate("go\n", timeout=60)
+    assert p.returncode == 0, err
+    assert out.startswith("refused:"), out
+    assert "is at serial 2 but this run read serial 1" in out and "Nothing was written" in out
+    assert other.read() == removed

@@ -12,7 +12,8 @@ from byoc.cli.ui import console
 from byoc.model import DEFAULT_PARALLELISM, to_jsonable
 
 state_app = typer.Typer(
-    name="state", help="Inspect and edit the state: list, show, rm (forget), mv, migrate (local ⇄ S3).",
+    name="state", help="Inspect and edit the state: list, show, rm (forget), mv, migrate (local ⇄ S3), "
+    "restore-backup.",
     no_args_is_help=True)
 app.add_typer(state_app, name="state")
 
@@ -89,6 +90,32 @@ def state_mv(spec: SpecArg, src: AddressArg, dst: AddressArg, set_: SetOpt = Non
 
     r = mv(_engine(_load(spec, set_), 1), src, dst)
     typer.echo(f"Moved {src} to {dst} ({r.id}).")
+
+
+@state_app.command("restore-backup")
+def state_restore_backup(
+    spec: SpecArg,
+    set_: SetOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing state file by the backup.")]
+    = False,
+) -> None:
+    """Put the local state's backup back in place (after a lost or damaged state file).
+
+    Takes the lock and copies <cluster>.json.backup (or, when newer, a temporary that an
+    interrupted write left, .<cluster>.*.tmp) to <cluster>.json. Refused while a state file exists,
+    unless --force. Run `byoc plan SPEC` afterwards: what was done after the backup was written is
+    found again in AWS by its tags.
+
+    Example: byoc state restore-backup specs/prod.yaml
+    """
+    from byoc.toolbox import restore_backup
+
+    s = _load(spec, set_)
+    engine = _engine(s, 1)
+    source, state = restore_backup(engine, force=force)
+    typer.echo(f"Restored the state of cluster {state.cluster} from {source}: serial {state.serial}, "
+               f"lineage {state.lineage}, {len(state.resources)} resources, to {engine.backend.describe()}. "
+               f"Run `byoc plan {spec}` to see how it differs from AWS.")
 
 
 @app.command("import")
