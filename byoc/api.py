@@ -75,29 +75,45 @@ class Cluster:
             yield
 
     # -- plan / apply / destroy -------------------------------------------------------------
-    def plan(self, *, destroy: bool = False, include_data: bool = False, update_ami: bool = False) -> Plan:
-        """What apply (or destroy) would change; nothing is changed."""
+    def plan(
+        self, *, destroy: bool = False, include_data: bool = False, update_ami: bool = False,
+        adopt: bool = False,
+    ) -> Plan:
+        """What apply (or destroy) would change; nothing is changed. With no state, a cluster
+        that AWS already has is refused (AdoptError: its state is elsewhere) unless ``adopt``."""
         from byoc.planner import PlanOptions
 
-        return self.engine.plan(
-            PlanOptions(destroy=destroy, allow_data_loss=destroy and include_data), update_ami=update_ami
-        )
+        with self._adopting(adopt):
+            return self.engine.plan(
+                PlanOptions(destroy=destroy, allow_data_loss=destroy and include_data), update_ami=update_ami
+            )
 
-    def apply(self, plan: Plan | None = None) -> ApplyResult:
-        """Apply ``plan`` (refused if stale), or plan and apply now. Raises ApplyError on failure."""
+    @contextmanager
+    def _adopting(self, adopt: bool) -> Iterator[None]:
+        before = self.engine.adopt
+        self.engine.adopt = before or adopt
+        try:
+            yield
+        finally:
+            self.engine.adopt = before
+
+    def apply(self, plan: Plan | None = None, *, adopt: bool = False) -> ApplyResult:
+        """Apply ``plan`` (refused if stale), or plan and apply now. Raises ApplyError on failure.
+        ``adopt``: as for ``plan``."""
         with self._locked("apply"):
             if plan is None:
-                plan = self.plan()
+                plan = self.plan(adopt=adopt)
                 recheck = False
             else:
                 self.engine.check_fresh(plan)
                 recheck = True
             return self._run(plan, "apply", recheck)
 
-    def destroy(self, include_data: bool = False) -> ApplyResult:
-        """Delete the cluster; the bucket and data volumes too only with ``include_data``."""
+    def destroy(self, include_data: bool = False, *, adopt: bool = False) -> ApplyResult:
+        """Delete the cluster; the bucket and data volumes too only with ``include_data``.
+        ``adopt``: as for ``plan``."""
         with self._locked("destroy"):
-            return self._run(self.plan(destroy=True, include_data=include_data), "destroy")
+            return self._run(self.plan(destroy=True, include_data=include_data, adopt=adopt), "destroy")
 
     def _run(self, plan: Plan, what: str, recheck: bool = False) -> ApplyResult:
         result = self.engine.apply(plan, on_event=self.on_event, recheck=recheck)
@@ -112,16 +128,17 @@ class Cluster:
         spec's drift.ignore rules. Read-only: no lock, nothing changed."""
         return self.engine.drift()
 
-    def scale(self, count: int, *, update_spec: bool = True) -> ScaleResult:
+    def scale(self, count: int, *, update_spec: bool = True, adopt: bool = False) -> ScaleResult:
         """Plan and apply ``compute.instance_count = count``: new nodes go to the next AZs; removed
         nodes drain, stop, and their data volumes get a final snapshot (``result.snapshots``)
         before they are deleted. With ``update_spec``, a spec file's count is edited in place
         (``spec_line``; ``spec_warning`` says what to change when that was impossible), unless
-        the count came from ``overrides``. The cluster object then uses the new count."""
+        the count came from ``overrides``. The cluster object then uses the new count.
+        ``adopt``: as for ``plan``."""
         from byoc.operations.scale import apply_scale, counts_overridden, plan_scale, refuse_replaced_data
 
         update_spec = update_spec and not counts_overridden(self.spec)
-        with self._locked("scale"):
+        with self._locked("scale"), self._adopting(adopt):
             scale = plan_scale(self.engine, count)
             refuse_replaced_data(scale.plan)
             outcome = apply_scale(scale, on_event=self.on_event, update_spec=update_spec)

@@ -17,7 +17,7 @@ from byoc import blueprint
 from byoc.blueprint import Facts
 from byoc.discover import discover
 from byoc.drift import DriftReport, IgnoreRule
-from byoc.errors import PlanError, StateError
+from byoc.errors import AdoptError, PlanError, StateError
 from byoc.executor import ApplyResult, Event, Executor
 from byoc.model import DEFAULT_PARALLELISM, Live, parse_address
 from byoc.outputs import outputs_of
@@ -48,6 +48,16 @@ def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | Non
     return LocalBackend(state_dir or conf.get("path") or "state", spec.cluster_name)
 
 
+def state_location(backend: Backend) -> str:
+    """Where the state lives, as the plan's first line shows it: a relative local path with the
+    directory it resolves to (it is relative to the working directory, as in Terraform)."""
+    if isinstance(backend, LocalBackend):
+        if backend.path.is_absolute():
+            return f"{backend.path} (local)"
+        return f"{backend.path} (local: {backend.path.absolute()})"
+    return f"{backend.describe()} ({backend.kind})"
+
+
 class Engine:
     """Plan and apply one cluster. ``kinds`` and ``ctx`` are injectable for tests."""
 
@@ -61,8 +71,11 @@ class Engine:
         parallelism: int = DEFAULT_PARALLELISM,
         ami_resolver: Callable[[str], str] | None = None,
         health_timeout: float = 900.0,
+        adopt: bool = False,
     ) -> None:
         self.spec = spec
+        #: take over a cluster that AWS has but no state knows (``--adopt``; see ``plan``)
+        self.adopt = adopt
         #: rolling changes: how long a replaced node may take to pass the health checks
         self.health_timeout = health_timeout
         self._ami_resolver = ami_resolver
@@ -172,7 +185,34 @@ class Engine:
         state = self.state()
         # only a plan that deletes what is not in the state must find every stranger
         audit = options is not None and (options.delete_unmanaged or options.destroy)
-        return self._plan(state, self.refresh(state, audit=audit), options, update_ami, restore)
+        plan = self._plan(state, self.refresh(state, audit=audit), options, update_ami, restore)
+        if state is None and not self.adopt:
+            self._refuse_takeover(plan)
+        return dataclasses.replace(plan, state_location=state_location(self.backend))
+
+    def _refuse_takeover(self, plan: Plan) -> None:
+        """No state, yet AWS has this cluster (resources with its tags that the plan would adopt
+        or delete): the state is elsewhere. Refused unless ``adopt`` (--adopt). A crashed run
+        always leaves a state (``apply`` writes one before its first create), so crash recovery
+        never comes here."""
+        taken = sorted(set(plan.adopt) | {c.address for c in plan.changes if c.prior_id is not None})
+        if not taken:
+            return
+        ids = {c.address: c.prior_id for c in plan.changes if c.prior_id is not None}
+        shown = ", ".join(f"{a} ({ids[a]})" if ids.get(a) else a for a in taken[:3])
+        more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
+        raise AdoptError(
+            f"no state for cluster {self.spec.cluster_name} at {state_location(self.backend)}, but "
+            f"it is already deployed in {self.spec.region}: {len(taken)} resource(s) carry its "
+            f"byoc:cluster tag ({shown}{more}). byoc will not take a deployed cluster into a new, "
+            "empty state: that would make two states and two locks for one cluster. Likely cause: "
+            "its state is elsewhere: byoc ran from another directory (a relative state.path, and "
+            "the default state/, is relative to the working directory), or on another machine "
+            "(share the state with the S3 backend, state.backend: s3). Run from the directory "
+            "that holds the state, or point state.path at it. To take the cluster over into this "
+            "state on purpose, run again with --adopt; likewise if a first `byoc apply` of this "
+            "cluster was interrupted before it saved any state, run again with --adopt."
+        )
 
     def drift(self) -> DriftReport:
         """What changed in AWS since byoc last applied (see byoc.drift); changes nothing."""
@@ -248,7 +288,12 @@ class Engine:
         recheck: bool = False,
     ) -> ApplyResult:
         """Carry out a plan; the caller holds the lock. State is saved after every operation."""
-        state = self.state() or State.new(self.spec.cluster_name)
+        state = self.state()
+        if state is None:
+            # a state (of a new lineage) before the first AWS call: a run killed at any later
+            # point leaves one, so the next run recovers by adopting (see ``_refuse_takeover``)
+            state = State.new(self.spec.cluster_name).bumped()
+            self.backend.write(state)
         if plan.facts and dict(state.facts) != dict(plan.facts):
             state = state.with_facts(plan.facts).bumped()
             self.backend.write(state)

@@ -3,7 +3,8 @@
     ByocError                      anything byoc reports instead of a traceback
     ├── SpecError                  the spec file or a --set override is wrong (carries a list of issues)
     ├── StateError                 the state file is unreadable, corrupt, newer, or locked
-    │   └── LockError              another run holds the state lock
+    │   ├── LockError              another run holds the state lock
+    │   └── AdoptError             no state, but the cluster is deployed (its state is elsewhere)
     ├── PlanError                  a saved plan is stale or malformed; a graph has a cycle
     ├── ApplyError                 an apply/destroy/restore of the Python API did not complete (.result)
     └── CloudError                 an AWS call failed (address, AWS id, AWS error code)
@@ -39,6 +40,11 @@ class StateError(ByocError):
 
 class LockError(StateError):
     """Another run holds the lock on this cluster's state."""
+
+
+class AdoptError(StateError):
+    """No state exists, yet AWS has the cluster: its state is elsewhere (another directory or
+    machine). Taking it over into a new state needs ``--adopt`` (``Engine.adopt``)."""
 
 
 class PlanError(ByocError):

@@ -29,6 +29,9 @@ from byoc.rolling import INSTANCE, TARGET_ATTACHMENT, VOLUME_ATTACHMENT, instanc
 from byoc.state.model import ResourceState, State
 
 APPLY, REMOVE = "apply", "delete"
+#: a data volume's final snapshot, its own operation before the volume's delete: the snapshot id
+#: is recorded in the state (on the main thread, as every write) before the delete starts
+SNAPSHOT = "snapshot"
 #: rolling plans: wait until a node is healthy in every target group before the next node goes
 HEALTHY = "healthy"
 Op = tuple[str, str]  # (address, phase)
@@ -98,6 +101,7 @@ def operation_graph(plan: Plan) -> nx.DiGraph:
                 continue
             if d.action == DELETE or (d.action == REPLACE and first[1] == REMOVE):
                 g.add_edge(first, (dep, REMOVE))
+    _snapshot_before_delete(g)
     _drain_before_stop(g)
     if plan.rolling:
         _chain_nodes(g, plan)
@@ -105,6 +109,18 @@ def operation_graph(plan: Plan) -> nx.DiGraph:
         cycle = " → ".join(f"{a}:{p}" for (a, p), _ in nx.find_cycle(g))
         raise PlanError(f"the plan's operations form a cycle ({cycle}); this is a byoc bug")
     return g
+
+
+def _snapshot_before_delete(g: nx.DiGraph) -> None:
+    """A delete with a final snapshot becomes two operations: the snapshot (after everything the
+    delete waited for), then the delete, so the snapshot is in the state before the volume goes."""
+    for op in [op for op in g.nodes if op[1] == REMOVE and g.nodes[op]["change"].final_snapshot]:
+        snap = (op[0], SNAPSHOT)
+        g.add_node(snap, change=g.nodes[op]["change"])
+        for pred in list(g.predecessors(op)):
+            g.remove_edge(pred, op)
+            g.add_edge(pred, snap)
+        g.add_edge(snap, op)
 
 
 def _drain_before_stop(g: nx.DiGraph) -> None:
@@ -329,14 +345,20 @@ class Executor:
         )
 
     def _record(self, op: Op, change: Change, live: Live | None) -> None:
-        if op[1] == REMOVE:
-            self.known.pop(change.address, None)
-            state = self.state.without(change.address)
+        if op[1] in (SNAPSHOT, REMOVE):
+            state = self.state
+            if op[1] == REMOVE:
+                self.known.pop(change.address, None)
+                state = state.without(change.address)
             snap = self.snapshots.get(change.address)
-            if snap and change.prior_id:
+            if snap and change.prior_id and not any(
+                    r.get("snapshot_id") == snap for r in state.final_snapshots):
+                # the intent, saved before the delete starts: a run killed after it (or after
+                # the delete) still knows the snapshot, and the next run reuses it
                 when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 state = state.with_final_snapshot(change.address, change.prior_id, snap, when)
-            self.save(state)
+            if state is not self.state:
+                self.save(state)
             return
         assert live is not None
         self.known[change.address] = live
@@ -363,12 +385,16 @@ class Executor:
         kind = self.kinds.get(change.kind)
         if kind is None:
             raise PlanError(f"{change.address}: unknown resource kind {change.kind}")
+        if op[1] == SNAPSHOT:
+            prior = change.prior
+            assert prior is not None
+            if change.address not in self.snapshots:
+                # the kind reuses a final snapshot of this volume that a killed run already took
+                self.snapshots[change.address] = kind.snapshot(self.ctx, prior)
+            return Live(change.address, "snapshot", self.snapshots[change.address], {})
         if op[1] == REMOVE:
             prior = change.prior
             assert prior is not None
-            if change.final_snapshot and change.address not in self.snapshots:
-                # recorded before the delete: a failed delete keeps the snapshot known
-                self.snapshots[change.address] = kind.snapshot(self.ctx, prior)
             kind.delete(self.ctx, prior)
             return None
         props = self._resolve(change.desired or {})
@@ -462,6 +488,8 @@ def _refs(value: Any) -> list[Ref]:
 def _label(change: Change, op: Op) -> str:
     if op[1] == HEALTHY:
         return "wait-healthy"
+    if op[1] == SNAPSHOT:
+        return "final-snapshot"
     if change.action == REPLACE:
         return "destroy" if op[1] == REMOVE else "create"
     return "destroy" if change.action == DELETE else change.action

@@ -171,6 +171,8 @@ class Plan:
     drift: DriftReport | None = None
     #: node keys taken out of service one at a time, in this order (byoc/rolling.py)
     rolling: tuple[str, ...] = ()
+    #: where the state this plan was made against lives (e.g. "state/dev.json (local: /abs/…)")
+    state_location: str = ""
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -222,6 +224,7 @@ class Plan:
                 "drift": self.drift.to_dict() if self.drift is not None else None,
                 # node keys replaced or stopped one at a time, in this order (absent: no roll)
                 **({"rolling": list(self.rolling)} if self.rolling else {}),
+                **({"state_location": self.state_location} if self.state_location else {}),
             },
             "planned_values": {"root_module": {"resources": self._planned_values()}},
             "resource_drift": self._resource_drift(),
@@ -316,6 +319,7 @@ class Plan:
                 targets=tuple(x.get("targets", ())),
                 drift=DriftReport.from_dict(x["drift"]) if x.get("drift") else None,
                 rolling=tuple(str(k) for k in x.get("rolling", ())),
+                state_location=str(x.get("state_location") or ""),
             )
         except PlanError:
             raise

@@ -44,8 +44,10 @@ def fmt(value: Any) -> str:
 
 
 def render_plan(plan: Plan) -> str:
-    """The whole plan: legend, one block per change, notes, and the summary line."""
-    out: list[str] = render_drift_note(plan)
+    """The whole plan: where its state lives, legend, one block per change, notes, and the
+    summary line."""
+    out: list[str] = [f"State: {plan.state_location}", ""] if plan.state_location else []
+    out += render_drift_note(plan)
     actionable = plan.actionable
     if plan.targets:
         out.append("Warning: resource targeting is in effect (-target): this plan touches only "

@@ -161,3 +161,36 @@ def restore_backup(engine: Engine, force: bool = False) -> tuple[str, State]:
     with backend.lock("state restore-backup"):
         source, state = backend.restore_backup(force=force)
     return str(source), state
+
+
+def final_snapshots(engine: Engine) -> list[dict[str, str | bool | None]]:
+    """Every final snapshot of the cluster (taken before byoc deleted a data volume), from the
+    state and from AWS (by tags, so one a killed run never recorded is listed too), oldest first:
+    ``snapshot_id, address, node, volume_id, time, state`` (AWS's, or "missing"), ``recorded``
+    (in the state) and ``in_aws``."""
+    from byoc.resources._snapshots import FINAL_SNAPSHOT_TAG, VOLUME_ID_TAG
+    from byoc.resources._snapshots import final_snapshots as in_aws
+    from byoc.rolling import node_of
+
+    state = engine.state()
+    found: dict[str, dict[str, str | bool | None]] = {}
+    for r in state.final_snapshots if state else ():
+        sid = r.get("snapshot_id", "")
+        found[sid] = {"snapshot_id": sid, "address": r.get("address"), "volume_id": r.get("volume_id"),
+                      "time": r.get("time"), "state": "missing", "recorded": True, "in_aws": False}
+    try:
+        snapshots = in_aws(engine.ctx)
+    except Exception as exc:
+        raise to_cloud_error(exc) from exc
+    for snap in snapshots:
+        tags = {str(t["Key"]): str(t["Value"]) for t in snap.get("Tags") or ()}
+        sid = str(snap["SnapshotId"])
+        entry = found.setdefault(sid, {
+            "snapshot_id": sid, "address": tags.get(FINAL_SNAPSHOT_TAG),
+            "volume_id": tags.get(VOLUME_ID_TAG) or snap.get("VolumeId"),
+            "time": str(snap.get("StartTime") or ""), "recorded": False})
+        entry["state"], entry["in_aws"] = str(snap.get("State")), True
+    for entry in found.values():
+        address = entry.get("address")
+        entry["node"] = node_of(address) if isinstance(address, str) else None
+    return sorted(found.values(), key=lambda e: (str(e.get("time") or ""), str(e["snapshot_id"])))

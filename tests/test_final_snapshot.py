@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,7 +16,9 @@ from byoc.resources import registry
 from byoc.resources._snapshots import FINAL_SNAPSHOT_TAG, wait_snapshots
 from byoc.resources.base import AwsContext
 from byoc.resources.ebs_volume import KIND
+from byoc.rolling import node_of
 from byoc.state.model import ResourceState, State
+from byoc.toolbox import final_snapshots
 from tests.resources.test_ebs_volume import ADDR, on, props
 
 RULES = rules_of(registry())
@@ -131,3 +135,73 @@ def test_a_change_without_the_flag_is_not_snapshotted() -> None:
 def test_kinds_without_snapshots_refuse_to_snapshot(ctx: AwsContext) -> None:
     with pytest.raises(NotImplementedError):
         registry()["aws_s3_bucket"].snapshot(ctx, Live(BUCKET, "aws_s3_bucket", "b", {}))
+
+
+class Killed(BaseException):
+    """The process dies here (nothing after this point happens, what was saved stays)."""
+
+
+@pytest.mark.parametrize("kill", ["after-create-snapshot", "before-delete", "after-delete", "none"])
+def test_a_delete_killed_around_its_final_snapshot_leaves_no_duplicate_and_no_unrecorded_one(
+    ctx: AwsContext, kill: str
+) -> None:
+    """Killed after CreateSnapshot answered, after the intent was saved but before DeleteVolume,
+    or after the delete but before its state write: the run again reuses the snapshot (found by
+    its tags), and the state records it exactly once."""
+    vol = KIND.create(ctx, ADDR, props())
+    saved = [_state_of(vol).bumped()]
+    deleted: list[bool] = []
+
+    def save(state: State) -> None:
+        if kill == "after-delete" and deleted:
+            raise Killed
+        saved.append(state)
+
+    def die(**kw: Any) -> None:
+        raise Killed
+
+    armed = {"after-create-snapshot": "after-call.ec2.CreateSnapshot",
+             "before-delete": "before-call.ec2.DeleteVolume"}.get(kill)
+    ec2 = ctx.client("ec2")
+    if armed:
+        ec2.meta.events.register_first(armed, die, unique_id="kill")
+    ec2.meta.events.register("after-call.ec2.DeleteVolume", lambda **kw: deleted.append(True),
+                             unique_id="deleted")
+    with contextlib.suppress(Killed):
+        Executor(registry(), ctx, saved[-1], save).run(_delete_plan(vol))
+    if armed:
+        ec2.meta.events.unregister(armed, unique_id="kill")
+    # `byoc backups list --final` shows the snapshot, recorded or not, with its node
+    (listed,) = final_snapshots(SimpleNamespace(state=lambda: saved[-1], ctx=ctx))  # type: ignore[arg-type]
+    assert (listed["address"], listed["node"], listed["volume_id"], listed["in_aws"]) == (
+        ADDR, node_of(ADDR), vol.id, True)
+    assert listed["recorded"] is (kill != "after-create-snapshot")
+    # the next run: plan against the last saved state and what AWS has now
+    live = {ADDR: vol} if ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [vol.id]}])[
+        "Volumes"] else {}
+    state = saved[-1]
+    plan = make_plan([], state, live, RULES, cluster="test", options=PlanOptions(final_snapshots=True))
+    result = Executor(registry(), ctx, state, saved.append).run(plan)
+    assert result.ok, result.failures
+    snaps = ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [vol.id]}])["Snapshots"]
+    assert len(snaps) == 1, "a second final snapshot was taken"
+    tags = {t["Key"]: t["Value"] for t in snaps[0]["Tags"]}
+    assert (tags[FINAL_SNAPSHOT_TAG], tags["byoc:volume-id"], tags["byoc:cluster"]) == (ADDR, vol.id, "test")
+    final = result.state
+    assert [(r["address"], r["volume_id"], r["snapshot_id"]) for r in final.final_snapshots] == [
+        (ADDR, vol.id, snaps[0]["SnapshotId"])], "the final snapshot is not recorded exactly once"
+    assert ADDR not in final.resources
+    assert not ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [vol.id]}])["Volumes"]
+
+
+def test_the_snapshot_is_in_the_state_before_the_delete_starts(ctx: AwsContext) -> None:
+    vol = KIND.create(ctx, ADDR, props())
+    saved: list[State] = []
+    seen: list[tuple[str, ...]] = []
+
+    def before_delete(**kw: Any) -> None:
+        seen.append(tuple(r["snapshot_id"] for r in saved[-1].final_snapshots) if saved else ())
+
+    ctx.client("ec2").meta.events.register_first("before-call.ec2.DeleteVolume", before_delete)
+    result = Executor(registry(), ctx, _state_of(vol), saved.append).run(_delete_plan(vol))
+    assert result.ok and seen == [(result.snapshots[ADDR],)]

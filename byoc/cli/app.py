@@ -47,6 +47,10 @@ ReplaceOpt = Annotated[list[str] | None, typer.Option(
 DeleteUnmanaged = Annotated[bool, typer.Option(
     "--delete-unmanaged", help="Delete resources tagged for the cluster that no state or spec knows "
     "(data-bearing ones only with --include-data).")]
+AdoptOpt = Annotated[bool, typer.Option(
+    "--adopt", help="Take over a cluster that is deployed in AWS but has no state here (its state "
+    "is elsewhere, or a first apply was killed before it saved any): its resources are recorded "
+    "in a new state. Without it byoc refuses, so that one cluster never gets two states.")]
 UpdateAmi = Annotated[bool, typer.Option(
     "--update-ami", help="Use today's Amazon Linux 2023 AMI instead of the pinned one "
     "(replaces running nodes; their data volumes are kept).")]
@@ -88,10 +92,10 @@ def _show_warnings(spec: Any, no_color: bool) -> None:
         warning(err, w)
 
 
-def _engine(spec: Any, parallelism: int) -> Any:
+def _engine(spec: Any, parallelism: int, adopt: bool = False) -> Any:
     from byoc.engine import Engine
 
-    return Engine(spec, parallelism=parallelism)
+    return Engine(spec, parallelism=parallelism, adopt=adopt)
 
 
 @app.command()
@@ -140,10 +144,14 @@ def plan(
     replace: ReplaceOpt = None,
     delete_unmanaged: DeleteUnmanaged = False,
     update_ami: UpdateAmi = False,
+    adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
     """Show what apply would change: spec vs state vs what exists in AWS.
+
+    The state is STATE.PATH/<cluster>.json; a relative state.path (and the default, state/) is
+    relative to the working directory, as in Terraform. The plan's first line shows it.
 
     Example: byoc plan specs/prod.yaml -o prod.plan && byoc apply prod.plan
     """
@@ -152,7 +160,7 @@ def plan(
 
     s = _load(spec, set_)
     _show_warnings(s, no_color)
-    p = _engine(s, parallelism).plan(PlanOptions(
+    p = _engine(s, parallelism, adopt).plan(PlanOptions(
         destroy=destroy, allow_data_loss=include_data, targets=tuple(target or ()),
         replace=tuple(replace or ()), delete_unmanaged=delete_unmanaged), update_ami=update_ami)
     if out is not None:
@@ -216,13 +224,15 @@ def apply(
     include_data: Annotated[bool, typer.Option(
         "--include-data", help="Allow replacing (-replace) or deleting (--delete-unmanaged) the S3 "
         "bucket and the data volumes.")] = False,
+    adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
     """Make AWS match the spec: plan, show, confirm, then create/update/delete.
 
     With a saved plan file, applies exactly that plan, and refuses it if the state or the spec
-    changed since it was made.
+    changed since it was made. The state is STATE.PATH/<cluster>.json; a relative state.path (and
+    the default, state/) is relative to the working directory, as in Terraform.
 
     Examples: byoc apply specs/prod.yaml · byoc apply --auto-approve specs/dev.yaml · byoc apply prod.plan
     """
@@ -230,11 +240,11 @@ def apply(
 
     saved = _maybe_plan_file(target)
     if saved is not None:
-        if set_ or targets or replaces or delete_unmanaged or include_data:
+        if set_ or targets or replaces or delete_unmanaged or include_data or adopt:
             from byoc.errors import ByocError
 
-            raise ByocError("--set, -target, -replace, --delete-unmanaged and --include-data cannot be "
-                            "used with a saved plan; they were fixed when the plan was made")
+            raise ByocError("--set, -target, -replace, --delete-unmanaged, --include-data and --adopt "
+                            "cannot be used with a saved plan; they were fixed when the plan was made")
         s = _load(Path(saved.spec_source), list(saved.spec_overrides))
         engine = _engine(s, parallelism)
         with engine.backend.lock("apply"):
@@ -243,7 +253,7 @@ def apply(
         return
     s = _load(target, set_)
     _show_warnings(s, no_color)
-    engine = _engine(s, parallelism)
+    engine = _engine(s, parallelism, adopt)
     with engine.backend.lock("apply"):
         from byoc.planner import PlanOptions
 
@@ -274,12 +284,15 @@ def destroy(
         "--include-data",
         help="Also delete what holds data: the S3 bucket (every object version first), the data "
         "volumes and a KMS key byoc created. Without it they are kept.")] = False,
+    adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
     """Delete everything byoc made for this cluster, in reverse dependency order.
 
-    The S3 bucket and the nodes' data volumes are kept unless --include-data is given.
+    The S3 bucket and the nodes' data volumes are kept unless --include-data is given. The state
+    is STATE.PATH/<cluster>.json; a relative state.path (and the default, state/) is relative to
+    the working directory, as in Terraform.
 
     Examples: byoc destroy specs/dev.yaml --auto-approve · byoc destroy specs/dev.yaml --include-data
     """
@@ -287,7 +300,7 @@ def destroy(
     from byoc.render import render_plan
 
     s = _load(spec, set_)
-    engine = _engine(s, parallelism)
+    engine = _engine(s, parallelism, adopt)
     with engine.backend.lock("destroy"):
         p = engine.plan(PlanOptions(destroy=True, allow_data_loss=include_data))
         con = console(no_color=no_color)

@@ -109,21 +109,47 @@ def backup(spec: SpecArg, set_: SetOpt = None, as_json: JsonOpt = False, no_colo
 
 @backups_app.command("list")
 def backups_list(
-    spec: SpecArg, set_: SetOpt = None, as_json: JsonOpt = False, no_color: NoColor = False
+    spec: SpecArg, set_: SetOpt = None, as_json: JsonOpt = False, no_color: NoColor = False,
+    final: Annotated[bool, typer.Option(
+        "--final", help="List the final snapshots instead: taken before byoc deleted a data volume "
+        "(scale-down, restore), with the node they came from, from the state and from AWS's tags.")]
+    = False,
 ) -> None:
     """The cluster's backups, oldest first: complete, incomplete (interrupted: snapshots without a
-    manifest) or damaged (snapshots missing).
+    manifest) or damaged (snapshots missing). With --final, the final snapshots of deleted data
+    volumes (also one an interrupted run did not record in the state).
 
-    Example: byoc backups list specs/prod.yaml
+    Examples: byoc backups list specs/prod.yaml · byoc backups list specs/prod.yaml --final
     """
     from byoc.operations.backup import list_backups
 
     s = _load(spec, set_)
+    if final:
+        _list_final(s, as_json, no_color)
+        return
     found = list_backups(_engine(s, 10).ctx, s)
     if as_json:
         typer.echo(json.dumps([b.to_dict() for b in found], indent=2))
         return
     _print_backups(console(no_color=no_color), found, f"No backups of cluster {s.cluster_name}.")
+
+
+def _list_final(s: Any, as_json: bool, no_color: bool) -> None:
+    from byoc.toolbox import final_snapshots
+
+    found = final_snapshots(_engine(s, 10))
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    con = console(no_color=no_color)
+    if not found:
+        con.print(f"No final snapshots of cluster {s.cluster_name}.")
+    for f in found:
+        where = "recorded in the state" if f["recorded"] else "NOT in the state (an interrupted run took it)"
+        if not f["in_aws"]:
+            where = "recorded in the state, but no longer in AWS (deleted)"
+        con.print(f"{f['snapshot_id']}  {f['time'] or '-'}  {f['state']:<10}  node {f['node'] or '?'} "
+                  f"({f['address'] or '?'}, {f['volume_id'] or '?'})  {where}", markup=False)
 
 
 def _print_backups(con: Any, found: list[Any], empty: str) -> None:

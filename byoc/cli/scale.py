@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli.app import AutoApprove, NoColor, ParOpt, SetOpt, SpecArg, _confirm, _engine, _load, _run, app
+from byoc.cli.app import (
+    AdoptOpt,
+    AutoApprove,
+    NoColor,
+    ParOpt,
+    SetOpt,
+    SpecArg,
+    _confirm,
+    _engine,
+    _load,
+    _run,
+    app,
+)
 from byoc.cli.ui import console, print_plan_text, warning
 from byoc.model import DEFAULT_PARALLELISM
 
@@ -22,6 +34,7 @@ def scale(
     auto_approve: AutoApprove = False,
     skip_preflight: Annotated[bool, typer.Option(
         "--skip-preflight", help="Do not run `byoc preflight`'s checks before applying.")] = False,
+    adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
@@ -30,7 +43,9 @@ def scale(
     New nodes go to the next AZs in turn. Removing nodes takes the highest-numbered ones: each
     is deregistered from the target groups and drained, then terminated, and its data volume
     gets a final snapshot (reported and recorded in the state) before it is deleted. On success
-    compute.instance_count is updated in the spec file in place (comments kept).
+    compute.instance_count is updated in the spec file in place (comments kept). The state is
+    STATE.PATH/<cluster>.json; a relative state.path (and the default, state/) is relative to the
+    working directory, as in Terraform.
 
     Examples: byoc scale specs/prod.yaml --count 5 · byoc scale specs/prod.yaml --count 2 --auto-approve
     """
@@ -42,7 +57,7 @@ def scale(
     if counts_overridden(s):
         raise ByocError("compute.instance_count cannot be --set for `byoc scale`; give the count as --count")
     scaled_spec(s, count)  # a bad count is refused before anything else happens
-    engine = _engine(s, parallelism)
+    engine = _engine(s, parallelism, adopt)
     con = console(no_color=no_color)
     with engine.backend.lock("scale"):
         sp = plan_scale(engine, count)

@@ -48,6 +48,7 @@ _VERBS = {
     "update": ("Modifying...", "Modifications complete"),
     "destroy": ("Destroying...", "Destruction complete"),
     "wait-healthy": ("Waiting until healthy in every target group...", "Healthy"),
+    "final-snapshot": ("Taking the final snapshot...", "Final snapshot complete"),
 }
 
 

@@ -14,8 +14,10 @@ from typing import Any
 from byoc.errors import CloudError
 from byoc.resources.base import CLUSTER_TAG, AwsContext, tag_specs, to_cloud_error
 
-#: tag on a final snapshot: the address of the volume it preserves
+#: tag on a final snapshot (its marker): the address of the volume it preserves
 FINAL_SNAPSHOT_TAG = "byoc:final-snapshot-of"
+#: tag on a final snapshot: the id of the volume it preserves
+VOLUME_ID_TAG = "byoc:volume-id"
 #: tag on a backup's snapshots: the backup id
 BACKUP_TAG = "byoc:backup-id"
 #: a snapshot of a 1 TiB volume can take hours the first time
@@ -95,11 +97,14 @@ def snapshot_states(ctx: AwsContext, snapshot_ids: Sequence[str]) -> dict[str, s
 
 
 def final_snapshot(ctx: AwsContext, address: str, volume_id: str) -> str:
-    """Snapshot a data volume about to be deleted and wait until it is complete; returns its id."""
-    sid = create_snapshot(
+    """Snapshot a data volume about to be deleted and wait until it is complete; returns its id.
+    A final snapshot of this volume that a killed run already started (found by its tags) is
+    reused, never taken twice."""
+    sid = existing_final_snapshot(ctx, address, volume_id) or create_snapshot(
         ctx, volume_id,
         description=f"byoc final snapshot of {address} ({volume_id}) in cluster {ctx.cluster}",
-        tags={FINAL_SNAPSHOT_TAG: address, "Name": f"{ctx.cluster}-final-{volume_id}"},
+        tags={FINAL_SNAPSHOT_TAG: address, VOLUME_ID_TAG: volume_id,
+              "Name": f"{ctx.cluster}-final-{volume_id}"},
         address=address,
     )
     try:
@@ -108,3 +113,35 @@ def final_snapshot(ctx: AwsContext, address: str, volume_id: str) -> str:
         exc.address = exc.address or address
         raise
     return sid
+
+
+def existing_final_snapshot(ctx: AwsContext, address: str, volume_id: str) -> str | None:
+    """The newest usable (completed, else pending) final snapshot of ``volume_id`` at ``address``
+    in this cluster, by its tags; None when there is none (snapshots in ``error`` do not count)."""
+    found = [s for s in final_snapshots(ctx, volume_id=volume_id)
+             if _tags(s).get(FINAL_SNAPSHOT_TAG) == address and s.get("State") in ("completed", "pending")]
+    if not found:
+        return None
+    best = max(found, key=lambda s: (s.get("State") == "completed", str(s.get("StartTime") or "")))
+    return str(best["SnapshotId"])
+
+
+def final_snapshots(ctx: AwsContext, volume_id: str | None = None) -> list[dict[str, Any]]:
+    """Every final snapshot of this cluster in AWS (by its tags), or of one volume."""
+    filters = [{"Name": "tag:" + CLUSTER_TAG, "Values": [ctx.cluster]},
+               {"Name": "tag-key", "Values": [FINAL_SNAPSHOT_TAG]}]
+    if volume_id is not None:
+        filters.append({"Name": "volume-id", "Values": [volume_id]})
+    ec2 = ctx.client("ec2")
+    try:
+        pages = ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=filters)
+        found = [s for page in pages for s in page["Snapshots"]]
+    except Exception as exc:
+        raise to_cloud_error(exc, None, volume_id) from exc
+    # the filters are applied again here: a partial emulation must not hand out strangers
+    return [s for s in found if _tags(s).get(CLUSTER_TAG) == ctx.cluster and FINAL_SNAPSHOT_TAG in _tags(s)
+            and (volume_id is None or s.get("VolumeId") == volume_id)]
+
+
+def _tags(snapshot: Mapping[str, Any]) -> dict[str, str]:
+    return {str(t["Key"]): str(t["Value"]) for t in snapshot.get("Tags") or ()}
