@@ -164,3 +164,34 @@ def test_preflight_cost_and_the_plan_footer(aws: MotoServer, work: Path) -> None
     assert p.returncode == 0 and "Total per month" in p.stdout and "t3.large" in p.stdout
     p = byoc(["plan", "specs/dev.yaml"], env, work)
     assert "Estimated cost: $0/month now → $" in p.stdout
+
+
+def test_another_directory_never_makes_a_second_state_without_adopt(aws: MotoServer, work: Path) -> None:
+    """The state path is relative to the working directory (as in Terraform) and every plan says
+    where it is; from another directory, plan/scale/destroy/apply refuse (exit 1) to take the
+    deployed cluster into a new state, naming the path looked for; --adopt takes it over."""
+    env = aws.env()
+    p = byoc(["apply", "specs/dev.yaml", "--auto-approve"], env, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.startswith(f"State: state/dev-proton.json (local: {work}/state/dev-proton.json)\n")
+    elsewhere = work / "elsewhere"
+    elsewhere.mkdir()
+    looked = ("no state for cluster dev-proton at state/dev-proton.json "
+              f"(local: {elsewhere}/state/dev-proton.json)")
+    spec_text = (work / "specs/dev.yaml").read_text()
+    for args in (["plan", "../specs/dev.yaml"],
+                 ["scale", "../specs/dev.yaml", "--count", "2", "--auto-approve"],
+                 ["destroy", "../specs/dev.yaml", "--auto-approve"]):
+        p = byoc(args, env, elsewhere)
+        assert p.returncode == 1, (args, p.stdout, p.stderr)
+        err = " ".join(p.stderr.split())
+        assert looked in err and "another directory" in err and "S3 backend" in err, err
+        assert "run again with --adopt" in err and "interrupted before it saved any state" in err
+        no_traceback(p)
+    assert not (elsewhere / "state/dev-proton.json").exists()
+    assert (work / "specs/dev.yaml").read_text() == spec_text
+    p = byoc(["apply", "../specs/dev.yaml", "--adopt", "--auto-approve"], env, elsewhere)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Apply complete! Resources: 0 added, 0 changed, 0 destroyed." in p.stdout
+    state = json.loads((elsewhere / "state/dev-proton.json").read_text())
+    assert len(state["resources"]) == 39
