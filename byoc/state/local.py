@@ -38,7 +38,7 @@ class LocalBackend:
         #: the last state this backend wrote, and an open descriptor of the file it wrote it to:
         #: while the path still names that file (same inode, which cannot be reused while the
         #: descriptor is open; same size and mtime), the next write need not read it again
-        self._written: tuple[int, State] | None = None
+        self._written: tuple[IO[bytes], State] | None = None
         #: (lineage, serial) this backend last read or wrote (None: it read that there was no
         #: state); a write is only made over exactly that (compare-and-swap)
         self._seen: tuple[str, int] | None = None
@@ -48,6 +48,9 @@ class LocalBackend:
 
     def describe(self) -> str:
         return str(self.path)
+
+    def __del__(self) -> None:
+        self._forget_written()
 
     # -- reading and writing -------------------------------------------------------------
     def read(self) -> State | None:
@@ -163,7 +166,7 @@ class LocalBackend:
                 raise StateError(self._cannot_write(exc)) from exc
             raise
         self._forget_written()
-        self._written = (fd, state)
+        self._written = (os.fdopen(fd, "rb", buffering=0), state)  # closed when replaced or collected
         self._seen, self._has_seen = (state.lineage, state.serial), True
 
     def _check_over(self, stored: State | None, new: State) -> None:
@@ -221,15 +224,15 @@ class LocalBackend:
     def _forget_written(self) -> None:
         if self._written is not None:
             with contextlib.suppress(OSError):
-                os.close(self._written[0])
+                self._written[0].close()
             self._written = None
 
     def _stored(self) -> State | None:
         """What the file holds: the state this backend last wrote while the path still names the
         very file it wrote, else what a fresh read finds."""
         if self._written is not None:
-            fd, state = self._written
-            if _identity(os.fstat(fd)) == _file_identity(self.path):
+            f, state = self._written
+            if _identity(os.fstat(f.fileno())) == _file_identity(self.path):
                 return state
         seen, has_seen = self._seen, self._has_seen
         try:
