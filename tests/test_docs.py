@@ -197,7 +197,7 @@ def byoc_calls(markdown: str) -> list[tuple[str, list[str]]]:
             if not words or not re.fullmatch(r"[a-z][a-z-]*", words[0]):
                 continue
             command, rest = words[0], words[1:]
-            if rest and re.fullmatch(r"[a-z][a-z-]*", rest[0]) and command in {"sandbox", "state"}:
+            if rest and re.fullmatch(r"[a-z][a-z-]*", rest[0]) and command in {"sandbox", "state", "backups"}:
                 command, rest = f"{command} {rest[0]}", rest[1:]
             calls.append((command, [w.split("=", 1)[0] for w in rest if w.startswith("-")]))
     return calls
