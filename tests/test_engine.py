@@ -149,3 +149,46 @@ def test_only_a_plain_plan_reads_by_name_every_full_audit_lists(tmp_path: Path) 
         eng.plan()
         audit()
         assert eng.ctx.known is None
+
+
+def test_no_state_but_a_deployed_cluster_is_refused_unless_adopt(tmp_path: Path) -> None:
+    """Another directory (no state there) never takes the deployed cluster into a second state
+    silently: plan and destroy plans are refused naming the state path; adopt=True takes it over."""
+    from byoc.errors import AdoptError
+    from byoc.planner import PlanOptions
+    from byoc.render import render_plan
+
+    cloud = FakeCloud()
+    assert make(tmp_path / "a", cloud).apply(make(tmp_path / "a", cloud).plan()).ok
+    other = make(tmp_path / "b", cloud)
+    for options in (None, PlanOptions(destroy=True)):
+        with pytest.raises(AdoptError, match=rf"no state for cluster dev-proton at {tmp_path}/b/"
+                           r"dev-proton.json \(local\), but it is already deployed.*--adopt"):
+            other.plan(options)
+    assert not (tmp_path / "b/dev-proton.json").exists()
+    other.adopt = True
+    p = other.plan()
+    assert p.adopt and not p.actionable
+    assert render_plan(p).startswith(f"State: {tmp_path}/b/dev-proton.json (local)\n")
+    assert other.apply(p).ok
+    assert set(other.state().resources) == set(make(tmp_path / "a", cloud).state().resources)  # type: ignore[union-attr]
+
+
+def test_a_first_apply_saves_a_state_before_its_first_aws_create(tmp_path: Path) -> None:
+    """So a first apply killed at any point leaves a state, and the next run adopts by itself."""
+    cloud = FakeCloud()
+    eng = make(tmp_path, cloud)
+    seen: list[object] = []
+    kind = eng.kinds["aws_vpc"]
+    create = kind.create
+
+    def look_then_create(ctx: object, address: str, props: object) -> object:
+        seen.append(LocalBackend(tmp_path, "dev-proton").read())
+        return create(ctx, address, props)  # type: ignore[arg-type]
+
+    kind.create = look_then_create  # type: ignore[method-assign,assignment]
+    p = eng.plan()
+    assert p.state_location == f"{tmp_path}/dev-proton.json (local)"
+    assert eng.apply(p).ok
+    (state,) = seen
+    assert state is not None and state.serial >= 1  # type: ignore[attr-defined]
