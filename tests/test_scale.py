@@ -86,8 +86,8 @@ def test_scale_3_to_5_to_2(world: tuple[AwsContext, LocalBackend, Path], capsys:
                if c.kind == "aws_ebs_volume" and c.action == DELETE}
     assert len(volumes) == 3 and all(c.final_snapshot for c in down.plan.changes
                                      if c.address in volumes)
-    monkeypatch.setattr("byoc.cli.scale._engine", lambda s, par: Engine(
-        s, ctx=ctx, backend=backend, ami_resolver=lambda itype: AMI))
+    monkeypatch.setattr("byoc.cli.scale._engine", lambda s, par, adopt=False: Engine(
+        s, ctx=ctx, backend=backend, ami_resolver=lambda itype: AMI, adopt=adopt))
     calls = record_calls(ctx, "ec2", "elbv2")
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:

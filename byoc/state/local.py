@@ -181,8 +181,8 @@ class LocalBackend:
         """The current file as .backup, replaced in one rename (a hard link, or a copy where the
         file system has none); the state file itself stays in place."""
         fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=".backup.tmp", dir=self.directory)
-        os.close(fd)
         try:
+            os.close(fd)
             try:
                 os.unlink(tmp)
                 os.link(self.path, tmp)
