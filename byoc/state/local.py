@@ -50,7 +50,8 @@ class LocalBackend:
         return str(self.path)
 
     def __del__(self) -> None:
-        self._forget_written()
+        if getattr(self, "_written", None) is not None:
+            self._forget_written()
 
     # -- reading and writing -------------------------------------------------------------
     def read(self) -> State | None:
@@ -367,7 +368,6 @@ class LocalBackend:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.lock_path)
         return holder
-
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
