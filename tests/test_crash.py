@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.killcli import owned, run_until, state_file_ok
+from tests.killcli import CALL_LINE, owned, run_until, state_file_ok
 from tests.motoserver import MotoServer
 
 CLUSTER = "dev-proton"
@@ -95,3 +95,38 @@ def test_sweep_destroy(server: MotoServer, work: Path, k: int) -> None:
     assert code == 0, err[-3000:]
     _crash_and_recover(server, work, DESTROY, k, must_kill=False)
     _check_destroyed(server, work)
+
+
+SCALE_UP = ["apply", "specs/dev.yaml", "--auto-approve", "--set", "compute.instance_count=2"]
+SCALE_DOWN = ["scale", "specs/dev.yaml", "--count", "1", "--auto-approve"]
+
+
+def _final_snapshots(server: MotoServer) -> list[str]:
+    tag = [{"Name": "tag:byoc:cluster", "Values": [CLUSTER]},
+           {"Name": "tag-key", "Values": ["byoc:final-snapshot-of"]}]
+    found = server.client("ec2").describe_snapshots(OwnerIds=["self"], Filters=tag)["Snapshots"]
+    return [s["SnapshotId"] for s in found]
+
+
+@pytest.mark.sweep
+def test_sweep_scale_down_around_the_final_snapshot(server: MotoServer, work: Path) -> None:
+    """`byoc scale` 2 → 1 SIGKILLed right around CreateSnapshot and DeleteVolume of the removed
+    node's data volume, then run again: one final snapshot, recorded in the state exactly once."""
+    server.reset()
+    assert run_until(SCALE_UP, server.env(), work, None)[0] == 0
+    code, _, err = run_until(SCALE_DOWN, server.env(), work, None)
+    assert code == 0, err[-3000:]
+    calls = [line for line in err.splitlines() if CALL_LINE.search(line)]
+    snap = next(i for i, line in enumerate(calls, 1) if " CreateSnapshot " in line)
+    delete = next(i for i, line in enumerate(calls, 1) if " DeleteVolume " in line)
+    for k in sorted({snap - 1, snap, snap + 1, delete - 1, delete, delete + 1}):
+        server.reset()
+        (work / "state" / f"{CLUSTER}.json").unlink()
+        assert run_until(SCALE_UP, server.env(), work, None)[0] == 0
+        _crash_and_recover(server, work, SCALE_DOWN, k)
+        found = _final_snapshots(server)
+        data = state_file_ok(work / "state" / f"{CLUSTER}.json")
+        assert data is not None
+        recorded = [r["snapshot_id"] for r in data["final_snapshots"]]
+        assert len(found) == 1, f"k={k}: {len(found)} final snapshots"
+        assert recorded == found, f"k={k}: recorded {recorded}, in AWS {found}"
