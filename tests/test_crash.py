@@ -8,6 +8,7 @@ The normal suite samples a few kill points; ``pytest -m sweep tests/test_crash.p
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,7 +122,7 @@ def test_sweep_scale_down_around_the_final_snapshot(server: MotoServer, work: Pa
     delete = next(i for i, line in enumerate(calls, 1) if " DeleteVolume " in line)
     for k in sorted({snap - 1, snap, snap + 1, delete - 1, delete, delete + 1}):
         server.reset()
-        (work / "state" / f"{CLUSTER}.json").unlink()
+        shutil.rmtree(work / "state")
         assert run_until(SCALE_UP, server.env(), work, None)[0] == 0
         _crash_and_recover(server, work, SCALE_DOWN, k)
         found = _final_snapshots(server)
