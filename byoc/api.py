@@ -192,18 +192,20 @@ class Cluster:
     def retention_days(self) -> int:
         return int((self.spec.data["storage"].get("backups") or {}).get("retention_days", 7))
 
-    def plan_restore(self, backup_id: str, force: bool = False) -> Plan:
-        """The restore plan, for a look before ``restore`` (nothing is changed)."""
+    def plan_restore(self, backup_id: str, force: bool = False, *, adopt: bool = False) -> Plan:
+        """The restore plan, for a look before ``restore`` (nothing is changed). ``adopt``: as
+        for ``plan``."""
         from byoc.operations.restore import plan_restore
 
-        return plan_restore(self.engine, backup_id, force=force)[0]
+        with self._adopting(adopt):
+            return plan_restore(self.engine, backup_id, force=force)[0]
 
-    def restore(self, backup_id: str, force: bool = False) -> ApplyResult:
+    def restore(self, backup_id: str, force: bool = False, *, adopt: bool = False) -> ApplyResult:
         """Replace every node's data volume by one created from the backup's snapshot (the old
         volumes get a final snapshot, in ``result.snapshots``). A backup that does not fit the
-        spec (cluster, node count, AZs) is refused unless ``force``."""
+        spec (cluster, node count, AZs) is refused unless ``force``. ``adopt``: as for ``plan``."""
         from byoc.operations.restore import plan_restore
 
-        with self._locked("restore"):
+        with self._locked("restore"), self._adopting(adopt):
             plan, _ = plan_restore(self.engine, backup_id, force=force)
             return self._run(plan, "restore")

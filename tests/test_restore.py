@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from byoc.errors import ByocError
+from byoc.errors import AdoptError, ByocError
 from byoc.operations.backup import BackupNode, Manifest, take_backup
 from byoc.operations.health import check_health
 from byoc.operations.restore import check_manifest, plan_restore
@@ -161,7 +161,12 @@ def test_restore_into_a_cluster_without_nodes(
     gone = eng.apply(eng.plan(PlanOptions(destroy=True, final_snapshots=True)))
     assert gone.ok and not _attached(eng.ctx)
 
-    fresh = engine_for(eng.spec, quiet_ctx(eng.spec), tmp_path)
+    # a fresh checkout elsewhere (no state): the kept bucket is the deployed cluster's, so taking
+    # it into a new state needs adopt (--adopt)
+    fresh = engine_for(eng.spec, quiet_ctx(eng.spec), tmp_path / "elsewhere")
+    with pytest.raises(AdoptError, match=r"already deployed.*aws_s3_bucket\.data.*--adopt"):
+        plan_restore(fresh, backup.backup_id)
+    fresh.adopt = True
     plan, _ = plan_restore(fresh, backup.backup_id)
     assert plan.change('aws_ebs_volume.data["1"]').after["snapshot_id"] == backup.nodes["1"].snapshot_id
     result = fresh.apply(plan)

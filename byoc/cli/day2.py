@@ -11,7 +11,19 @@ from typing import Annotated, Any
 
 import typer
 
-from byoc.cli.app import AutoApprove, NoColor, ParOpt, SetOpt, SpecArg, _confirm, _engine, _load, _run, app
+from byoc.cli.app import (
+    AdoptOpt,
+    AutoApprove,
+    NoColor,
+    ParOpt,
+    SetOpt,
+    SpecArg,
+    _confirm,
+    _engine,
+    _load,
+    _run,
+    app,
+)
 from byoc.cli.ui import console, print_plan_text, warning
 from byoc.model import DEFAULT_PARALLELISM
 
@@ -219,6 +231,7 @@ def restore(
             "count, AZs): the nodes both have are restored.",
         ),
     ] = False,
+    adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
 ) -> None:
@@ -233,7 +246,7 @@ def restore(
     from byoc.render import render_plan
 
     s = _load(spec, set_)
-    eng = _engine(s, parallelism)
+    eng = _engine(s, parallelism, adopt)
     con = console(no_color=no_color)
     with eng.backend.lock("restore"):
         p, points = plan_restore(eng, backup_id, force=force)
