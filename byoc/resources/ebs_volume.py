@@ -52,6 +52,8 @@ class EbsVolume(ResourceType):
     force_new = frozenset({"availability_zone", "encrypted", "kms_key_id", "snapshot_id"})
     holds_data = True
     snapshots = True
+    #: a smaller size cannot be done in place: the planner treats it as a replacement
+    grow_only = frozenset({"size"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         return [self._live(ctx, v) for v in cluster_volumes(ctx) if _is_data_volume(ctx, v)]
