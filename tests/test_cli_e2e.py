@@ -164,3 +164,51 @@ def test_preflight_cost_and_the_plan_footer(aws: MotoServer, work: Path) -> None
     assert p.returncode == 0 and "Total per month" in p.stdout and "t3.large" in p.stdout
     p = byoc(["plan", "specs/dev.yaml"], env, work)
     assert "Estimated cost: $0/month now → $" in p.stdout
+
+
+def _node_policies(aws: MotoServer) -> str:
+    """Every inline policy of the cluster's roles, as one text."""
+    iam = aws.client("iam")
+    out = []
+    for role in iam.list_roles()["Roles"]:
+        for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+            out.append(json.dumps(iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)))
+    return "\n".join(out)
+
+
+def test_a_change_that_would_replace_protected_data_changes_nothing(aws: MotoServer, work: Path) -> None:
+    env = aws.env()
+    p = byoc(["apply", "specs/dev.yaml", "--auto-approve"], env, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    ec2 = aws.client("ec2")
+    owned = [{"Name": "tag:byoc:cluster", "Values": ["dev-proton"]},
+             {"Name": "instance-state-name", "Values": ["running", "pending"]}]
+
+    def instances() -> list[str]:
+        return sorted(i["InstanceId"] for r in ec2.describe_instances(Filters=owned)["Reservations"]
+                      for i in r["Instances"])
+
+    before = instances()
+    assert "dev-proton-data-byoc-example" in _node_policies(aws)
+    state = (work / "state/dev-proton.json").read_text()
+
+    cases = [
+        ("storage.bucket_name=dev-proton-renamed", "aws_s3_bucket.data (dev-proton-data-byoc-example): "
+         "bucket cannot change in place", "set storage.bucket_name back to 'dev-proton-data-byoc-example'"),
+        ('aws.availability_zones=["us-west-2b","us-west-2c"]', 'aws_ebs_volume.data["0"] (vol-',
+         "keep 'us-west-2a' in aws.availability_zones"),
+    ]
+    for override, what, keep in cases:
+        for command in (["plan"], ["apply", "--auto-approve"]):
+            p = byoc([*command, "specs/dev.yaml", "--set", override], env, work)
+            assert p.returncode == 1, (command, p.stdout + p.stderr)
+            no_traceback(p)
+            assert what in p.stderr and keep in p.stderr and "--include-data" in p.stderr
+            assert "byoc backup" in p.stderr or "aws s3 sync" in p.stderr
+    # nothing changed in AWS: the nodes keep their bucket, the instance was not replaced
+    policies = _node_policies(aws)
+    assert "dev-proton-data-byoc-example" in policies and "dev-proton-renamed" not in policies
+    assert instances() == before
+    assert (work / "state/dev-proton.json").read_text() == state
+    p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
+    assert p.returncode == 0 and "No changes." in p.stdout
