@@ -144,3 +144,68 @@ def test_the_admin_password_never_leaks(
     }
     for where, text in texts.items():
         assert password not in text, f"the admin password leaked into the {where}"
+
+
+def _dev(moto: None, tmp_path: Path) -> tuple[Engine, AwsContext, str]:
+    from tests.daytwo import DEV, engine_for, quiet_ctx
+
+    spec = load_spec(str(DEV))
+    ctx = quiet_ctx(spec)
+    free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
+    return engine_for(spec, ctx, tmp_path), ctx, str(spec.data["storage"]["bucket_name"])
+
+
+def _untagged_bucket_with_data(ctx: AwsContext, name: str) -> None:
+    """What a first apply killed between CreateBucket and PutBucketTagging leaves (plus data)."""
+    s3 = ctx.client("s3")
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": ctx.region})
+    s3.put_object(Bucket=name, Key="streams/part-0", Body=b"proton data")
+
+
+def test_an_untagged_bucket_left_by_a_killed_run_passes_preflight_and_is_adopted(
+    moto: None, tmp_path: Path
+) -> None:
+    from byoc.operations.preflight import OK, run_preflight
+
+    eng, ctx, name = _dev(moto, tmp_path)
+    _untagged_bucket_with_data(ctx, name)
+    checks = {c.name: c for c in run_preflight(ctx, eng.spec)}
+    assert checks["bucket"].status == OK, checks["bucket"]
+    plan = eng.plan()
+    assert "aws_s3_bucket.data" in plan.adopt and plan.change("aws_s3_bucket.data").action == "update"
+    assert eng.apply(plan).ok
+    assert not eng.plan().has_changes and eng.drift().in_sync
+    s3 = ctx.client("s3")
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
+    assert tags["byoc:address"] == "aws_s3_bucket.data" and tags["byoc:cluster"] == "dev-proton"
+    s3.delete_bucket_policy(Bucket=name)  # moto denies every object call under the TLS-only policy
+    assert s3.get_object(Bucket=name, Key="streams/part-0")["Body"].read() == b"proton data"
+
+
+def test_destroy_finds_an_untagged_bucket_and_deletes_it_only_with_include_data(
+    moto: None, tmp_path: Path
+) -> None:
+    eng, ctx, name = _dev(moto, tmp_path)
+    s3 = ctx.client("s3")
+    # a first apply killed right after CreateBucket: no state, the bucket has no tags
+    _untagged_bucket_with_data(ctx, name)
+    kept = eng.plan(PlanOptions(destroy=True))
+    assert not kept.actionable
+    assert any(r.startswith(f"aws_s3_bucket.data ({name}) holds data and was kept") for r in kept.refused)
+    assert f"aws_s3_bucket.data ({name}) holds data and was kept" in render_plan(kept)
+    gone = eng.plan(PlanOptions(destroy=True, allow_data_loss=True))
+    actions = [(c.address, c.action, c.prior_id) for c in gone.actionable]
+    assert actions == [("aws_s3_bucket.data", "delete", name)]
+    assert eng.apply(gone).ok
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+    # recorded in the state, its tags removed by hand: still found by the state's name
+    assert eng.apply(eng.plan()).ok
+    s3.delete_bucket_policy(Bucket=name)  # moto denies every object call under the TLS-only policy
+    s3.put_object(Bucket=name, Key="streams/part-0", Body=b"proton data")
+    s3.delete_bucket_tagging(Bucket=name)
+    assert eng.apply(eng.plan(PlanOptions(destroy=True))).ok
+    assert name in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # kept without the flag
+    assert eng.apply(eng.plan(PlanOptions(destroy=True, allow_data_loss=True))).ok
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert tagged_arns(ctx) == []

@@ -23,7 +23,7 @@ from byoc.operations.preflight import (
     run_preflight,
 )
 from byoc.plan import CREATE, NOOP, REPLACE, Change, Plan
-from byoc.resources.base import CLUSTER_TAG, AwsContext
+from byoc.resources.base import ADDRESS_TAG, CLUSTER_TAG, AwsContext
 from byoc.spec import Spec, load_spec
 
 CLUSTER = "dev-proton"  # specs/dev.yaml's cluster name: what byoc tags its resources with
@@ -356,16 +356,33 @@ def make_bucket(ctx: AwsContext, tags: dict[str, str] | None = None) -> None:
 
 
 def test_our_own_bucket_is_fine(ctx: AwsContext) -> None:
-    make_bucket(ctx, {CLUSTER_TAG: CLUSTER, "Environment": "dev"})
+    make_bucket(ctx, {CLUSTER_TAG: CLUSTER, ADDRESS_TAG: "aws_s3_bucket.data", "Environment": "dev"})
     check = run(ctx)["bucket"]
     assert check.status == OK and "already ours" in check.message
 
 
-def test_someone_elses_bucket_fails(ctx: AwsContext) -> None:
-    make_bucket(ctx)  # untagged: not made by byoc for this cluster
+def test_an_untagged_bucket_left_by_a_killed_run_is_ours(ctx: AwsContext) -> None:
+    # CreateBucket done, PutBucketTagging never sent: the bucket kind adopts it, so preflight
+    # must not refuse its name
+    make_bucket(ctx)
     check = run(ctx)["bucket"]
-    assert check.status == FAIL and check.message == f"{BUCKET}: the bucket exists and is not this cluster's"
+    assert check.status == OK and "without tags" in check.message and "adopts it" in check.message
+
+
+def test_someone_elses_bucket_fails(ctx: AwsContext) -> None:
+    make_bucket(ctx, {"team": "analytics"})
+    check = run(ctx)["bucket"]
+    assert check.status == FAIL
+    assert check.message == (f"{BUCKET}: the bucket exists and is not this cluster's "
+                             '(tags {"team": "analytics"})')
     assert check.fix == "choose another storage.bucket_name"
+
+
+def test_a_bucket_tagged_for_this_cluster_as_something_else_fails(ctx: AwsContext) -> None:
+    # the bucket kind would refuse to adopt it, so preflight refuses its name as well
+    make_bucket(ctx, {CLUSTER_TAG: CLUSTER})
+    check = run(ctx)["bucket"]
+    assert check.status == FAIL and "is tagged for this cluster as no byoc:address" in check.message
 
 
 def test_another_clusters_bucket_fails(ctx: AwsContext) -> None:

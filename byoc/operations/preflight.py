@@ -18,6 +18,7 @@ from byoc.operations.checks import FAIL, OK, SKIPPED, WARN, Check, Skip, reason,
 from byoc.plan import CREATE, Plan
 from byoc.resources.ami import resolve_ami
 from byoc.resources.base import CLUSTER_TAG, AwsContext, error_code, tags_dict, to_cloud_error
+from byoc.resources.s3_bucket import foreign
 from byoc.spec import Spec
 
 __all__ = ["FAIL", "OK", "ORDER", "SKIPPED", "WARN", "Check", "failed", "nodes_added", "run_preflight"]
@@ -206,6 +207,8 @@ def _ami(ctx: AwsContext, spec: Spec) -> Check:
 
 
 def _bucket(ctx: AwsContext, spec: Spec) -> Check:
+    """The bucket name is free, or the bucket is this cluster's by the bucket kind's own rule
+    (``s3_bucket.foreign``): tagged for it, or untagged (a run killed before tagging it)."""
     bucket, cluster = str(spec.data["storage"]["bucket_name"]), spec.cluster_name
     s3 = ctx.client("s3")
     try:
@@ -224,10 +227,13 @@ def _bucket(ctx: AwsContext, spec: Spec) -> Check:
         if error_code(exc) != "NoSuchTagSet":
             raise
         tags = {}
-    if tags.get(CLUSTER_TAG) == cluster:
+    why = foreign(tags, cluster)
+    if why is None and tags:
         return Check("bucket", OK, f"{bucket}: already ours (tagged {CLUSTER_TAG}={cluster})")
-    owner = f"belongs to byoc cluster {tags[CLUSTER_TAG]}" if CLUSTER_TAG in tags else "is not this cluster's"
-    return Check("bucket", FAIL, f"{bucket}: the bucket exists and {owner}",
+    if why is None:
+        return Check("bucket", OK, f"{bucket}: exists in this account without tags (a run stopped "
+                     "before tagging it); apply adopts it and writes its tags")
+    return Check("bucket", FAIL, f"{bucket}: the bucket exists and {why}",
                  "choose another storage.bucket_name")
 
 
