@@ -268,17 +268,44 @@ def test_vpcs_over_quota_unless_the_clusters_vpc_exists(ctx: AwsContext) -> None
     other = ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.1.0.0/16"]}])["Vpcs"][0]
     ec2.delete_vpc(VpcId=other["VpcId"])
     ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[
-        {"ResourceType": "vpc", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER}]}])
+        {"ResourceType": "vpc", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER},
+                                         {"Key": ADDRESS_TAG, "Value": "aws_vpc.main"}]}])
     check = run(ctx)["quota:vpcs"]
     assert check.status == OK
     assert check.message == "VPCs per Region: needs 2 of 2 (2 in use + 0 for the cluster's VPC)"
+
+
+def _plan_creating(*addresses: str) -> Plan:
+    return Plan("dev-proton", None, 0, "", "", (), tuple(
+        Change(a, a.split(".")[0], CREATE, "does not exist yet") for a in addresses))
+
+
+def test_quotas_count_what_the_plan_creates(ctx: AwsContext) -> None:
+    # A VPC with only the cluster tag is no VPC discovery adopts (it plans as unmanaged and the
+    # cluster's VPC is created): without a plan it is not counted as the cluster's, and with one
+    # the plan says. What a killed run left (found and adopted) is no CREATE: no quota needed.
+    quotas(ctx, {"L-F678F1CE": 2, "L-0263D0A3": 1, "L-53DA6B97": 1})
+    ec2 = ctx.client("ec2")
+    ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[
+        {"ResourceType": "vpc", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER}]}])
+    assert run(ctx)["quota:vpcs"].status == FAIL  # moto's default VPC + this one + the cluster's
+    ec2.allocate_address(Domain="vpc")  # someone else's: the one EIP the quota allows
+    creating = run(ctx, plan=_plan_creating("aws_vpc.main", "aws_eip.nat", "aws_lb.main"))
+    assert creating["quota:vpcs"].message == ("VPCs per Region: needs 3 of 2 "
+                                              "(2 in use + 1 for the cluster's VPC)")
+    assert creating["quota:eips"].status == FAIL
+    adopting = run(ctx, plan=_plan_creating())  # everything exists: a killed run's leftovers adopted
+    assert adopting["quota:vpcs"].status == OK and adopting["quota:eips"].status == OK
+    assert adopting["quota:vpcs"].message.endswith("(2 in use + 0 for the cluster's VPC)")
+    assert adopting["quota:load-balancers"].message.endswith("+ 0 for the cluster's own)")
 
 
 def test_eips_count_the_nat_gateways_the_cluster_still_needs(ctx: AwsContext) -> None:
     ec2 = ctx.client("ec2")
     ec2.allocate_address(Domain="vpc")
     ec2.allocate_address(Domain="vpc", TagSpecifications=[
-        {"ResourceType": "elastic-ip", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER}]}])
+        {"ResourceType": "elastic-ip", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER},
+                                                {"Key": ADDRESS_TAG, "Value": "aws_eip.nat"}]}])
     quotas(ctx, {"L-0263D0A3": 2})
     single = run(ctx)["quota:eips"]  # one NAT gateway, whose EIP exists already
     assert single.status == OK and single.message.startswith("EC2-VPC Elastic IPs: needs 2 of 2")

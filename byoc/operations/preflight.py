@@ -7,6 +7,7 @@ Every check answers a ``Check``; none raises. AWS errors become that check's fai
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -53,17 +54,28 @@ def nodes_added(plan: Plan) -> int:
     return sum(1 for c in plan.changes if c.kind == "aws_instance" and c.action == CREATE)
 
 
-def run_preflight(ctx: AwsContext, spec: Spec, *, new_nodes: int | None = None) -> list[Check]:
+def run_preflight(
+    ctx: AwsContext, spec: Spec, *, new_nodes: int | None = None, plan: Plan | None = None
+) -> list[Check]:
     """Every check of ``ORDER`` for ``spec`` in ``ctx``'s account and region (the spec's region);
-    ``new_nodes`` is how many instances the change adds (default: the spec's instance_count)."""
+    ``new_nodes`` is how many instances the change adds (default: ``plan``'s, else the spec's
+    instance_count). With ``plan``, the quota checks count what it creates (what a killed run
+    left behind is adopted and needs no new quota)."""
+    if new_nodes is None and plan is not None:
+        new_nodes = nodes_added(plan)
     nodes = spec.instance_count if new_nodes is None else max(0, new_nodes)
+    made = Counter(c.kind for c in plan.changes if c.action == CREATE) if plan is not None else None
+
+    def creates(kind: str) -> int | None:
+        return None if made is None else made[kind]
+
     later: dict[str, Callable[[], Check]] = {
         "instance-type": lambda: _instance_type(ctx, spec),
         "quota:vcpus": lambda: quotas.quota_vcpus(ctx, spec, nodes),
-        "quota:vpcs": lambda: quotas.quota_vpcs(ctx, spec),
-        "quota:eips": lambda: quotas.quota_eips(ctx, spec),
+        "quota:vpcs": lambda: quotas.quota_vpcs(ctx, spec, creates("aws_vpc")),
+        "quota:eips": lambda: quotas.quota_eips(ctx, spec, creates("aws_eip")),
         "quota:nat-gateways": lambda: quotas.quota_nat(ctx, spec),
-        "quota:load-balancers": lambda: quotas.quota_lbs(ctx, spec),
+        "quota:load-balancers": lambda: quotas.quota_lbs(ctx, spec, creates("aws_lb")),
         "ami": lambda: _ami(ctx, spec),
         "bucket": lambda: _bucket(ctx, spec),
         "key-pair": lambda: _key_pair(ctx, spec),
