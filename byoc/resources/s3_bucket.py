@@ -27,7 +27,15 @@ from byoc.resources._s3 import (
     read_settings,
 )
 from byoc.resources._tagging import tagged
-from byoc.resources.base import ADDRESS_TAG, CLUSTER_TAG, AwsContext, ResourceType, error_code, tag_list
+from byoc.resources.base import (
+    ADDRESS_TAG,
+    CLUSTER_TAG,
+    AwsContext,
+    ResourceType,
+    address_of,
+    error_code,
+    tag_list,
+)
 
 #: every prop but bucket and tags, in the order create and update write them
 SETTINGS = (
@@ -101,7 +109,8 @@ class S3Bucket(ResourceType):
             if current is None:  # listed by the index, deleted meanwhile
                 continue
             tags = {k: v for k, v in t.tags.items() if not k.startswith("aws:")}
-            out.append(self._live(ctx, t.tags[ADDRESS_TAG], {"bucket": t.resource, **current, "tags": tags}))
+            address = address_of(t.tags, self.kind, t.resource)
+            out.append(self._live(ctx, address, {"bucket": t.resource, **current, "tags": tags}))
         return sorted(out, key=lambda live: live.address)
 
     def find_untagged(self, ctx: AwsContext, names: Mapping[str, str]) -> list[Live]:
