@@ -190,7 +190,7 @@ class Engine:
 
     def drift(self) -> DriftReport:
         """What changed in AWS since byoc last applied (see byoc.drift); changes nothing."""
-        report = self._plan(self.state(), self.refresh(), None, False).drift
+        report = self._plan(self.state(), self.refresh(), PlanOptions(report_only=True), False).drift
         assert report is not None
         return report
 

@@ -82,6 +82,9 @@ class PlanOptions:
     delete_unmanaged: bool = False
     #: the spec's drift.ignore rules: accepted differences apply does not undo
     ignore: tuple[IgnoreRule, ...] = ()
+    #: only the drift report is wanted (nothing will be applied): a protected replacement the
+    #: spec asks for is left as a no-op instead of making the plan an error
+    report_only: bool = False
 
 
 def make_plan(
@@ -182,7 +185,7 @@ def make_plan(
                    found.id, found.attrs, protected, final_snapshot=snapshot)
         )
 
-    if blocked:  # whatever the targets: a dependent may name it by value, not by reference
+    if blocked and not options.report_only:  # whatever the targets: a dependent may name it by value
         raise PlanError(blocked_message(blocked))
     adopt = [a for a in sorted(graph.nodes) if a in live and a not in in_state]
     targets: tuple[str, ...] = ()
