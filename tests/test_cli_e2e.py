@@ -212,3 +212,35 @@ def test_a_change_that_would_replace_protected_data_changes_nothing(aws: MotoSer
     assert (work / "state/dev-proton.json").read_text() == state
     p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
     assert p.returncode == 0 and "No changes." in p.stdout
+
+
+def test_a_killed_runs_untagged_bucket_is_adopted_and_cluster_tagged_strays_are_unmanaged(
+    aws: MotoServer, work: Path
+) -> None:
+    env = aws.env()
+    s3 = aws.client("s3")
+    # a first apply killed between CreateBucket and its tagging
+    s3.create_bucket(Bucket="dev-proton-data-byoc-example",
+                     CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    p = byoc(["preflight", "specs/dev.yaml", "--json"], env, work)
+    bucket = next(c for c in json.loads(p.stdout) if c["name"] == "bucket")
+    assert bucket["status"] == "ok" and "adopts it" in bucket["message"], bucket
+    p = byoc(["apply", "specs/dev.yaml", "--auto-approve"], env, work)  # with preflight
+    assert p.returncode == 0, p.stdout + p.stderr
+    tag_set = s3.get_bucket_tagging(Bucket="dev-proton-data-byoc-example")["TagSet"]
+    tags = {t["Key"]: t["Value"] for t in tag_set}
+    assert tags["byoc:address"] == "aws_s3_bucket.data"
+    p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
+    assert p.returncode == 0 and "No changes." in p.stdout
+
+    ec2 = aws.client("ec2")
+    only_cluster = [{"Key": "byoc:cluster", "Value": "dev-proton"}]
+    owned = [{"Name": "tag:byoc:cluster", "Values": ["dev-proton"]}]
+    vpc = ec2.describe_vpcs(Filters=owned)["Vpcs"][0]["VpcId"]
+    sg = ec2.create_security_group(GroupName="stray", Description="stray", VpcId=vpc, TagSpecifications=[
+        {"ResourceType": "security-group", "Tags": only_cluster}])["GroupId"]
+    p = byoc(["drift", "specs/dev.yaml"], env, work)
+    assert p.returncode == 2 and f'aws_security_group.unmanaged["{sg}"]' in p.stdout, p.stdout + p.stderr
+    p = byoc(["destroy", "specs/dev.yaml", "--auto-approve"], env, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert not ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [sg]}])["SecurityGroups"]
