@@ -24,6 +24,7 @@ from byoc.outputs import outputs_of
 from byoc.plan import Plan
 from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.resources.base import AwsContext, ResourceType
+from byoc.resources.s3_bucket import BUCKET_ADDRESS, S3Bucket
 from byoc.spec import Spec
 from byoc.state.base import Backend
 from byoc.state.local import LocalBackend
@@ -101,7 +102,20 @@ class Engine:
         the spec and ``state`` give them (see ``expected_names``)."""
         if isinstance(self.ctx, AwsContext):
             self.ctx.known = None if audit else self.expected_names(state)
-        return discover(self.kinds, self.ctx, self.parallelism)
+        live = discover(self.kinds, self.ctx, self.parallelism)
+        return live | self._untagged_buckets(state, live)
+
+    def _untagged_buckets(self, state: State | None, live: Mapping[str, Live]) -> dict[str, Live]:
+        """Buckets under the names the spec and the state give them that carry no tags, which the
+        tagging index cannot see: ours by the bucket kind's rule (a run killed before tagging)."""
+        kind = self.kinds.get("aws_s3_bucket")
+        if not isinstance(kind, S3Bucket) or not isinstance(self.ctx, AwsContext):
+            return {}
+        seen = {x.id for x in live.values() if x.kind == kind.kind}
+        names = {BUCKET_ADDRESS: str(self.spec.data["storage"]["bucket_name"])}
+        names |= {a: rs.id for a, rs in (state.resources.items() if state else ()) if rs.kind == kind.kind}
+        wanted = {a: n for a, n in names.items() if a not in live and n not in seen}
+        return {x.address: x for x in kind.find_untagged(self.ctx, wanted)} if wanted else {}
 
     def expected_names(self, state: State | None) -> dict[str, dict[str, frozenset[str]]]:
         """The names the blueprint gives the kinds that read by name, plus the ids (and a role's
@@ -216,7 +230,7 @@ class Engine:
 
     def drift(self) -> DriftReport:
         """What changed in AWS since byoc last applied (see byoc.drift); changes nothing."""
-        report = self._plan(self.state(), self.refresh(), None, False).drift
+        report = self._plan(self.state(), self.refresh(), PlanOptions(report_only=True), False).drift
         assert report is not None
         return report
 

@@ -3,11 +3,14 @@
 Each desired resource is compared with what discovery found, attribute by attribute: values
 that depend on something not yet created are UNKNOWN (known after apply); a change to an
 attribute the kind cannot change in place means replacement. Owned resources nobody wants any
-more are deleted; data-bearing (protected) resources are refused unless explicitly allowed.
+more are deleted; data-bearing (protected) resources are kept unless explicitly allowed. A change
+that would replace a protected resource without that consent makes the whole plan an error
+(``PlanError``): what depends on it must never go ahead as if the replacement had happened.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from byoc.errors import PlanError
 from byoc.graph import graph_of
 from byoc.model import UNKNOWN, Live, Ref, Resource, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, AttrChange, Change, Plan
+from byoc.protection import Blocked, blocked_message
 from byoc.rolling import rolling_order
 from byoc.state.model import State
 
@@ -40,6 +44,8 @@ class KindRules:
     hashed: frozenset[str] = frozenset()
     #: the kind can take a final snapshot of what it holds before it is deleted (EBS volumes)
     snapshots: bool = False
+    #: numeric props that grow in place but cannot shrink: a decrease forces replacement
+    grow_only: frozenset[str] = frozenset()
 
 
 def rules_of(kinds: Mapping[str, Any]) -> dict[str, KindRules]:
@@ -51,6 +57,7 @@ def rules_of(kinds: Mapping[str, Any]) -> dict[str, KindRules]:
             bool(k.holds_data),
             frozenset(getattr(k, "hashed", ())),
             bool(getattr(k, "snapshots", False)),
+            frozenset(getattr(k, "grow_only", ())),
         )
         for name, k in kinds.items()
     }
@@ -75,6 +82,9 @@ class PlanOptions:
     delete_unmanaged: bool = False
     #: the spec's drift.ignore rules: accepted differences apply does not undo
     ignore: tuple[IgnoreRule, ...] = ()
+    #: only the drift report is wanted (nothing will be applied): a protected replacement the
+    #: spec asks for is left as a no-op instead of making the plan an error
+    report_only: bool = False
 
 
 def make_plan(
@@ -103,6 +113,7 @@ def make_plan(
     changes: list[Change] = []
     fate: dict[str, str] = {}
     refused: list[str] = []
+    blocked: list[Blocked] = []
     afters: dict[str, dict[str, Any]] = {}
     replace = _matching(options.replace, set(graph.nodes), "-replace")
 
@@ -135,7 +146,7 @@ def make_plan(
             continue
         old_deps = in_state[address].depends_on if address in in_state else ()
         c = _compare(r, found, after, deps, old_deps, rules.get(r.kind, KindRules()),
-                     r.protected or r.kind in protected_kinds, options, refused, address in replace)
+                     r.protected or r.kind in protected_kinds, options, blocked, address in replace)
         fate[address] = c.action
         changes.append(c)
 
@@ -174,6 +185,8 @@ def make_plan(
                    found.id, found.attrs, protected, final_snapshot=snapshot)
         )
 
+    if blocked and not options.report_only:  # whatever the targets: a dependent may name it by value
+        raise PlanError(blocked_message(blocked))
     adopt = [a for a in sorted(graph.nodes) if a in live and a not in in_state]
     targets: tuple[str, ...] = ()
     if options.targets:
@@ -273,11 +286,12 @@ def _compare(
     rules: KindRules,
     is_protected: bool,
     options: PlanOptions,
-    refused: list[str],
+    blocked: list[Blocked],
     force_replace: bool = False,
 ) -> Change:
-    """Decide no-op, update or replace for a desired resource that exists."""
-    attrs = _attr_changes(found.props, after, rules.force_new, rules.pins)
+    """Decide no-op, update or replace for a desired resource that exists. A protected resource
+    that would be replaced without consent is added to ``blocked`` (the plan is then an error)."""
+    attrs = _shrinks(_attr_changes(found.props, after, rules.force_new, rules.pins), rules.grow_only)
 
     forcing = [a.name for a in attrs if a.forces_replacement]
     snapshot = bool(forcing) and is_protected and _snapshot_first(rules, options)
@@ -290,25 +304,25 @@ def _compare(
     if snapshot:
         return change(REPLACE, f"{', '.join(forcing)} cannot be changed in place "
                       "(a final snapshot of the old one is taken first)")
-    if force_replace and not forcing:
-        if is_protected and not options.allow_data_loss:
-            refused.append(
-                f"{r.address} ({found.id}) holds data: -replace of it needs an explicit flag "
-                "(--include-data); it was not replaced"
-            )
-        else:
-            return change(REPLACE, "replacement requested with -replace")
-    if forcing and is_protected and not options.allow_data_loss:
-        refused.append(
-            f"{r.address} ({found.id}) holds data: replacing it (because {', '.join(forcing)} "
-            "changed) needs an explicit flag; it was left as it is"
-        )
+    if is_protected and not options.allow_data_loss and (forcing or force_replace):
+        blocked.append(Blocked(r.address, r.kind, found.id,
+                               tuple(a for a in attrs if a.forces_replacement), not forcing))
         return change(NOOP, "replacement refused: holds data")
+    if force_replace and not forcing:
+        return change(REPLACE, "replacement requested with -replace")
     if forcing:
         return change(REPLACE, f"{', '.join(forcing)} cannot be changed in place")
     if attrs:
         return change(UPDATE, f"{', '.join(a.name for a in attrs)} changed")
     return change(NOOP, "up to date")
+
+
+def _shrinks(attrs: tuple[AttrChange, ...], grow_only: frozenset[str]) -> tuple[AttrChange, ...]:
+    """``attrs`` with a decrease of a grow-only prop marked as forcing replacement."""
+    def smaller(a: AttrChange) -> bool:
+        return (a.name in grow_only and isinstance(a.before, int | float)
+                and isinstance(a.after, int | float) and a.after < a.before)
+    return tuple(dataclasses.replace(a, forces_replacement=True) if smaller(a) else a for a in attrs)
 
 
 def _snapshot_first(rules: KindRules, options: PlanOptions) -> bool:

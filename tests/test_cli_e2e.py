@@ -195,3 +195,83 @@ def test_another_directory_never_makes_a_second_state_without_adopt(aws: MotoSer
     assert "Apply complete! Resources: 0 added, 0 changed, 0 destroyed." in p.stdout
     state = json.loads((elsewhere / "state/dev-proton.json").read_text())
     assert len(state["resources"]) == 39
+
+
+def _node_policies(aws: MotoServer) -> str:
+    """Every inline policy of the cluster's roles, as one text."""
+    iam = aws.client("iam")
+    out = []
+    for role in iam.list_roles()["Roles"]:
+        for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+            out.append(json.dumps(iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)))
+    return "\n".join(out)
+
+
+def test_a_change_that_would_replace_protected_data_changes_nothing(aws: MotoServer, work: Path) -> None:
+    env = aws.env()
+    p = byoc(["apply", "specs/dev.yaml", "--auto-approve"], env, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    ec2 = aws.client("ec2")
+    owned = [{"Name": "tag:byoc:cluster", "Values": ["dev-proton"]},
+             {"Name": "instance-state-name", "Values": ["running", "pending"]}]
+
+    def instances() -> list[str]:
+        return sorted(i["InstanceId"] for r in ec2.describe_instances(Filters=owned)["Reservations"]
+                      for i in r["Instances"])
+
+    before = instances()
+    assert "dev-proton-data-byoc-example" in _node_policies(aws)
+    state = (work / "state/dev-proton.json").read_text()
+
+    cases = [
+        ("storage.bucket_name=dev-proton-renamed", "aws_s3_bucket.data (dev-proton-data-byoc-example): "
+         "bucket cannot change in place", "set storage.bucket_name back to 'dev-proton-data-byoc-example'"),
+        ('aws.availability_zones=["us-west-2b","us-west-2c"]', 'aws_ebs_volume.data["0"] (vol-',
+         "keep 'us-west-2a' in aws.availability_zones"),
+    ]
+    for override, what, keep in cases:
+        for command in (["plan"], ["apply", "--auto-approve"]):
+            p = byoc([*command, "specs/dev.yaml", "--set", override], env, work)
+            assert p.returncode == 1, (command, p.stdout + p.stderr)
+            no_traceback(p)
+            assert what in p.stderr and keep in p.stderr and "--include-data" in p.stderr
+            assert "byoc backup" in p.stderr or "aws s3 sync" in p.stderr
+    # nothing changed in AWS: the nodes keep their bucket, the instance was not replaced
+    policies = _node_policies(aws)
+    assert "dev-proton-data-byoc-example" in policies and "dev-proton-renamed" not in policies
+    assert instances() == before
+    assert (work / "state/dev-proton.json").read_text() == state
+    p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
+    assert p.returncode == 0 and "No changes." in p.stdout
+
+
+def test_a_killed_runs_untagged_bucket_is_adopted_and_cluster_tagged_strays_are_unmanaged(
+    aws: MotoServer, work: Path
+) -> None:
+    env = aws.env()
+    s3 = aws.client("s3")
+    # a first apply killed between CreateBucket and its tagging
+    s3.create_bucket(Bucket="dev-proton-data-byoc-example",
+                     CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    p = byoc(["preflight", "specs/dev.yaml", "--json"], env, work)
+    bucket = next(c for c in json.loads(p.stdout) if c["name"] == "bucket")
+    assert bucket["status"] == "ok" and "adopts it" in bucket["message"], bucket
+    p = byoc(["apply", "specs/dev.yaml", "--auto-approve"], env, work)  # with preflight
+    assert p.returncode == 0, p.stdout + p.stderr
+    tag_set = s3.get_bucket_tagging(Bucket="dev-proton-data-byoc-example")["TagSet"]
+    tags = {t["Key"]: t["Value"] for t in tag_set}
+    assert tags["byoc:address"] == "aws_s3_bucket.data"
+    p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
+    assert p.returncode == 0 and "No changes." in p.stdout
+
+    ec2 = aws.client("ec2")
+    only_cluster = [{"Key": "byoc:cluster", "Value": "dev-proton"}]
+    owned = [{"Name": "tag:byoc:cluster", "Values": ["dev-proton"]}]
+    vpc = ec2.describe_vpcs(Filters=owned)["Vpcs"][0]["VpcId"]
+    sg = ec2.create_security_group(GroupName="stray", Description="stray", VpcId=vpc, TagSpecifications=[
+        {"ResourceType": "security-group", "Tags": only_cluster}])["GroupId"]
+    p = byoc(["drift", "specs/dev.yaml"], env, work)
+    assert p.returncode == 2 and f'aws_security_group.unmanaged["{sg}"]' in p.stdout, p.stdout + p.stderr
+    p = byoc(["destroy", "specs/dev.yaml", "--auto-approve"], env, work)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert not ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [sg]}])["SecurityGroups"]

@@ -144,3 +144,119 @@ def test_the_admin_password_never_leaks(
     }
     for where, text in texts.items():
         assert password not in text, f"the admin password leaked into the {where}"
+
+
+def _dev(moto: None, tmp_path: Path) -> tuple[Engine, AwsContext, str]:
+    from tests.daytwo import DEV, engine_for, quiet_ctx
+
+    spec = load_spec(str(DEV))
+    ctx = quiet_ctx(spec)
+    free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
+    return engine_for(spec, ctx, tmp_path), ctx, str(spec.data["storage"]["bucket_name"])
+
+
+def _untagged_bucket_with_data(ctx: AwsContext, name: str) -> None:
+    """What a first apply killed between CreateBucket and PutBucketTagging leaves (plus data)."""
+    s3 = ctx.client("s3")
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": ctx.region})
+    s3.put_object(Bucket=name, Key="streams/part-0", Body=b"proton data")
+
+
+def test_an_untagged_bucket_left_by_a_killed_run_passes_preflight_and_is_adopted(
+    moto: None, tmp_path: Path
+) -> None:
+    from byoc.operations.preflight import OK, run_preflight
+
+    eng, ctx, name = _dev(moto, tmp_path)
+    _untagged_bucket_with_data(ctx, name)
+    checks = {c.name: c for c in run_preflight(ctx, eng.spec)}
+    assert checks["bucket"].status == OK, checks["bucket"]
+    plan = eng.plan()
+    assert "aws_s3_bucket.data" in plan.adopt and plan.change("aws_s3_bucket.data").action == "update"
+    assert eng.apply(plan).ok
+    assert not eng.plan().has_changes and eng.drift().in_sync
+    s3 = ctx.client("s3")
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
+    assert tags["byoc:address"] == "aws_s3_bucket.data" and tags["byoc:cluster"] == "dev-proton"
+    s3.delete_bucket_policy(Bucket=name)  # moto denies every object call under the TLS-only policy
+    assert s3.get_object(Bucket=name, Key="streams/part-0")["Body"].read() == b"proton data"
+
+
+def test_destroy_finds_an_untagged_bucket_and_deletes_it_only_with_include_data(
+    moto: None, tmp_path: Path
+) -> None:
+    eng, ctx, name = _dev(moto, tmp_path)
+    s3 = ctx.client("s3")
+    # a first apply killed right after CreateBucket: no state, the bucket has no tags
+    _untagged_bucket_with_data(ctx, name)
+    kept = eng.plan(PlanOptions(destroy=True))
+    assert not kept.actionable
+    assert any(r.startswith(f"aws_s3_bucket.data ({name}) holds data and was kept") for r in kept.refused)
+    assert f"aws_s3_bucket.data ({name}) holds data and was kept" in render_plan(kept)
+    gone = eng.plan(PlanOptions(destroy=True, allow_data_loss=True))
+    actions = [(c.address, c.action, c.prior_id) for c in gone.actionable]
+    assert actions == [("aws_s3_bucket.data", "delete", name)]
+    assert eng.apply(gone).ok
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+    # recorded in the state, its tags removed by hand: still found by the state's name
+    assert eng.apply(eng.plan()).ok
+    s3.delete_bucket_policy(Bucket=name)  # moto denies every object call under the TLS-only policy
+    s3.put_object(Bucket=name, Key="streams/part-0", Body=b"proton data")
+    s3.delete_bucket_tagging(Bucket=name)
+    assert eng.apply(eng.plan(PlanOptions(destroy=True))).ok
+    assert name in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # kept without the flag
+    assert eng.apply(eng.plan(PlanOptions(destroy=True, allow_data_loss=True))).ok
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert tagged_arns(ctx) == []
+
+
+def test_resources_with_only_the_cluster_tag_are_unmanaged_and_go_with_destroy(
+    moto: None, tmp_path: Path
+) -> None:
+    eng, ctx, _ = _dev(moto, tmp_path)
+    assert eng.apply(eng.plan()).ok
+    only_cluster = [{"Key": "byoc:cluster", "Value": "dev-proton"}]
+    ec2 = ctx.client("ec2")
+    # EC2 kinds (found through their describe-by-tag filter); the subnet must go before its VPC
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16", TagSpecifications=[
+        {"ResourceType": "vpc", "Tags": only_cluster}])["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24", TagSpecifications=[
+        {"ResourceType": "subnet", "Tags": only_cluster}])["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName="stray", Description="stray", VpcId=vpc, TagSpecifications=[
+        {"ResourceType": "security-group", "Tags": only_cluster}])["GroupId"]
+    # kinds found through the tagging index
+    ctx.client("logs").create_log_group(logGroupName="/stray/logs", tags={"byoc:cluster": "dev-proton"})
+    topic = ctx.client("sns").create_topic(Name="stray-topic", Tags=only_cluster)["TopicArn"]
+    s3 = ctx.client("s3")
+    s3.create_bucket(Bucket="dev-proton-stray-data",
+                     CreateBucketConfiguration={"LocationConstraint": ctx.region})
+    s3.put_bucket_tagging(Bucket="dev-proton-stray-data", Tagging={"TagSet": only_cluster})
+    strays = {
+        f'aws_vpc.unmanaged["{vpc}"]', f'aws_subnet.unmanaged["{subnet}"]',
+        f'aws_security_group.unmanaged["{sg}"]', 'aws_cloudwatch_log_group.unmanaged["/stray/logs"]',
+        f'aws_sns_topic.unmanaged["{topic}"]', 'aws_s3_bucket.unmanaged["dev-proton-stray-data"]',
+    }
+
+    report = eng.drift().to_dict()
+    assert {r["address"] for r in report["resources"] if r["status"] == "unmanaged"} == strays
+    assert not any(r["adoptable"] for r in report["resources"])
+    plan = eng.plan()
+    assert set(plan.unmanaged) == strays and not plan.actionable  # never adopted, left alone
+
+    destroy = eng.plan(PlanOptions(destroy=True))
+    deleted = {c.address for c in destroy.actionable}
+    assert strays - deleted == {'aws_s3_bucket.unmanaged["dev-proton-stray-data"]'}
+    kept = 'aws_s3_bucket.unmanaged["dev-proton-stray-data"] (dev-proton-stray-data) holds data'
+    assert any(r.startswith(kept) for r in destroy.refused)
+    # ordered by the AWS ids they refer to: the subnet and the group go before their VPC
+    for address in (f'aws_subnet.unmanaged["{subnet}"]', f'aws_security_group.unmanaged["{sg}"]'):
+        assert destroy.change(address).old_depends_on == (f'aws_vpc.unmanaged["{vpc}"]',)
+    result = eng.apply(destroy)
+    assert result.ok, [str(f.error) for f in result.failures]
+    assert not ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Vpcs"]
+    assert not ctx.client("logs").describe_log_groups(logGroupNamePrefix="/stray")["logGroups"]
+    assert topic not in [t["TopicArn"] for t in ctx.client("sns").list_topics()["Topics"]]
+    assert "dev-proton-stray-data" in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # kept
+    assert eng.apply(eng.plan(PlanOptions(destroy=True, allow_data_loss=True))).ok
+    assert s3.list_buckets()["Buckets"] == []

@@ -11,6 +11,7 @@ from typing import TypeVar
 import pytest
 
 from byoc.drift import MISSING, MODIFIED, UNMANAGED, IgnoreRule
+from byoc.errors import PlanError
 from byoc.planner import PlanOptions
 from byoc.render import render_plan
 from byoc.state.model import State
@@ -220,6 +221,14 @@ def test_drift_shows_the_spec_value_where_the_spec_changed_too(cluster: Cluster)
     assert (a.name, a.expected, a.actual, a.desired) == ("retention_in_days", 7, 30, 14)
     assert report.to_dict()["resources"][0]["attributes"][0]["desired"] == 14
     cluster.repair()
+
+
+def test_drift_reports_even_when_the_spec_would_replace_protected_data(cluster: Cluster) -> None:
+    # a renamed bucket makes plan and apply an error, but drift compares AWS with the state
+    renamed = cluster.engine("storage.bucket_name=dev-proton-renamed")
+    with pytest.raises(PlanError, match=r"set storage\.bucket_name back to"):
+        renamed.plan()
+    assert renamed.drift().in_sync
 
 
 def test_refresh_records_aws_without_changing_it(cluster: Cluster) -> None:

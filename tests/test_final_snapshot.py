@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from byoc.errors import PlanError
 from byoc.executor import Executor
 from byoc.model import Live
-from byoc.plan import DELETE, NOOP, REPLACE, Change, Plan
+from byoc.plan import DELETE, REPLACE, Change, Plan
 from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.resources import registry
 from byoc.resources._snapshots import FINAL_SNAPSHOT_TAG, wait_snapshots
@@ -58,8 +59,8 @@ def test_a_data_volume_replaced_with_final_snapshots_is_marked_and_without_is_re
     from byoc.model import Resource
 
     wanted = Resource(ADDR, "aws_ebs_volume", props(snapshot_id="snap-0123"), protected=True)
-    refused = make_plan([wanted], _state_of(vol), {ADDR: vol}, RULES, cluster="test")
-    assert refused.change(ADDR).action == NOOP and refused.refused
+    with pytest.raises(PlanError, match="snapshot_id cannot change in place"):
+        make_plan([wanted], _state_of(vol), {ADDR: vol}, RULES, cluster="test")
     p = make_plan([wanted], _state_of(vol), {ADDR: vol}, RULES, cluster="test",
                   options=PlanOptions(final_snapshots=True))
     c = p.change(ADDR)

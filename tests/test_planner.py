@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from byoc.errors import PlanError
 from byoc.model import UNKNOWN, Live, Ref
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Plan
 from byoc.planner import KindRules, PlanOptions, make_plan, rules_of
@@ -124,10 +127,12 @@ def test_protected_resources_are_never_deleted_or_replaced_without_the_flag() ->
     p = plan(desired(), st, live, options=PlanOptions(destroy=True))
     assert "fake_disk.data" not in actions(p)
     assert any("fake_disk.data" in r and "holds data" in r for r in p.refused)
-    # replacing it is refused too
+    # replacing it is an error for the whole plan, naming it, why, and the ways forward
     wanted = [*desired(), res("fake_disk.data", size=20)]
-    p = plan(wanted, st, live)
-    assert actions(p)["fake_disk.data"] == NOOP and p.refused
+    with pytest.raises(PlanError) as refused:
+        plan(wanted, st, live)
+    assert "fake_disk.data (d-1): size cannot change in place (10 -> 20)" in str(refused.value)
+    assert "--include-data" in str(refused.value) and "keep size at 10" in str(refused.value)
     # and allowed with the flag
     p = plan(wanted, st, live, options=PlanOptions(allow_data_loss=True))
     assert actions(p)["fake_disk.data"] == REPLACE

@@ -23,7 +23,7 @@ from byoc.operations.preflight import (
     run_preflight,
 )
 from byoc.plan import CREATE, NOOP, REPLACE, Change, Plan
-from byoc.resources.base import CLUSTER_TAG, AwsContext
+from byoc.resources.base import ADDRESS_TAG, CLUSTER_TAG, AwsContext
 from byoc.spec import Spec, load_spec
 
 CLUSTER = "dev-proton"  # specs/dev.yaml's cluster name: what byoc tags its resources with
@@ -268,17 +268,44 @@ def test_vpcs_over_quota_unless_the_clusters_vpc_exists(ctx: AwsContext) -> None
     other = ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.1.0.0/16"]}])["Vpcs"][0]
     ec2.delete_vpc(VpcId=other["VpcId"])
     ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[
-        {"ResourceType": "vpc", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER}]}])
+        {"ResourceType": "vpc", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER},
+                                         {"Key": ADDRESS_TAG, "Value": "aws_vpc.main"}]}])
     check = run(ctx)["quota:vpcs"]
     assert check.status == OK
     assert check.message == "VPCs per Region: needs 2 of 2 (2 in use + 0 for the cluster's VPC)"
+
+
+def _plan_creating(*addresses: str) -> Plan:
+    return Plan("dev-proton", None, 0, "", "", (), tuple(
+        Change(a, a.split(".")[0], CREATE, "does not exist yet") for a in addresses))
+
+
+def test_quotas_count_what_the_plan_creates(ctx: AwsContext) -> None:
+    # A VPC with only the cluster tag is no VPC discovery adopts (it plans as unmanaged and the
+    # cluster's VPC is created): without a plan it is not counted as the cluster's, and with one
+    # the plan says. What a killed run left (found and adopted) is no CREATE: no quota needed.
+    quotas(ctx, {"L-F678F1CE": 2, "L-0263D0A3": 1, "L-53DA6B97": 1})
+    ec2 = ctx.client("ec2")
+    ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[
+        {"ResourceType": "vpc", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER}]}])
+    assert run(ctx)["quota:vpcs"].status == FAIL  # moto's default VPC + this one + the cluster's
+    ec2.allocate_address(Domain="vpc")  # someone else's: the one EIP the quota allows
+    creating = run(ctx, plan=_plan_creating("aws_vpc.main", "aws_eip.nat", "aws_lb.main"))
+    assert creating["quota:vpcs"].message == ("VPCs per Region: needs 3 of 2 "
+                                              "(2 in use + 1 for the cluster's VPC)")
+    assert creating["quota:eips"].status == FAIL
+    adopting = run(ctx, plan=_plan_creating())  # everything exists: a killed run's leftovers adopted
+    assert adopting["quota:vpcs"].status == OK and adopting["quota:eips"].status == OK
+    assert adopting["quota:vpcs"].message.endswith("(2 in use + 0 for the cluster's VPC)")
+    assert adopting["quota:load-balancers"].message.endswith("+ 0 for the cluster's own)")
 
 
 def test_eips_count_the_nat_gateways_the_cluster_still_needs(ctx: AwsContext) -> None:
     ec2 = ctx.client("ec2")
     ec2.allocate_address(Domain="vpc")
     ec2.allocate_address(Domain="vpc", TagSpecifications=[
-        {"ResourceType": "elastic-ip", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER}]}])
+        {"ResourceType": "elastic-ip", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER},
+                                                {"Key": ADDRESS_TAG, "Value": "aws_eip.nat"}]}])
     quotas(ctx, {"L-0263D0A3": 2})
     single = run(ctx)["quota:eips"]  # one NAT gateway, whose EIP exists already
     assert single.status == OK and single.message.startswith("EC2-VPC Elastic IPs: needs 2 of 2")
@@ -356,16 +383,33 @@ def make_bucket(ctx: AwsContext, tags: dict[str, str] | None = None) -> None:
 
 
 def test_our_own_bucket_is_fine(ctx: AwsContext) -> None:
-    make_bucket(ctx, {CLUSTER_TAG: CLUSTER, "Environment": "dev"})
+    make_bucket(ctx, {CLUSTER_TAG: CLUSTER, ADDRESS_TAG: "aws_s3_bucket.data", "Environment": "dev"})
     check = run(ctx)["bucket"]
     assert check.status == OK and "already ours" in check.message
 
 
-def test_someone_elses_bucket_fails(ctx: AwsContext) -> None:
-    make_bucket(ctx)  # untagged: not made by byoc for this cluster
+def test_an_untagged_bucket_left_by_a_killed_run_is_ours(ctx: AwsContext) -> None:
+    # CreateBucket done, PutBucketTagging never sent: the bucket kind adopts it, so preflight
+    # must not refuse its name
+    make_bucket(ctx)
     check = run(ctx)["bucket"]
-    assert check.status == FAIL and check.message == f"{BUCKET}: the bucket exists and is not this cluster's"
+    assert check.status == OK and "without tags" in check.message and "adopts it" in check.message
+
+
+def test_someone_elses_bucket_fails(ctx: AwsContext) -> None:
+    make_bucket(ctx, {"team": "analytics"})
+    check = run(ctx)["bucket"]
+    assert check.status == FAIL
+    assert check.message == (f"{BUCKET}: the bucket exists and is not this cluster's "
+                             '(tags {"team": "analytics"})')
     assert check.fix == "choose another storage.bucket_name"
+
+
+def test_a_bucket_tagged_for_this_cluster_as_something_else_fails(ctx: AwsContext) -> None:
+    # the bucket kind would refuse to adopt it, so preflight refuses its name as well
+    make_bucket(ctx, {CLUSTER_TAG: CLUSTER})
+    check = run(ctx)["bucket"]
+    assert check.status == FAIL and "is tagged for this cluster as no byoc:address" in check.message
 
 
 def test_another_clusters_bucket_fails(ctx: AwsContext) -> None:

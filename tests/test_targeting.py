@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from byoc import blueprint
+from byoc.blueprint import Facts
 from byoc.errors import PlanError
 from byoc.executor import Executor
 from byoc.plan import Plan
@@ -98,12 +99,74 @@ def test_replace_with_target_touches_only_the_target_chain(applied: World) -> No
 
 def test_replace_of_data_bearing_resources_needs_the_data_flag(applied: World) -> None:
     for address in ('aws_ebs_volume.data["0"]', "aws_s3_bucket.data"):
-        plan = applied.plan(replace=(address,))
-        assert not plan.actionable
-        assert any(r.startswith(address) and "--include-data" in r for r in plan.refused)
-        assert "Refused (protected, data-bearing resources):" in render_plan(plan)
+        with pytest.raises(PlanError) as refused:
+            applied.plan(replace=(address,))
+        text = str(refused.value)
+        assert f"{address} ({applied.state.resources[address].id}): -replace asks for its replacement" in text
+        assert f"leave out -replace {address}" in text and "--include-data" in text
         allowed = applied.plan(replace=(address,), allow_data_loss=True)
         assert allowed.change(address).action == "replace"
+
+
+def _facts(world: World) -> Facts:
+    """The engine's facts: each node stays in its existing data volume's zone."""
+    live = [x for k in world.kinds.values() for x in k.discover(None)]
+    return Facts(node_azs=tuple(sorted((x.address.split('"')[1], str(x.props["availability_zone"]))
+                                       for x in live if x.kind == "aws_ebs_volume")))
+
+
+#: spec changes that would replace a protected resource: (--set overrides, address, what the
+#: message must say of why and of the way back)
+PROTECTED_CHANGES = [
+    (("storage.bucket_name=dev-proton-renamed",), "aws_s3_bucket.data",
+     "bucket cannot change in place ('dev-proton-data-byoc-example' -> 'dev-proton-renamed')",
+     "set storage.bucket_name back to 'dev-proton-data-byoc-example'"),
+    (('aws.availability_zones=["us-west-2b","us-west-2c"]',), 'aws_ebs_volume.data["0"]',
+     "availability_zone cannot change in place ('us-west-2a' -> 'us-west-2b')",
+     "keep 'us-west-2a' in aws.availability_zones"),
+    (("security.encryption.enabled=false",), 'aws_ebs_volume.data["0"]',
+     "encrypted cannot change in place (True -> False)", "keep security.encryption.enabled as it was"),
+    (("security.encryption.create_kms_key=true",), 'aws_ebs_volume.data["0"]',
+     "kms_key_id cannot change in place (None -> (known after apply))",
+     "keep security.encryption (create_kms_key / kms_key_arn) as it was"),
+    (("compute.disk_size_gb=10",), 'aws_ebs_volume.data["0"]',
+     "size cannot change in place (20 -> 10)", "keep compute.disk_size_gb at 20 or more"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "address", "why", "keep"), PROTECTED_CHANGES,
+                         ids=["bucket-name", "zones", "encryption-off", "new-kms-key", "disk-shrink"])
+def test_a_spec_change_that_replaces_protected_data_is_a_plan_error(
+    applied: World, overrides: tuple[str, ...], address: str, why: str, keep: str
+) -> None:
+    spec = load_spec(str(ROOT / "specs/dev.yaml"), overrides)
+    live = {x.address: x for k in applied.kinds.values() for x in k.discover(None)}
+
+    def plan(**options: object) -> Plan:
+        return make_plan(blueprint.build(spec, _facts(applied)), applied.state, live, rules_of(registry()),
+                         cluster=spec.cluster_name, options=PlanOptions(**options))  # type: ignore[arg-type]
+
+    with pytest.raises(PlanError) as refused:
+        plan()
+    text = str(refused.value)
+    aws_id = applied.state.resources[address].id
+    assert f"{address} ({aws_id}): {why}" in text
+    assert keep in text and "nothing was changed" in text
+    assert "explicit consent: --include-data deletes" in text
+    if "ebs_volume" in address:
+        assert "`byoc backup SPEC`" in text and "`byoc restore SPEC BACKUP_ID`" in text
+    # with consent the plan goes ahead: the protected resource is replaced with what needs it
+    assert plan(allow_data_loss=True).change(address).action == "replace"
+
+
+def test_a_zone_added_or_reordered_keeps_the_node_with_its_volume(applied: World) -> None:
+    for zones in ('["us-west-2b","us-west-2a"]', '["us-west-2a","us-west-2b","us-west-2c"]'):
+        spec = load_spec(str(ROOT / "specs/dev.yaml"), (f"aws.availability_zones={zones}",))
+        live = {x.address: x for k in applied.kinds.values() for x in k.discover(None)}
+        plan = make_plan(blueprint.build(spec, _facts(applied)), applied.state, live, rules_of(registry()),
+                         cluster=spec.cluster_name)
+        assert plan.change('aws_ebs_volume.data["0"]').action == "no-op"
+        assert plan.change(NODE).action == "no-op", zones
 
 
 def test_protected_resources_survive_a_moved_state_record(applied: World) -> None:

@@ -139,7 +139,7 @@ def plan(
     destroy: Annotated[bool, typer.Option("--destroy", help="Plan the destruction of the cluster.")] = False,
     include_data: Annotated[bool, typer.Option(
         "--include-data", help="Allow deleting or replacing the S3 bucket and the data volumes "
-        "(with --destroy, -replace or --delete-unmanaged).")] = False,
+        "(with --destroy, -replace, --delete-unmanaged, or a spec change that replaces them).")] = False,
     target: TargetOpt = None,
     replace: ReplaceOpt = None,
     delete_unmanaged: DeleteUnmanaged = False,
@@ -222,8 +222,8 @@ def apply(
     replaces: ReplaceOpt = None,
     delete_unmanaged: DeleteUnmanaged = False,
     include_data: Annotated[bool, typer.Option(
-        "--include-data", help="Allow replacing (-replace) or deleting (--delete-unmanaged) the S3 "
-        "bucket and the data volumes.")] = False,
+        "--include-data", help="Allow replacing (-replace, or a spec change that replaces them) or "
+        "deleting (--delete-unmanaged) the S3 bucket and the data volumes.")] = False,
     adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,

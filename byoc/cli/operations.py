@@ -88,7 +88,7 @@ def preflight_or_stop(engine: Any, spec: Any, plan: Any, no_color: bool) -> None
     from byoc.errors import ByocError
     from byoc.operations.preflight import FAIL, WARN, failed, nodes_added, run_preflight
 
-    checks = run_preflight(engine.ctx, spec, new_nodes=nodes_added(plan))
+    checks = run_preflight(engine.ctx, spec, new_nodes=nodes_added(plan), plan=plan)
     shown = [c for c in checks if c.status in (FAIL, WARN)]
     if shown:
         con = console(stderr=True, no_color=no_color)

@@ -138,7 +138,8 @@ def take_backup(ctx: AwsContext, spec: Spec, *, clock: Callable[[], float] = tim
     now = clock()
     backup_id = new_backup_id(spec.cluster_name, now)
     try:
-        volumes = VOLUMES.discover(ctx)
+        # the nodes' data volumes (a volume tagged for the cluster without an address is unmanaged)
+        volumes = [v for v in VOLUMES.discover(ctx) if parse_address(v.address)[1] == "data"]
         attached = {x.props["volume_id"]: str(x.props["instance_id"]) for x in ATTACHMENTS.discover(ctx)}
     except Exception as exc:
         raise to_cloud_error(exc) from exc

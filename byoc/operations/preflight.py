@@ -7,6 +7,7 @@ Every check answers a ``Check``; none raises. AWS errors become that check's fai
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,6 +19,7 @@ from byoc.operations.checks import FAIL, OK, SKIPPED, WARN, Check, Skip, reason,
 from byoc.plan import CREATE, Plan
 from byoc.resources.ami import resolve_ami
 from byoc.resources.base import CLUSTER_TAG, AwsContext, error_code, tags_dict, to_cloud_error
+from byoc.resources.s3_bucket import foreign
 from byoc.spec import Spec
 
 __all__ = ["FAIL", "OK", "ORDER", "SKIPPED", "WARN", "Check", "failed", "nodes_added", "run_preflight"]
@@ -52,17 +54,28 @@ def nodes_added(plan: Plan) -> int:
     return sum(1 for c in plan.changes if c.kind == "aws_instance" and c.action == CREATE)
 
 
-def run_preflight(ctx: AwsContext, spec: Spec, *, new_nodes: int | None = None) -> list[Check]:
+def run_preflight(
+    ctx: AwsContext, spec: Spec, *, new_nodes: int | None = None, plan: Plan | None = None
+) -> list[Check]:
     """Every check of ``ORDER`` for ``spec`` in ``ctx``'s account and region (the spec's region);
-    ``new_nodes`` is how many instances the change adds (default: the spec's instance_count)."""
+    ``new_nodes`` is how many instances the change adds (default: ``plan``'s, else the spec's
+    instance_count). With ``plan``, the quota checks count what it creates (what a killed run
+    left behind is adopted and needs no new quota)."""
+    if new_nodes is None and plan is not None:
+        new_nodes = nodes_added(plan)
     nodes = spec.instance_count if new_nodes is None else max(0, new_nodes)
+    made = Counter(c.kind for c in plan.changes if c.action == CREATE) if plan is not None else None
+
+    def creates(kind: str) -> int | None:
+        return None if made is None else made[kind]
+
     later: dict[str, Callable[[], Check]] = {
         "instance-type": lambda: _instance_type(ctx, spec),
         "quota:vcpus": lambda: quotas.quota_vcpus(ctx, spec, nodes),
-        "quota:vpcs": lambda: quotas.quota_vpcs(ctx, spec),
-        "quota:eips": lambda: quotas.quota_eips(ctx, spec),
+        "quota:vpcs": lambda: quotas.quota_vpcs(ctx, spec, creates("aws_vpc")),
+        "quota:eips": lambda: quotas.quota_eips(ctx, spec, creates("aws_eip")),
         "quota:nat-gateways": lambda: quotas.quota_nat(ctx, spec),
-        "quota:load-balancers": lambda: quotas.quota_lbs(ctx, spec),
+        "quota:load-balancers": lambda: quotas.quota_lbs(ctx, spec, creates("aws_lb")),
         "ami": lambda: _ami(ctx, spec),
         "bucket": lambda: _bucket(ctx, spec),
         "key-pair": lambda: _key_pair(ctx, spec),
@@ -206,6 +219,8 @@ def _ami(ctx: AwsContext, spec: Spec) -> Check:
 
 
 def _bucket(ctx: AwsContext, spec: Spec) -> Check:
+    """The bucket name is free, or the bucket is this cluster's by the bucket kind's own rule
+    (``s3_bucket.foreign``): tagged for it, or untagged (a run killed before tagging it)."""
     bucket, cluster = str(spec.data["storage"]["bucket_name"]), spec.cluster_name
     s3 = ctx.client("s3")
     try:
@@ -224,10 +239,13 @@ def _bucket(ctx: AwsContext, spec: Spec) -> Check:
         if error_code(exc) != "NoSuchTagSet":
             raise
         tags = {}
-    if tags.get(CLUSTER_TAG) == cluster:
+    why = foreign(tags, cluster)
+    if why is None and tags:
         return Check("bucket", OK, f"{bucket}: already ours (tagged {CLUSTER_TAG}={cluster})")
-    owner = f"belongs to byoc cluster {tags[CLUSTER_TAG]}" if CLUSTER_TAG in tags else "is not this cluster's"
-    return Check("bucket", FAIL, f"{bucket}: the bucket exists and {owner}",
+    if why is None:
+        return Check("bucket", OK, f"{bucket}: exists in this account without tags (a run stopped "
+                     "before tagging it); apply adopts it and writes its tags")
+    return Check("bucket", FAIL, f"{bucket}: the bucket exists and {why}",
                  "choose another storage.bucket_name")
 
 

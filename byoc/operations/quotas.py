@@ -1,5 +1,9 @@
 """Preflight's quota checks: what the cluster needs of the account's EC2, VPC and load balancer
-quotas (Service Quotas where it answers — a quota it cannot read is a warning, never a pass)."""
+quotas (Service Quotas where it answers — a quota it cannot read is a warning, never a pass).
+
+What the cluster still needs is what the plan creates (``creates``, when apply passes its plan):
+what a killed run left behind is adopted, not created, so it needs no new quota. Without a plan
+(``byoc preflight``) what the cluster owns is what discovery would find (both byoc tags)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from byoc.operations.checks import FAIL, OK, WARN, Check, Skip, reason, type_info, vcpus
 from byoc.resources._volumes import MARKET_TAG
-from byoc.resources.base import CLUSTER_TAG, AwsContext, tags_dict
+from byoc.resources.base import ADDRESS_TAG, CLUSTER_TAG, AwsContext, tags_dict
 from byoc.spec import Spec
 
 #: "standard" instance families of the vCPU quotas L-1216C47A / L-34B43A08
@@ -104,17 +108,19 @@ def _runningvcpus(ctx: AwsContext, spot: bool) -> int:
 
 
 def _owned(items: list[dict[str, Any]], cluster: str) -> list[dict[str, Any]]:
-    return [i for i in items if tags_dict(i.get("Tags")).get(CLUSTER_TAG) == cluster]
+    """The items discovery counts as the cluster's (``is_owned``: both byoc tags)."""
+    return [i for i in items if (tags := tags_dict(i.get("Tags"))).get(CLUSTER_TAG) == cluster
+            and ADDRESS_TAG in tags]
 
 
-def quota_vpcs(ctx: AwsContext, spec: Spec) -> Check:
+def quota_vpcs(ctx: AwsContext, spec: Spec, creates: int | None = None) -> Check:
     name, what, code = "quota:vpcs", "VPCs per Region", "L-F678F1CE"
 
     def body() -> Check:
         limit = _quota(ctx, name, what, "vpc", code)
         pages = ctx.client("ec2").get_paginator("describe_vpcs").paginate()
         vpcs = [v for page in pages for v in page["Vpcs"]]
-        extra = 0 if _owned(vpcs, spec.cluster_name) else 1
+        extra = creates if creates is not None else 0 if _owned(vpcs, spec.cluster_name) else 1
         return _compare(name, what, code, limit, len(vpcs), extra, "for the cluster's VPC",
                         "delete unused VPCs in " + spec.region)
     return _quota_check(name, body)
@@ -125,14 +131,14 @@ def _nat_count(spec: Spec) -> int:
     return len(spec.availability_zones) if mode == "per_az" else 1 if mode == "single" else 0
 
 
-def quota_eips(ctx: AwsContext, spec: Spec) -> Check:
+def quota_eips(ctx: AwsContext, spec: Spec, creates: int | None = None) -> Check:
     name, what, code = "quota:eips", "EC2-VPC Elastic IPs", "L-0263D0A3"
 
     def body() -> Check:
         limit = _quota(ctx, name, what, "ec2", code)
         addresses = list(ctx.client("ec2").describe_addresses()["Addresses"])
         needed = _nat_count(spec)
-        extra = max(0, needed - len(_owned(addresses, spec.cluster_name)))
+        extra = creates if creates is not None else max(0, needed - len(_owned(addresses, spec.cluster_name)))
         return _compare(name, what, code, limit, len(addresses), extra, f"for {needed} NAT gateway(s)",
                         "release unused Elastic IPs, or choose network.nat_gateway: single")
     return _quota_check(name, body)
@@ -149,7 +155,7 @@ def quota_nat(ctx: AwsContext, spec: Spec) -> Check:
     return _quota_check(name, body)
 
 
-def quota_lbs(ctx: AwsContext, spec: Spec) -> Check:
+def quota_lbs(ctx: AwsContext, spec: Spec, creates: int | None = None) -> Check:
     name, kind = "quota:load-balancers", str(spec.data["load_balancer"]["type"])
     what, code = (("Application Load Balancers per Region", "L-53DA6B97") if kind == "application"
                   else ("Network Load Balancers per Region", "L-69A177A2"))
@@ -158,7 +164,8 @@ def quota_lbs(ctx: AwsContext, spec: Spec) -> Check:
         limit = _quota(ctx, name, what, "elasticloadbalancing", code)
         lbs = [lb for lb in _load_balancers(ctx) if lb.get("Type") == kind]
         ours = any(lb.get("LoadBalancerName") == f"{spec.cluster_name}-lb" for lb in lbs)
-        return _compare(name, what, code, limit, len(lbs), 0 if ours else 1, "for the cluster's own",
+        extra = creates if creates is not None else 0 if ours else 1
+        return _compare(name, what, code, limit, len(lbs), extra, "for the cluster's own",
                         "delete unused load balancers in " + spec.region)
     return _quota_check(name, body)
 

@@ -146,9 +146,10 @@ def check_adoptable(ctx: AwsContext, what: str, name: str, tags: Mapping[str, st
             aws_id=name,
             code="EntityAlreadyExists",
         )
-    if tags[ADDRESS_TAG] != address:
+    if tags.get(ADDRESS_TAG) != address:
         raise CloudError(
-            f"an {what} named {name!r} already exists and belongs to {tags[ADDRESS_TAG]} of this cluster",
+            f"an {what} named {name!r} already exists and belongs to "
+            f"{tags.get(ADDRESS_TAG) or 'no address (it is unmanaged)'} of this cluster",
             address=address,
             aws_id=name,
             code="EntityAlreadyExists",

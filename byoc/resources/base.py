@@ -566,7 +566,27 @@ def owned_filter(ctx: AwsContext) -> list[dict[str, Any]]:
 
 
 def is_owned(ctx: AwsContext, tags: Mapping[str, str]) -> bool:
-    return tags.get(CLUSTER_TAG) == ctx.cluster and ADDRESS_TAG in tags
+    """Tagged for this cluster: with a ``byoc:address`` it is that address's; without one it is
+    unmanaged (see ``address_of``), reported by drift and removed by destroy."""
+    return tags.get(CLUSTER_TAG) == ctx.cluster
+
+
+def unmanaged_address(kind: str, aws_id: str) -> str:
+    """The stable address of a resource tagged for the cluster without a ``byoc:address``
+    (``aws_vpc.unmanaged["vpc-0abc"]``): no blueprint name, so never adopted, only unmanaged."""
+    return f'{kind}.unmanaged["{aws_id}"]'
+
+
+def address_of(tags: Mapping[str, str], kind: str, aws_id: str) -> str:
+    """The ``byoc:address`` an owned resource carries, or its unmanaged address."""
+    return tags.get(ADDRESS_TAG) or unmanaged_address(kind, aws_id)
+
+
+def with_address(live: Live) -> Live:
+    """``live``, or (read without a ``byoc:address``, address "") under its unmanaged address."""
+    if live.address:
+        return live
+    return Live(unmanaged_address(live.kind, live.id), live.kind, live.id, live.props, live.attrs)
 
 
 def update_ec2_tags(

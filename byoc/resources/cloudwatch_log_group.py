@@ -17,7 +17,15 @@ from byoc.model import Live
 from byoc.resources._ec2 import wait_gone
 from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags
 from byoc.resources._tagging import tagged
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned, unless_gone
+from byoc.resources.base import (
+    ADDRESS_TAG,
+    AwsContext,
+    ResourceType,
+    address_of,
+    error_code,
+    is_owned,
+    unless_gone,
+)
 
 #: the only values PutRetentionPolicy accepts (moto accepts any; AWS says InvalidParameterException)
 RETENTION_DAYS = frozenset(
@@ -68,7 +76,7 @@ class LogGroup(ResourceType):
         if group is None:
             raise exc
         tags = ctx.client("logs").list_tags_for_resource(resourceArn=_arn(group))["tags"]
-        if not (is_owned(ctx, tags) and tags[ADDRESS_TAG] == address):
+        if not (is_owned(ctx, tags) and tags.get(ADDRESS_TAG) == address):
             raise exc
         return self._live(group, own_tags(tags))
 
@@ -113,7 +121,8 @@ class LogGroup(ResourceType):
             }
         )
         attrs = {"arn": arn, "arn_wildcard": f"{arn}:*"}
-        return Live(tags[ADDRESS_TAG], self.kind, group["logGroupName"], props, attrs)
+        name = group["logGroupName"]
+        return Live(address_of(tags, self.kind, name), self.kind, name, props, attrs)
 
 
 def _props(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from byoc.resources.base import (
     AwsContext,
     ResourceType,
     account_id,
+    address_of,
     is_owned,
     tag_list,
     unless_gone,
@@ -65,7 +66,7 @@ class MetricAlarm(ResourceType):
             tags = tags_list_to_dict(
                 ctx.client("cloudwatch").list_tags_for_resource(ResourceARN=existing["AlarmArn"])["Tags"]
             )
-            if not (is_owned(ctx, tags) and tags[ADDRESS_TAG] == address):
+            if not (is_owned(ctx, tags) and tags.get(ADDRESS_TAG) == address):
                 raise CloudError(
                     f"an alarm named {name} already exists and is not this cluster's {address}; "
                     "delete or rename it, or change the cluster name",
@@ -107,7 +108,8 @@ class MetricAlarm(ResourceType):
         props["dimensions"] = {d["Name"]: d["Value"] for d in alarm.get("Dimensions") or ()}
         props["tags"] = tags
         attrs = {"arn": alarm["AlarmArn"]}
-        return Live(tags[ADDRESS_TAG], self.kind, alarm["AlarmName"], _props(props), attrs)
+        name = alarm["AlarmName"]
+        return Live(address_of(tags, self.kind, name), self.kind, name, _props(props), attrs)
 
 
 def _props(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from byoc.resources._ec2 import client_token, user_tags
 from byoc.resources._snapshots import final_snapshot
 from byoc.resources._volumes import (
     ENCRYPTION_TAG,
+    ROOT_OF_TAG,
     cluster_volumes,
     describe_volume,
     encryption_props,
@@ -27,6 +28,7 @@ from byoc.resources.base import (
     ADDRESS_TAG,
     AwsContext,
     ResourceType,
+    address_of,
     error_code,
     is_not_found,
     is_owned,
@@ -52,6 +54,8 @@ class EbsVolume(ResourceType):
     force_new = frozenset({"availability_zone", "encrypted", "kms_key_id", "snapshot_id"})
     holds_data = True
     snapshots = True
+    #: a smaller size cannot be done in place: the planner treats it as a replacement
+    grow_only = frozenset({"size"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         return [self._live(ctx, v) for v in cluster_volumes(ctx) if _is_data_volume(ctx, v)]
@@ -196,13 +200,19 @@ class EbsVolume(ResourceType):
             "tags": visible_tags(tags),
         }
         attrs = {"arn": volume_arn(ctx, vol["VolumeId"])}
-        return Live(address or tags[ADDRESS_TAG], self.kind, vol["VolumeId"], props, attrs)
+        vol_id = vol["VolumeId"]
+        return Live(address or address_of(tags, self.kind, vol_id), self.kind, vol_id, props, attrs)
 
 
 def _is_data_volume(ctx: AwsContext, vol: Mapping[str, Any]) -> bool:
     tags = user_tags(vol)
-    if not is_owned(ctx, tags):  # root volumes have no byoc:address
+    if not is_owned(ctx, tags):
         return False
+    if ADDRESS_TAG not in tags:
+        # a node's root volume has the cluster's tags and byoc:root-of but no byoc:address, and
+        # goes with its instance; any other volume tagged for the cluster without one is unmanaged
+        return ROOT_OF_TAG not in tags and not any(
+            a.get("DeleteOnTermination") for a in vol.get("Attachments") or ())
     try:
         return parse_address(tags[ADDRESS_TAG])[0] == EbsVolume.kind
     except ValueError:

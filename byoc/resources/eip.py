@@ -11,7 +11,7 @@ from typing import Any
 
 from byoc.model import Live
 from byoc.resources._ec2 import describe_owned, found, is_gone, user_tags, wait_gone
-from byoc.resources.base import AwsContext, ResourceType, tag_list, tag_specs, update_ec2_tags
+from byoc.resources.base import AwsContext, ResourceType, address_of, tag_list, tag_specs, update_ec2_tags
 
 #: ReleaseAddress errors that clear once the address's last holder is fully gone
 _RELEASE_RETRY = frozenset({"AuthFailure", "InvalidIPAddress.InUse", "InvalidNetworkInterfaceID.NotFound"})
@@ -57,7 +57,8 @@ class Eip(ResourceType):
         tags = user_tags(item)
         props = _props({"domain": item.get("Domain", "vpc"), "tags": tags})
         attrs = {"public_ip": item["PublicIp"], "allocation_id": item["AllocationId"]}
-        return Live(address or tags["byoc:address"], self.kind, item["AllocationId"], props, attrs)
+        aws_id = item["AllocationId"]
+        return Live(address or address_of(tags, self.kind, aws_id), self.kind, aws_id, props, attrs)
 
 
 def _props(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from byoc.resources._iam import (
     sync_tags,
     tags_of,
 )
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned
+from byoc.resources.base import AwsContext, ResourceType, address_of, error_code, is_owned
 
 
 class IamInstanceProfile(ResourceType):
@@ -80,7 +80,8 @@ class IamInstanceProfile(ResourceType):
             "tags": tags,
         }
         attrs = {"arn": profile["Arn"], "name": profile["InstanceProfileName"]}
-        return Live(address or tags[ADDRESS_TAG], self.kind, profile["InstanceProfileName"], props, attrs)
+        name = profile["InstanceProfileName"]
+        return Live(address or address_of(tags, self.kind, name), self.kind, name, props, attrs)
 
     # -- writing -----------------------------------------------------------------------------
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:

@@ -29,7 +29,14 @@ from byoc.resources._iam import (
     sync_tags,
     tags_of,
 )
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned, unless_gone
+from byoc.resources.base import (
+    AwsContext,
+    ResourceType,
+    address_of,
+    error_code,
+    is_owned,
+    unless_gone,
+)
 
 
 class IamRole(ResourceType):
@@ -104,7 +111,7 @@ class IamRole(ResourceType):
             "max_session_duration": role.get("MaxSessionDuration") or 3600,
             "tags": tags,
         }
-        return self._live(address or tags[ADDRESS_TAG], role, props)
+        return self._live(address or address_of(tags, self.kind, name), role, props)
 
     def _live(self, address: str, role: Mapping[str, Any], props: Mapping[str, Any]) -> Live:
         attrs = {"arn": role["Arn"], "unique_id": role["RoleId"], "name": role["RoleName"]}

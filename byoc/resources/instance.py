@@ -18,9 +18,9 @@ from byoc.resources import _instances as read
 from byoc.resources._ec2 import client_token, user_tags
 from byoc.resources._volumes import cluster_volumes
 from byoc.resources.base import (
-    ADDRESS_TAG,
     AwsContext,
     ResourceType,
+    address_of,
     error_code,
     is_not_found,
     is_owned,
@@ -175,7 +175,7 @@ class Instance(ResourceType):
         out = []
         for item in items:
             inst = item[1]
-            address = user_tags(inst)[ADDRESS_TAG]
+            address = address_of(user_tags(inst), self.kind, inst["InstanceId"])
             arn = (inst.get("IamInstanceProfile") or {}).get("Arn")
             profile = read.profile_name(arn) if arn else None
             props, attrs = read.props_and_attrs(ctx, item, address, profile, vols)

@@ -13,6 +13,7 @@ from byoc.resources._ec2 import describe_owned, ec2_arn, found, user_tags, wait_
 from byoc.resources.base import (
     AwsContext,
     ResourceType,
+    address_of,
     is_not_found,
     tag_list,
     tag_specs,
@@ -94,7 +95,7 @@ class InternetGateway(ResourceType):
         props = _props({"vpc_id": attached[0] if attached else None, "tags": tags})
         igw_id = igw["InternetGatewayId"]
         arn = ec2_arn(ctx, igw["OwnerId"], f"internet-gateway/{igw_id}")
-        return Live(address or tags["byoc:address"], self.kind, igw_id, props, {"arn": arn})
+        return Live(address or address_of(tags, self.kind, igw_id), self.kind, igw_id, props, {"arn": arn})
 
 
 def _props(props: Mapping[str, Any]) -> dict[str, Any]:

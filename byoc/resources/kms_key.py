@@ -16,7 +16,7 @@ from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._iam import changed_props, ignore_gone, pages, sync_tags, tags_of
 from byoc.resources._tagging import tagged
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned
+from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, address_of, error_code, is_owned
 
 #: KMS's not-found code (not one of base.NOT_FOUND_CODES)
 NOT_FOUND = frozenset({"NotFoundException"})
@@ -47,7 +47,8 @@ class KmsKey(ResourceType):
             if meta is None or meta["KeyState"] != "Enabled":
                 continue
             tags = {k: v for k, v in item.tags.items() if not k.startswith("aws:")}
-            live = self._read(ctx, meta, tags, aliases.get(meta["KeyId"], []), tags[ADDRESS_TAG])
+            live = self._read(ctx, meta, tags, aliases.get(meta["KeyId"], []),
+                              address_of(tags, self.kind, meta["Arn"]))
             if live is not None:
                 out.append(live)
         return out
@@ -84,7 +85,8 @@ class KmsKey(ResourceType):
             target = _describe(kms, alias)
             if target is not None:
                 tags = tags_of(pages(kms, "list_resource_tags", "Tags", KeyId=target["KeyId"]))
-                if target["KeyState"] == "Enabled" and is_owned(ctx, tags) and tags[ADDRESS_TAG] == address:
+                ours = is_owned(ctx, tags) and tags.get(ADDRESS_TAG) == address
+                if target["KeyState"] == "Enabled" and ours:
                     return self._adopt(ctx, address, target, tags, p)
                 _check_claimable(ctx, alias, target, tags, address)
                 repoint = True
@@ -235,7 +237,7 @@ def _check_claimable(
 ) -> None:
     """An alias may be taken over from a key of this cluster that is dead (disabled, pending
     deletion) or belongs to the same address; anything else is someone else's."""
-    if is_owned(ctx, tags) and (target["KeyState"] != "Enabled" or tags[ADDRESS_TAG] == address):
+    if is_owned(ctx, tags) and (target["KeyState"] != "Enabled" or tags.get(ADDRESS_TAG) == address):
         return
     raise CloudError(
         f"KMS alias {alias!r} already names key {target['KeyId']}, which byoc cluster {ctx.cluster!r} "

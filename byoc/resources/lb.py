@@ -22,7 +22,15 @@ from byoc.resources._elb import (
     resource_part,
     update_tags,
 )
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, is_not_found, is_owned, tag_list
+from byoc.resources.base import (
+    ADDRESS_TAG,
+    AwsContext,
+    ResourceType,
+    is_not_found,
+    is_owned,
+    tag_list,
+    with_address,
+)
 
 #: the Type field → the type segment of the ARN and of CloudWatch's LoadBalancer dimension
 _TYPE_SEGMENT = {"application": "app", "network": "net", "gateway": "gwy"}
@@ -46,7 +54,7 @@ class LoadBalancer(ResourceType):
         for lb, tags in owned_load_balancers(ctx):
             attrs = lb_attributes(ctx, lb["LoadBalancerArn"])
             if attrs is not None:
-                out.append(self._live(lb, attrs, tags))
+                out.append(with_address(self._live(lb, attrs, tags)))
         return out
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
@@ -74,7 +82,7 @@ class LoadBalancer(ResourceType):
         (an earlier create that did not finish), else report the clash."""
         arn = lb["LoadBalancerArn"]
         tags = read_tags(ctx, [arn]).get(arn, {})
-        if not (is_owned(ctx, tags) and tags[ADDRESS_TAG] == address):
+        if not (is_owned(ctx, tags) and tags.get(ADDRESS_TAG) == address):
             raise CloudError(
                 f"a load balancer named {props['name']} already exists and is not this cluster's; "
                 "rename it, or pick another cluster name",

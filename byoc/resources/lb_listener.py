@@ -14,7 +14,15 @@ from botocore.exceptions import ClientError
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._elb import describe_listeners, owned_listeners, read_tags, update_tags
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, is_not_found, is_owned, tag_list
+from byoc.resources.base import (
+    ADDRESS_TAG,
+    AwsContext,
+    ResourceType,
+    is_not_found,
+    is_owned,
+    tag_list,
+    with_address,
+)
 
 #: protocols that carry a certificate and a TLS security policy
 _SECURE = frozenset({"HTTPS", "TLS"})
@@ -28,7 +36,7 @@ class Listener(ResourceType):
     pins = frozenset({"default_target_group_arn"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:
-        return [self._live(item, tags) for item, tags in owned_listeners(ctx)]
+        return [with_address(self._live(item, tags)) for item, tags in owned_listeners(ctx)]
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
         want = _props(props)
@@ -47,7 +55,7 @@ class Listener(ResourceType):
         """The port is taken: carry on with the listener if it is ours under this address, else refuse."""
         arn = item["ListenerArn"]
         tags = read_tags(ctx, [arn]).get(arn, {})
-        if not (is_owned(ctx, tags) and tags[ADDRESS_TAG] == address):
+        if not (is_owned(ctx, tags) and tags.get(ADDRESS_TAG) == address):
             raise CloudError(
                 f"the load balancer already has a listener on port {want['port']} that is not this "
                 "cluster's; remove it and run again",

@@ -22,7 +22,15 @@ from byoc.resources._elb import (
     tg_attributes,
     update_tags,
 )
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, is_not_found, is_owned, tag_list
+from byoc.resources.base import (
+    ADDRESS_TAG,
+    AwsContext,
+    ResourceType,
+    is_not_found,
+    is_owned,
+    tag_list,
+    with_address,
+)
 
 _HTTP = frozenset({"HTTP", "HTTPS"})
 #: how long a delete waits for a listener that still forwards here to go
@@ -40,7 +48,7 @@ class TargetGroup(ResourceType):
         for tg, tags in owned_target_groups(ctx):
             attrs = tg_attributes(ctx, tg["TargetGroupArn"])
             if attrs is not None:
-                out.append(self._live(tg, attrs, tags))
+                out.append(with_address(self._live(tg, attrs, tags)))
         return out
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
@@ -64,7 +72,7 @@ class TargetGroup(ResourceType):
         """The name is taken: carry on with the group if it is ours under this address, else refuse."""
         arn = tg["TargetGroupArn"]
         tags = read_tags(ctx, [arn]).get(arn, {})
-        if not (is_owned(ctx, tags) and tags[ADDRESS_TAG] == address):
+        if not (is_owned(ctx, tags) and tags.get(ADDRESS_TAG) == address):
             raise CloudError(
                 f"a target group named {want['name']} already exists and is not this cluster's",
                 address=address,

@@ -42,13 +42,13 @@ class TargetGroupAttachment(ResourceType):
         instances = {}
         for inst in cluster_instances(ctx):
             tags = {t["Key"]: t["Value"] for t in inst.get("Tags") or ()}
-            if is_owned(ctx, tags):
+            if is_owned(ctx, tags) and ADDRESS_TAG in tags:
                 instances[inst["InstanceId"]] = tags[ADDRESS_TAG]
         out = []
         for tg, tg_tags, target in targets:
             instance_address = instances.get(target["Id"])
-            if instance_address is None:
-                continue  # not one of this cluster's instances
+            if instance_address is None or ADDRESS_TAG not in tg_tags:
+                continue  # not one of this cluster's managed instances or target groups
             try:
                 address = attachment_address(tg_tags[ADDRESS_TAG], instance_address)
             except ValueError:

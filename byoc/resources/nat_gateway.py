@@ -15,6 +15,7 @@ from byoc.resources._ec2 import client_token, describe_owned, user_tags
 from byoc.resources.base import (
     AwsContext,
     ResourceType,
+    address_of,
     error_code,
     is_not_found,
     tag_list,
@@ -139,7 +140,8 @@ class NatGateway(ResourceType):
             "public_ip": primary.get("PublicIp") or None,
             "network_interface_id": primary.get("NetworkInterfaceId") or None,
         }
-        return Live(address or tags["byoc:address"], self.kind, nat["NatGatewayId"], props, attrs)
+        aws_id = nat["NatGatewayId"]
+        return Live(address or address_of(tags, self.kind, aws_id), self.kind, aws_id, props, attrs)
 
 
 def _props(props: Mapping[str, Any]) -> dict[str, Any]:

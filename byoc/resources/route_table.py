@@ -31,6 +31,7 @@ from byoc.resources.base import (
     tag_specs,
     tags_dict,
     update_ec2_tags,
+    with_address,
 )
 
 #: a route's target prop -> AWS's field, the same in Route and in Create/ReplaceRoute
@@ -109,7 +110,7 @@ class RouteTable(ResourceType):
         return [self._live(ctx, rt) for rt in tables if is_owned(ctx, tags_dict(rt.get("Tags")))]
 
     def discover(self, ctx: AwsContext) -> list[Live]:
-        return self._owned(ctx, owned_route_tables(ctx))
+        return [with_address(live) for live in self._owned(ctx, owned_route_tables(ctx))]
 
     def find(self, ctx: AwsContext, address: str) -> Live | None:
         """A fresh look (not the discovery memo) for the table tagged with ``address``."""

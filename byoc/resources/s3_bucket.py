@@ -1,5 +1,9 @@
 """``aws_s3_bucket``: the cluster's bucket with its versioning, encryption, public access block,
 ownership, policy, lifecycle and tags in one kind. It holds data: deleting it empties it first.
+
+Which existing bucket is this cluster's is one rule (``foreign``), shared by discovery
+(``find_untagged`` finds an untagged one by name), create (adopting it) and preflight (not
+refusing its name).
 """
 
 from __future__ import annotations
@@ -23,7 +27,15 @@ from byoc.resources._s3 import (
     read_settings,
 )
 from byoc.resources._tagging import tagged
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_owned, tag_list
+from byoc.resources.base import (
+    ADDRESS_TAG,
+    CLUSTER_TAG,
+    AwsContext,
+    ResourceType,
+    address_of,
+    error_code,
+    tag_list,
+)
 
 #: every prop but bucket and tags, in the order create and update write them
 SETTINGS = (
@@ -40,6 +52,38 @@ ENCRYPTION = frozenset({"sse_algorithm", "kms_master_key_id", "bucket_key_enable
 #: S3's answers while a just-created bucket propagates or another change to it is in flight
 TRANSIENT = frozenset({"NoSuchBucket", "OperationAborted"})
 TAKEN = "the bucket name is taken by another AWS account; choose another storage.bucket_name"
+#: the blueprint's address of the cluster's bucket
+BUCKET_ADDRESS = "aws_s3_bucket.data"
+
+
+def foreign(tags: Mapping[str, str], cluster: str, address: str = BUCKET_ADDRESS) -> str | None:
+    """Why an existing bucket of this account is NOT ``cluster``'s bucket at ``address`` (a phrase
+    after "the bucket"), or None when it is: it carries the cluster's tags for ``address``, or no
+    tags at all (a run stopped between CreateBucket and PutBucketTagging; the next run adopts it).
+    Discovery (``find_untagged``), create and preflight share this rule."""
+    tags = {k: v for k, v in tags.items() if not k.startswith("aws:")}
+    if not tags or (tags.get(CLUSTER_TAG) == cluster and tags.get(ADDRESS_TAG) == address):
+        return None
+    if tags.get(CLUSTER_TAG) == cluster:
+        return f"is tagged for this cluster as {tags.get(ADDRESS_TAG) or 'no byoc:address'}, not as {address}"
+    if CLUSTER_TAG in tags:
+        return f"belongs to byoc cluster {tags[CLUSTER_TAG]}"
+    return f"is not this cluster's (tags {json.dumps(tags, sort_keys=True)})"
+
+
+def bucket_tags(ctx: AwsContext, name: str) -> dict[str, str] | None:
+    """The tags of bucket ``name`` in this account ({} when it has none); None when it does not
+    exist (or is another account's)."""
+    try:
+        tag_set = ctx.client("s3").get_bucket_tagging(Bucket=name)["TagSet"]
+    except ClientError as exc:
+        code = error_code(exc)
+        if code == "NoSuchTagSet":
+            return {}
+        if code in {"NoSuchBucket", "404", "NotFound", "403", "AccessDenied", "Forbidden"}:
+            return None
+        raise
+    return {t["Key"]: t["Value"] for t in tag_set}
 
 
 class S3Bucket(ResourceType):
@@ -65,8 +109,24 @@ class S3Bucket(ResourceType):
             if current is None:  # listed by the index, deleted meanwhile
                 continue
             tags = {k: v for k, v in t.tags.items() if not k.startswith("aws:")}
-            out.append(self._live(ctx, t.tags[ADDRESS_TAG], {"bucket": t.resource, **current, "tags": tags}))
+            address = address_of(t.tags, self.kind, t.resource)
+            out.append(self._live(ctx, address, {"bucket": t.resource, **current, "tags": tags}))
         return sorted(out, key=lambda live: live.address)
+
+    def find_untagged(self, ctx: AwsContext, names: Mapping[str, str]) -> list[Live]:
+        """The buckets of ``names`` (address → bucket name) that exist in this account without any
+        tags: the tagging index cannot see them, but by ``foreign``'s rule they are this cluster's
+        (a run killed before tagging its new bucket; tags removed by hand from a bucket the state
+        records). Tagged buckets are the index's to find."""
+        out = []
+        for address, name in sorted(names.items()):
+            tags = bucket_tags(ctx, name)
+            if tags is None or {k for k in tags if not k.startswith("aws:")}:
+                continue
+            current = read_settings(ctx, [name]).get(name)
+            if current is not None:
+                out.append(self._live(ctx, address, {"bucket": name, **current, "tags": {}}))
+        return out
 
     def _live(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
         name = str(props["bucket"])
@@ -114,19 +174,14 @@ class S3Bucket(ResourceType):
                 "lifecycle_rules": []}
 
     def _adopt(self, ctx: AwsContext, address: str, name: str) -> Mapping[str, Any]:
-        """The bucket exists in this account: carry on if it is ours under ``address`` or has no
-        tags at all (an earlier run stopped between CreateBucket and PutBucketTagging)."""
-        try:
-            tag_set = ctx.client("s3").get_bucket_tagging(Bucket=name)["TagSet"]
-        except ClientError as exc:
-            if error_code(exc) != "NoSuchTagSet":
-                raise
-            tag_set = []
-        tags = {t["Key"]: t["Value"] for t in tag_set if not t["Key"].startswith("aws:")}
-        if tags and not (is_owned(ctx, tags) and tags[ADDRESS_TAG] == address):
+        """The bucket exists in this account: carry on if ``foreign`` says it is ours (tagged for
+        ``address``, or without tags: an earlier run stopped between CreateBucket and tagging)."""
+        tags = bucket_tags(ctx, name) or {}
+        why = foreign(tags, ctx.cluster, address)
+        if why is not None:
             raise CloudError(
-                f"bucket {name} already exists in this AWS account and is not this cluster's "
-                f"(tags {json.dumps(tags, sort_keys=True)}); choose another storage.bucket_name",
+                f"bucket {name} already exists in this AWS account and {why}; "
+                "choose another storage.bucket_name",
                 address=address,
                 aws_id=name,
                 code="BucketAlreadyOwnedByYou",

@@ -19,6 +19,7 @@ from byoc.resources.base import (
     CLUSTER_TAG,
     AwsContext,
     ResourceType,
+    address_of,
     error_code,
     is_owned,
     tag_list,
@@ -53,7 +54,7 @@ class SecretsManagerSecret(ResourceType):
                 tags = _tags(secret)
                 # the two filters match independently: keep what is really ours
                 if is_owned(ctx, tags) and not secret.get("DeletedDate"):
-                    out.append(self._live(tags[ADDRESS_TAG], secret))
+                    out.append(self._live(address_of(tags, self.kind, secret["ARN"]), secret))
         return sorted(out, key=lambda live: live.address)
 
     def _live(
@@ -140,7 +141,7 @@ class SecretsManagerSecret(ResourceType):
                 retryable=True,
             )
         tags = _tags(secret)
-        if not (is_owned(ctx, tags) and tags[ADDRESS_TAG] == address):
+        if not (is_owned(ctx, tags) and tags.get(ADDRESS_TAG) == address):
             raise CloudError(
                 f"a secret named {name} already exists (or is scheduled for deletion) and is not this "
                 "cluster's; delete or rename it",

@@ -24,6 +24,7 @@ from byoc.resources.base import (
     tag_specs,
     tags_dict,
     update_ec2_tags,
+    with_address,
 )
 
 DIRECTIONS = ("ingress", "egress")
@@ -71,7 +72,7 @@ class SecurityGroup(ResourceType):
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         groups = self._describe(ctx, owned_filter(ctx))
-        return [self._live(ctx, g) for g in groups if is_owned(ctx, tags_dict(g.get("Tags")))]
+        return [with_address(self._live(ctx, g)) for g in groups if is_owned(ctx, tags_dict(g.get("Tags")))]
 
     def find(self, ctx: AwsContext, address: str) -> Live | None:
         """A fresh look (no memo) for the group tagged with ``address``."""
@@ -109,7 +110,7 @@ class SecurityGroup(ResourceType):
         ]
         for group in self._describe(ctx, filters):
             tags = tags_dict(group.get("Tags"))
-            if is_owned(ctx, tags) and tags[ADDRESS_TAG] == address:
+            if is_owned(ctx, tags) and tags.get(ADDRESS_TAG) == address:
                 return str(group["GroupId"])
         raise exc
 

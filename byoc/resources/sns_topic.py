@@ -20,6 +20,7 @@ from byoc.resources.base import (
     ADDRESS_TAG,
     AwsContext,
     ResourceType,
+    address_of,
     error_code,
     is_owned,
     tag_list,
@@ -69,7 +70,7 @@ class SnsTopic(ResourceType):
         arn = sns.create_topic(Name=name)["TopicArn"]  # the existing topic's ARN, nothing made
         tags = {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(ResourceArn=arn)["Tags"]}
         attributes = _attributes(ctx, arn)
-        if attributes is None or not (is_owned(ctx, tags) and tags[ADDRESS_TAG] == address):
+        if attributes is None or not (is_owned(ctx, tags) and tags.get(ADDRESS_TAG) == address):
             raise exc
         return self._live(arn, attributes, own_tags(tags))
 
@@ -108,7 +109,7 @@ class SnsTopic(ResourceType):
                 "tags": tags,
             }
         )
-        return Live(tags[ADDRESS_TAG], self.kind, arn, props, {"arn": arn})
+        return Live(address_of(tags, self.kind, arn), self.kind, arn, props, {"arn": arn})
 
 
 def _props(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from byoc.resources._ec2 import delete_then_wait, ec2_arn, found, owned_items, u
 from byoc.resources.base import (
     AwsContext,
     ResourceType,
+    address_of,
     tag_list,
     tag_specs,
     update_ec2_tags,
@@ -80,7 +81,8 @@ class Subnet(ResourceType):
             }
         )
         arn = subnet.get("SubnetArn") or ec2_arn(ctx, subnet["OwnerId"], f"subnet/{subnet['SubnetId']}")
-        return Live(address or tags["byoc:address"], self.kind, subnet["SubnetId"], props, {"arn": arn})
+        aws_id = subnet["SubnetId"]
+        return Live(address or address_of(tags, self.kind, aws_id), self.kind, aws_id, props, {"arn": arn})
 
 
 def _props(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -221,7 +221,7 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
 def _attachment_address(ctx: AwsContext, vol: Mapping[str, Any]) -> str | None:
     """``aws_volume_attachment.<name>["<key>"]`` for an owned data volume, else None."""
     tags = user_tags(vol)
-    if not is_owned(ctx, tags):
+    if not is_owned(ctx, tags) or ADDRESS_TAG not in tags:  # a root volume, or an unmanaged one
         return None
     try:
         kind, name, key = parse_address(tags[ADDRESS_TAG])

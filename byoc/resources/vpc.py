@@ -14,6 +14,7 @@ from byoc.resources._ec2 import delete_then_wait, describe_owned, ec2_arn, found
 from byoc.resources.base import (
     AwsContext,
     ResourceType,
+    address_of,
     is_not_found,
     tag_list,
     tag_specs,
@@ -90,7 +91,8 @@ class Vpc(ResourceType):
         tags = user_tags(vpc)
         props = _props({"cidr_block": vpc["CidrBlock"], **dns, "tags": tags})
         attrs = {"arn": ec2_arn(ctx, vpc["OwnerId"], f"vpc/{vpc['VpcId']}")}
-        return Live(address or tags["byoc:address"], self.kind, vpc["VpcId"], props, attrs)
+        aws_id = vpc["VpcId"]
+        return Live(address or address_of(tags, self.kind, aws_id), self.kind, aws_id, props, attrs)
 
 
 def _props(props: Mapping[str, Any]) -> dict[str, Any]:

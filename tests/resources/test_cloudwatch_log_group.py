@@ -71,14 +71,16 @@ def test_no_retention_means_never_expire(ctx: AwsContext) -> None:
     assert KIND.discover(ctx) == [live] and live.props["retention_in_days"] is None
 
 
-def test_discovery_is_per_cluster_and_needs_an_address(ctx: AwsContext) -> None:
+def test_discovery_is_per_cluster_and_without_an_address_unmanaged(ctx: AwsContext) -> None:
     live = KIND.create(ctx, ADDR, props())
     logs = ctx.client("logs")
     logs.create_log_group(logGroupName="/aws/proton/untagged")
     logs.create_log_group(logGroupName="/aws/proton/no-address", tags={"byoc:cluster": "test"})
     other = AwsContext(cluster="other", region="us-west-2", sleep=lambda s: None, poll_delay=0.01)
     assert KIND.discover(other) == []
-    assert KIND.discover(ctx) == [live]
+    found = {x.address: x.id for x in KIND.discover(ctx)}
+    unmanaged = 'aws_cloudwatch_log_group.unmanaged["/aws/proton/no-address"]'
+    assert found == {ADDR: live.id, unmanaged: "/aws/proton/no-address"}
 
 
 def test_discovery_reads_groups_in_one_describe_by_common_prefix(ctx: AwsContext) -> None:

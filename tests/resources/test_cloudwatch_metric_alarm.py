@@ -100,13 +100,14 @@ def test_discovery_normalises_aws_defaults_and_order(ctx: AwsContext) -> None:
     assert isinstance(live.props["threshold"], float)
 
 
-def test_discovery_is_per_cluster_and_needs_an_address(ctx: AwsContext) -> None:
+def test_discovery_is_per_cluster_and_without_an_address_unmanaged(ctx: AwsContext) -> None:
     live = KIND.create(ctx, ADDR, props())
     put_raw(ctx, "someone-else", {"owner": "x"})
     put_raw(ctx, "no-address", {"byoc:cluster": "test"})
     other = AwsContext(cluster="other", region="us-west-2", sleep=lambda s: None, poll_delay=0.01)
     assert KIND.discover(other) == []
-    assert KIND.discover(ctx) == [live]
+    found = {x.address: x.id for x in KIND.discover(ctx)}
+    assert found == {ADDR: live.id, 'aws_cloudwatch_metric_alarm.unmanaged["no-address"]': "no-address"}
 
 
 def test_several_alarms_are_described_in_one_call(ctx: AwsContext) -> None:

@@ -168,7 +168,7 @@ def test_us_east_1_has_no_location_constraint(moto: None) -> None:
     assert KIND.discover(east) == [live]
 
 
-def test_discovery_is_per_cluster_and_needs_an_address(ctx: AwsContext) -> None:
+def test_discovery_is_per_cluster_and_without_an_address_unmanaged(ctx: AwsContext) -> None:
     live = KIND.create(ctx, ADDR, props())
     s3 = ctx.client("s3")
     s3.create_bucket(Bucket="byoc-no-address", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
@@ -176,7 +176,8 @@ def test_discovery_is_per_cluster_and_needs_an_address(ctx: AwsContext) -> None:
         Bucket="byoc-no-address", Tagging={"TagSet": [{"Key": "byoc:cluster", "Value": "test"}]}
     )
     assert KIND.discover(other_ctx()) == []
-    assert KIND.discover(ctx) == [live]
+    found = {x.address: x.id for x in KIND.discover(ctx)}
+    assert found == {ADDR: live.id, 'aws_s3_bucket.unmanaged["byoc-no-address"]': "byoc-no-address"}
     assert KIND.find(ctx, ADDR) == live and KIND.find(other_ctx(), ADDR) is None
 
 

@@ -114,14 +114,18 @@ def test_discovery_is_one_filtered_list_and_per_cluster(ctx: AwsContext) -> None
         {"Key": "byoc:cluster", "Value": "other"}, {"Key": "env", "Value": "test"}])
     client.create_secret(Name="no-address", SecretString="x", Tags=[{"Key": "byoc:cluster", "Value": "test"}])
     seen = calls(ctx)
-    assert KIND.discover(ctx) == [live]
+    found = KIND.discover(ctx)
+    # the cluster-tagged one without an address is unmanaged; the decoy is not ours
+    assert [(x.attrs["name"], x.address) for x in found if x != live] == [
+        ("no-address", f'aws_secretsmanager_secret.unmanaged["{x.id}"]') for x in found if x != live]
+    assert live in found and len(found) == 2
     assert [op for op, _ in seen] == ["ListSecrets"]
     assert seen[0][1]["IncludePlannedDeletion"] is False
     assert seen[0][1]["Filters"] == [
         {"Key": "tag-key", "Values": ["byoc:cluster"]},
         {"Key": "tag-value", "Values": ["test"]},
     ]
-    assert KIND.discover(other_ctx()) == []
+    assert [x.attrs["name"] for x in KIND.discover(other_ctx())] == ["decoy"]  # the other cluster's
 
 
 def test_update_description_key_and_tags_keeps_the_value(ctx: AwsContext) -> None:

@@ -60,14 +60,15 @@ def test_create_equals_discover(ctx: AwsContext, key: str | None) -> None:
     assert KIND.discover(ctx) == [live]
 
 
-def test_discovery_is_per_cluster_and_needs_an_address(ctx: AwsContext) -> None:
+def test_discovery_is_per_cluster_and_without_an_address_unmanaged(ctx: AwsContext) -> None:
     live = KIND.create(ctx, ADDR, props())
     sns = ctx.client("sns")
     sns.create_topic(Name="someone-elses")
-    sns.create_topic(Name="no-address", Tags=[{"Key": "byoc:cluster", "Value": "test"}])
+    arn = sns.create_topic(Name="no-address", Tags=[{"Key": "byoc:cluster", "Value": "test"}])["TopicArn"]
     other = AwsContext(cluster="other", region="us-west-2", sleep=lambda s: None, poll_delay=0.01)
     assert KIND.discover(other) == []
-    assert KIND.discover(ctx) == [live]
+    found = {x.address: x.id for x in KIND.discover(ctx)}
+    assert found == {ADDR: live.id, f'aws_sns_topic.unmanaged["{arn}"]': arn}
 
 
 def test_topic_listed_by_a_stale_tagging_index_is_skipped(ctx: AwsContext) -> None:

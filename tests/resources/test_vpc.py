@@ -69,16 +69,16 @@ def test_create_sets_each_dns_flag_in_its_own_call(ctx: AwsContext) -> None:
     assert sorted(KIND.discover(ctx), key=lambda v: v.address) == [live2, live]
 
 
-def test_discovery_is_per_cluster_and_needs_an_address(ctx: AwsContext) -> None:
+def test_discovery_is_per_cluster_and_without_an_address_unmanaged(ctx: AwsContext) -> None:
     KIND.create(ctx, ADDR, props())
     ec2 = ctx.client("ec2")
-    ec2.create_vpc(
+    stray = ec2.create_vpc(
         CidrBlock="10.9.0.0/16",
         TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "byoc:cluster", "Value": "test"}]}],
-    )
+    )["Vpc"]["VpcId"]
     other = AwsContext(cluster="other", region="us-west-2", sleep=lambda s: None, poll_delay=0.01)
     assert KIND.discover(other) == []
-    assert [v.address for v in KIND.discover(ctx)] == [ADDR]
+    assert sorted(v.address for v in KIND.discover(ctx)) == sorted([ADDR, f'aws_vpc.unmanaged["{stray}"]'])
 
 
 def test_update_dns_and_tags_in_place(ctx: AwsContext) -> None:
