@@ -136,6 +136,9 @@ MAX_ATTEMPTS = 11
 CONNECT_ATTEMPTS = 3
 CONNECT_BACKOFF = 0.5
 
+#: How often ``AwsContext.mutate`` makes a sub-call whose answers say it may not have happened.
+SUBCALL_ATTEMPTS = 5
+
 #: The botocore errors that mean the request never reached AWS: its endpoint cannot be reached.
 UNREACHABLE_ERRORS = frozenset({"EndpointConnectionError", "ConnectTimeoutError", "ProxyConnectionError"})
 
@@ -626,6 +629,45 @@ class AwsContext:
                     raise
                 self.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, 30.0)
+
+    def mutate(
+        self,
+        call: Callable[[], T],
+        *,
+        done: Callable[[], bool] | None = None,
+        already: Iterable[str] = (),
+        attempts: int = SUBCALL_ATTEMPTS,
+    ) -> T | None:
+        """A mutating sub-call of a create or update (CreateRoute in a route table's create,
+        AddRoleToInstanceProfile, CreateAlias …), retried the way the executor retries creates.
+
+        An answer after which AWS may have done the work anyway (a 5xx, a dropped connection: the
+        SDK does not repeat such a create-like call), or throttling that outlasted the SDK's
+        attempts, is looked at before the call is made again: ``done()`` reads back whether the
+        change is in place. An answer whose code is in ``already`` (the call's "already exists" or
+        "already done", e.g. to the SDK's own repeat of a call whose first answer was lost) means
+        it may be: confirmed by ``done()`` when given. Returns the call's answer, or None when the
+        work was found done; any other error is raised at once, and the last one after
+        ``attempts`` tries.
+        """
+        already = frozenset(already)
+        delay = 1.0
+        for attempt in range(attempts):
+            try:
+                return call()
+            except Exception as exc:
+                code = error_code(exc)
+                if code in already:
+                    if done is None or done():
+                        return None
+                    raise
+                if not (maybe_done(exc) or code in THROTTLING_CODES) or attempt == attempts - 1:
+                    raise
+            if done is not None and done():
+                return None
+            self.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
 
     def wait(self, client: Any, waiter: str, *, timeout: float = 900.0, **params: Any) -> None:
         """Block on a boto3 waiter, polling every ``poll_delay`` seconds for at most ``timeout``."""
