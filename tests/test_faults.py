@@ -4,6 +4,11 @@ a non-retryable error stops only its branch, with a clear message."""
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,7 +16,7 @@ import pytest
 
 from byoc.engine import Engine
 from byoc.planner import PlanOptions
-from byoc.resources.base import AwsContext
+from byoc.resources.base import CONNECT_ATTEMPTS, AwsContext
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
 from tests.awsrealism import free_eips_of_deleted_nat_gateways
@@ -224,3 +229,62 @@ def test_retries_never_run_out_in_a_long_run(moto: None) -> None:
         faults.script["DescribeVpcs"] = ["InternalError", "InternalError"]
         assert ec2.describe_vpcs()["ResponseMetadata"]["RetryAttempts"] == 2
     assert faults.total == 120
+
+
+# -- AWS cannot be reached, or no credentials: the real CLI, one message, within seconds ---------------
+def cli(args: list[str], endpoint: str, credentials: bool = True) -> subprocess.CompletedProcess[str]:
+    """``byoc ARGS`` in a subprocess pointed at ``endpoint``, with no AWS configuration but the
+    environment's; it must return well before the minute a full retry budget would take."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-west-2", NO_COLOR="1",
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+               AWS_EC2_METADATA_DISABLED="true")
+    if credentials:
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    return subprocess.run([sys.executable, "-m", "byoc", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=45)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def errors(p: subprocess.CompletedProcess[str]) -> list[str]:
+    assert "Traceback" not in p.stdout + p.stderr
+    return [line for line in p.stderr.splitlines() if line.startswith("Error")]
+
+
+@pytest.mark.parametrize("why", ["connection refused", "host name not found"])
+def test_an_unreachable_endpoint_is_reported_once_naming_it(why: str) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port()}" if why == "connection refused" else "http://nonexistent.invalid:1"
+    p = cli(["-v", "plan", "specs/dev.yaml"], endpoint)
+    assert p.returncode == 1
+    assert errors(p) == [f"Error: cannot reach AWS at {endpoint} ({why}): check AWS_ENDPOINT_URL, the "
+                         "network (proxy, VPN, firewall) and the region (aws.region, AWS_REGION) "
+                         "[EndpointConnectionError]"]
+    # -v shows each retry as it happens; no call is tried more than CONNECT_ATTEMPTS times, and once
+    # one has given up, the calls still to come fail without trying
+    tries = re.findall(rf"aws (\S+ \S+) attempt (\d): cannot reach {re.escape(endpoint)} \({why}\); "
+                       r"(trying again in [0-9.]+s|giving up)", p.stderr)
+    assert tries and max(int(n) for _, n, _ in tries) == CONNECT_ATTEMPTS
+    assert all(then.startswith("trying again") for _, n, then in tries if int(n) < CONNECT_ATTEMPTS)
+    assert any(then == "giving up" for _, _, then in tries)
+
+
+def test_preflight_tells_an_unreachable_endpoint_from_bad_credentials() -> None:
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    p = cli(["preflight", "specs/dev.yaml"], endpoint)
+    assert p.returncode == 1
+    assert f"cannot reach AWS at {endpoint} (connection refused): GetCallerIdentity" in p.stdout
+    assert "needs AWS to be reachable" in p.stdout
+    assert "AWS_PROFILE" not in p.stdout and "working AWS credentials" not in p.stdout
+
+
+def test_no_credentials_is_one_message_without_a_kind() -> None:
+    p = cli(["plan", "specs/dev.yaml"], f"http://127.0.0.1:{closed_port()}", credentials=False)
+    assert p.returncode == 1
+    (error,) = errors(p)
+    assert error.startswith("Error: no AWS credentials found: set AWS_PROFILE")
+    assert error.endswith("(see README) [NoCredentialsError]")
