@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -288,3 +289,34 @@ def test_no_credentials_is_one_message_without_a_kind() -> None:
     (error,) = errors(p)
     assert error.startswith("Error: no AWS credentials found: set AWS_PROFILE")
     assert error.endswith("(see README) [NoCredentialsError]")
+
+
+def test_an_endpoint_found_unreachable_is_not_tried_again_for_a_while(
+    moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from byoc.resources import base
+
+    monkeypatch.setattr(base, "CONNECT_BACKOFF", 0.0)
+    sent: list[str] = []
+
+    def refused(request: Any = None, event_name: str = "", **kw: Any) -> None:
+        sent.append(event_name.rsplit(".", 1)[-1])
+        raise EndpointConnectionError(endpoint_url=request.url, error=ConnectionRefusedError(111, "refused"))
+
+    ctx = AwsContext(cluster="test", region="us-west-2", sleep=lambda d: None,
+                     event_hooks=[("before-send", refused)])
+    ec2 = ctx.client("ec2")
+    with pytest.raises(EndpointConnectionError) as first:
+        ec2.describe_vpcs()
+    assert sent == ["DescribeVpcs"] * CONNECT_ATTEMPTS
+    assert base.to_cloud_error(first.value).message.startswith(
+        "cannot reach AWS at https://ec2.us-west-2.amazonaws.com (connection refused)")
+    with pytest.raises(EndpointConnectionError):  # other calls, other threads: at once, not sent
+        ctx.together(ec2.describe_subnets, ec2.describe_security_groups)
+    assert len(sent) == CONNECT_ATTEMPTS
+    monkeypatch.setattr(base, "UNREACHABLE_FOR", 0.0)  # a while later: tried again
+    with pytest.raises(EndpointConnectionError):
+        ec2.describe_subnets()
+    assert sent[CONNECT_ATTEMPTS:] == ["DescribeSubnets"] * CONNECT_ATTEMPTS

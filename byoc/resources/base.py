@@ -135,6 +135,8 @@ MAX_ATTEMPTS = 11
 #: a wrong AWS_ENDPOINT_URL or a network that is down is reported within seconds, not minutes.
 CONNECT_ATTEMPTS = 3
 CONNECT_BACKOFF = 0.5
+#: How long an endpoint found unreachable stays so: calls to it fail at once meanwhile (seconds).
+UNREACHABLE_FOR = 60.0
 
 #: How often ``AwsContext.mutate`` makes a sub-call whose answers say it may not have happened.
 SUBCALL_ATTEMPTS = 5
@@ -349,15 +351,15 @@ class SdkRetries:
       (the adaptive mode's client-side rate limiter still slows a throttled client).
     - A create answered 5xx or cut off is not repeated (``no_blind_repeat``).
     - An endpoint that cannot be reached is tried ``CONNECT_ATTEMPTS`` times, then remembered for
-      the context's life: later calls to it fail at once (``gate``), in every thread, so a wrong
-      AWS_ENDPOINT_URL or a network that is down is reported within seconds.
+      ``UNREACHABLE_FOR`` seconds: calls to it meanwhile fail at once (``gate``), in every thread,
+      so a wrong AWS_ENDPOINT_URL or a network that is down is reported within seconds.
     - Every retry is logged to ``byoc.aws`` as it happens (``byoc -v``).
     """
 
     def __init__(self, log: Any) -> None:
         self.log = log
-        #: endpoint (``scheme://host:port``) → the error that showed it cannot be reached
-        self.unreachable: dict[str, BaseException] = {}
+        #: endpoint (``scheme://host:port``) → the error that showed it cannot be reached, and when
+        self.unreachable: dict[str, tuple[BaseException, float]] = {}
         self._lock = threading.Lock()
 
     def register(self, client: Any) -> None:
@@ -384,9 +386,11 @@ class SdkRetries:
         """``before-send``: a call to an endpoint already found unreachable fails at once."""
         if not self.unreachable or request is None:
             return
-        found = self.unreachable.get(endpoint_of(str(request.url)))
-        if found is not None:
-            raise type(found)(**{**getattr(found, "kwargs", {}), "endpoint_url": request.url})
+        found, since = self.unreachable.get(endpoint_of(str(request.url)), (None, 0.0))
+        if found is not None and time.monotonic() - since < UNREACHABLE_FOR:
+            err = type(found)(**{**getattr(found, "kwargs", {}), "endpoint_url": request.url})
+            err.byoc_gated = True  # type: ignore[attr-defined]
+            raise err
 
     def needs_retry(
         self, policy: Any, adapter: Any, response: Any = None, attempts: int = 1, operation: Any = None,
@@ -418,12 +422,12 @@ class SdkRetries:
 
     def _unreachable(self, what: tuple[str, str, int], exc: BaseException) -> float | None:
         endpoint = endpoint_of(str(getattr(exc, "kwargs", {}).get("endpoint_url") or ""))
-        if endpoint in self.unreachable:  # known already (the gate refused it): no new attempt
+        if getattr(exc, "byoc_gated", False):  # known already (the gate refused it): no new attempt
             return None
         why = why_unreachable(exc)
         if what[2] >= CONNECT_ATTEMPTS:
             with self._lock:
-                self.unreachable.setdefault(endpoint, exc)
+                self.unreachable[endpoint] = (exc, time.monotonic())
             self.log.info("aws %s %s attempt %d: cannot reach %s (%s); giving up", *what, endpoint, why)
             return None
         delay = float(CONNECT_BACKOFF * 2 ** (what[2] - 1) * (0.75 + random.random() / 4))
