@@ -208,6 +208,12 @@ def test_lost_answers_to_sub_calls_of_creates_are_looked_at_before_repeating(
     rt = ec2.describe_route_tables(RouteTableIds=[state.resources["aws_route_table.public"].id])
     routes = [r for r in rt["RouteTables"][0]["Routes"] if r.get("Origin") == "CreateRoute"]
     assert [r["DestinationCidrBlock"] for r in routes] == ["0.0.0.0/0"]
+    # an update's sub-call: ModifyVolume repeated by the SDK after its answer was lost (AWS would
+    # answer IncorrectModificationState: the volume is being modified already)
+    grow = FaultInjector(lose={"ModifyVolume": 1}, script={"ModifyVolume": ["IncorrectModificationState"]})
+    converge(engine(tmp_path, grow, "specs/dev.yaml", "security.encryption.create_kms_key=true",
+                    "compute.disk_size_gb=30"))
+    assert grow.injected == {"ModifyVolume:lost": 1, "ModifyVolume:IncorrectModificationState": 1}
 
 
 def test_retries_never_run_out_in_a_long_run(moto: None) -> None:
