@@ -9,7 +9,7 @@ from typing import Any
 
 from byoc.errors import CloudError
 from byoc.model import DEFAULT_PARALLELISM, Live
-from byoc.resources.base import ResourceType, to_cloud_error
+from byoc.resources.base import ResourceType, is_run_problem, to_cloud_error
 
 
 def discover(
@@ -17,8 +17,10 @@ def discover(
 ) -> dict[str, Live]:
     """Run every kind's discovery concurrently; map address → Live.
 
-    A kind that fails raises a CloudError naming the kind. Two AWS resources claiming one
-    address (a duplicate left by a crash or a copy made by hand) are reported, never merged.
+    A kind that fails raises a CloudError naming the kind. A problem of the whole run (no or bad
+    credentials, AWS not reachable) stops the kinds not yet started and is reported once, without
+    a kind. Two AWS resources claiming one address (a duplicate left by a crash or a copy made by
+    hand) are reported, never merged.
     """
     passes = getattr(ctx, "discovery_pass", None)
     with passes() if callable(passes) else contextlib.nullcontext():
@@ -33,11 +35,17 @@ def _discover(kinds: Mapping[str, ResourceType], ctx: Any, parallelism: int) -> 
         errors: list[CloudError] = []
         for fut in cf.as_completed(futures):
             name = futures[fut]
+            if fut.cancelled():
+                continue
             try:
                 lives = fut.result()
             except Exception as exc:
                 err = to_cloud_error(exc)
-                errors.append(CloudError(f"discovering {name}: {err}", code=err.code))
+                if is_run_problem(err):
+                    for other in futures:  # the others would only meet the same problem
+                        other.cancel()
+                    raise CloudError(err.message, code=err.code) from exc
+                errors.append(CloudError(f"discovering {name}: {err.message}", code=err.code))
                 continue
             for live in lives:
                 if live.address in found:

@@ -78,6 +78,11 @@ class CloudError(ByocError):
         self.code = code
         self.retryable = retryable
 
+    @property
+    def message(self) -> str:
+        """The message alone: without the address, the AWS id and the code that ``str()`` adds."""
+        return super().__str__()
+
     def __str__(self) -> str:
         where = ""
         if self.address:

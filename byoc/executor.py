@@ -441,7 +441,7 @@ class Executor:
 
 
 #: how often a create answered 5xx is looked for and tried again before its failure is reported
-CREATE_ATTEMPTS = 4
+CREATE_ATTEMPTS = 6
 
 
 @contextlib.contextmanager

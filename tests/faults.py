@@ -8,7 +8,8 @@ answers chosen operations with chosen error codes (AWS's eventual-consistency er
 botocore runs every ``before-send`` handler, moto's too, and uses the first answer. A refused call
 (throttled, 503) must not reach moto, so the hook points the request at an address moto does not
 serve, and puts it back when botocore sends the same request again (the retry). A *lost* answer
-(``lost`` > 0: a 500 after AWS did the work) lets moto act and then answers 500 anyway.
+(``lost`` > 0: a 500 after AWS did the work) lets moto act and then answers 500 anyway; ``lose``
+does so for the first calls of chosen operations.
 """
 
 from __future__ import annotations
@@ -52,12 +53,15 @@ TRANSIENT = [(500, "InternalError"), (503, "ServiceUnavailable")]
 class FaultInjector:
     """Answer a ``rate`` fraction of calls with a transient fault, plus a burst of ``burst`` faults
     in a row every ``burst_every`` calls; or ``script``: {operation: [code or (code, message)…]}
-    answered in order; ``lost``: a fraction of calls done by moto but answered 500."""
+    answered in order; ``lost``: a fraction of calls done by moto but answered 500; ``lose``:
+    {operation: n}, its first n calls done by moto but answered 500."""
 
     def __init__(self, rate: float = 0.0, seed: int = 0, burst_every: int = 0, burst: int = 0,
-                 script: Mapping[str, list[str | tuple[str, str]]] | None = None, lost: float = 0.0) -> None:
+                 script: Mapping[str, list[str | tuple[str, str]]] | None = None, lost: float = 0.0,
+                 lose: Mapping[str, int] | None = None) -> None:
         self.rate = rate
         self.lost = lost
+        self.lose = dict(lose or {})
         self.rng = random.Random(seed)
         self.burst_every, self.burst = burst_every, burst
         self.script = {op: list(codes) for op, codes in (script or {}).items()}
@@ -74,6 +78,10 @@ class FaultInjector:
             del request.byoc_url
         with self._lock:
             self.calls += 1
+            if self.lose.get(op):
+                self.lose[op] -= 1
+                self.injected[f"{op}:lost"] += 1
+                return error_response(service, request.headers, 500, "InternalError", "injected after")
             if self.lost and self.rng.random() < self.lost:
                 self.injected["lost:InternalError"] += 1
                 return error_response(service, request.headers, 500, "InternalError", "injected after")

@@ -4,13 +4,20 @@ a non-retryable error stops only its branch, with a clear message."""
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from byoc.engine import Engine
 from byoc.planner import PlanOptions
-from byoc.resources.base import AwsContext
+from byoc.resources.base import CONNECT_ATTEMPTS, AwsContext
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
 from tests.awsrealism import free_eips_of_deleted_nat_gateways
@@ -145,3 +152,177 @@ def test_the_sdk_repeats_a_5xx_read_but_not_a_5xx_create(moto: None) -> None:
                      event_hooks=[("before-send", throttled.hook)])
     vpc = ctx.client("ec2").create_vpc(CidrBlock="10.1.0.0/16")
     assert vpc["ResponseMetadata"]["RetryAttempts"] == 1  # throttled: AWS did nothing, so repeat
+
+
+
+def duplicates(cluster: str, region: str) -> dict[str, int]:
+    """Addresses carrying more than one live AWS resource of ``cluster`` (counted by tag)."""
+    import boto3
+
+    from tests.killcli import owned
+
+    aws = SimpleNamespace(client=lambda service: boto3.client(service, region_name=region))
+    return {a: n for a, n in owned(aws, cluster).items() if n > 1}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("spec", "rate", "seed"), [
+    ("specs/dev.yaml", 0.25, 11),
+    ("specs/prod.yaml", 0.30, 7),
+])
+def test_sustained_faults_converge_in_one_run_without_duplicates(
+    moto: None, tmp_path: Path, spec: str, rate: float, seed: int
+) -> None:
+    """A quarter to a third of all calls throttled or answered 5xx, for a whole apply and destroy
+    on one engine: each converges in ONE run (sub-calls of creates are retried too, and the SDK's
+    retry quota never runs dry), nothing is made twice."""
+    faults = FaultInjector(rate=rate, seed=seed)
+    eng = engine(tmp_path, faults, spec)
+    converge(eng)
+    assert duplicates(eng.spec.cluster_name, eng.spec.region) == {}
+    converge(eng, destroy=True)
+    print(f"\n{spec} at {rate:.0%} (seed {seed}): {faults.total} faults in {faults.calls} calls")
+    # far more faults than botocore's retry quota (500 tokens, 14 per 5xx retry) would have allowed
+    assert faults.injected["InternalError"] + faults.injected["ServiceUnavailable"] > 500 / 14
+
+
+#: sub-calls of creates that are not safe to repeat blindly, and each one's answer when repeated
+#: after AWS did the work: CreateRoute (not repeated by the SDK after a 5xx: byoc repeats it and
+#: reads RouteAlreadyExists), AttachInternetGateway (Resource.AlreadyAssociated),
+#: AddRoleToInstanceProfile (LimitExceeded), CreateAlias (AlreadyExistsException), AttachVolume
+#: (VolumeInUse) — each checked by reading back before it counts as done
+LOST_SUB_CALLS = {"CreateRoute": 2, "AttachInternetGateway": 1, "AddRoleToInstanceProfile": 1,
+                  "CreateAlias": 1, "AttachVolume": 1}
+
+
+def test_lost_answers_to_sub_calls_of_creates_are_looked_at_before_repeating(
+    moto: None, tmp_path: Path
+) -> None:
+    faults = FaultInjector(lose=LOST_SUB_CALLS)
+    eng = engine(tmp_path, faults, "specs/dev.yaml", "security.encryption.create_kms_key=true")
+    converge(eng)  # in one run
+    assert faults.injected == {f"{op}:lost": n for op, n in LOST_SUB_CALLS.items()}
+    assert duplicates(eng.spec.cluster_name, eng.spec.region) == {}
+    ec2 = eng.ctx.client("ec2")
+    state = eng.state()
+    assert state is not None
+    rt = ec2.describe_route_tables(RouteTableIds=[state.resources["aws_route_table.public"].id])
+    routes = [r for r in rt["RouteTables"][0]["Routes"] if r.get("Origin") == "CreateRoute"]
+    assert [r["DestinationCidrBlock"] for r in routes] == ["0.0.0.0/0"]
+    # an update's sub-call: ModifyVolume repeated by the SDK after its answer was lost (AWS would
+    # answer IncorrectModificationState: the volume is being modified already)
+    grow = FaultInjector(lose={"ModifyVolume": 1}, script={"ModifyVolume": ["IncorrectModificationState"]})
+    converge(engine(tmp_path, grow, "specs/dev.yaml", "security.encryption.create_kms_key=true",
+                    "compute.disk_size_gb=30"))
+    assert grow.injected == {"ModifyVolume:lost": 1, "ModifyVolume:IncorrectModificationState": 1}
+
+
+def test_retries_never_run_out_in_a_long_run(moto: None) -> None:
+    """botocore's standard and adaptive modes stop retrying once a client's retry quota is spent
+    (500 tokens, 14 per 5xx retry, given back only by calls that succeed at once): a long run under
+    sustained 5xx would then fail at its next fault (RetryQuotaReached). byoc's clients keep their
+    backoff and attempt limit, and no quota."""
+    faults = FaultInjector()
+
+    def as_500(**kw):  # type: ignore[no-untyped-def]
+        resp = faults.hook(**kw)
+        if resp is not None:
+            resp.status_code = 500
+        return resp
+
+    ctx = AwsContext(cluster="test", region="us-west-2", sleep=lambda d: None,
+                     event_hooks=[("before-send", as_500)])
+    ec2 = ctx.client("ec2")
+    for _ in range(60):  # 120 retries: 1,680 tokens' worth, 14 given back per call
+        faults.script["DescribeVpcs"] = ["InternalError", "InternalError"]
+        assert ec2.describe_vpcs()["ResponseMetadata"]["RetryAttempts"] == 2
+    assert faults.total == 120
+
+
+# -- AWS cannot be reached, or no credentials: the real CLI, one message, within seconds ---------------
+def cli(args: list[str], endpoint: str, credentials: bool = True) -> subprocess.CompletedProcess[str]:
+    """``byoc ARGS`` in a subprocess pointed at ``endpoint``, with no AWS configuration but the
+    environment's; it must return well before the minute a full retry budget would take."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-west-2", NO_COLOR="1",
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+               AWS_EC2_METADATA_DISABLED="true")
+    if credentials:
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    return subprocess.run([sys.executable, "-m", "byoc", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=45)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def errors(p: subprocess.CompletedProcess[str]) -> list[str]:
+    assert "Traceback" not in p.stdout + p.stderr
+    return [line for line in p.stderr.splitlines() if line.startswith("Error")]
+
+
+@pytest.mark.parametrize("why", ["connection refused", "host name not found"])
+def test_an_unreachable_endpoint_is_reported_once_naming_it(why: str) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port()}" if why == "connection refused" else "http://nonexistent.invalid:1"
+    p = cli(["-v", "plan", "specs/dev.yaml"], endpoint)
+    assert p.returncode == 1
+    assert errors(p) == [f"Error: cannot reach AWS at {endpoint} ({why}): check AWS_ENDPOINT_URL, the "
+                         "network (proxy, VPN, firewall) and the region (aws.region, AWS_REGION) "
+                         "[EndpointConnectionError]"]
+    # -v shows each retry as it happens; no call is tried more than CONNECT_ATTEMPTS times, and once
+    # one has given up, the calls still to come fail without trying
+    tries = re.findall(rf"aws (\S+ \S+) attempt (\d): cannot reach {re.escape(endpoint)} \({why}\); "
+                       r"(trying again in [0-9.]+s|giving up)", p.stderr)
+    assert tries and max(int(n) for _, n, _ in tries) == CONNECT_ATTEMPTS
+    assert all(then.startswith("trying again") for _, n, then in tries if int(n) < CONNECT_ATTEMPTS)
+    assert any(then == "giving up" for _, _, then in tries)
+
+
+def test_preflight_tells_an_unreachable_endpoint_from_bad_credentials() -> None:
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    p = cli(["preflight", "specs/dev.yaml"], endpoint)
+    assert p.returncode == 1
+    assert f"cannot reach AWS at {endpoint} (connection refused): GetCallerIdentity" in p.stdout
+    assert "needs AWS to be reachable" in p.stdout
+    assert "AWS_PROFILE" not in p.stdout and "working AWS credentials" not in p.stdout
+
+
+def test_no_credentials_is_one_message_without_a_kind() -> None:
+    p = cli(["plan", "specs/dev.yaml"], f"http://127.0.0.1:{closed_port()}", credentials=False)
+    assert p.returncode == 1
+    (error,) = errors(p)
+    assert error.startswith("Error: no AWS credentials found: set AWS_PROFILE")
+    assert error.endswith("(see README) [NoCredentialsError]")
+
+
+def test_an_endpoint_found_unreachable_is_not_tried_again_for_a_while(
+    moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from byoc.resources import base
+
+    monkeypatch.setattr(base, "CONNECT_BACKOFF", 0.0)
+    sent: list[str] = []
+
+    def refused(request: Any = None, event_name: str = "", **kw: Any) -> None:
+        sent.append(event_name.rsplit(".", 1)[-1])
+        raise EndpointConnectionError(endpoint_url=request.url, error=ConnectionRefusedError(111, "refused"))
+
+    ctx = AwsContext(cluster="test", region="us-west-2", sleep=lambda d: None,
+                     event_hooks=[("before-send", refused)])
+    ec2 = ctx.client("ec2")
+    with pytest.raises(EndpointConnectionError) as first:
+        ec2.describe_vpcs()
+    assert sent == ["DescribeVpcs"] * CONNECT_ATTEMPTS
+    assert base.to_cloud_error(first.value).message.startswith(
+        "cannot reach AWS at https://ec2.us-west-2.amazonaws.com (connection refused)")
+    with pytest.raises(EndpointConnectionError):  # other calls, other threads: at once, not sent
+        ctx.together(ec2.describe_subnets, ec2.describe_security_groups)
+    assert len(sent) == CONNECT_ATTEMPTS
+    monkeypatch.setattr(base, "UNREACHABLE_FOR", 0.0)  # a while later: tried again
+    with pytest.raises(EndpointConnectionError):
+        ec2.describe_subnets()
+    assert sent[CONNECT_ATTEMPTS:] == ["DescribeSubnets"] * CONNECT_ATTEMPTS

@@ -156,6 +156,26 @@ def test_no_credentials_at_all(ctx: AwsContext) -> None:
     assert checks["bucket"].status == SKIPPED
 
 
+def test_an_unreachable_sts_endpoint_is_not_called_a_credentials_problem(ctx: AwsContext) -> None:
+    def hook(**kwargs: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://sts.us-west-2.amazonaws.com/",
+                                      error=ConnectionRefusedError(111, "Connection refused"))
+
+    on(ctx, "sts", "before-call.sts.GetCallerIdentity", hook)
+    creds = run(ctx)["credentials"]
+    assert creds.status == FAIL
+    assert creds.message.startswith(
+        "cannot reach AWS at https://sts.us-west-2.amazonaws.com (connection refused)")
+    assert "AWS_ENDPOINT_URL" in creds.fix and "AWS_PROFILE" not in creds.fix
+
+
+def test_invalid_credentials_are_told_from_missing_ones(ctx: AwsContext) -> None:
+    refuse(ctx, "sts", "GetCallerIdentity", "InvalidClientTokenId")
+    creds = run(ctx)["credentials"]
+    assert creds.status == FAIL and creds.message.startswith("the AWS credentials are not valid")
+    assert creds.fix.startswith("renew or replace them")
+
+
 def test_a_region_not_enabled_fails_zones_and_skips_the_regional_checks(ctx: AwsContext) -> None:
     refuse(ctx, "ec2", "DescribeAvailabilityZones", "OptInRequired")
     checks = run(ctx)

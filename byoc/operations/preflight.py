@@ -18,7 +18,15 @@ from byoc.operations import quotas
 from byoc.operations.checks import FAIL, OK, SKIPPED, WARN, Check, Skip, reason, type_info, vcpus
 from byoc.plan import CREATE, Plan
 from byoc.resources.ami import resolve_ami
-from byoc.resources.base import CLUSTER_TAG, AwsContext, error_code, tags_dict, to_cloud_error
+from byoc.resources.base import (
+    CLUSTER_TAG,
+    AwsContext,
+    error_code,
+    is_unreachable,
+    tags_dict,
+    to_cloud_error,
+    unreachable_message,
+)
 from byoc.resources.s3_bucket import foreign
 from byoc.spec import Spec
 
@@ -86,7 +94,8 @@ def run_preflight(
                  pool.submit(_guard, "availability-zones", lambda: _zones(ctx, spec))]
         creds, zones = (f.result() for f in first)
         if creds.status == FAIL:
-            reason = "needs working AWS credentials (see the credentials check)"
+            reason = ("needs AWS to be reachable (see the credentials check)" if creds.message.startswith(
+                "cannot reach AWS") else "needs working AWS credentials (see the credentials check)")
             return [creds, *(Check(name, SKIPPED, reason) for name in ORDER[1:])]
         if zones.status == FAIL and not _region_usable(ctx):
             reason = f"needs a usable region; {spec.region} is not (see the availability-zones check)"
@@ -144,8 +153,15 @@ def _credentials(ctx: AwsContext) -> Check:
         who = _identity(ctx)
     except (ClientError, BotoCoreError) as exc:
         code = error_code(exc) or type(exc).__name__
-        if code in CREDENTIAL_CODES or code in {"NoCredentialsError", "PartialCredentialsError"}:
-            return Check("credentials", FAIL, f"no usable AWS credentials ({reason(exc)})", CREDENTIALS_FIX)
+        if is_unreachable(exc):  # the network or the endpoint, not the credentials
+            message = unreachable_message(exc)
+            where, _, fix = message.partition(": check ")
+            return Check("credentials", FAIL, f"{where}: GetCallerIdentity could not be sent", f"check {fix}")
+        if code in {"NoCredentialsError", "PartialCredentialsError"}:
+            return Check("credentials", FAIL, f"no AWS credentials found ({reason(exc)})", CREDENTIALS_FIX)
+        if code in CREDENTIAL_CODES:
+            return Check("credentials", FAIL, f"the AWS credentials are not valid ({reason(exc)})",
+                         f"renew or replace them; {CREDENTIALS_FIX}")
         return Check("credentials", FAIL, f"GetCallerIdentity failed ({reason(exc)})",
                      f"check network access to AWS STS and the credentials; {CREDENTIALS_FIX}")
     return Check("credentials", OK, f"account {who.get('Account')} as {who.get('Arn')}")

@@ -128,6 +128,80 @@ def no_blind_repeat(
     return None
 
 
+#: How often a call is tried in all when AWS throttles it or answers 5xx (botocore's backoff between).
+MAX_ATTEMPTS = 11
+#: How often a call is tried in all when its endpoint cannot be reached (connection refused, host
+#: name not found, no answer to connect), and the wait before the second attempt (doubled after):
+#: a wrong AWS_ENDPOINT_URL or a network that is down is reported within seconds, not minutes.
+CONNECT_ATTEMPTS = 3
+CONNECT_BACKOFF = 0.5
+#: How long an endpoint found unreachable stays so: calls to it fail at once meanwhile (seconds).
+UNREACHABLE_FOR = 60.0
+
+#: How often ``AwsContext.mutate`` makes a sub-call whose answers say it may not have happened.
+SUBCALL_ATTEMPTS = 5
+
+#: The botocore errors that mean the request never reached AWS: its endpoint cannot be reached.
+UNREACHABLE_ERRORS = frozenset({"EndpointConnectionError", "ConnectTimeoutError", "ProxyConnectionError"})
+
+#: Answers that mean the credentials are missing or not valid: a problem of the run, not of a resource.
+CREDENTIAL_CODES = frozenset({
+    "NoCredentialsError", "PartialCredentialsError", "ExpiredToken", "ExpiredTokenException",
+    "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidToken",
+    "RequestExpired", "InvalidAccessKeyId", "TokenRefreshRequired", "UnauthorizedSSOTokenError",
+    "SSOTokenLoadError", "CredentialRetrievalError",
+})
+
+
+def endpoint_of(url: str) -> str:
+    """``scheme://host[:port]`` of a request URL: what a person types as AWS_ENDPOINT_URL."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (a botocore error, or the CloudError made of one) says AWS's endpoint could
+    not be reached at all."""
+    name = exc.code if isinstance(exc, CloudError) else type(exc).__name__
+    return name in UNREACHABLE_ERRORS
+
+
+def is_run_problem(exc: BaseException) -> bool:
+    """Whether ``exc`` is a problem of the whole run (no credentials, bad credentials, AWS not
+    reachable) rather than of one resource or kind: reported once, without a resource's name."""
+    code = exc.code if isinstance(exc, CloudError) else (error_code(exc) or type(exc).__name__)
+    return code in UNREACHABLE_ERRORS or code in CREDENTIAL_CODES
+
+
+def why_unreachable(exc: BaseException) -> str:
+    """In a few words, why the endpoint could not be reached: "connection refused", "host name not
+    found", "no answer within the connect timeout" …"""
+    if type(exc).__name__ == "ConnectTimeoutError":
+        return "no answer within the connect timeout"
+    if type(exc).__name__ == "ProxyConnectionError":
+        return "the proxy cannot be reached"
+    cause = getattr(exc, "kwargs", {}).get("error")
+    text = f"{type(cause).__name__} {cause} {exc}".lower()
+    if any(s in text for s in ("nameresolution", "resolve", "name or service not known", "nodename nor",
+                               "getaddrinfo", "gaierror", "no address associated")):
+        return "host name not found"
+    if "refused" in text:
+        return "connection refused"
+    if "timed out" in text:
+        return "connection timed out"
+    if "unreachable" in text:
+        return "network unreachable"
+    return "no connection"
+
+
+def unreachable_message(exc: BaseException) -> str:
+    url = endpoint_of(str(getattr(exc, "kwargs", {}).get("endpoint_url") or ""))
+    return (f"cannot reach AWS at {url or 'its endpoint'} ({why_unreachable(exc)}): check AWS_ENDPOINT_URL, "
+            "the network (proxy, VPN, firewall) and the region (aws.region, AWS_REGION)")
+
+
 def maybe_done(exc: BaseException) -> bool:
     """Whether a failed create may have made its resource anyway (see MAYBE_DONE_CODES)."""
     code = error_code(exc) or getattr(exc, "code", None) or type(exc).__name__
@@ -195,6 +269,9 @@ def to_cloud_error(exc: BaseException, address: str | None = None, aws_id: str |
         hint = HINTS.get(code)
         if hint is None and code in {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}:
             hint = HINTS["AccessDenied"]
+        if hint is None and code in CREDENTIAL_CODES:
+            hint = ("The AWS credentials in use are not valid (expired, revoked or mistyped): renew them "
+                    "(`aws sso login`, `aws configure`) or choose others with AWS_PROFILE")
         if hint:
             text = f"{text.rstrip('.')}. {hint}"
         return CloudError(text, address=address, aws_id=aws_id, code=code)
@@ -207,8 +284,10 @@ def to_cloud_error(exc: BaseException, address: str | None = None, aws_id: str |
             aws_id=aws_id,
             code=name,
         )
-    if name in {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"}:
-        return CloudError(f"cannot reach AWS: {exc}", address=address, aws_id=aws_id, code=name)
+    if name in UNREACHABLE_ERRORS:
+        return CloudError(unreachable_message(exc), address=address, aws_id=aws_id, code=name)
+    if name in {"ReadTimeoutError", "ConnectionClosedError"}:
+        return CloudError(f"AWS did not answer: {exc}", address=address, aws_id=aws_id, code=name)
     return CloudError(f"{name}: {exc}", address=address, aws_id=aws_id, code=name)
 
 
@@ -232,7 +311,6 @@ class CallRecorder:
         events.register_first("before-call", self._before)
         events.register_first("after-call", self._after)
         events.register_first("after-call-error", self._after_error)
-        events.register("needs-retry", self._retry)
 
     @staticmethod
     def _name(model: Any) -> tuple[str, str]:
@@ -261,15 +339,114 @@ class CallRecorder:
             service, action = self._name(model)
             self.log.info("aws %s %s failed: %s", service, action, type(exception).__name__)
 
-    def _retry(self, attempts: int = 0, response: Any = None, operation: Any = None, **kwargs: Any) -> None:
-        if response is None or operation is None:
+
+class SdkRetries:
+    """The ``needs-retry`` handler of every client byoc makes, in place of botocore's standard one,
+    whose error classification, attempt limit and backoff it keeps. What it changes:
+
+    - No retry quota. botocore's standard and adaptive modes keep a token bucket per client (500
+      tokens; a 5xx retry takes 14, a throttled one 5, a success gives 1 back) that sustained faults
+      drain in a long run; once dry, every error is raised at its first occurrence
+      (``RetryQuotaReached``). Here retries are bounded by ``MAX_ATTEMPTS`` and the backoff only
+      (the adaptive mode's client-side rate limiter still slows a throttled client).
+    - A create answered 5xx or cut off is not repeated (``no_blind_repeat``).
+    - An endpoint that cannot be reached is tried ``CONNECT_ATTEMPTS`` times, then remembered for
+      ``UNREACHABLE_FOR`` seconds: calls to it meanwhile fail at once (``gate``), in every thread,
+      so a wrong AWS_ENDPOINT_URL or a network that is down is reported within seconds.
+    - Every retry is logged to ``byoc.aws`` as it happens (``byoc -v``).
+    """
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        #: endpoint (``scheme://host:port``) → the error that showed it cannot be reached, and when
+        self.unreachable: dict[str, tuple[BaseException, float]] = {}
+        self._lock = threading.Lock()
+
+    def register(self, client: Any) -> None:
+        """Put this handler in place of botocore's (same event, same unique id) on ``client``."""
+        import functools
+
+        from botocore.retries import standard
+
+        service_id = client.meta.service_model.service_id.hyphenize()
+        events = client.meta.events
+        unique_id = f"retry-config-{service_id}"
+        events.unregister(f"needs-retry.{service_id}", unique_id=unique_id)
+        adapter = standard.RetryEventAdapter()
+        policy = standard.RetryPolicy(
+            retry_checker=standard.StandardRetryConditions(max_attempts=MAX_ATTEMPTS),
+            retry_backoff=standard.ExponentialBackoff(
+                service_name=service_id, throttling_detector=standard.ThrottlingErrorDetector(adapter)),
+        )
+        events.register(f"needs-retry.{service_id}", functools.partial(self.needs_retry, policy, adapter),
+                        unique_id=unique_id)
+        events.register_first(f"before-send.{service_id}", self.gate)
+
+    def gate(self, request: Any = None, **kwargs: Any) -> None:
+        """``before-send``: a call to an endpoint already found unreachable fails at once."""
+        if not self.unreachable or request is None:
             return
-        code = ""
-        if isinstance(response, tuple) and len(response) == 2 and isinstance(response[1], dict):
-            code = str(response[1].get("Error", {}).get("Code", ""))
-        if code:
-            service, action = self._name(operation)
-            self.log.info("aws %s %s attempt %d answered %s", service, action, attempts, code)
+        found, since = self.unreachable.get(endpoint_of(str(request.url)), (None, 0.0))
+        if found is not None and time.monotonic() - since < UNREACHABLE_FOR:
+            err = type(found)(**{**getattr(found, "kwargs", {}), "endpoint_url": request.url})
+            err.byoc_gated = True  # type: ignore[attr-defined]
+            raise err
+
+    def needs_retry(
+        self, policy: Any, adapter: Any, response: Any = None, attempts: int = 1, operation: Any = None,
+        caught_exception: BaseException | None = None, request_dict: Any = None, **kwargs: Any,
+    ) -> float | None:
+        """The delay before the next attempt, or None: do not repeat the call."""
+        if operation is None:
+            return None
+        what = (operation.service_model.endpoint_prefix, operation.name, attempts)
+        if caught_exception is not None and type(caught_exception).__name__ in UNREACHABLE_ERRORS:
+            return self._unreachable(what, caught_exception)
+        answer = _answer(response, caught_exception)
+        if no_blind_repeat(response, operation, caught_exception) is False:
+            self.log.info("aws %s %s attempt %d answered %s; not repeated (AWS may have done it)",
+                          *what, answer)
+            return None
+        context = adapter.create_retry_context(
+            response=response, attempts=attempts, operation=operation, caught_exception=caught_exception,
+            request_dict=request_dict or {"context": {}})
+        if not policy.should_retry(context):
+            adapter.adapt_retry_response_from_context(context)
+            if answer and attempts >= MAX_ATTEMPTS:
+                self.log.info("aws %s %s attempt %d answered %s; giving up", *what, answer)
+            return None
+        delay = float(policy.compute_retry_delay(context))
+        adapter.adapt_retry_response_from_context(context)
+        self.log.info("aws %s %s attempt %d answered %s; trying again in %.2fs", *what, answer, delay)
+        return delay
+
+    def _unreachable(self, what: tuple[str, str, int], exc: BaseException) -> float | None:
+        endpoint = endpoint_of(str(getattr(exc, "kwargs", {}).get("endpoint_url") or ""))
+        if getattr(exc, "byoc_gated", False):  # known already (the gate refused it): no new attempt
+            return None
+        why = why_unreachable(exc)
+        if what[2] >= CONNECT_ATTEMPTS:
+            with self._lock:
+                self.unreachable[endpoint] = (exc, time.monotonic())
+            self.log.info("aws %s %s attempt %d: cannot reach %s (%s); giving up", *what, endpoint, why)
+            return None
+        delay = float(CONNECT_BACKOFF * 2 ** (what[2] - 1) * (0.75 + random.random() / 4))
+        self.log.info("aws %s %s attempt %d: cannot reach %s (%s); trying again in %.2fs",
+                      *what, endpoint, why, delay)
+        return delay
+
+
+def _answer(response: Any, caught_exception: BaseException | None) -> str:
+    """The error code (or exception name, or HTTP status) of a failed attempt; "" for a success."""
+    if caught_exception is not None:
+        return type(caught_exception).__name__
+    if isinstance(response, tuple) and len(response) == 2:
+        status = getattr(response[0], "status_code", 0)
+        parsed = response[1] if isinstance(response[1], dict) else {}
+        code = str(parsed.get("Error", {}).get("Code", ""))
+        if code or status >= 400:
+            return code or str(status)
+    return ""
 
 
 def quiet_sdk_logs() -> None:
@@ -323,6 +500,8 @@ class AwsContext:
         self.run_id = uuid.uuid4().hex
         #: every AWS call of this context, logged (``byoc -v``) and counted
         self.calls = CallRecorder()
+        #: the SDK's retry policy for this context's clients (no quota; unreachable endpoints remembered)
+        self.sdk_retries = SdkRetries(self.calls.log)
         #: the names the engine expects (the spec's and the state's; see ``expected``), set before
         #: a plain plan's discovery; None — unknown, or a full audit — makes kinds list everything
         self.known: Known | None = None
@@ -356,16 +535,14 @@ class AwsContext:
             quiet_sdk_logs()
             self._session = boto3.session.Session(region_name=self.region)
         config = Config(
-            retries={"mode": "adaptive", "max_attempts": 10},
+            retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
             max_pool_connections=max(10, self.parallelism * 2),
             connect_timeout=10,
             read_timeout=60,
             user_agent_extra="byoc/0.1",
         )
         client = self._session.client(service, config=config)
-        # beside botocore's own retry handler, and before it (handlers of one event run in order)
-        service_id = client.meta.service_model.service_id.hyphenize()
-        client.meta.events.register_first(f"needs-retry.{service_id}", no_blind_repeat)
+        self.sdk_retries.register(client)
         self.calls.register(client)
         for event, hook in self._event_hooks:
             client.meta.events.register_first(event, hook)
@@ -456,6 +633,45 @@ class AwsContext:
                     raise
                 self.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, 30.0)
+
+    def mutate(
+        self,
+        call: Callable[[], T],
+        *,
+        done: Callable[[], bool] | None = None,
+        already: Iterable[str] = (),
+        attempts: int = SUBCALL_ATTEMPTS,
+    ) -> T | None:
+        """A mutating sub-call of a create or update (CreateRoute in a route table's create,
+        AddRoleToInstanceProfile, CreateAlias …), retried the way the executor retries creates.
+
+        An answer after which AWS may have done the work anyway (a 5xx, a dropped connection: the
+        SDK does not repeat such a create-like call), or throttling that outlasted the SDK's
+        attempts, is looked at before the call is made again: ``done()`` reads back whether the
+        change is in place. An answer whose code is in ``already`` (the call's "already exists" or
+        "already done", e.g. to the SDK's own repeat of a call whose first answer was lost) means
+        it may be: confirmed by ``done()`` when given. Returns the call's answer, or None when the
+        work was found done; any other error is raised at once, and the last one after
+        ``attempts`` tries.
+        """
+        already = frozenset(already)
+        delay = 1.0
+        for attempt in range(attempts):
+            try:
+                return call()
+            except Exception as exc:
+                code = error_code(exc)
+                if code in already:
+                    if done is None or done():
+                        return None
+                    raise
+                if not (maybe_done(exc) or code in THROTTLING_CODES) or attempt == attempts - 1:
+                    raise
+            if done is not None and done():
+                return None
+            self.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
 
     def wait(self, client: Any, waiter: str, *, timeout: float = 900.0, **params: Any) -> None:
         """Block on a boto3 waiter, polling every ``poll_delay`` seconds for at most ``timeout``."""

@@ -130,7 +130,13 @@ class EbsVolume(ResourceType):
         if "type" in changed:
             params["VolumeType"] = props["type"]
         params.update(_performance_params(props, send_all="type" in changed, changed=changed))
-        ec2.modify_volume(**params)
+
+        def asked() -> bool:
+            """The latest modification is this one (its answer was lost, the SDK asked again)."""
+            mod = state()
+            return mod is not None and mod.get("ModificationState") != "failed" and all(
+                mod.get(f"Target{k}") == v for k, v in params.items()
+                if k in {"Size", "VolumeType", "Iops", "Throughput"})
 
         def state() -> dict[str, Any] | None:
             try:
@@ -140,6 +146,8 @@ class EbsVolume(ResourceType):
                     return None
                 raise
             return max(mods, key=lambda m: str(m.get("StartTime", ""))) if mods else None
+
+        ctx.mutate(lambda: ec2.modify_volume(**params), already={"IncorrectModificationState"}, done=asked)
 
         try:
             mod = ctx.poll(

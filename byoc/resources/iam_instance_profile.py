@@ -124,10 +124,20 @@ class IamInstanceProfile(ResourceType):
     def _add_role(self, ctx: AwsContext, name: str, role: str) -> None:
         # right after CreateRole / CreateInstanceProfile, IAM may answer NoSuchEntity for seconds
         iam = ctx.client("iam")
-        ctx.retry(
-            lambda: iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role),
-            codes={"NoSuchEntity"},
-            timeout=min(ctx.retry_timeout, IAM_SETTLE_SECONDS),
+
+        def added() -> bool:
+            profile = self._get(ctx, name)
+            return profile is not None and role in {r["RoleName"] for r in profile.get("Roles") or ()}
+
+        # LimitExceeded: the profile holds a role already, this one if an earlier answer was lost
+        ctx.mutate(
+            lambda: ctx.retry(
+                lambda: iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role),
+                codes={"NoSuchEntity"},
+                timeout=min(ctx.retry_timeout, IAM_SETTLE_SECONDS),
+            ),
+            already={"LimitExceeded", "EntityAlreadyExists"},
+            done=added,
         )
 
     def _remove_roles(self, ctx: AwsContext, name: str, roles: list[str]) -> None:

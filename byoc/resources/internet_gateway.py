@@ -106,10 +106,15 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
 def _attach(ctx: AwsContext, igw_id: str, vpc_id: str) -> None:
     """Attach and wait until the attachment is available (a new IGW may not be visible yet)."""
     ec2 = ctx.client("ec2")
-    ctx.retry(
-        lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id),
-        codes={"InvalidInternetGatewayID.NotFound"},
-        timeout=120.0,
+    # attached already: the SDK repeated a call whose first answer was lost
+    ctx.mutate(
+        lambda: ctx.retry(
+            lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id),
+            codes={"InvalidInternetGatewayID.NotFound"},
+            timeout=120.0,
+        ),
+        already={"Resource.AlreadyAssociated"},
+        done=lambda: vpc_id in _attachments(ctx, igw_id),
     )
     ctx.poll(
         lambda: ec2.describe_internet_gateways(InternetGatewayIds=[igw_id])["InternetGateways"],

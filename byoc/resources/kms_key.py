@@ -103,7 +103,9 @@ class KmsKey(ResourceType):
             )
         if alias:
             claim = kms.update_alias if repoint else kms.create_alias
-            _settle(ctx, lambda: claim(AliasName=alias, TargetKeyId=key_id))
+            ctx.mutate(lambda: _settle(ctx, lambda: claim(AliasName=alias, TargetKeyId=key_id)),
+                       already={"AlreadyExistsException"},
+                       done=lambda: (_describe(kms, alias) or {}).get("KeyId") == key_id)
         if p["enable_key_rotation"]:
             _settle(ctx, lambda: kms.enable_key_rotation(KeyId=key_id))
         return self._live(address, meta, p)
@@ -153,7 +155,9 @@ class KmsKey(ResourceType):
         if new:
             target = _describe(kms, new)
             if target is None:
-                kms.create_alias(AliasName=new, TargetKeyId=live.id)
+                ctx.mutate(lambda: kms.create_alias(AliasName=new, TargetKeyId=live.id),
+                           already={"AlreadyExistsException"},
+                           done=lambda: (_describe(kms, new) or {}).get("KeyId") == live.id)
             elif target["KeyId"] != live.id:
                 tags = tags_of(pages(kms, "list_resource_tags", "Tags", KeyId=target["KeyId"]))
                 _check_claimable(ctx, new, target, tags, live.address)

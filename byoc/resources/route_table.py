@@ -24,7 +24,6 @@ from byoc.resources.base import (
     ADDRESS_TAG,
     AwsContext,
     ResourceType,
-    error_code,
     is_not_found,
     is_owned,
     owned_filter,
@@ -176,17 +175,18 @@ class RouteTable(ResourceType):
             "DestinationCidrBlock": route["cidr_block"],
             **_target(route),
         }
-        try:
-            # a table created a moment ago may not be visible to CreateRoute yet
-            ctx.retry(
+        # a table created a moment ago may not be visible to CreateRoute yet; after a 5xx the
+        # route may be there: its "already exists" answer to the next attempt says so
+        made = ctx.mutate(
+            lambda: ctx.retry(
                 lambda: ec2.create_route(**params),
                 codes={"InvalidRouteTableID.NotFound"},
                 timeout=min(ctx.retry_timeout, 60.0),
-            )
-        except ClientError as exc:
-            if error_code(exc) != "RouteAlreadyExists":  # an earlier, interrupted attempt
-                raise
-            ec2.replace_route(**params)
+            ),
+            already={"RouteAlreadyExists"},
+        )
+        if made is None:  # there already (this run's lost answer, or an earlier, interrupted run)
+            ec2.replace_route(**params)  # with the target asked for
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         ec2 = ctx.client("ec2")

@@ -72,11 +72,16 @@ class VolumeAttachment(ResourceType):
         if current is None:  # else: attached to this instance already (an earlier run): adopt
             # IncorrectState: the volume is still leaving its previous instance, or the instance
             # is still pending; both settle within seconds
-            ctx.retry(
-                lambda: ec2.attach_volume(Device=props["device_name"], InstanceId=instance_id,
-                                          VolumeId=volume_id),
-                codes={"IncorrectState"},
-                timeout=min(ctx.retry_timeout, 300.0),
+            # VolumeInUse: attached already, to this instance if an earlier answer was lost
+            ctx.mutate(
+                lambda: ctx.retry(
+                    lambda: ec2.attach_volume(Device=props["device_name"], InstanceId=instance_id,
+                                              VolumeId=volume_id),
+                    codes={"IncorrectState"},
+                    timeout=min(ctx.retry_timeout, 300.0),
+                ),
+                already={"VolumeInUse", "InvalidParameterValue"},
+                done=lambda: attachment_to(describe_volume(ctx, volume_id), instance_id) is not None,
             )
         # real AWS: "attaching" for seconds
         vol = poll_volume(
