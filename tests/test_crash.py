@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.killcli import owned, run_until, state_file_ok
+from tests.killcli import owned, run_until, state_file_ok, untracked
 from tests.motoserver import MotoServer
 
 CLUSTER = "dev-proton"
@@ -95,3 +95,47 @@ def test_sweep_destroy(server: MotoServer, work: Path, k: int) -> None:
     assert code == 0, err[-3000:]
     _crash_and_recover(server, work, DESTROY, k, must_kill=False)
     _check_destroyed(server, work)
+
+
+# -- interrupts: SIGINT / SIGTERM at the k-th AWS call --------------------------------------------
+#: (signal, k) for apply and for destroy: early (planning or the first operations), middle, late
+SIGNAL_SAMPLE = [(signal.SIGINT, 45, 60), (signal.SIGTERM, 110, 120)]
+
+
+def _interrupt(server: MotoServer, work: Path, args: list[str], sig: signal.Signals, k: int) -> None:
+    """Interrupt ``byoc ARGS`` once at the k-th call: exit 1 with the runbook's message, the state
+    valid and recording everything tagged for the cluster, the lock released (the re-run takes it)."""
+    code, calls, err = run_until(args, server.env(), work, k, sig)
+    assert calls >= k, err[-3000:]
+    assert code == 1, err[-3000:]
+    assert "Traceback" not in err
+    assert "Interrupt received.\nPlease wait for byoc to exit or data loss may occur." in err, err[-2000:]
+    assert "Interrupted: work in flight finished and the state was saved." in err
+    state = state_file_ok(work / "state" / f"{CLUSTER}.json")
+    assert untracked(server, CLUSTER, state) == set(), "created but not recorded in the state"
+    code, _, err = run_until(args, server.env(), work, None)
+    assert code == 0, err[-3000:]
+
+
+@pytest.mark.parametrize(("sig", "k_apply", "k_destroy"), SIGNAL_SAMPLE)
+def test_interrupted_apply_and_destroy_stop_gracefully_and_converge(
+    server: MotoServer, work: Path, sig: signal.Signals, k_apply: int, k_destroy: int
+) -> None:
+    server.reset()
+    _interrupt(server, work, APPLY, sig, k_apply)
+    _check_applied(server, work)
+    _interrupt(server, work, DESTROY, sig, k_destroy)
+    _check_destroyed(server, work)
+
+
+def test_two_interrupts_exit_at_once_naming_what_is_abandoned(server: MotoServer, work: Path) -> None:
+    server.reset()
+    code, _, err = run_until(APPLY, server.env(), work, 70, signal.SIGINT, times=2)
+    assert code == 1, err[-3000:]
+    assert "Traceback" not in err
+    assert "Two interrupts received. Exiting immediately. Note that data loss may have occurred." in err
+    assert "Abandoned in flight: " in err or "Nothing was in flight." in err
+    state_file_ok(work / "state" / f"{CLUSTER}.json")
+    code, _, err = run_until(APPLY, server.env(), work, None)  # the lock went with the process
+    assert code == 0, err[-3000:]
+    _check_applied(server, work)

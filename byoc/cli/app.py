@@ -317,18 +317,23 @@ def _maybe_plan_file(path: Path) -> Any:
 
 
 def _run(engine: Any, p: Any, no_color: bool, recheck: bool = False) -> None:
+    """Run the executor with SIGINT/SIGTERM handled as Terraform does (see byoc.cli.interrupt)."""
+    from byoc.cli.interrupt import DONE, Interrupts
     from byoc.errors import ByocError
 
     con = console(no_color=no_color)
     progress = Progress(con)
+    note = ("The state lock stays in S3 until removed: when nothing else runs, use `byoc force-unlock`."
+            if getattr(engine.backend, "kind", "") == "s3" else "")
     try:
-        result = engine.apply(p, on_event=progress, recheck=recheck)
+        with Interrupts(progress.in_flight, note) as interrupts:
+            result = engine.apply(p, on_event=progress, recheck=recheck, cancel=interrupts.event)
     finally:
         progress.close()
     for address, snapshot_id in sorted(result.snapshots.items()):
         con.print(f"Final snapshot of {address}: {snapshot_id} (recorded in the state; restore with "
                   "`aws ec2 create-volume --snapshot-id " + snapshot_id + " …`)")
-    if result.ok:
+    if result.ok and not interrupts.received:
         c = p.counts()
         verb = "Destroy" if p.destroy else "Apply"
         con.print(f"\n{verb} complete! Resources: {c['add']} added, {c['change']} changed, "
@@ -341,10 +346,12 @@ def _run(engine: Any, p: Any, no_color: bool, recheck: bool = False) -> None:
         error(err, f"{f.action} {f.error}")
     if result.skipped:
         err.print(f"{len(result.skipped)} resource(s) were skipped because something they need failed.")
-    if result.cancelled:
-        err.print("Interrupted: work in flight finished and the state was saved.")
+    what = "destroy" if p.destroy else "apply"
+    if interrupts.received:
+        err.print(DONE + " Run the command again to continue.")
+        raise ByocError(f"{what} was interrupted")
     err.print("The state was saved after every step; fix the cause and run the command again to continue.")
-    raise ByocError("apply did not complete") if not p.destroy else ByocError("destroy did not complete")
+    raise ByocError(f"{what} did not complete")
 
 
 def _outputs(con: Any, engine: Any) -> None:

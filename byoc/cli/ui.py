@@ -81,6 +81,10 @@ class Progress:
             self.con.print(Text(f"{event.address}: {event.message}", style="yellow"))
         self._refresh()
 
+    def in_flight(self) -> list[str]:
+        """The addresses of the operations running now (safe to call from a signal handler)."""
+        return list(self.inflight)
+
     def _refresh(self) -> None:
         if self.status is None:
             return
