@@ -55,3 +55,86 @@ def test_set_override_reaches_validation(tmp_path: Path, capsys: pytest.CaptureF
                        capsys)
     assert code == 1
     assert "--set network.nat_gateway=sometimes" in err and "per_az, single, none" in err
+
+
+def _rewrite(argv: list[str]) -> tuple[list[str], bool]:
+    import typer
+
+    from byoc.cli.app import app
+    from byoc.cli.argv import rewrite
+
+    no_input = [False]
+    return rewrite(argv, typer.main.get_command(app), no_input), no_input[0]
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["plan", "s.yaml", "-out=prod.plan", "-json", "-no-color", "-detailed-exitcode", "-parallelism=4"],
+     ["plan", "s.yaml", "--out=prod.plan", "--json", "--no-color", "--detailed-exitcode", "--parallelism=4"]),
+    (["plan", "s.yaml", "-out", "prod.plan", "-target=aws_vpc.main", "-replace", 'aws_instance.node["0"]'],
+     ["plan", "s.yaml", "--out", "prod.plan", "--target=aws_vpc.main", "--replace", 'aws_instance.node["0"]']),
+    (["apply", "-auto-approve", "-lock-timeout=30s", "-refresh=true", "s.yaml"],
+     ["apply", "--auto-approve", "--lock-timeout=30s", "s.yaml"]),
+    (["destroy", "s.yaml", "-target=aws_lb.main", "-auto-approve"],
+     ["destroy", "s.yaml", "--target=aws_lb.main", "--auto-approve"]),
+    (["output", "s.yaml", "vpc_id", "-raw"], ["output", "s.yaml", "vpc_id", "--raw"]),
+    (["plan", "s.yaml", "-v"], ["-v", "plan", "s.yaml"]),
+    (["-vv", "state", "list", "s.yaml", "--verbose"], ["-vv", "--verbose", "state", "list", "s.yaml"]),
+    (["plan", "s.yaml", "-o", "p", "--set", "a.b=-x", "-h"], ["plan", "s.yaml", "-o", "p", "--set", "a.b=-x", "-h"]),
+    (["plan", "s.yaml", "-help"], ["plan", "s.yaml", "--help"]),
+])
+def test_terraform_single_dash_spellings_become_byoc_options(argv: list[str], expected: list[str]) -> None:
+    assert _rewrite(argv) == (expected, False)
+
+
+def test_input_false_is_dropped_and_turns_questions_off() -> None:
+    assert _rewrite(["apply", "s.yaml", "-input=false"]) == (["apply", "s.yaml"], True)
+    assert _rewrite(["apply", "s.yaml", "-input=true"]) == (["apply", "s.yaml"], False)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["plan", "s.yaml", "-refresh=false"], "byoc has no -refresh=false: byoc always reads what exists in AWS"),
+    (["plan", "s.yaml", "-var", "x=1"], "byoc spells it --set KEY.PATH=VALUE"),
+    (["apply", "s.yaml", "-lock=false"], "byoc always locks the state"),
+    (["apply", "s.yaml", "-out=x"], "`byoc apply` has no --out (Terraform's -out)"),
+    (["validate", "s.yaml", "-json"], "`byoc validate` has no --json (Terraform's -json)"),
+    (["plan", "s.yaml", "-frobnicate"], "`byoc plan` has no option -frobnicate: byoc spells long options "
+     "with two dashes"),
+])
+def test_terraform_spellings_byoc_lacks_are_refused_naming_its_own(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(argv, capsys)
+    assert code == 1 and message in err, err
+    assert not list(tmp_path.iterdir())  # nothing written (no `ut=x`)
+
+
+def test_apply_with_input_false_refuses_like_no_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from byoc.cli import app as cli_app
+    from byoc.cli import ui
+
+    monkeypatch.setattr(ui.sys.stdin, "isatty", lambda: True, raising=False)
+    ui.allow_input(False)
+    try:
+        assert not ui.stdin_is_tty()
+        with pytest.raises(Exception, match="-input=false forbids asking; run it in a terminal, or pass "
+                                            "--auto-approve"):
+            cli_app._confirm("Go?", False, "apply")
+    finally:
+        ui.allow_input(True)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("1m30s", 90), ("1h", 3600),
+                                               ("500ms", 0.5), ("0s", 0), ("12", 12)])
+def test_lock_timeout_durations(text: str, seconds: float) -> None:
+    from byoc.cli.app import _duration
+
+    assert _duration(text) == seconds
+
+
+def test_a_bad_lock_timeout_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["apply", "x.yaml", "-lock-timeout=soon"], capsys)
+    assert code == 1 and "--lock-timeout soon: not a duration; give e.g. 30s" in err

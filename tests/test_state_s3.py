@@ -219,3 +219,28 @@ def test_state_migrate_cli(server: MotoServer, tmp_path: Path) -> None:
     assert p.returncode == 0 and "Removed the lock held by pid 1 on elsewhere" in p.stdout
     p = run("state", "migrate", "specs/dev.yaml", "--to", "sideways")
     assert p.returncode == 1 and "--to must be s3 or local" in p.stderr
+
+
+@pytest.mark.parametrize("table", [None, "byoc-locks"])
+def test_lock_timeout_polls_until_the_holder_releases(
+    ctx: AwsContext, table: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import byoc.state.s3 as s3
+
+    a, b = backend(ctx, table), backend(ctx, table)
+    polls: list[float] = []
+    with a.lock("apply") as info:
+        monkeypatch.setattr(s3, "LOCK_POLL", 0.01)
+        with pytest.raises(LockError, match=f"pid {info.pid}"), b.lock("destroy", timeout=0.05):
+            pass
+        held = a._held
+
+        def poll(seconds: float) -> None:  # the holder finishes while we wait
+            polls.append(seconds)
+            if held is not None and a.holder() == held:
+                a._release(held)
+
+        monkeypatch.setattr(s3.time, "sleep", poll)
+        with b.lock("destroy", timeout=60) as mine:
+            assert b.holder() == mine
+    assert polls and b.holder() is None

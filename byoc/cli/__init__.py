@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     err = console(stderr=True)
     term = _sigterm_interrupts()
     try:
-        code = app(args=argv, prog_name="byoc", standalone_mode=False)
+        code = app(args=_terraform_spellings(sys.argv[1:] if argv is None else argv),
+                   prog_name="byoc", standalone_mode=False)
     except exits as e:
         code = getattr(e, "exit_code", 1)
     except usage as e:
@@ -68,6 +69,20 @@ def main(argv: list[str] | None = None) -> None:
         if term is not None:
             signal.signal(signal.SIGTERM, term)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _terraform_spellings(argv: list[str]) -> list[str]:
+    """Terraform's single-dash flags in byoc's spelling (see byoc.cli.argv)."""
+    import typer
+
+    from byoc.cli import ui
+    from byoc.cli.app import app
+    from byoc.cli.argv import rewrite
+
+    no_input = [False]
+    out = rewrite(argv, typer.main.get_command(app), no_input)
+    ui.allow_input(not no_input[0])
+    return out
 
 
 def _sigterm_interrupts() -> Any:

@@ -47,9 +47,30 @@ ReplaceOpt = Annotated[list[str] | None, typer.Option(
 DeleteUnmanaged = Annotated[bool, typer.Option(
     "--delete-unmanaged", help="Delete resources tagged for the cluster that no state or spec knows "
     "(data-bearing ones only with --include-data).")]
+LockTimeout = Annotated[str, typer.Option(
+    "--lock-timeout", metavar="DURATION",
+    help="Wait this long for a state lock another run holds (e.g. 30s, 5m, 1m30s) before giving up; "
+    "by default a held lock is refused at once.")]
 UpdateAmi = Annotated[bool, typer.Option(
     "--update-ami", help="Use today's Amazon Linux 2023 AMI instead of the pinned one "
     "(replaces running nodes; their data volumes are kept).")]
+
+
+def _duration(text: str, flag: str = "--lock-timeout") -> float:
+    """Seconds in a Terraform/Go duration: ``30s``, ``5m``, ``1m30s``, ``1h``, ``500ms`` (a bare
+    number is seconds)."""
+    import re
+
+    from byoc.errors import ByocError
+
+    text = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ByocError(f"{flag} {text}: not a duration; give e.g. 30s, 5m or 1m30s")
+    unit = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * unit[u] for n, u in parts)
 
 
 def _version(value: bool) -> None:
@@ -142,6 +163,9 @@ def plan(
     update_ami: UpdateAmi = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
+    lock_timeout: Annotated[str, typer.Option(
+        "--lock-timeout", metavar="DURATION",
+        help="Accepted for Terraform's sake: byoc plan reads the state without locking it.")] = "0s",
 ) -> None:
     """Show what apply would change: spec vs state vs what exists in AWS.
 
@@ -150,6 +174,7 @@ def plan(
     from byoc.planner import PlanOptions
     from byoc.render import render_plan, render_plan_json
 
+    _duration(lock_timeout)
     s = _load(spec, set_)
     _show_warnings(s, no_color)
     p = _engine(s, parallelism).plan(PlanOptions(
@@ -190,8 +215,11 @@ def _confirm(question: str, auto_approve: bool, what: str) -> None:
     if auto_approve:
         return
     if not stdin_is_tty():
+        from byoc.cli.ui import input_disabled
+
+        why = "-input=false forbids asking" if input_disabled() else "there is no terminal to ask on"
         raise ByocError(
-            f"byoc {what} needs confirmation, but there is no terminal to ask on; "
+            f"byoc {what} needs confirmation, but {why}; "
             "run it in a terminal, or pass --auto-approve"
         )
     con = console()
@@ -218,6 +246,7 @@ def apply(
         "bucket and the data volumes.")] = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
+    lock_timeout: LockTimeout = "0s",
 ) -> None:
     """Make AWS match the spec: plan, show, confirm, then create/update/delete.
 
@@ -228,6 +257,7 @@ def apply(
     """
     from byoc.render import render_plan
 
+    wait = _duration(lock_timeout)
     saved = _maybe_plan_file(target)
     if saved is not None:
         if set_ or targets or replaces or delete_unmanaged or include_data:
@@ -237,14 +267,14 @@ def apply(
                             "used with a saved plan; they were fixed when the plan was made")
         s = _load(Path(saved.spec_source), list(saved.spec_overrides))
         engine = _engine(s, parallelism)
-        with engine.backend.lock("apply"):
+        with engine.backend.lock("apply", timeout=wait):
             engine.check_fresh(saved)
             _run(engine, saved, no_color, recheck=True)
         return
     s = _load(target, set_)
     _show_warnings(s, no_color)
     engine = _engine(s, parallelism)
-    with engine.backend.lock("apply"):
+    with engine.backend.lock("apply", timeout=wait):
         from byoc.planner import PlanOptions
 
         p = engine.plan(PlanOptions(allow_data_loss=include_data, targets=tuple(targets or ()),
@@ -274,22 +304,30 @@ def destroy(
         "--include-data",
         help="Also delete what holds data: the S3 bucket (every object version first), the data "
         "volumes and a KMS key byoc created. Without it they are kept.")] = False,
+    targets: Annotated[list[str] | None, typer.Option(
+        "-target", "--target", metavar="ADDRESS",
+        help="Destroy only this resource and what depends on it, e.g. -target "
+        "'aws_instance.node[\"1\"]' (kind.name selects every key; repeatable).")] = None,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
+    lock_timeout: LockTimeout = "0s",
 ) -> None:
     """Delete everything byoc made for this cluster, in reverse dependency order.
 
-    The S3 bucket and the nodes' data volumes are kept unless --include-data is given.
+    The S3 bucket and the nodes' data volumes are kept unless --include-data is given. With
+    -target, only the targeted resources and what depends on them are destroyed.
 
     Examples: byoc destroy specs/dev.yaml --auto-approve · byoc destroy specs/dev.yaml --include-data
     """
     from byoc.planner import PlanOptions
     from byoc.render import render_plan
 
+    wait = _duration(lock_timeout)
     s = _load(spec, set_)
     engine = _engine(s, parallelism)
-    with engine.backend.lock("destroy"):
-        p = engine.plan(PlanOptions(destroy=True, allow_data_loss=include_data))
+    with engine.backend.lock("destroy", timeout=wait):
+        p = engine.plan(PlanOptions(destroy=True, allow_data_loss=include_data,
+                                    targets=tuple(targets or ())))
         con = console(no_color=no_color)
         print_plan_text(con, render_plan(p))
         if not p.has_changes:
@@ -368,14 +406,20 @@ def output(
     set_: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outputs as JSON.")] = False,
     name: Annotated[str | None, typer.Argument(help="Print only this output.", metavar="NAME")] = None,
+    raw: Annotated[bool, typer.Option(
+        "--raw", help="Print NAME's value alone, without quotes (strings, numbers, booleans), "
+        "for scripts: VPC=$(byoc output SPEC vpc_id -raw)")] = False,
 ) -> None:
     """Show the cluster's outputs (VPC, subnets, security groups …) from the state.
 
-    Example: byoc output specs/prod.yaml --json
+    Examples: byoc output specs/prod.yaml --json · byoc output specs/prod.yaml vpc_id -raw
     """
     from byoc.engine import backend_for
     from byoc.errors import ByocError
 
+    if raw and (name is None or as_json):
+        raise ByocError("--raw prints one output's value: give its NAME, and not --json "
+                        "(e.g. byoc output SPEC vpc_id -raw)")
     s = _load(spec, set_)
     state = backend_for(s).read()
     outputs = dict(state.outputs) if state else {}
@@ -383,6 +427,14 @@ def output(
         if name not in outputs:
             raise ByocError(f"no output named {name!r}; known: {', '.join(sorted(outputs)) or 'none'}")
         outputs = {name: outputs[name]}
+    if raw:
+        value = outputs[str(name)]
+        if isinstance(value, dict | list) or value is None:
+            raise ByocError(f"output {name!r} is a {type(value).__name__ if value is not None else 'null'}, "
+                            "which has no raw form: use --json for it")
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        typer.echo(text, nl=False)
+        return
     if as_json:
         typer.echo(json.dumps(outputs, indent=2))
     elif not outputs:

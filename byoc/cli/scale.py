@@ -7,7 +7,20 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli.app import AutoApprove, NoColor, ParOpt, SetOpt, SpecArg, _confirm, _engine, _load, _run, app
+from byoc.cli.app import (
+    AutoApprove,
+    LockTimeout,
+    NoColor,
+    ParOpt,
+    SetOpt,
+    SpecArg,
+    _confirm,
+    _duration,
+    _engine,
+    _load,
+    _run,
+    app,
+)
 from byoc.cli.ui import console, print_plan_text, warning
 from byoc.model import DEFAULT_PARALLELISM
 
@@ -24,6 +37,7 @@ def scale(
         "--skip-preflight", help="Do not run `byoc preflight`'s checks before applying.")] = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
+    lock_timeout: LockTimeout = "0s",
 ) -> None:
     """Scale the cluster to N nodes: plan and apply as if --set compute.instance_count=N.
 
@@ -44,7 +58,7 @@ def scale(
     scaled_spec(s, count)  # a bad count is refused before anything else happens
     engine = _engine(s, parallelism)
     con = console(no_color=no_color)
-    with engine.backend.lock("scale"):
+    with engine.backend.lock("scale", timeout=_duration(lock_timeout)):
         sp = plan_scale(engine, count)
         for w in sp.engine.spec.warnings:
             warning(console(stderr=True, no_color=no_color), w)

@@ -130,7 +130,21 @@ def enable_logging(verbosity: int) -> None:
     logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
 
 
+_INPUT = {"allowed": True}
+
+
+def allow_input(allowed: bool) -> None:
+    """``-input=false``: never ask a question, as when there is no terminal."""
+    _INPUT["allowed"] = allowed
+
+
+def input_disabled() -> bool:
+    return not _INPUT["allowed"]
+
+
 def stdin_is_tty() -> bool:
+    if not _INPUT["allowed"]:
+        return False
     try:
         return sys.stdin.isatty()
     except (AttributeError, ValueError):
