@@ -176,7 +176,8 @@ def test_terraform_flag_spellings_end_to_end(aws: MotoServer, work: Path) -> Non
     p = byoc(["apply", "specs/dev.yaml", "-input=false"], env, work)
     assert p.returncode == 1 and "-input=false forbids asking" in p.stderr
     no_traceback(p)
-    p = byoc(["apply", "-auto-approve", "-parallelism=4", "-lock-timeout=5s", "specs/dev.yaml", "-v"], env, work)
+    p = byoc(["apply", "-auto-approve", "-parallelism=4", "-lock-timeout=5s", "specs/dev.yaml", "-v"],
+             env, work)
     assert p.returncode == 0, p.stderr[-3000:]
     assert " aws ec2 CreateVpc" in p.stderr  # -v after the command logs the AWS calls
     p = byoc(["output", "specs/dev.yaml", "vpc_id", "-raw"], env, work)

@@ -69,7 +69,8 @@ def _rewrite(argv: list[str]) -> tuple[list[str], bool]:
 
 @pytest.mark.parametrize(("argv", "expected"), [
     (["plan", "s.yaml", "-out=prod.plan", "-json", "-no-color", "-detailed-exitcode", "-parallelism=4"],
-     ["plan", "s.yaml", "--out=prod.plan", "--json", "--no-color", "--detailed-exitcode", "--parallelism=4"]),
+     ["plan", "s.yaml", "--out=prod.plan", "--json", "--no-color", "--detailed-exitcode",
+      "--parallelism=4"]),
     (["plan", "s.yaml", "-out", "prod.plan", "-target=aws_vpc.main", "-replace", 'aws_instance.node["0"]'],
      ["plan", "s.yaml", "--out", "prod.plan", "--target=aws_vpc.main", "--replace", 'aws_instance.node["0"]']),
     (["apply", "-auto-approve", "-lock-timeout=30s", "-refresh=true", "s.yaml"],
@@ -79,7 +80,8 @@ def _rewrite(argv: list[str]) -> tuple[list[str], bool]:
     (["output", "s.yaml", "vpc_id", "-raw"], ["output", "s.yaml", "vpc_id", "--raw"]),
     (["plan", "s.yaml", "-v"], ["-v", "plan", "s.yaml"]),
     (["-vv", "state", "list", "s.yaml", "--verbose"], ["-vv", "--verbose", "state", "list", "s.yaml"]),
-    (["plan", "s.yaml", "-o", "p", "--set", "a.b=-x", "-h"], ["plan", "s.yaml", "-o", "p", "--set", "a.b=-x", "-h"]),
+    (["plan", "s.yaml", "-o", "p", "--set", "a.b=-x", "-h"],
+     ["plan", "s.yaml", "-o", "p", "--set", "a.b=-x", "-h"]),
     (["plan", "s.yaml", "-help"], ["plan", "s.yaml", "--help"]),
 ])
 def test_terraform_single_dash_spellings_become_byoc_options(argv: list[str], expected: list[str]) -> None:
@@ -92,7 +94,8 @@ def test_input_false_is_dropped_and_turns_questions_off() -> None:
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["plan", "s.yaml", "-refresh=false"], "byoc has no -refresh=false: byoc always reads what exists in AWS"),
+    (["plan", "s.yaml", "-refresh=false"],
+     "byoc has no -refresh=false: byoc always reads what exists in AWS"),
     (["plan", "s.yaml", "-var", "x=1"], "byoc spells it --set KEY.PATH=VALUE"),
     (["apply", "s.yaml", "-lock=false"], "byoc always locks the state"),
     (["apply", "s.yaml", "-out=x"], "`byoc apply` has no --out (Terraform's -out)"),
