@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -49,54 +52,103 @@ _VERBS = {
     "destroy": ("Destroying...", "Destruction complete"),
     "wait-healthy": ("Waiting until healthy in every target group...", "Healthy"),
 }
+_STILL = {"create": "Still creating...", "update": "Still modifying...", "destroy": "Still destroying...",
+          "wait-healthy": "Still waiting until healthy..."}
+#: Terraform's period of "Still creating... [10s elapsed]" lines
+STILL_EVERY = 10.0
 
 
 class Progress:
-    """Renders executor events: a line per resource as it starts and finishes, with elapsed time.
+    """Renders executor events: a line per resource as it starts and finishes, with elapsed time,
+    and every ``interval`` seconds a "Still creating... [10s elapsed]" line per resource in flight,
+    as Terraform prints them (a daemon ticker thread, stopped by ``close``; with and without a
+    terminal). On a terminal a live status line also shows what is in flight, its time advancing.
+    ``clock`` and ``ticker=False`` (call ``tick`` yourself) are for tests."""
 
-    On a terminal a live status line shows what is in flight; otherwise plain lines only.
-    """
-
-    def __init__(self, con: Console) -> None:
+    def __init__(
+        self,
+        con: Console,
+        *,
+        interval: float = STILL_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+        ticker: bool = True,
+    ) -> None:
         self.con = con
-        self.inflight: dict[str, float] = {}
+        self.interval = interval
+        self.clock = clock
+        #: address -> (started, action, when the next "Still ..." line is due)
+        self.inflight: dict[str, tuple[float, str, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
         self.status: Any = None
         if con.is_terminal:
             self.status = con.status("", spinner="dots")
             self.status.start()
+        self._thread: threading.Thread | None = None
+        if ticker and interval > 0:
+            self._thread = threading.Thread(target=self._tick_loop, name="byoc-progress", daemon=True)
+            self._thread.start()
 
     def __call__(self, event: Any) -> None:
         start, finish = _VERBS.get(event.action, ("Working...", "Complete"))
-        if event.kind == "start":
-            self.inflight[event.address] = time.monotonic()
-            self.con.print(f"{event.address}: {start}")
-        elif event.kind == "done":
-            self.inflight.pop(event.address, None)
-            ident = f" [id={event.aws_id}]" if event.aws_id else ""
-            self.con.print(f"{event.address}: {finish} after {_dur(event.elapsed)}{ident}")
-        elif event.kind == "failed":
-            self.inflight.pop(event.address, None)
-            self.con.print(Text(f"{event.address}: failed after {_dur(event.elapsed)}", style="red"))
-        elif event.kind == "skipped":
-            self.con.print(Text(f"{event.address}: {event.message}", style="yellow"))
-        self._refresh()
+        with self._lock:
+            if event.kind == "start":
+                now = self.clock()
+                self.inflight[event.address] = (now, event.action, now + self.interval)
+                self.con.print(f"{event.address}: {start}")
+            elif event.kind == "done":
+                self.inflight.pop(event.address, None)
+                ident = f" [id={event.aws_id}]" if event.aws_id else ""
+                self.con.print(f"{event.address}: {finish} after {_dur(event.elapsed)}{ident}")
+            elif event.kind == "failed":
+                self.inflight.pop(event.address, None)
+                self.con.print(Text(f"{event.address}: failed after {_dur(event.elapsed)}", style="red"))
+            elif event.kind == "skipped":
+                self.con.print(Text(f"{event.address}: {event.message}", style="yellow"))
+            self._refresh()
+
+    def tick(self) -> None:
+        """A "Still ..." line for each operation in flight whose next one is due; the live status."""
+        with self._lock:
+            now = self.clock()
+            for address, (started, action, due) in list(self.inflight.items()):
+                if now < due:
+                    continue
+                still = _STILL.get(action, "Still working...")
+                self.con.print(f"{address}: {still} [{_dur(now - started)} elapsed]")
+                while due <= now:
+                    due += self.interval
+                self.inflight[address] = (started, action, due)
+            self._refresh()
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(min(1.0, self.interval)):
+            with contextlib.suppress(Exception):  # the display must never end an apply
+                self.tick()
 
     def in_flight(self) -> list[str]:
-        """The addresses of the operations running now (safe to call from a signal handler)."""
-        return list(self.inflight)
+        """The addresses of the operations running now (safe to call from a signal handler: takes
+        no lock)."""
+        for _ in range(3):
+            with contextlib.suppress(RuntimeError):  # changed size during the copy
+                return list(self.inflight)
+        return []
 
     def _refresh(self) -> None:
         if self.status is None:
             return
         if self.inflight:
-            now = time.monotonic()
-            names = ", ".join(f"{a} ({_dur(now - t)})" for a, t in list(self.inflight.items())[:3])
+            now = self.clock()
+            names = ", ".join(f"{a} ({_dur(now - t)})" for a, (t, _, _) in list(self.inflight.items())[:3])
             more = len(self.inflight) - 3
             self.status.update(f"Still working on {names}" + (f" and {more} more" if more > 0 else ""))
         else:
             self.status.update("")
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         if self.status is not None:
             self.status.stop()
 
