@@ -34,14 +34,15 @@ def test_validate_exit_1_with_each_message(
     assert "Traceback" not in out + err
 
 
-@pytest.mark.parametrize("command", ["plan", "apply", "destroy", "graph", "output", "show"])
+@pytest.mark.parametrize("command", ["plan", "apply", "destroy", "graph", "output", "show", "drift"])
 def test_every_spec_command_reports_bad_specs_the_same_way(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     code, _, err = run([command, "missing.yaml"], capsys)
     assert code == 1
-    assert "missing.yaml" in err and "Traceback" not in err
+    assert "Error: missing.yaml: no such file" in err and "Traceback" not in err
+    assert err.count("missing.yaml") == 1  # named once, not `missing.yaml: missing.yaml: …`
 
 
 def test_usage_errors_exit_1_not_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -374,7 +374,8 @@ def _run(engine: Any, p: Any, no_color: bool, recheck: bool = False) -> None:
     if result.ok and not interrupts.received:
         c = p.counts()
         verb = "Destroy" if p.destroy else "Apply"
-        con.print(f"\n{verb} complete! Resources: {c['add']} added, {c['change']} changed, "
+        imported = f"{len(p.adopt)} imported, " if p.adopt else ""
+        con.print(f"\n{verb} complete! Resources: {imported}{c['add']} added, {c['change']} changed, "
                   f"{c['destroy']} destroyed.", style="bold green")
         if not p.destroy:
             _outputs(con, engine)
@@ -397,7 +398,7 @@ def _outputs(con: Any, engine: Any) -> None:
     if state and state.outputs:
         con.print("\nOutputs:\n")
         for k, v in state.outputs.items():
-            con.print(f"{k} = {json.dumps(v)}")
+            con.print(f"{k} = {json.dumps(v, ensure_ascii=False)}")
 
 
 @app.command()
@@ -441,7 +442,7 @@ def output(
         typer.echo("No outputs: the cluster has not been applied yet.")
     else:
         for k, v in outputs.items():
-            typer.echo(f"{k} = {json.dumps(v)}")
+            typer.echo(f"{k} = {json.dumps(v, ensure_ascii=False)}")
 
 
 @app.command()
