@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,44 @@ def test_lock_timeout_durations(text: str, seconds: float) -> None:
 def test_a_bad_lock_timeout_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["apply", "x.yaml", "-lock-timeout=soon"], capsys)
     assert code == 1 and "--lock-timeout soon: not a duration; give e.g. 30s" in err
+
+
+@pytest.mark.parametrize("command", ["apply", "show"])
+def test_a_file_that_is_neither_spec_nor_plan_is_refused_as_such(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text("deploy on friday\nthen go home\n")
+    Path("prod.plan").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    for name in ("notes.txt", "prod.plan"):
+        code, _, err = run([command, name], capsys)
+        assert code == 1 and "Traceback" not in err
+        assert f"{name} is neither a spec (.yaml) nor a plan file saved by `byoc plan -o`" in err
+    # a spec under another name is still a spec
+    root = Path(__file__).resolve().parents[1]
+    Path("dev.spec").write_text((root / "specs/dev.yaml").read_text())
+    code, out, err = run(["show", "dev.spec"], capsys)
+    assert code == 0 and "No state for cluster dev-proton" in out, err
+
+
+def test_sandbox_status_says_busy_not_down_while_a_live_sandbox_answers_slowly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sandbox whose process lives and whose port accepts connections but does not answer in
+    time (a long request in moto) is running, busy; a dead pid or a closed port is not running."""
+    import json
+    import socket
+
+    from byoc import sandbox
+
+    monkeypatch.setattr(sandbox, "STATUS_TIMEOUT", 0.3)
+    with socket.socket() as silent:  # accepts (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        (tmp_path / "sandbox.json").write_text(json.dumps({"pid": os.getpid(), "port": port}))
+        code, out, _ = run(["sandbox", "status", "--state-dir", str(tmp_path)], capsys)
+        assert code == 0
+        assert f"Sandbox running at http://127.0.0.1:{port} (pid {os.getpid()}), but busy" in out
+    code, out, _ = run(["sandbox", "status", "--state-dir", str(tmp_path)], capsys)  # port closed now
+    assert code == 1 and "No sandbox is running." in out

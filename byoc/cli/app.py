@@ -342,16 +342,37 @@ def destroy(
 
 
 def _maybe_plan_file(path: Path) -> Any:
-    """A saved plan when ``path`` is one (JSON with byoc's plan marker), else None."""
+    """A saved plan when ``path`` is one (JSON with byoc's plan marker), else None (a spec). A file
+    named otherwise than .yaml/.yml that is neither JSON nor a YAML mapping is refused."""
     from byoc.engine import read_plan_file
 
     if path.suffix in {".yaml", ".yml"} or not path.is_file():
         return None
     try:
-        head = path.read_text(encoding="utf-8", errors="replace").lstrip()[:1]
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    return read_plan_file(path) if head == "{" else None
+    if text.lstrip()[:1] == "{":
+        return read_plan_file(path)
+    if not _yaml_mapping(text):
+        from byoc.errors import PlanError
+
+        raise PlanError(f"{path} is neither a spec (.yaml) nor a plan file saved by `byoc plan -o`; "
+                        "give a spec such as specs/prod.yaml, or a plan saved with byoc plan SPEC -o FILE")
+    return None
+
+
+def _yaml_mapping(text: str) -> bool:
+    """True when ``text`` is a YAML document holding a mapping (what a spec is)."""
+    from byoc.spec.yamlpos import MAX_BYTES, YamlError, parse_yaml
+
+    if len(text) > MAX_BYTES or "\x00" in text:
+        return False
+    try:
+        parsed = parse_yaml(text)
+    except (YamlError, ValueError):
+        return False
+    return parsed is not None and isinstance(parsed.value, dict)
 
 
 def _run(engine: Any, p: Any, no_color: bool, recheck: bool = False) -> None:
