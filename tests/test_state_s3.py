@@ -244,3 +244,37 @@ def test_lock_timeout_polls_until_the_holder_releases(
         with b.lock("destroy", timeout=60) as mine:
             assert b.holder() == mine
     assert polls and b.holder() is None
+
+
+@pytest.mark.parametrize("table", [None, "byoc-locks"])
+def test_an_interrupted_apply_releases_the_s3_or_dynamodb_lock(
+    server: MotoServer, tmp_path: Path, table: str | None
+) -> None:
+    """SIGTERM in the middle of an apply with the state in S3: in-flight work is recorded in the
+    state object, and the lock (S3 object or DynamoDB item) is gone when byoc exits 1."""
+    import json
+    import signal
+
+    import yaml
+
+    from tests.killcli import run_until, untracked
+
+    server.reset()
+    _bucket(server.client("s3"))
+    if table:
+        _table(server.client("dynamodb"))
+    data = yaml.safe_load((ROOT / "specs/dev.yaml").read_text())
+    data["state"] = {"backend": "s3", "bucket": BUCKET, **({"lock": "dynamodb", "dynamodb_table": table}
+                                                          if table else {})}
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/dev.yaml").write_text(yaml.safe_dump(data))
+    code, _, err = run_until(["apply", "specs/dev.yaml", "--auto-approve"], server.env(), tmp_path, 50,
+                             signal.SIGTERM)
+    assert code == 1 and "Interrupted: work in flight finished and the state was saved." in err, err[-3000:]
+    s3 = server.client("s3")
+    state = json.loads(s3.get_object(Bucket=BUCKET, Key="byoc/dev-proton/state.json")["Body"].read())
+    assert untracked(server, "dev-proton", state) == set()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert "byoc/dev-proton/state.json.lock" not in keys
+    if table:
+        assert server.client("dynamodb").scan(TableName=table)["Items"] == []
