@@ -185,3 +185,18 @@ def test_sandbox_status_says_busy_not_down_while_a_live_sandbox_answers_slowly(
         assert f"Sandbox running at http://127.0.0.1:{port} (pid {os.getpid()}), but busy" in out
     code, out, _ = run(["sandbox", "status", "--state-dir", str(tmp_path)], capsys)  # port closed now
     assert code == 1 and "No sandbox is running." in out
+
+
+def test_no_color_is_taken_by_every_command_as_in_terraform() -> None:
+    import typer
+
+    from byoc.cli.app import app
+    from byoc.cli.argv import rewrite
+
+    no_input, no_color = [False], [False]
+    root = typer.main.get_command(app)
+    assert rewrite(["plan", "s.yaml", "-no-color"], root, no_input, no_color) == [
+        "plan", "s.yaml", "--no-color"]
+    assert no_color == [False]
+    assert rewrite(["output", "s.yaml", "-no-color"], root, no_input, no_color) == ["output", "s.yaml"]
+    assert no_color == [True]

@@ -79,9 +79,10 @@ def _terraform_spellings(argv: list[str]) -> list[str]:
     from byoc.cli.app import app
     from byoc.cli.argv import rewrite
 
-    no_input = [False]
-    out = rewrite(argv, typer.main.get_command(app), no_input)
+    no_input, no_color = [False], [False]
+    out = rewrite(argv, typer.main.get_command(app), no_input, no_color)
     ui.allow_input(not no_input[0])
+    ui.allow_color(not no_color[0])
     return out
 
 

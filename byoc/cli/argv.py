@@ -39,9 +39,13 @@ TERRAFORM = frozenset({
 })
 
 
-def rewrite(argv: list[str], root: Any, no_input: list[bool]) -> list[str]:
+def rewrite(
+    argv: list[str], root: Any, no_input: list[bool], no_color: list[bool] | None = None
+) -> list[str]:
     """``argv`` in byoc's spellings; ``root`` is the click group of the application. Sets
-    ``no_input[0]`` when ``-input=false`` was given (the flag itself is dropped)."""
+    ``no_input[0]`` when ``-input=false`` was given (the flag itself is dropped), and
+    ``no_color[0]`` for a ``-no-color`` given to a command without ``--no-color`` (dropped too:
+    Terraform takes it everywhere)."""
     out: list[str] = []
     verbose: list[str] = []
     cmd, path, start = root, ["byoc"], 0  # start: where root options end (the command's index)
@@ -93,6 +97,9 @@ def rewrite(argv: list[str], root: Any, no_input: list[bool]) -> list[str]:
         if name == "help" or f"--{name}" in opts:
             out.append(f"--{name}{value}")
             skip = not value and _takes_value(cmd, f"--{name}")
+            continue
+        if name == "no-color" and not value and no_color is not None:
+            no_color[0] = True
             continue
         if f"-{name}" in opts:  # byoc spells this one with a single dash too (-target, -replace)
             out.append(tok)

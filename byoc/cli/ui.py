@@ -17,7 +17,7 @@ _STYLE = {"+": "green", "~": "yellow", "-/+": "magenta", "-": "red", "!": "red",
 
 
 def console(stderr: bool = False, no_color: bool = False) -> Console:
-    color = not no_color and "NO_COLOR" not in os.environ
+    color = not no_color and "NO_COLOR" not in os.environ and _COLOR["allowed"]
     return Console(
         stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False,
         no_color=not color, color_system="auto" if color else None,
@@ -183,6 +183,12 @@ def enable_logging(verbosity: int) -> None:
 
 
 _INPUT = {"allowed": True}
+_COLOR = {"allowed": True}
+
+
+def allow_color(allowed: bool) -> None:
+    """``-no-color`` given to a command that has no ``--no-color`` option: no colours anywhere."""
+    _COLOR["allowed"] = allowed
 
 
 def allow_input(allowed: bool) -> None:
