@@ -200,3 +200,17 @@ def test_no_color_is_taken_by_every_command_as_in_terraform() -> None:
     assert no_color == [False]
     assert rewrite(["output", "s.yaml", "-no-color"], root, no_input, no_color) == ["output", "s.yaml"]
     assert no_color == [True]
+
+
+def test_an_interrupt_outside_the_operations_exits_1_saying_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM) while planning or asking: exit 1 as Terraform does, not a silent 130."""
+    from byoc.cli import app as cli_app
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_app, "_load", interrupted)
+    code, _, err = run(["validate", "x.yaml"], capsys)
+    assert code == 1 and "Interrupted." in err

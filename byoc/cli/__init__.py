@@ -68,7 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if term is not None:
             signal.signal(signal.SIGTERM, term)
+    if code == INTERRUPTED:  # typer turns Ctrl-C outside the executor into a silent exit 130
+        err.print("Interrupted.")
+        code = 1
     sys.exit(code if isinstance(code, int) else 0)
+
+
+#: the exit code typer gives a KeyboardInterrupt (byoc exits 1, as Terraform does)
+INTERRUPTED = 130
 
 
 def _terraform_spellings(argv: list[str]) -> list[str]:
