@@ -336,6 +336,9 @@ def destroy(
 
         cost_footer(con, p)
         what = "all resources, INCLUDING ITS DATA," if include_data else "all resources"
+        if targets:
+            what = f"the {p.counts()['destroy']} targeted resource(s)" + (
+                ", INCLUDING DATA," if include_data else "")
         _confirm(f"Do you really want to destroy {what} of cluster {s.cluster_name}?\n"
                  "  There is no undo.", auto_approve, "destroy")
         _run(engine, p, no_color)
