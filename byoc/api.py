@@ -7,6 +7,7 @@ HealthReport, Manifest …) and raise the ``byoc.errors`` tree.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,13 +42,21 @@ class Cluster:
     """
 
     def __init__(
-        self, spec: Spec, *, on_event: Callable[[Event], None] | None = None, **engine_options: Any
+        self,
+        spec: Spec,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        cancel: threading.Event | None = None,
+        **engine_options: Any,
     ) -> None:
         from byoc.engine import Engine
 
         self.spec = spec
         self.engine: Engine = Engine(spec, **engine_options)
         self.on_event = on_event or (lambda e: None)
+        #: set it (from any thread) to stop an apply, destroy, scale or restore gracefully: work in
+        #: flight finishes and is recorded, nothing new starts, and ApplyError says "interrupted"
+        self.cancel = cancel if cancel is not None else threading.Event()
 
     @classmethod
     def from_spec(cls, path: str | Path, overrides: Sequence[str] = (), **options: Any) -> Cluster:
@@ -116,7 +125,8 @@ class Cluster:
             return self._run(self.plan(destroy=True, include_data=include_data, adopt=adopt), "destroy")
 
     def _run(self, plan: Plan, what: str, recheck: bool = False) -> ApplyResult:
-        result = self.engine.apply(plan, on_event=self.on_event, recheck=recheck)
+        result = self.engine.apply(plan, on_event=self.on_event, recheck=recheck,
+                                   cancel=self.cancel)
         if not result.ok:
             causes = "; ".join(str(f.error) for f in result.failures) or "interrupted"
             raise ApplyError(f"{what} of cluster {self.name} did not complete: {causes}", result)
@@ -141,7 +151,8 @@ class Cluster:
         with self._locked("scale"), self._adopting(adopt):
             scale = plan_scale(self.engine, count)
             refuse_replaced_data(scale.plan)
-            outcome = apply_scale(scale, on_event=self.on_event, update_spec=update_spec)
+            outcome = apply_scale(scale, on_event=self.on_event, update_spec=update_spec,
+                                  cancel=self.cancel)
         if not outcome.result.ok:
             causes = "; ".join(str(f.error) for f in outcome.result.failures) or "interrupted"
             raise ApplyError(f"scale of cluster {self.name} to {count} did not complete: {causes}",

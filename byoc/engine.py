@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from byoc.blueprint import Facts
 from byoc.discover import discover
 from byoc.drift import DriftReport, IgnoreRule
 from byoc.errors import AdoptError, PlanError, StateError
-from byoc.executor import ApplyResult, Event, Executor
+from byoc.executor import ApplyResult, Event, Executor, guarded
 from byoc.model import DEFAULT_PARALLELISM, Live, parse_address
 from byoc.outputs import outputs_of
 from byoc.plan import Plan
@@ -300,21 +301,23 @@ class Engine:
         *,
         on_event: Callable[[Event], None] = lambda e: None,
         recheck: bool = False,
+        cancel: threading.Event | None = None,
     ) -> ApplyResult:
-        """Carry out a plan; the caller holds the lock. State is saved after every operation."""
+        """Carry out a plan; the caller holds the lock. State is saved after every operation.
+        Setting ``cancel`` stops new operations from starting (see ``Executor.cancel``)."""
         state = self.state()
         if state is None:
             # a state (of a new lineage) before the first AWS call: a run killed at any later
             # point leaves one, so the next run recovers by adopting (see ``_refuse_takeover``)
             state = State.new(self.spec.cluster_name).bumped()
-            self.backend.write(state)
+            guarded(self.backend.write)(state)
         if plan.facts and dict(state.facts) != dict(plan.facts):
             state = state.with_facts(plan.facts).bumped()
-            self.backend.write(state)
+            guarded(self.backend.write)(state)
         executor = Executor(
             self.kinds, self.ctx, state, self.backend.write,
             parallelism=self.parallelism, on_event=on_event, recheck=recheck,
-            health_timeout=self.health_timeout,
+            health_timeout=self.health_timeout, cancel=cancel,
         )
         result = executor.run(plan)
         outputs = outputs_of({a: r.to_live() for a, r in result.state.resources.items()})

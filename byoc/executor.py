@@ -5,7 +5,9 @@ and updates follow dependency order; deletes follow it reversed; a replacement i
 followed by a create. State is saved after every operation. When an operation fails, work in
 flight finishes, only what depends on the failure is skipped, and the root cause is reported
 once. Progress is reported as events; the CLI renders them. In a rolling plan the nodes go one
-at a time: each node's operations wait until the previous node is healthy again.
+at a time: each node's operations wait until the previous node is healthy again. A cancellation
+(``cancel``, set by the CLI's SIGINT/SIGTERM handler) stops new work from starting: what is in
+flight finishes and is recorded, as after a failure.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import gc
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +38,20 @@ SNAPSHOT = "snapshot"
 #: rolling plans: wait until a node is healthy in every target group before the next node goes
 HEALTHY = "healthy"
 Op = tuple[str, str]  # (address, phase)
+
+#: held by every state write of an apply: an immediate exit (a second interrupt) takes it first,
+#: so the process never ends in the middle of a write
+STATE_WRITE = threading.Lock()
+
+
+def guarded(write: Callable[[State], None]) -> Callable[[State], None]:
+    """``write`` made under ``STATE_WRITE``."""
+
+    def locked(state: State) -> None:
+        with STATE_WRITE:
+            write(state)
+
+    return locked
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,7 @@ class ApplyResult:
     skipped: dict[str, str] = field(default_factory=dict)  # address -> root cause address
     #: final snapshots taken before deleting data volumes: address -> snapshot id
     snapshots: dict[str, str] = field(default_factory=dict)
+    #: a cancellation stopped work that had not started yet
     cancelled: bool = False
 
     @property
@@ -172,11 +190,14 @@ class Executor:
         on_event: Callable[[Event], None] = lambda e: None,
         recheck: bool = False,
         health_timeout: float = 900.0,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.kinds = kinds
         self.ctx = ctx
         self.state = state
-        self._save = save
+        self._save = guarded(save)
+        #: once set, nothing new starts; what is in flight finishes and is recorded
+        self.cancelled = cancel if cancel is not None else threading.Event()
         self.parallelism = max(1, parallelism)
         self.on_event = on_event
         self.recheck = recheck
@@ -188,6 +209,10 @@ class Executor:
         self._resolved: dict[str, dict[str, Any]] = {}
         self._batch = False
         self._dirty = False
+
+    def cancel(self) -> None:
+        """Stop starting new operations (safe from any thread and from a signal handler)."""
+        self.cancelled.set()
 
     # -- state ---------------------------------------------------------------------------------
     def save(self, state: State) -> None:
@@ -254,7 +279,10 @@ class Executor:
         pool = cf.ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="byoc")
         try:
             while ready or running:
-                while ready and len(running) < self.parallelism and not result.cancelled:
+                if self.cancelled.is_set() and ready:
+                    result.cancelled = True
+                    ready.clear()
+                while ready and len(running) < self.parallelism:
                     op = ready.pop(0)
                     change: Change = g.nodes[op]["change"]
                     self.on_event(Event("start", op[0], _label(change, op)))
@@ -267,9 +295,8 @@ class Executor:
                     break
                 try:
                     finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                except KeyboardInterrupt:
-                    result.cancelled = True
-                    ready.clear()
+                except KeyboardInterrupt:  # a caller without a signal handler: cancel the same way
+                    self.cancel()
                     continue
                 with self._one_write():
                     for fut in sorted(finished, key=lambda f: running[f][0]):

@@ -176,10 +176,12 @@ def make_plan(
                 "deleting it needs an explicit flag (--include-data)"
             )
             continue
-        reason = ("is being destroyed" if options.destroy else "is no longer in the spec"
+        # a destroy needs no reason: "will be destroyed" says it all
+        reason = ("" if options.destroy else "is no longer in the spec"
                   if address in in_state else "is unmanaged (--delete-unmanaged)")
         if snapshot:
-            reason += " (a final snapshot is taken first)"
+            first = "a final snapshot is taken first"
+            reason = f"{reason} ({first})" if reason else first
         changes.append(
             Change(address, found.kind, DELETE, reason, found.props, None, None, (), (), old_deps,
                    found.id, found.attrs, protected, final_snapshot=snapshot)

@@ -37,10 +37,10 @@ def fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)  # "—" as itself, not "\u2014"
     if isinstance(value, int | float):
         return str(value)
-    return json.dumps(value, sort_keys=True, default=lambda v: fmt(v))
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=lambda v: fmt(v))
 
 
 def render_plan(plan: Plan) -> str:
@@ -60,8 +60,9 @@ def render_plan(plan: Plan) -> str:
     else:
         used = [a for a in (CREATE, UPDATE, REPLACE, DELETE) if any(c.action == a for c in actionable)]
         out.append("byoc compared the spec, the state and what exists in AWS.")
-        out.append("Resource actions are indicated with the following symbols:")
-        out.extend(LEGEND[a] for a in used)
+        if used:  # a legend only for the symbols this plan shows
+            out.append("Resource actions are indicated with the following symbols:")
+            out.extend(LEGEND[a] for a in used)
         out.append("")
         out.append("byoc will perform the following actions:")
         for c in sorted(actionable, key=lambda c: c.address):
@@ -76,11 +77,7 @@ def render_plan(plan: Plan) -> str:
             out.append(f"  # {address} ({aws_id}) exists in AWS with byoc's tags but "
                        "not in the state: adopting it")
         out.append("")
-        counts = plan.counts()
-        out.append(
-            f"Plan: {counts['add']} to add, {counts['change']} to change, "
-            f"{counts['destroy']} to destroy."
-        )
+        out.append(f"Plan: {summary_line(plan)}.")
     if plan.unmanaged:
         out.append("")
         out.append("Unmanaged: these resources are tagged for this cluster but in no state or spec")
@@ -123,7 +120,8 @@ def render_change(c: Change) -> list[str]:
     kind, name, _ = parse_address(c.address)
     sym = SYMBOL[c.action]
     header = f'{sym:>3} resource "{kind}" "{name}" {{'
-    lines = [f"  # {c.address} {VERB[c.action]}" + (f" ({c.reason})" if c.action != CREATE else "")]
+    why = f" ({c.reason})" if c.action != CREATE and c.reason else ""
+    lines = [f"  # {c.address} {VERB[c.action]}{why}"]
     lines.append(header)
     if c.action == CREATE:
         body = dict(c.after or {})
@@ -158,10 +156,10 @@ def _attrs(sym: str, body: Mapping[str, Any], indent: int = 6) -> list[str]:
 def _value_lines(sym: str, lead: str, v: Any, indent: int) -> list[str]:
     pad = " " * indent
     if isinstance(v, Mapping) and v:
-        width = max(len(json.dumps(k)) for k in v)
+        width = max(len(fmt(str(k))) for k in v)
         lines = [f"{pad}{sym} {lead}{{"]
         for k in sorted(v):
-            lines.extend(_value_lines(sym, f"{json.dumps(k):<{width}} = ", v[k], indent + 4))
+            lines.extend(_value_lines(sym, f"{fmt(str(k)):<{width}} = ", v[k], indent + 4))
         lines.append(f"{pad}  }}")
         return lines
     if isinstance(v, list) and v:
@@ -194,11 +192,11 @@ def _changed_attr(name: str, before: Any, after: Any, forces: bool) -> list[str]
         out = [f"{pad}~ {name} = {{{suffix}"]
         for k in sorted(set(before) | set(after)):
             if k not in after:
-                out.append(f"{pad}    - {json.dumps(k)} = {fmt(before[k])}")
+                out.append(f"{pad}    - {fmt(str(k))} = {fmt(before[k])}")
             elif k not in before:
-                out.append(f"{pad}    + {json.dumps(k)} = {fmt(after[k])}")
+                out.append(f"{pad}    + {fmt(str(k))} = {fmt(after[k])}")
             elif before[k] != after[k]:
-                out.append(f"{pad}    ~ {json.dumps(k)} = {fmt(before[k])} -> {fmt(after[k])}")
+                out.append(f"{pad}    ~ {fmt(str(k))} = {fmt(before[k])} -> {fmt(after[k])}")
         out.append(f"{pad}  }}")
         return out
     if isinstance(before, list) and isinstance(after, list):
@@ -217,8 +215,11 @@ def render_plan_json(plan: Plan) -> str:
 
 
 def summary_line(plan: Plan) -> str:
+    """Terraform 1.5+'s counts: "1 to import, 2 to add, 0 to change, 1 to destroy" (the import count
+    only when something is adopted; a replacement counts as one add and one destroy)."""
     c = plan.counts()
-    return f"{c['add']} to add, {c['change']} to change, {c['destroy']} to destroy"
+    imports = f"{len(plan.adopt)} to import, " if plan.adopt else ""
+    return f"{imports}{c['add']} to add, {c['change']} to change, {c['destroy']} to destroy"
 
 
 def noop_count(plan: Plan) -> int:

@@ -32,6 +32,8 @@ DUMMY_CREDENTIALS = {
 class SandboxInfo:
     pid: int
     port: int
+    #: running and accepting connections, but it did not answer in time (busy with a long request)
+    busy: bool = False
 
     @property
     def endpoint(self) -> str:
@@ -55,8 +57,14 @@ def _info_path(directory: Path) -> Path:
     return directory / "sandbox.json"
 
 
-def status(directory: Path) -> SandboxInfo | None:
-    """The running sandbox, if its process is alive and answering."""
+#: how long ``status`` waits for the sandbox to answer (a busy moto server can take seconds)
+STATUS_TIMEOUT = 5.0
+
+
+def status(directory: Path, timeout: float | None = None) -> SandboxInfo | None:
+    """The running sandbox: its process is alive and it answers, or it accepts connections but did
+    not answer within ``timeout`` (``busy``: a slow answer is not a dead sandbox). None when no
+    sandbox was started from this directory, its process is gone, or its port is closed."""
     try:
         d = json.loads(_info_path(directory).read_text())
         info = SandboxInfo(int(d["pid"]), int(d["port"]))
@@ -64,14 +72,26 @@ def status(directory: Path) -> SandboxInfo | None:
         return None
     try:
         os.kill(info.pid, 0)
-    except OSError:
+    except ProcessLookupError:
         return None
-    return info if _answers(info.port) else None
+    except PermissionError:  # alive, owned by someone else
+        pass
+    if _answers(info.port, STATUS_TIMEOUT if timeout is None else timeout):
+        return info
+    return SandboxInfo(info.pid, info.port, busy=True) if _listening(info.port) else None
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int, timeout: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/data.json", timeout=1):
+        with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/data.json", timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
             return True
     except OSError:
         return False

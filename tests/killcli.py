@@ -1,5 +1,6 @@
-"""Run the real CLI against a moto server and SIGKILL it after its k-th AWS call, and count what
-a cluster owns in that server by byoc's tags (for the crash and contention tests)."""
+"""Run the real CLI against a moto server and SIGKILL it (or interrupt it: SIGINT, SIGTERM, once or
+twice) after its k-th AWS call, and count what a cluster owns in that server by byoc's tags (for the
+crash, signal and contention tests)."""
 
 from __future__ import annotations
 
@@ -20,24 +21,50 @@ from tests.motoserver import MotoServer
 CALL_LINE = re.compile(r" aws \S+ \S+ (\d+\.\d+s )?\S*$")
 
 
-def run_until(args: list[str], env: dict[str, str], cwd: Path, k: int | None) -> tuple[int, int, str]:
-    """``byoc -v ARGS``; SIGKILL after the ``k``-th AWS call (never, if None).
+#: what byoc prints on stderr when its signal handler has taken the first interrupt
+FIRST_INTERRUPT = "Gracefully shutting down..."
 
-    Returns (exit code or -9, calls seen, stderr)."""
+
+def run_until(
+    args: list[str], env: dict[str, str], cwd: Path, k: int | None,
+    sig: signal.Signals = signal.SIGKILL, times: int = 1,
+) -> tuple[int, int, str]:
+    """``byoc -v ARGS``; send ``sig`` after the ``k``-th AWS call (never, if None). SIGKILL ends the
+    run there; another signal lets it go on to its end (a second one, with ``times=2``, is sent once
+    the first was taken, or right away when byoc is not yet or no longer handling signals).
+
+    Returns (exit code, or -9 when killed; calls seen; stderr — all of it unless killed)."""
     p = subprocess.Popen([sys.executable, "-m", "byoc", "-v", *args], env=env, cwd=cwd,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          text=True)
     assert p.stderr is not None
-    calls, lines = 0, []
+    calls, lines, sent = 0, [], 0
     for line in p.stderr:
         lines.append(line)
+        if sent and sent < times and FIRST_INTERRUPT in line:
+            _send(p, sig)
+            sent += 1
         if CALL_LINE.search(line.rstrip("\n")):
             calls += 1
-            if k is not None and calls >= k:
-                os.kill(p.pid, signal.SIGKILL)
-                break
+            if k is not None and calls == k:
+                _send(p, sig)
+                sent += 1
+                if sig == signal.SIGKILL:
+                    break
     p.stderr.close()
-    return p.wait(timeout=300), calls, "".join(lines)
+    code = p.wait(timeout=300)
+    return code, calls, "".join(lines)
+
+
+def _send(p: subprocess.Popen[str], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(p.pid, sig)
+
+
+def untracked(server: MotoServer, cluster: str, state: dict[str, Any] | None) -> set[str]:
+    """Addresses of resources tagged for ``cluster`` in AWS that the state does not record."""
+    known = {r["address"] for r in (state or {}).get("resources", ())}
+    return set(owned(server, cluster)) - known
 
 
 def owned(server: MotoServer, cluster: str) -> collections.Counter[str]:

@@ -11,7 +11,7 @@ import yaml
 import byoc
 from byoc.errors import ApplyError, ByocError, LockError, SpecError
 from byoc.resources.base import AwsContext
-from byoc.state import LocalBackend
+from byoc.state import LocalBackend, State
 from tests.awsrealism import https_bucket_policies
 from tests.daytwo import AMI, DEV
 
@@ -84,3 +84,24 @@ def test_cluster_from_dict_and_a_failed_apply_raises_apply_error(moto: None, tmp
     with pytest.raises(ApplyError, match=r"apply of cluster dev-proton did not complete.*injected") as info:
         c.apply()
     assert info.value.result.failures and not info.value.result.ok
+
+
+def test_cluster_cancel_stops_an_apply_after_the_work_in_flight(moto: None, tmp_path: Path) -> None:
+    """Setting ``Cluster.cancel`` (here when the VPC's create is recorded) lets what runs finish and
+    be recorded, starts nothing more, and raises ApplyError saying it was interrupted."""
+    c = byoc.Cluster.from_dict(yaml.safe_load(DEV.read_text()), name="inline", **_options(tmp_path))
+    backend = c.engine.backend
+    write = backend.write
+
+    def write_then_cancel(state: State) -> None:
+        write(state)
+        if "aws_vpc.main" in state.resources:
+            c.cancel.set()
+
+    backend.write = write_then_cancel  # type: ignore[method-assign]
+    with pytest.raises(ApplyError, match="apply of cluster dev-proton did not complete: interrupted") as info:
+        c.apply()
+    result = info.value.result
+    assert result.cancelled and not result.failures
+    recorded = set(LocalBackend(tmp_path, "dev-proton").read().resources)  # type: ignore[union-attr]
+    assert "aws_vpc.main" in recorded and 'aws_subnet.private["us-west-2a"]' not in recorded

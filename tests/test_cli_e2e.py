@@ -275,3 +275,30 @@ def test_a_killed_runs_untagged_bucket_is_adopted_and_cluster_tagged_strays_are_
     p = byoc(["destroy", "specs/dev.yaml", "--auto-approve"], env, work)
     assert p.returncode == 0, p.stdout + p.stderr
     assert not ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [sg]}])["SecurityGroups"]
+
+
+def test_terraform_flag_spellings_end_to_end(aws: MotoServer, work: Path) -> None:
+    """-out=FILE saves to FILE (never `-o ut=FILE`), -input=false refuses to ask, -auto-approve,
+    -parallelism, -lock-timeout, `output NAME -raw`, `destroy -target`, `-v` after the command."""
+    env = aws.env()
+    p = byoc(["plan", "specs/dev.yaml", "-out=dev.plan", "-no-color", "-detailed-exitcode"], env, work)
+    assert p.returncode == 2, p.stderr
+    assert (work / "dev.plan").is_file() and not (work / "ut=dev.plan").exists()
+    p = byoc(["apply", "specs/dev.yaml", "-input=false"], env, work)
+    assert p.returncode == 1 and "-input=false forbids asking" in p.stderr
+    no_traceback(p)
+    p = byoc(["apply", "-auto-approve", "-parallelism=4", "-lock-timeout=5s", "specs/dev.yaml", "-v"],
+             env, work)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert " aws ec2 CreateVpc" in p.stderr  # -v after the command logs the AWS calls
+    p = byoc(["output", "specs/dev.yaml", "vpc_id", "-raw"], env, work)
+    assert p.returncode == 0 and p.stdout.startswith("vpc-") and '"' not in p.stdout and "\n" not in p.stdout
+    p = byoc(["destroy", "specs/dev.yaml", "-target=aws_lb.main", "-auto-approve"], env, work)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "aws_lb.main: Destruction complete" in p.stdout
+    assert "aws_vpc.main" not in p.stdout and "aws_lb_target_group.main" not in p.stdout
+    state = json.loads((work / "state/dev-proton.json").read_text())
+    addresses = {r["address"] for r in state["resources"]}
+    assert "aws_lb.main" not in addresses and "aws_vpc.main" in addresses
+    p = byoc(["plan", "specs/dev.yaml", "-detailed-exitcode"], env, work)
+    assert p.returncode == 2 and "aws_lb.main will be created" in p.stdout

@@ -1,8 +1,9 @@
-"""Crash safety: the real CLI, SIGKILLed after its k-th AWS call during apply and during destroy,
-converges when run again — no duplicate resources, nothing leaked, the state always valid.
+"""Crash safety: the real CLI, SIGKILLed (or interrupted by SIGINT/SIGTERM, once or twice) after its
+k-th AWS call during apply and during destroy, converges when run again — no duplicate resources,
+nothing leaked, the state always valid, and after an interrupt everything created is in the state.
 
-The normal suite samples a few kill points; ``pytest -m sweep tests/test_crash.py`` tries every
-``SWEEP_STEP``-th call of apply and of destroy (BYOC_SWEEP_STEP overrides the step).
+The normal suite samples a few kill and signal points; ``pytest -m sweep tests/test_crash.py`` tries
+every ``SWEEP_STEP``-th call of apply and of destroy (BYOC_SWEEP_STEP overrides the step).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.killcli import CALL_LINE, owned, run_until, state_file_ok
+from tests.killcli import CALL_LINE, owned, run_until, state_file_ok, untracked
 from tests.motoserver import MotoServer
 
 CLUSTER = "dev-proton"
@@ -131,3 +132,74 @@ def test_sweep_scale_down_around_the_final_snapshot(server: MotoServer, work: Pa
         recorded = [r["snapshot_id"] for r in data["final_snapshots"]]
         assert len(found) == 1, f"k={k}: {len(found)} final snapshots"
         assert recorded == found, f"k={k}: recorded {recorded}, in AWS {found}"
+
+
+# -- interrupts: SIGINT / SIGTERM at the k-th AWS call --------------------------------------------
+#: the normal suite interrupts apply with SIGINT and destroy with SIGTERM in their operations;
+#: ``pytest -m sweep`` interrupts at every SWEEP_STEP-th call of each, alternating the signals
+K_APPLY_SIGINT, K_DESTROY_SIGTERM = 60, 90
+
+
+def _interrupt(
+    server: MotoServer, work: Path, args: list[str], sig: signal.Signals, k: int, strict: bool = True
+) -> None:
+    """Interrupt ``byoc ARGS`` once at the k-th call: exit 1 with the runbook's message, the state
+    valid and recording everything tagged for the cluster, the lock released (the re-run takes it
+    and converges). ``strict``: the signal must land while operations run (the sweep also lands
+    in planning, where nothing has changed yet, and beyond the run's last call)."""
+    code, calls, err = run_until(args, server.env(), work, k, sig)
+    assert "Traceback" not in err
+    state = state_file_ok(work / "state" / f"{CLUSTER}.json")
+    assert untracked(server, CLUSTER, state) == set(), "created but not recorded in the state"
+    graceful = "Interrupt received.\nPlease wait for byoc to exit or data loss may occur." in err
+    if strict or graceful:
+        assert calls >= k and code == 1, err[-3000:]
+        assert graceful, err[-2000:]
+        assert "Interrupted: work in flight finished and the state was saved." in err
+    else:  # before the operations (exit 1, nothing in flight) or after the run's end
+        assert (code == 1 and "Interrupted." in err) or (code == 0 and calls < k), (code, calls)
+    code, _, err = run_until(args, server.env(), work, None)
+    assert code == 0, err[-3000:]
+
+
+def test_interrupted_apply_and_destroy_stop_gracefully_and_converge(server: MotoServer, work: Path) -> None:
+    server.reset()
+    _interrupt(server, work, APPLY, signal.SIGINT, K_APPLY_SIGINT)
+    _check_applied(server, work)
+    _interrupt(server, work, DESTROY, signal.SIGTERM, K_DESTROY_SIGTERM)
+    _check_destroyed(server, work)
+
+
+def _signal(k: int) -> signal.Signals:
+    return signal.SIGINT if (k // SWEEP_STEP) % 2 == 0 else signal.SIGTERM
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("k", range(1, 160, SWEEP_STEP))
+def test_sweep_interrupt_apply(server: MotoServer, work: Path, k: int) -> None:
+    server.reset()
+    _interrupt(server, work, APPLY, _signal(k), k, strict=False)
+    _check_applied(server, work)
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("k", range(1, 145, SWEEP_STEP))
+def test_sweep_interrupt_destroy(server: MotoServer, work: Path, k: int) -> None:
+    server.reset()
+    code, _, err = run_until(APPLY, server.env(), work, None)
+    assert code == 0, err[-3000:]
+    _interrupt(server, work, DESTROY, _signal(k), k, strict=False)
+    _check_destroyed(server, work)
+
+
+def test_two_interrupts_exit_at_once_naming_what_is_abandoned(server: MotoServer, work: Path) -> None:
+    server.reset()
+    code, _, err = run_until(APPLY, server.env(), work, 70, signal.SIGINT, times=2)
+    assert code == 1, err[-3000:]
+    assert "Traceback" not in err
+    assert "Two interrupts received. Exiting immediately. Note that data loss may have occurred." in err
+    assert "Abandoned in flight: " in err or "Nothing was in flight." in err
+    state_file_ok(work / "state" / f"{CLUSTER}.json")
+    code, _, err = run_until(APPLY, server.env(), work, None)  # the lock went with the process
+    assert code == 0, err[-3000:]
+    _check_applied(server, work)

@@ -193,3 +193,38 @@ def test_a_slow_kind_starts_before_a_deeper_chain_of_quick_ones() -> None:
     options = PlanOptions(destroy=True, allow_data_loss=True)
     assert h.apply(h.plan(world(), options=options), parallelism=1).ok
     assert h.cloud.order("delete")[0] == "fake_disk.data"
+
+
+def test_a_cancel_stops_new_work_and_records_what_was_in_flight() -> None:
+    """Cancelled when the net's create finishes: it is recorded, nothing that waited on it starts
+    (the independent disk, started in the same first wave, finishes and is recorded too)."""
+    h = Harness()
+    cancel = threading.Event()
+
+    def save(s: State) -> None:
+        if "fake_net.main" in s.resources:
+            cancel.set()
+
+    ex = Executor(h.kinds, None, h.state, save, on_event=h.events.append, cancel=cancel)
+    result = ex.run(h.plan(world()))
+    assert result.cancelled and not result.ok and not result.failures
+    assert set(result.state.resources) == {"fake_net.main", "fake_disk.data"}
+    assert set(h.cloud.order("create")) == {"fake_net.main", "fake_disk.data"}
+
+
+def test_a_second_interrupt_waits_for_a_state_write_in_progress() -> None:
+    """The immediate exit of a second SIGINT/SIGTERM never lands inside a state write: it takes the
+    write lock first (here a write holds it until released)."""
+    from byoc.cli.interrupt import Interrupts
+
+    writing, exits = threading.Lock(), []
+    done = threading.Event()
+    interrupts = Interrupts(lambda: ['fake_vm.n["a1"]'], exit=lambda code: (exits.append(code), done.set()),
+                            write_lock=writing)
+    writing.acquire()  # a state write in progress
+    interrupts.handle(2)
+    assert interrupts.received and exits == []  # the first one only cancels
+    interrupts.handle(2)
+    assert not done.wait(0.3) and exits == []  # not while the write runs
+    writing.release()
+    assert done.wait(10) and exits == [1]

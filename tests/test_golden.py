@@ -95,3 +95,13 @@ def test_dev_destroy(world: World) -> None:
 def test_dev_replacement_cascade(world: World) -> None:
     world.apply(world.plan("specs/dev.yaml"))
     check("dev_replace", world.plan("specs/dev.yaml", ("network.vpc_cidr=10.1.0.0/16",)), with_json=True)
+
+
+def test_dev_adoption_after_a_crash(world: World) -> None:
+    """A run killed before its state write: what it created is adopted. Terraform 1.5+'s summary
+    counts it ("2 to import, 0 to add, …"), and with no action symbol in the plan, no legend."""
+    world.apply(world.plan("specs/dev.yaml"))
+    world.state = world.state.without("aws_cloudwatch_dashboard.main").without("aws_security_group.lb")
+    plan = world.plan("specs/dev.yaml")
+    assert plan.adopt == ("aws_cloudwatch_dashboard.main", "aws_security_group.lb")
+    check("dev_adopt", plan)

@@ -423,3 +423,26 @@ def test_an_unwritable_state_directory_is_explained(
         pass
     monkeypatch.undo()
     assert LocalBackend(tmp_path, "c1").read() == state
+
+
+def test_lock_timeout_waits_for_a_held_lock_then_takes_it_or_names_the_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--lock-timeout``: a held lock is polled until it is free (here freed by the holder exiting
+    after the first poll), or refused after the timeout, naming the holder."""
+    import byoc.state.local as local
+
+    p = _holder(tmp_path)
+    b = LocalBackend(tmp_path, "c1")
+    with pytest.raises(LockError, match=rf"pid {p.pid} on .*\(waited 0.3s\)"), b.lock("apply", timeout=0.3):
+        pass
+    sleep = time.sleep
+
+    def poll(seconds: float) -> None:  # the holder goes away while we wait
+        p.kill()
+        p.wait()
+        sleep(seconds)
+
+    monkeypatch.setattr(local.time, "sleep", poll)
+    with b.lock("apply", timeout=60) as info:
+        assert info.pid == os.getpid() and p.poll() is not None

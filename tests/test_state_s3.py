@@ -297,3 +297,62 @@ def test_a_forced_unlock_and_a_state_rm_meanwhile_are_never_lost(
     assert out.startswith("refused:"), out
     assert "is at serial 2 but this run read serial 1" in out and "Nothing was written" in out
     assert other.read() == removed
+
+
+@pytest.mark.parametrize("table", [None, "byoc-locks"])
+def test_lock_timeout_polls_until_the_holder_releases(
+    ctx: AwsContext, table: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import byoc.state.s3 as s3
+
+    a, b = backend(ctx, table), backend(ctx, table)
+    polls: list[float] = []
+    with a.lock("apply") as info:
+        monkeypatch.setattr(s3, "LOCK_POLL", 0.01)
+        with pytest.raises(LockError, match=f"pid {info.pid}"), b.lock("destroy", timeout=0.05):
+            pass
+        held = a._held
+
+        def poll(seconds: float) -> None:  # the holder finishes while we wait
+            polls.append(seconds)
+            if held is not None and a.holder() == held:
+                a._release(held)
+
+        monkeypatch.setattr(s3.time, "sleep", poll)
+        with b.lock("destroy", timeout=60) as mine:
+            assert b.holder() == mine
+    assert polls and b.holder() is None
+
+
+@pytest.mark.parametrize("table", [None, "byoc-locks"])
+def test_an_interrupted_apply_releases_the_s3_or_dynamodb_lock(
+    server: MotoServer, tmp_path: Path, table: str | None
+) -> None:
+    """SIGTERM in the middle of an apply with the state in S3: in-flight work is recorded in the
+    state object, and the lock (S3 object or DynamoDB item) is gone when byoc exits 1."""
+    import json
+    import signal
+
+    import yaml
+
+    from tests.killcli import run_until, untracked
+
+    server.reset()
+    _bucket(server.client("s3"))
+    if table:
+        _table(server.client("dynamodb"))
+    data = yaml.safe_load((ROOT / "specs/dev.yaml").read_text())
+    data["state"] = {"backend": "s3", "bucket": BUCKET, **({"lock": "dynamodb", "dynamodb_table": table}
+                                                          if table else {})}
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/dev.yaml").write_text(yaml.safe_dump(data))
+    code, _, err = run_until(["apply", "specs/dev.yaml", "--auto-approve"], server.env(), tmp_path, 50,
+                             signal.SIGTERM)
+    assert code == 1 and "Interrupted: work in flight finished and the state was saved." in err, err[-3000:]
+    s3 = server.client("s3")
+    state = json.loads(s3.get_object(Bucket=BUCKET, Key="byoc/dev-proton/state.json")["Body"].read())
+    assert untracked(server, "dev-proton", state) == set()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert "byoc/dev-proton/state.json.lock" not in keys
+    if table:
+        assert server.client("dynamodb").scan(TableName=table)["Items"] == []

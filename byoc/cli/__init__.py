@@ -6,8 +6,10 @@ Exit codes follow Terraform: 0 success (or no changes), 1 error, 2 changes prese
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
+from typing import Any
 
 
 def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
@@ -37,8 +39,10 @@ def main(argv: list[str] | None = None) -> None:
 
     exits, usage, aborts = _click_exceptions()
     err = console(stderr=True)
+    term = _sigterm_interrupts()
     try:
-        code = app(args=argv, prog_name="byoc", standalone_mode=False)
+        code = app(args=_terraform_spellings(sys.argv[1:] if argv is None else argv),
+                   prog_name="byoc", standalone_mode=False)
     except exits as e:
         code = getattr(e, "exit_code", 1)
     except usage as e:
@@ -50,9 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     except ByocError as e:
         error(err, str(e))
         code = e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside the executor (see byoc.cli.interrupt): nothing was in flight
         err.print("Interrupted.")
-        code = 130
+        code = 1
     except Exception:  # a bug: say so plainly, keep the details in a file
         import tempfile
 
@@ -61,4 +65,39 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc(file=f)
         error(err, f"byoc hit an internal error; this is a bug. Details were written to {path}")
         code = 1
+    finally:
+        if term is not None:
+            signal.signal(signal.SIGTERM, term)
+    if code == INTERRUPTED:  # typer turns Ctrl-C outside the executor into a silent exit 130
+        err.print("Interrupted.")
+        code = 1
     sys.exit(code if isinstance(code, int) else 0)
+
+
+#: the exit code typer gives a KeyboardInterrupt (byoc exits 1, as Terraform does)
+INTERRUPTED = 130
+
+
+def _terraform_spellings(argv: list[str]) -> list[str]:
+    """Terraform's single-dash flags in byoc's spelling (see byoc.cli.argv)."""
+    import typer
+
+    from byoc.cli import ui
+    from byoc.cli.app import app
+    from byoc.cli.argv import rewrite
+
+    no_input, no_color = [False], [False]
+    out = rewrite(argv, typer.main.get_command(app), no_input, no_color)
+    ui.allow_input(not no_input[0])
+    ui.allow_color(not no_color[0])
+    return out
+
+
+def _sigterm_interrupts() -> Any:
+    """SIGTERM (CI cancels, `docker stop`) interrupts like Ctrl-C, so that locks are released on the
+    way out; returns the previous handler (None when not in the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -51,9 +51,30 @@ AdoptOpt = Annotated[bool, typer.Option(
     "--adopt", help="Take over a cluster that is deployed in AWS but has no state here (its state "
     "is elsewhere, or a first apply was killed before it saved any): its resources are recorded "
     "in a new state. Without it byoc refuses, so that one cluster never gets two states.")]
+LockTimeout = Annotated[str, typer.Option(
+    "--lock-timeout", metavar="DURATION",
+    help="Wait this long for a state lock another run holds (e.g. 30s, 5m, 1m30s) before giving up; "
+    "by default a held lock is refused at once.")]
 UpdateAmi = Annotated[bool, typer.Option(
     "--update-ami", help="Use today's Amazon Linux 2023 AMI instead of the pinned one "
     "(replaces running nodes; their data volumes are kept).")]
+
+
+def _duration(text: str, flag: str = "--lock-timeout") -> float:
+    """Seconds in a Terraform/Go duration: ``30s``, ``5m``, ``1m30s``, ``1h``, ``500ms`` (a bare
+    number is seconds)."""
+    import re
+
+    from byoc.errors import ByocError
+
+    text = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ByocError(f"{flag} {text}: not a duration; give e.g. 30s, 5m or 1m30s")
+    unit = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * unit[u] for n, u in parts)
 
 
 def _version(value: bool) -> None:
@@ -147,6 +168,9 @@ def plan(
     adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
+    lock_timeout: Annotated[str, typer.Option(
+        "--lock-timeout", metavar="DURATION",
+        help="Accepted for Terraform's sake: byoc plan reads the state without locking it.")] = "0s",
 ) -> None:
     """Show what apply would change: spec vs state vs what exists in AWS.
 
@@ -158,6 +182,7 @@ def plan(
     from byoc.planner import PlanOptions
     from byoc.render import render_plan, render_plan_json
 
+    _duration(lock_timeout)
     s = _load(spec, set_)
     _show_warnings(s, no_color)
     p = _engine(s, parallelism, adopt).plan(PlanOptions(
@@ -198,8 +223,11 @@ def _confirm(question: str, auto_approve: bool, what: str) -> None:
     if auto_approve:
         return
     if not stdin_is_tty():
+        from byoc.cli.ui import input_disabled
+
+        why = "-input=false forbids asking" if input_disabled() else "there is no terminal to ask on"
         raise ByocError(
-            f"byoc {what} needs confirmation, but there is no terminal to ask on; "
+            f"byoc {what} needs confirmation, but {why}; "
             "run it in a terminal, or pass --auto-approve"
         )
     con = console()
@@ -227,6 +255,7 @@ def apply(
     adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
+    lock_timeout: LockTimeout = "0s",
 ) -> None:
     """Make AWS match the spec: plan, show, confirm, then create/update/delete.
 
@@ -238,6 +267,7 @@ def apply(
     """
     from byoc.render import render_plan
 
+    wait = _duration(lock_timeout)
     saved = _maybe_plan_file(target)
     if saved is not None:
         if set_ or targets or replaces or delete_unmanaged or include_data or adopt:
@@ -247,14 +277,14 @@ def apply(
                             "cannot be used with a saved plan; they were fixed when the plan was made")
         s = _load(Path(saved.spec_source), list(saved.spec_overrides))
         engine = _engine(s, parallelism)
-        with engine.backend.lock("apply"):
+        with engine.backend.lock("apply", timeout=wait):
             engine.check_fresh(saved)
             _run(engine, saved, no_color, recheck=True)
         return
     s = _load(target, set_)
     _show_warnings(s, no_color)
     engine = _engine(s, parallelism, adopt)
-    with engine.backend.lock("apply"):
+    with engine.backend.lock("apply", timeout=wait):
         from byoc.planner import PlanOptions
 
         p = engine.plan(PlanOptions(allow_data_loss=include_data, targets=tuple(targets or ()),
@@ -285,12 +315,18 @@ def destroy(
         help="Also delete what holds data: the S3 bucket (every object version first), the data "
         "volumes and a KMS key byoc created. Without it they are kept.")] = False,
     adopt: AdoptOpt = False,
+    targets: Annotated[list[str] | None, typer.Option(
+        "-target", "--target", metavar="ADDRESS",
+        help="Destroy only this resource and what depends on it, e.g. -target "
+        "'aws_instance.node[\"1\"]' (kind.name selects every key; repeatable).")] = None,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
+    lock_timeout: LockTimeout = "0s",
 ) -> None:
     """Delete everything byoc made for this cluster, in reverse dependency order.
 
-    The S3 bucket and the nodes' data volumes are kept unless --include-data is given. The state
+    The S3 bucket and the nodes' data volumes are kept unless --include-data is given. With
+    -target, only the targeted resources and what depends on them are destroyed. The state
     is STATE.PATH/<cluster>.json; a relative state.path (and the default, state/) is relative to
     the working directory, as in Terraform.
 
@@ -299,10 +335,12 @@ def destroy(
     from byoc.planner import PlanOptions
     from byoc.render import render_plan
 
+    wait = _duration(lock_timeout)
     s = _load(spec, set_)
     engine = _engine(s, parallelism, adopt)
-    with engine.backend.lock("destroy"):
-        p = engine.plan(PlanOptions(destroy=True, allow_data_loss=include_data))
+    with engine.backend.lock("destroy", timeout=wait):
+        p = engine.plan(PlanOptions(destroy=True, allow_data_loss=include_data,
+                                    targets=tuple(targets or ())))
         con = console(no_color=no_color)
         print_plan_text(con, render_plan(p))
         if not p.has_changes:
@@ -311,40 +349,70 @@ def destroy(
 
         cost_footer(con, p)
         what = "all resources, INCLUDING ITS DATA," if include_data else "all resources"
+        if targets:
+            what = f"the {p.counts()['destroy']} targeted resource(s)" + (
+                ", INCLUDING DATA," if include_data else "")
         _confirm(f"Do you really want to destroy {what} of cluster {s.cluster_name}?\n"
                  "  There is no undo.", auto_approve, "destroy")
         _run(engine, p, no_color)
 
 
 def _maybe_plan_file(path: Path) -> Any:
-    """A saved plan when ``path`` is one (JSON with byoc's plan marker), else None."""
+    """A saved plan when ``path`` is one (JSON with byoc's plan marker), else None (a spec). A file
+    named otherwise than .yaml/.yml that is neither JSON nor a YAML mapping is refused."""
     from byoc.engine import read_plan_file
 
     if path.suffix in {".yaml", ".yml"} or not path.is_file():
         return None
     try:
-        head = path.read_text(encoding="utf-8", errors="replace").lstrip()[:1]
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    return read_plan_file(path) if head == "{" else None
+    if text.lstrip()[:1] == "{":
+        return read_plan_file(path)
+    if not _yaml_mapping(text):
+        from byoc.errors import PlanError
+
+        raise PlanError(f"{path} is neither a spec (.yaml) nor a plan file saved by `byoc plan -o`; "
+                        "give a spec such as specs/prod.yaml, or a plan saved with byoc plan SPEC -o FILE")
+    return None
+
+
+def _yaml_mapping(text: str) -> bool:
+    """True when ``text`` is a YAML document holding a mapping (what a spec is)."""
+    from byoc.spec.yamlpos import MAX_BYTES, YamlError, parse_yaml
+
+    if len(text) > MAX_BYTES or "\x00" in text:
+        return False
+    try:
+        parsed = parse_yaml(text)
+    except (YamlError, ValueError):
+        return False
+    return parsed is not None and isinstance(parsed.value, dict)
 
 
 def _run(engine: Any, p: Any, no_color: bool, recheck: bool = False) -> None:
+    """Run the executor with SIGINT/SIGTERM handled as Terraform does (see byoc.cli.interrupt)."""
+    from byoc.cli.interrupt import DONE, Interrupts
     from byoc.errors import ByocError
 
     con = console(no_color=no_color)
     progress = Progress(con)
+    note = ("The state lock stays in S3 until removed: when nothing else runs, use `byoc force-unlock`."
+            if getattr(engine.backend, "kind", "") == "s3" else "")
     try:
-        result = engine.apply(p, on_event=progress, recheck=recheck)
+        with Interrupts(progress.in_flight, note) as interrupts:
+            result = engine.apply(p, on_event=progress, recheck=recheck, cancel=interrupts.event)
     finally:
         progress.close()
     for address, snapshot_id in sorted(result.snapshots.items()):
         con.print(f"Final snapshot of {address}: {snapshot_id} (recorded in the state; restore with "
                   "`aws ec2 create-volume --snapshot-id " + snapshot_id + " …`)")
-    if result.ok:
+    if result.ok and not interrupts.received:
         c = p.counts()
         verb = "Destroy" if p.destroy else "Apply"
-        con.print(f"\n{verb} complete! Resources: {c['add']} added, {c['change']} changed, "
+        imported = f"{len(p.adopt)} imported, " if p.adopt else ""
+        con.print(f"\n{verb} complete! Resources: {imported}{c['add']} added, {c['change']} changed, "
                   f"{c['destroy']} destroyed.", style="bold green")
         if not p.destroy:
             _outputs(con, engine)
@@ -354,10 +422,12 @@ def _run(engine: Any, p: Any, no_color: bool, recheck: bool = False) -> None:
         error(err, f"{f.action} {f.error}")
     if result.skipped:
         err.print(f"{len(result.skipped)} resource(s) were skipped because something they need failed.")
-    if result.cancelled:
-        err.print("Interrupted: work in flight finished and the state was saved.")
+    what = "destroy" if p.destroy else "apply"
+    if interrupts.received:
+        err.print(DONE + " Run the command again to continue.")
+        raise ByocError(f"{what} was interrupted")
     err.print("The state was saved after every step; fix the cause and run the command again to continue.")
-    raise ByocError("apply did not complete") if not p.destroy else ByocError("destroy did not complete")
+    raise ByocError(f"{what} did not complete")
 
 
 def _outputs(con: Any, engine: Any) -> None:
@@ -365,7 +435,7 @@ def _outputs(con: Any, engine: Any) -> None:
     if state and state.outputs:
         con.print("\nOutputs:\n")
         for k, v in state.outputs.items():
-            con.print(f"{k} = {json.dumps(v)}")
+            con.print(f"{k} = {json.dumps(v, ensure_ascii=False)}")
 
 
 @app.command()
@@ -374,14 +444,20 @@ def output(
     set_: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outputs as JSON.")] = False,
     name: Annotated[str | None, typer.Argument(help="Print only this output.", metavar="NAME")] = None,
+    raw: Annotated[bool, typer.Option(
+        "--raw", help="Print NAME's value alone, without quotes (strings, numbers, booleans), "
+        "for scripts: VPC=$(byoc output SPEC vpc_id -raw)")] = False,
 ) -> None:
     """Show the cluster's outputs (VPC, subnets, security groups …) from the state.
 
-    Example: byoc output specs/prod.yaml --json
+    Examples: byoc output specs/prod.yaml --json · byoc output specs/prod.yaml vpc_id -raw
     """
     from byoc.engine import backend_for
     from byoc.errors import ByocError
 
+    if raw and (name is None or as_json):
+        raise ByocError("--raw prints one output's value: give its NAME, and not --json "
+                        "(e.g. byoc output SPEC vpc_id -raw)")
     s = _load(spec, set_)
     state = backend_for(s).read()
     outputs = dict(state.outputs) if state else {}
@@ -389,13 +465,21 @@ def output(
         if name not in outputs:
             raise ByocError(f"no output named {name!r}; known: {', '.join(sorted(outputs)) or 'none'}")
         outputs = {name: outputs[name]}
+    if raw:
+        value = outputs[str(name)]
+        if isinstance(value, dict | list) or value is None:
+            raise ByocError(f"output {name!r} is a {type(value).__name__ if value is not None else 'null'}, "
+                            "which has no raw form: use --json for it")
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        typer.echo(text, nl=False)
+        return
     if as_json:
         typer.echo(json.dumps(outputs, indent=2))
     elif not outputs:
         typer.echo("No outputs: the cluster has not been applied yet.")
     else:
         for k, v in outputs.items():
-            typer.echo(f"{k} = {json.dumps(v)}")
+            typer.echo(f"{k} = {json.dumps(v, ensure_ascii=False)}")
 
 
 @app.command()

@@ -14,11 +14,13 @@ import typer
 from byoc.cli.app import (
     AdoptOpt,
     AutoApprove,
+    LockTimeout,
     NoColor,
     ParOpt,
     SetOpt,
     SpecArg,
     _confirm,
+    _duration,
     _engine,
     _load,
     _run,
@@ -234,6 +236,7 @@ def restore(
     adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
+    lock_timeout: LockTimeout = "0s",
 ) -> None:
     """Replace each node's data volume by one created from the backup's snapshot: a plan like any
     other (-/+ with the snapshot id), then confirmation. Each node is stopped before its volume is
@@ -248,7 +251,7 @@ def restore(
     s = _load(spec, set_)
     eng = _engine(s, parallelism, adopt)
     con = console(no_color=no_color)
-    with eng.backend.lock("restore"):
+    with eng.backend.lock("restore", timeout=_duration(lock_timeout)):
         p, points = plan_restore(eng, backup_id, force=force)
         err = console(stderr=True, no_color=no_color)
         for m in points.mismatches:

@@ -44,7 +44,8 @@ def drift(
             reports.append(_engine(_load(spec, set_), parallelism).drift())
         except ByocError as exc:
             errors.append({"spec": str(spec), "error": str(exc)})
-            error(err, f"{spec}: {exc}")
+            message = str(exc)  # a spec's own errors already start with its name
+            error(err, message if message.startswith(f"{spec}:") else f"{spec}: {message}")
     if as_json and not quiet:
         typer.echo(json.dumps({
             "in_sync": not errors and all(r.in_sync for r in reports),

@@ -58,4 +58,8 @@ def sandbox_status(
     if info is None:
         typer.echo("No sandbox is running.")
         raise typer.Exit(1)
+    if info.busy:
+        typer.echo(f"Sandbox running at {info.endpoint} (pid {info.pid}), but busy: it accepts "
+                   f"connections and did not answer within {sandbox.STATUS_TIMEOUT:g}s.")
+        return
     typer.echo(f"Sandbox running at {info.endpoint} (pid {info.pid}).")

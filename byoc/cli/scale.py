@@ -10,11 +10,13 @@ import typer
 from byoc.cli.app import (
     AdoptOpt,
     AutoApprove,
+    LockTimeout,
     NoColor,
     ParOpt,
     SetOpt,
     SpecArg,
     _confirm,
+    _duration,
     _engine,
     _load,
     _run,
@@ -37,6 +39,7 @@ def scale(
     adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
+    lock_timeout: LockTimeout = "0s",
 ) -> None:
     """Scale the cluster to N nodes: plan and apply as if --set compute.instance_count=N.
 
@@ -59,7 +62,7 @@ def scale(
     scaled_spec(s, count)  # a bad count is refused before anything else happens
     engine = _engine(s, parallelism, adopt)
     con = console(no_color=no_color)
-    with engine.backend.lock("scale"):
+    with engine.backend.lock("scale", timeout=_duration(lock_timeout)):
         sp = plan_scale(engine, count)
         for w in sp.engine.spec.warnings:
             warning(console(stderr=True, no_color=no_color), w)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -14,7 +17,7 @@ _STYLE = {"+": "green", "~": "yellow", "-/+": "magenta", "-": "red", "!": "red",
 
 
 def console(stderr: bool = False, no_color: bool = False) -> Console:
-    color = not no_color and "NO_COLOR" not in os.environ
+    color = not no_color and "NO_COLOR" not in os.environ and _COLOR["allowed"]
     return Console(
         stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False,
         no_color=not color, color_system="auto" if color else None,
@@ -50,50 +53,103 @@ _VERBS = {
     "wait-healthy": ("Waiting until healthy in every target group...", "Healthy"),
     "final-snapshot": ("Taking the final snapshot...", "Final snapshot complete"),
 }
+_STILL = {"create": "Still creating...", "update": "Still modifying...", "destroy": "Still destroying...",
+          "wait-healthy": "Still waiting until healthy..."}
+#: Terraform's period of "Still creating... [10s elapsed]" lines
+STILL_EVERY = 10.0
 
 
 class Progress:
-    """Renders executor events: a line per resource as it starts and finishes, with elapsed time.
+    """Renders executor events: a line per resource as it starts and finishes, with elapsed time,
+    and every ``interval`` seconds a "Still creating... [10s elapsed]" line per resource in flight,
+    as Terraform prints them (a daemon ticker thread, stopped by ``close``; with and without a
+    terminal). On a terminal a live status line also shows what is in flight, its time advancing.
+    ``clock`` and ``ticker=False`` (call ``tick`` yourself) are for tests."""
 
-    On a terminal a live status line shows what is in flight; otherwise plain lines only.
-    """
-
-    def __init__(self, con: Console) -> None:
+    def __init__(
+        self,
+        con: Console,
+        *,
+        interval: float = STILL_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+        ticker: bool = True,
+    ) -> None:
         self.con = con
-        self.inflight: dict[str, float] = {}
+        self.interval = interval
+        self.clock = clock
+        #: address -> (started, action, when the next "Still ..." line is due)
+        self.inflight: dict[str, tuple[float, str, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
         self.status: Any = None
         if con.is_terminal:
             self.status = con.status("", spinner="dots")
             self.status.start()
+        self._thread: threading.Thread | None = None
+        if ticker and interval > 0:
+            self._thread = threading.Thread(target=self._tick_loop, name="byoc-progress", daemon=True)
+            self._thread.start()
 
     def __call__(self, event: Any) -> None:
         start, finish = _VERBS.get(event.action, ("Working...", "Complete"))
-        if event.kind == "start":
-            self.inflight[event.address] = time.monotonic()
-            self.con.print(f"{event.address}: {start}")
-        elif event.kind == "done":
-            self.inflight.pop(event.address, None)
-            ident = f" [id={event.aws_id}]" if event.aws_id else ""
-            self.con.print(f"{event.address}: {finish} after {_dur(event.elapsed)}{ident}")
-        elif event.kind == "failed":
-            self.inflight.pop(event.address, None)
-            self.con.print(Text(f"{event.address}: failed after {_dur(event.elapsed)}", style="red"))
-        elif event.kind == "skipped":
-            self.con.print(Text(f"{event.address}: {event.message}", style="yellow"))
-        self._refresh()
+        with self._lock:
+            if event.kind == "start":
+                now = self.clock()
+                self.inflight[event.address] = (now, event.action, now + self.interval)
+                self.con.print(f"{event.address}: {start}")
+            elif event.kind == "done":
+                self.inflight.pop(event.address, None)
+                ident = f" [id={event.aws_id}]" if event.aws_id else ""
+                self.con.print(f"{event.address}: {finish} after {_dur(event.elapsed)}{ident}")
+            elif event.kind == "failed":
+                self.inflight.pop(event.address, None)
+                self.con.print(Text(f"{event.address}: failed after {_dur(event.elapsed)}", style="red"))
+            elif event.kind == "skipped":
+                self.con.print(Text(f"{event.address}: {event.message}", style="yellow"))
+            self._refresh()
+
+    def tick(self) -> None:
+        """A "Still ..." line for each operation in flight whose next one is due; the live status."""
+        with self._lock:
+            now = self.clock()
+            for address, (started, action, due) in list(self.inflight.items()):
+                if now < due:
+                    continue
+                still = _STILL.get(action, "Still working...")
+                self.con.print(f"{address}: {still} [{_dur(now - started)} elapsed]")
+                while due <= now:
+                    due += self.interval
+                self.inflight[address] = (started, action, due)
+            self._refresh()
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(min(1.0, self.interval)):
+            with contextlib.suppress(Exception):  # the display must never end an apply
+                self.tick()
+
+    def in_flight(self) -> list[str]:
+        """The addresses of the operations running now (safe to call from a signal handler: takes
+        no lock)."""
+        for _ in range(3):
+            with contextlib.suppress(RuntimeError):  # changed size during the copy
+                return list(self.inflight)
+        return []
 
     def _refresh(self) -> None:
         if self.status is None:
             return
         if self.inflight:
-            now = time.monotonic()
-            names = ", ".join(f"{a} ({_dur(now - t)})" for a, t in list(self.inflight.items())[:3])
+            now = self.clock()
+            names = ", ".join(f"{a} ({_dur(now - t)})" for a, (t, _, _) in list(self.inflight.items())[:3])
             more = len(self.inflight) - 3
             self.status.update(f"Still working on {names}" + (f" and {more} more" if more > 0 else ""))
         else:
             self.status.update("")
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         if self.status is not None:
             self.status.stop()
 
@@ -127,7 +183,27 @@ def enable_logging(verbosity: int) -> None:
     logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
 
 
+_INPUT = {"allowed": True}
+_COLOR = {"allowed": True}
+
+
+def allow_color(allowed: bool) -> None:
+    """``-no-color`` given to a command that has no ``--no-color`` option: no colours anywhere."""
+    _COLOR["allowed"] = allowed
+
+
+def allow_input(allowed: bool) -> None:
+    """``-input=false``: never ask a question, as when there is no terminal."""
+    _INPUT["allowed"] = allowed
+
+
+def input_disabled() -> bool:
+    return not _INPUT["allowed"]
+
+
 def stdin_is_tty() -> bool:
+    if not _INPUT["allowed"]:
+        return False
     try:
         return sys.stdin.isatty()
     except (AttributeError, ValueError):

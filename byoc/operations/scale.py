@@ -9,6 +9,7 @@ instances go, and each data volume is snapshotted before it is deleted.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,11 +94,12 @@ def refuse_replaced_data(plan: Plan) -> None:
 
 
 def apply_scale(
-    scale: ScalePlan, *, on_event: Callable[[Event], None] = lambda e: None, update_spec: bool = True
+    scale: ScalePlan, *, on_event: Callable[[Event], None] = lambda e: None, update_spec: bool = True,
+    cancel: threading.Event | None = None,
 ) -> ScaleResult:
     """Apply a scale plan (the caller holds the lock); when it succeeded, write the new count into
     the spec file in place."""
-    result = scale.engine.apply(scale.plan, on_event=on_event)
+    result = scale.engine.apply(scale.plan, on_event=on_event, cancel=cancel)
     line, warning = None, None
     if result.ok and update_spec and scale.spec_count != scale.count:
         line, warning = update_spec_file(scale.engine.spec.source, scale.count)

@@ -63,7 +63,8 @@ class LockInfo:
 
 
 class Backend(Protocol):
-    """A store of one cluster's state. ``lock`` fails fast with a LockError naming the holder."""
+    """A store of one cluster's state. ``lock`` waits up to ``timeout`` seconds for a held lock
+    (by default not at all), then fails with a LockError naming the holder."""
 
     kind: str
     cluster: str
@@ -74,7 +75,7 @@ class Backend(Protocol):
 
     def write(self, state: State) -> None: ...
 
-    def lock(self, operation: str) -> AbstractContextManager[LockInfo]: ...
+    def lock(self, operation: str, timeout: float = 0.0) -> AbstractContextManager[LockInfo]: ...
 
     def holder(self) -> LockInfo | None: ...
 

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -21,6 +22,9 @@ from typing import IO
 from byoc.errors import LockError, StateError
 from byoc.state.base import LockInfo, check_successor, conflict_message
 from byoc.state.model import ResourceState, State
+
+#: how often a held lock is tried again while ``--lock-timeout`` lasts (seconds)
+LOCK_POLL = 0.25
 
 
 class LocalBackend:
@@ -293,9 +297,11 @@ class LocalBackend:
 
     # -- locking ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, operation: str) -> Iterator[LockInfo]:
-        """Hold the cluster's lock for the duration; fail fast naming the holder."""
+    def lock(self, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
+        """Hold the cluster's lock for the duration. A lock held by another process is waited for
+        up to ``timeout`` seconds (polling), then refused naming the holder."""
         self._mkdir()
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 f = open(self.lock_path, "a+", encoding="utf-8")  # noqa: SIM115
@@ -309,10 +315,15 @@ class LocalBackend:
             except BlockingIOError:
                 holder = self.holder()
                 f.close()
+                if time.monotonic() < deadline:
+                    time.sleep(min(LOCK_POLL, max(0.0, deadline - time.monotonic())))
+                    continue
                 who = holder.describe() if holder else "another process"
+                waited = f" (waited {timeout:g}s)" if timeout else ""
                 raise LockError(
-                    f"the state of cluster {self.cluster!r} is locked by {who}. Wait for it to "
-                    f"finish; if it is stuck, stop that process (its lock is released when it exits)."
+                    f"the state of cluster {self.cluster!r} is locked by {who}{waited}. Wait for it to "
+                    f"finish (or pass --lock-timeout to wait); if it is stuck, stop that process (its "
+                    "lock is released when it exits)."
                 ) from None
             # The file may have been removed (force-unlock) between open and flock: retry.
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +23,10 @@ from byoc.state.model import ResourceState, State
 
 #: what S3 answers to a conditional write whose condition does not hold
 _CONFLICT = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+
+
+#: how often a held lock is tried again while ``--lock-timeout`` lasts (seconds)
+LOCK_POLL = 2.0
 
 
 def default_key(cluster: str) -> str:
@@ -150,12 +155,16 @@ class S3Backend:
 
     # -- locking -------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, operation: str) -> Iterator[LockInfo]:
-        """Take the lock or fail fast naming the holder; release it on the way out."""
+    def lock(self, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
+        """Take the lock (a held one is waited for up to ``timeout`` seconds, polling), or fail
+        naming the holder; release it on the way out."""
         self.check_bucket()
         info = LockInfo.mine(operation)
-        if not self._acquire(info):
-            raise LockError(self._held_message(self.holder()))
+        deadline = time.monotonic() + timeout
+        while not self._acquire(info):
+            if time.monotonic() >= deadline:
+                raise LockError(self._held_message(self.holder()))
+            time.sleep(min(LOCK_POLL, max(0.0, deadline - time.monotonic())))
         self._held = info
         try:
             yield info
