@@ -172,7 +172,9 @@ def is_run_problem(exc: BaseException) -> bool:
     """Whether ``exc`` is a problem of the whole run (no credentials, bad credentials, AWS not
     reachable) rather than of one resource or kind: reported once, without a resource's name."""
     code = exc.code if isinstance(exc, CloudError) else (error_code(exc) or type(exc).__name__)
-    return code in UNREACHABLE_ERRORS or code in CREDENTIAL_CODES
+    # AuthFailure: EC2's answer to credentials it cannot validate (also an eventual-consistency
+    # answer of some writes, never of the reads discovery makes)
+    return code in UNREACHABLE_ERRORS or code in CREDENTIAL_CODES or code == "AuthFailure"
 
 
 def why_unreachable(exc: BaseException) -> str:
