@@ -338,5 +338,6 @@ def test_credentials_refused_by_one_service_are_reported_once_without_a_kind(
     eng = engine(tmp_path, faults)
     with pytest.raises(CloudError) as err:
         eng.plan()
-    assert str(err.value) == ("DescribeVpcs failed: AWS was not able to validate the provided access "
-                              "credentials [AuthFailure]")
+    assert str(err.value).startswith("DescribeVpcs failed: AWS was not able to validate the provided "
+                                     "access credentials. The AWS credentials in use are not valid")
+    assert str(err.value).endswith("choose others with AWS_PROFILE [AuthFailure]")

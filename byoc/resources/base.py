@@ -271,7 +271,7 @@ def to_cloud_error(exc: BaseException, address: str | None = None, aws_id: str |
         hint = HINTS.get(code)
         if hint is None and code in {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}:
             hint = HINTS["AccessDenied"]
-        if hint is None and code in CREDENTIAL_CODES:
+        if hint is None and (code in CREDENTIAL_CODES or (code == "AuthFailure" and "credentials" in msg)):
             hint = ("The AWS credentials in use are not valid (expired, revoked or mistyped): renew them "
                     "(`aws sso login`, `aws configure`) or choose others with AWS_PROFILE")
         if hint:
