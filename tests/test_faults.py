@@ -326,3 +326,18 @@ def test_an_endpoint_found_unreachable_is_not_tried_again_for_a_while(
     with pytest.raises(EndpointConnectionError):
         ec2.describe_subnets()
     assert sent[CONNECT_ATTEMPTS:] == ["DescribeSubnets"] * CONNECT_ATTEMPTS
+
+
+def test_credentials_refused_by_one_service_are_reported_once_without_a_kind(
+    moto: None, tmp_path: Path
+) -> None:
+    from byoc.errors import CloudError
+
+    faults = FaultInjector(script={"DescribeVpcs": [
+        ("AuthFailure", "AWS was not able to validate the provided access credentials")]})
+    eng = engine(tmp_path, faults)
+    with pytest.raises(CloudError) as err:
+        eng.plan()
+    assert str(err.value).startswith("DescribeVpcs failed: AWS was not able to validate the provided "
+                                     "access credentials. The AWS credentials in use are not valid")
+    assert str(err.value).endswith("choose others with AWS_PROFILE [AuthFailure]")

@@ -172,7 +172,9 @@ def is_run_problem(exc: BaseException) -> bool:
     """Whether ``exc`` is a problem of the whole run (no credentials, bad credentials, AWS not
     reachable) rather than of one resource or kind: reported once, without a resource's name."""
     code = exc.code if isinstance(exc, CloudError) else (error_code(exc) or type(exc).__name__)
-    return code in UNREACHABLE_ERRORS or code in CREDENTIAL_CODES
+    # AuthFailure: EC2's answer to credentials it cannot validate (also an eventual-consistency
+    # answer of some writes, never of the reads discovery makes)
+    return code in UNREACHABLE_ERRORS or code in CREDENTIAL_CODES or code == "AuthFailure"
 
 
 def why_unreachable(exc: BaseException) -> str:
@@ -269,7 +271,7 @@ def to_cloud_error(exc: BaseException, address: str | None = None, aws_id: str |
         hint = HINTS.get(code)
         if hint is None and code in {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}:
             hint = HINTS["AccessDenied"]
-        if hint is None and code in CREDENTIAL_CODES:
+        if hint is None and (code in CREDENTIAL_CODES or (code == "AuthFailure" and "credentials" in msg)):
             hint = ("The AWS credentials in use are not valid (expired, revoked or mistyped): renew them "
                     "(`aws sso login`, `aws configure`) or choose others with AWS_PROFILE")
         if hint:
