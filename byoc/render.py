@@ -215,10 +215,11 @@ def render_plan_json(plan: Plan) -> str:
 
 
 def summary_line(plan: Plan) -> str:
-    """Terraform 1.5+'s counts: "1 to import, 2 to add, 0 to change, 1 to destroy" (the import count
-    only when something is adopted; a replacement counts as one add and one destroy)."""
+    """The counts, laid out as Terraform 1.5+ does with its imports: "1 to adopt, 2 to add, 0 to
+    change, 1 to destroy" (the adopt count — resources tagged for the cluster that the state
+    records on apply — only when there is one; a replacement counts as one add and one destroy)."""
     c = plan.counts()
-    imports = f"{len(plan.adopt)} to import, " if plan.adopt else ""
+    imports = f"{len(plan.adopt)} to adopt, " if plan.adopt else ""
     return f"{imports}{c['add']} to add, {c['change']} to change, {c['destroy']} to destroy"
 
 

@@ -192,7 +192,7 @@ def test_another_directory_never_makes_a_second_state_without_adopt(aws: MotoSer
     assert (work / "specs/dev.yaml").read_text() == spec_text
     p = byoc(["apply", "../specs/dev.yaml", "--adopt", "--auto-approve"], env, elsewhere)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "Apply complete! Resources: 0 added, 0 changed, 0 destroyed." in p.stdout
+    assert "Apply complete! Resources: 39 adopted, 0 added, 0 changed, 0 destroyed." in p.stdout
     state = json.loads((elsewhere / "state/dev-proton.json").read_text())
     assert len(state["resources"]) == 39
 

@@ -99,7 +99,7 @@ def test_dev_replacement_cascade(world: World) -> None:
 
 def test_dev_adoption_after_a_crash(world: World) -> None:
     """A run killed before its state write: what it created is adopted. Terraform 1.5+'s summary
-    counts it ("2 to import, 0 to add, …"), and with no action symbol in the plan, no legend."""
+    counts it ("2 to adopt, 0 to add, …"), and with no action symbol in the plan, no legend."""
     world.apply(world.plan("specs/dev.yaml"))
     world.state = world.state.without("aws_cloudwatch_dashboard.main").without("aws_security_group.lb")
     plan = world.plan("specs/dev.yaml")

@@ -411,7 +411,7 @@ def _run(engine: Any, p: Any, no_color: bool, recheck: bool = False) -> None:
     if result.ok and not interrupts.received:
         c = p.counts()
         verb = "Destroy" if p.destroy else "Apply"
-        imported = f"{len(p.adopt)} imported, " if p.adopt else ""
+        imported = f"{len(p.adopt)} adopted, " if p.adopt else ""
         con.print(f"\n{verb} complete! Resources: {imported}{c['add']} added, {c['change']} changed, "
                   f"{c['destroy']} destroyed.", style="bold green")
         if not p.destroy:
