@@ -318,6 +318,7 @@ class Executor:
                             continue
                         if op[1] != HEALTHY:
                             self._record(op, change, live)
+                        if op[1] not in (HEALTHY, SNAPSHOT):  # a snapshot is half of its delete
                             result.done.append(op[0])
                         snap = self.snapshots.get(op[0]) if op[1] == REMOVE else None
                         if snap:

@@ -82,6 +82,7 @@ def test_executor_snapshots_then_deletes_and_records_the_snapshot(ctx: AwsContex
     ex = Executor(registry(), ctx, _state_of(vol), saved.append)
     result = ex.run(_delete_plan(vol))
     assert result.ok, result.failures
+    assert result.done == [ADDR]  # the snapshot is half of the delete, not a second resource done
     sid = result.snapshots[ADDR]
     ec2 = ctx.client("ec2")
     assert ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [vol.id]}])["Volumes"] == []
