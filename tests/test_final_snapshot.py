@@ -207,3 +207,20 @@ def test_the_snapshot_is_in_the_state_before_the_delete_starts(ctx: AwsContext) 
     ctx.client("ec2").meta.events.register_first("before-call.ec2.DeleteVolume", before_delete)
     result = Executor(registry(), ctx, _state_of(vol), saved.append).run(_delete_plan(vol))
     assert result.ok and seen == [(result.snapshots[ADDR],)]
+
+
+def test_a_create_snapshot_answered_5xx_after_aws_started_it_is_found_not_taken_twice(moto: None) -> None:
+    """CreateSnapshot is not repeated blindly after a 5xx (AWS may have started the snapshot): the
+    final snapshot is looked for by its tags first, and the one AWS started is used."""
+    from byoc.resources._snapshots import final_snapshots as in_aws
+    from tests.faults import FaultInjector
+
+    faults = FaultInjector(lose={"CreateSnapshot": 1})
+    ctx = AwsContext(cluster="test", region="us-west-2", sleep=lambda d: None, poll_delay=0.01,
+                     event_hooks=[("before-send", faults.hook)])
+    vol = KIND.create(ctx, ADDR, props())
+    result = Executor(registry(), ctx, _state_of(vol), lambda s: None).run(_delete_plan(vol))
+    assert result.ok, [str(f.error) for f in result.failures]
+    assert faults.injected == {"CreateSnapshot:lost": 1}
+    (snap,) = in_aws(ctx)
+    assert result.snapshots[ADDR] == snap["SnapshotId"]

@@ -99,14 +99,22 @@ def snapshot_states(ctx: AwsContext, snapshot_ids: Sequence[str]) -> dict[str, s
 def final_snapshot(ctx: AwsContext, address: str, volume_id: str) -> str:
     """Snapshot a data volume about to be deleted and wait until it is complete; returns its id.
     A final snapshot of this volume that a killed run already started (found by its tags) is
-    reused, never taken twice."""
-    sid = existing_final_snapshot(ctx, address, volume_id) or create_snapshot(
+    reused, never taken twice; so is one whose CreateSnapshot was answered 5xx after AWS started it
+    (looked for by its tags before the call is made again, as the executor does for creates)."""
+    found: list[str] = []
+
+    def look() -> bool:
+        sid = existing_final_snapshot(ctx, address, volume_id)
+        found.extend([sid] if sid else [])
+        return sid is not None
+
+    sid = found[-1] if look() else ctx.mutate(lambda: create_snapshot(
         ctx, volume_id,
         description=f"byoc final snapshot of {address} ({volume_id}) in cluster {ctx.cluster}",
         tags={FINAL_SNAPSHOT_TAG: address, VOLUME_ID_TAG: volume_id,
               "Name": f"{ctx.cluster}-final-{volume_id}"},
         address=address,
-    )
+    ), done=look) or found[-1]
     try:
         wait_snapshots(ctx, [sid], what=f"the final snapshot {sid} of {volume_id}")
     except CloudError as exc:
