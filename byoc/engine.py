@@ -217,16 +217,17 @@ class Engine:
         shown = ", ".join(f"{a} ({ids[a]})" if ids.get(a) else a for a in taken[:3])
         more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
         raise AdoptError(
-            f"no state for cluster {self.spec.cluster_name} at {state_location(self.backend)}, but "
-            f"it is already deployed in {self.spec.region}: {len(taken)} resource(s) carry its "
-            f"byoc:cluster tag ({shown}{more}). byoc will not take a deployed cluster into a new, "
-            "empty state: that would make two states and two locks for one cluster. Likely cause: "
-            "its state is elsewhere: byoc ran from another directory (a relative state.path, and "
-            "the default state/, is relative to the working directory), or on another machine "
-            "(share the state with the S3 backend, state.backend: s3). Run from the directory "
-            "that holds the state, or point state.path at it. To take the cluster over into this "
-            "state on purpose, run again with --adopt; likewise if a first `byoc apply` of this "
-            "cluster was interrupted before it saved any state, run again with --adopt."
+            f"no state for cluster {self.spec.cluster_name} at {state_location(self.backend)}, "
+            f"but it is already deployed in {self.spec.region}: {len(taken)} resource(s) carry "
+            f"its byoc:cluster tag or the names its spec gives ({shown}{more}). byoc will not "
+            "take a deployed cluster into a new, empty state: that would make two states and two "
+            "locks for one cluster. Likely cause: its state is elsewhere: byoc ran from another "
+            "directory (a relative state.path, and the default state/, is relative to the working "
+            "directory), or on another machine (share the state with the S3 backend, "
+            "state.backend: s3). Run from the directory that holds the state, or point state.path "
+            "at it. To take the cluster over into this state on purpose, run again with --adopt; "
+            "likewise if a first `byoc apply` of this cluster was interrupted before it saved any "
+            "state, run again with --adopt."
         )
 
     def drift(self) -> DriftReport:

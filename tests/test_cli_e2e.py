@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from byoc.state import LocalBackend, State
 from tests.motoserver import ROOT, MotoServer
 
 
@@ -250,9 +251,11 @@ def test_a_killed_runs_untagged_bucket_is_adopted_and_cluster_tagged_strays_are_
 ) -> None:
     env = aws.env()
     s3 = aws.client("s3")
-    # a first apply killed between CreateBucket and its tagging
+    # a first apply killed between CreateBucket and its tagging: the bucket, and the empty state
+    # that apply writes before its first AWS call
     s3.create_bucket(Bucket="dev-proton-data-byoc-example",
                      CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    LocalBackend(work / "state", "dev-proton").write(State.new("dev-proton").bumped())
     p = byoc(["preflight", "specs/dev.yaml", "--json"], env, work)
     bucket = next(c for c in json.loads(p.stdout) if c["name"] == "bucket")
     assert bucket["status"] == "ok" and "adopts it" in bucket["message"], bucket

@@ -15,7 +15,7 @@ from byoc.planner import PlanOptions
 from byoc.render import render_plan, render_plan_json
 from byoc.resources.base import AwsContext
 from byoc.spec import load_spec
-from byoc.state import LocalBackend
+from byoc.state import LocalBackend, State
 from tests.awsrealism import free_eips_of_deleted_nat_gateways
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,6 +169,7 @@ def test_an_untagged_bucket_left_by_a_killed_run_passes_preflight_and_is_adopted
 
     eng, ctx, name = _dev(moto, tmp_path)
     _untagged_bucket_with_data(ctx, name)
+    eng.backend.write(State.new("dev-proton").bumped())  # what apply writes before its first call
     checks = {c.name: c for c in run_preflight(ctx, eng.spec)}
     assert checks["bucket"].status == OK, checks["bucket"]
     plan = eng.plan()
@@ -187,8 +188,10 @@ def test_destroy_finds_an_untagged_bucket_and_deletes_it_only_with_include_data(
 ) -> None:
     eng, ctx, name = _dev(moto, tmp_path)
     s3 = ctx.client("s3")
-    # a first apply killed right after CreateBucket: no state, the bucket has no tags
+    # a first apply killed right after CreateBucket: the bucket has no tags, and the state is the
+    # empty one apply writes before its first AWS call
     _untagged_bucket_with_data(ctx, name)
+    eng.backend.write(State.new("dev-proton").bumped())
     kept = eng.plan(PlanOptions(destroy=True))
     assert not kept.actionable
     assert any(r.startswith(f"aws_s3_bucket.data ({name}) holds data and was kept") for r in kept.refused)
