@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli.app import NoColor, ParOpt, SetOpt, _engine, _load, app
+from byoc.cli.common import _engine, _load
+from byoc.cli.options import NoColor, ParOpt, SetOpt
 from byoc.cli.ui import console, error
 from byoc.drift import MISSING, MODIFIED, UNMANAGED, DriftReport
 from byoc.model import DEFAULT_PARALLELISM
 from byoc.render import fmt
 
 
-@app.command()
 def drift(
     specs: Annotated[list[Path], typer.Argument(help="One or more cluster specs (YAML).", show_default=False,
                                                 metavar="SPEC...")],

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from byoc.cli.app import NoColor, SetOpt, SpecArg, _engine, _load, app
+from byoc.cli.common import _engine, _load
+from byoc.cli.options import NoColor, SetOpt, SpecArg
 from byoc.cli.ui import console, print_checks
 
 
-@app.command()
 def preflight(
     spec: SpecArg,
     set_: SetOpt = None,
@@ -38,7 +38,6 @@ def preflight(
         raise typer.Exit(1)
 
 
-@app.command()
 def cost(
     spec: SpecArg,
     set_: SetOpt = None,

@@ -7,26 +7,12 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli.app import (
-    AdoptOpt,
-    AutoApprove,
-    LockTimeout,
-    NoColor,
-    ParOpt,
-    SetOpt,
-    SpecArg,
-    _confirm,
-    _duration,
-    _engine,
-    _load,
-    _run,
-    app,
-)
+from byoc.cli.common import _confirm, _duration, _engine, _load, _run
+from byoc.cli.options import AdoptOpt, AutoApprove, LockTimeout, NoColor, ParOpt, SetOpt, SpecArg
 from byoc.cli.ui import console, print_plan_text, warning
 from byoc.model import DEFAULT_PARALLELISM
 
 
-@app.command()
 def scale(
     spec: SpecArg,
     count: Annotated[int, typer.Option(
