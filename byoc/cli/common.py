@@ -1,5 +1,6 @@
 """What several commands share: loading a spec, building the engine, asking for confirmation,
-running a plan with progress and interrupts, and printing the outputs."""
+running a plan with progress and interrupts, printing the outputs, the preflight checks and cost
+footer that plan and apply show, and a drift report as text."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from byoc.cli.ui import Progress, console, error, stdin_is_tty, warning
+from byoc.cli.ui import Progress, console, error, print_checks, stdin_is_tty, warning
+from byoc.drift import MISSING, MODIFIED, UNMANAGED, DriftReport
+from byoc.render import fmt
 
 
 def _duration(text: str, flag: str = "--lock-timeout") -> float:
@@ -110,3 +113,59 @@ def _outputs(con: Any, engine: Any) -> None:
         con.print("\nOutputs:\n")
         for k, v in state.outputs.items():
             con.print(f"{k} = {json.dumps(v, ensure_ascii=False)}")
+
+
+def preflight_or_stop(engine: Any, spec: Any, plan: Any, no_color: bool) -> None:
+    """Run the preflight checks for this plan; stop before any change when one fails."""
+    from byoc.errors import ByocError
+    from byoc.operations.preflight import FAIL, WARN, failed, nodes_added, run_preflight
+
+    checks = run_preflight(engine.ctx, spec, new_nodes=nodes_added(plan), plan=plan)
+    shown = [c for c in checks if c.status in (FAIL, WARN)]
+    if shown:
+        con = console(stderr=True, no_color=no_color)
+        con.print("\nPreflight:")
+        print_checks(con, shown)
+    if failed(checks):
+        raise ByocError("preflight checks failed: nothing was changed. Fix the above, or pass "
+                        "--skip-preflight if you are sure.")
+
+
+def cost_footer(con: Any, plan: Any) -> None:
+    """The estimated monthly cost now and after the plan (approximate)."""
+    try:
+        from byoc.cost import footer, plan_cost
+    except ImportError:  # pragma: no cover - cost module absent
+        return
+    before, after = plan_cost(plan, plan.region)
+    con.print("")
+    con.print(footer(before, after))
+
+
+def render_drift(report: DriftReport) -> str:
+    """The report as text: one block per drifted resource."""
+    if report.in_sync:
+        lines = [f"cluster {report.cluster}: in sync ({report.checked} resources checked)."]
+    else:
+        s = {k: len(report.by_status(k)) for k in (MODIFIED, MISSING, UNMANAGED)}
+        lines = [f"cluster {report.cluster}: drift found — {s[MODIFIED]} modified, {s[MISSING]} missing, "
+                 f"{s[UNMANAGED]} unmanaged ({report.checked} resources checked)."]
+    for r in report.resources:
+        lines.append("")
+        if r.status == MISSING:
+            lines.append(f"  - {r.address} ({r.aws_id}) is missing: deleted outside byoc; "
+                         "apply re-creates it")
+        elif r.status == UNMANAGED:
+            lines.append(f"  ? {r.address} ({r.aws_id}) is unmanaged: tagged for this cluster, in no state; "
+                         + ("apply adopts it" if r.adoptable else
+                            "apply lists it (--delete-unmanaged deletes it)"))
+        else:
+            lines.append(f"  ~ {r.address} ({r.aws_id}) was modified:")
+            for a in r.attributes:
+                lines.append(f"      {a.name}: expected {fmt(a.expected)}, actual {fmt(a.actual)}"
+                             + (f" (the spec now asks for {fmt(a.desired)})" if a.has_desired else ""))
+    if report.ignored:
+        lines.append("")
+        lines.append(f"  ({len(report.ignored)} accepted difference(s) hidden by drift.ignore: "
+                     + ", ".join(report.ignored) + ")")
+    return "\n".join(lines) + "\n"

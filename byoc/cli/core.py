@@ -9,7 +9,17 @@ from typing import Annotated, Any
 
 import typer
 
-from byoc.cli.common import _confirm, _duration, _engine, _load, _outputs, _run, _show_warnings
+from byoc.cli.common import (
+    _confirm,
+    _duration,
+    _engine,
+    _load,
+    _outputs,
+    _run,
+    _show_warnings,
+    cost_footer,
+    preflight_or_stop,
+)
 from byoc.cli.options import (
     AdoptOpt,
     AutoApprove,
@@ -101,8 +111,6 @@ def plan(
         con = console(no_color=no_color)
         print_plan_text(con, render_plan(p))
         if p.has_changes:
-            from byoc.cli.operations import cost_footer
-
             cost_footer(con, p)
         if out is not None:
             con.print(f"\nSaved the plan to {out}. To perform exactly these actions, run:\n"
@@ -180,8 +188,6 @@ def apply(
             engine.apply(p)  # records what discovery adopted (a crashed run's work); no AWS calls
             _outputs(con, engine)
             return
-        from byoc.cli.operations import cost_footer, preflight_or_stop
-
         cost_footer(con, p)
         if not skip_preflight:
             preflight_or_stop(engine, s, p, no_color)
@@ -228,8 +234,6 @@ def destroy(
         print_plan_text(con, render_plan(p))
         if not p.has_changes:
             return
-        from byoc.cli.operations import cost_footer
-
         cost_footer(con, p)
         what = "all resources, INCLUDING ITS DATA," if include_data else "all resources"
         if targets:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli.common import _engine, _load
+from byoc.cli.common import _engine, _load, render_drift
 from byoc.cli.options import NoColor, ParOpt, SetOpt, SpecArg
 from byoc.cli.ui import console
 from byoc.model import DEFAULT_PARALLELISM, to_jsonable
@@ -149,8 +149,6 @@ def refresh(
 
     Example: byoc refresh specs/prod.yaml
     """
-    from byoc.cli.drift import render_drift
-
     state, report = _engine(_load(spec, set_), parallelism).refresh_state()
     con = console(no_color=no_color)
     con.print(render_drift(report), markup=False, highlight=False, end="")
