@@ -48,6 +48,7 @@ def _root(
         enable_logging(verbose)
 
 
+# every command and group, in the order `byoc --help` lists them (commands first, then groups)
 app.command()(core.validate)
 app.command()(core.graph)
 app.command()(core.plan)

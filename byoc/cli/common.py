@@ -1,6 +1,7 @@
 """What several commands share: loading a spec, building the engine, asking for confirmation,
 running a plan with progress and interrupts, printing the outputs, the preflight checks and cost
-footer that plan and apply show, and a drift report as text."""
+footer that plan and apply show, and a drift report as text. Command modules import from here and
+from byoc.cli.options, never from each other or from byoc.cli.app."""
 
 from __future__ import annotations
 
