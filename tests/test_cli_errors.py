@@ -170,8 +170,7 @@ def test_terraform_spellings_byoc_lacks_are_refused_naming_its_own(
 def test_apply_with_input_false_refuses_like_no_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from byoc.cli import app as cli_app
-    from byoc.cli import ui
+    from byoc.cli import common, ui
 
     monkeypatch.setattr(ui.sys.stdin, "isatty", lambda: True, raising=False)
     ui.allow_input(False)
@@ -179,7 +178,7 @@ def test_apply_with_input_false_refuses_like_no_terminal(
         assert not ui.stdin_is_tty()
         with pytest.raises(Exception, match="-input=false forbids asking; run it in a terminal, or pass "
                                             "--auto-approve"):
-            cli_app._confirm("Go?", False, "apply")
+            common._confirm("Go?", False, "apply")
     finally:
         ui.allow_input(True)
 
@@ -187,7 +186,7 @@ def test_apply_with_input_false_refuses_like_no_terminal(
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("1m30s", 90), ("1h", 3600),
                                                ("500ms", 0.5), ("0s", 0), ("12", 12)])
 def test_lock_timeout_durations(text: str, seconds: float) -> None:
-    from byoc.cli.app import _duration
+    from byoc.cli.common import _duration
 
     assert _duration(text) == seconds
 
@@ -257,11 +256,11 @@ def test_an_interrupt_outside_the_operations_exits_1_saying_so(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C (or SIGTERM) while planning or asking: exit 1 as Terraform does, not a silent 130."""
-    from byoc.cli import app as cli_app
+    from byoc.cli import core
 
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_app, "_load", interrupted)
+    monkeypatch.setattr(core, "_load", interrupted)
     code, _, err = run(["validate", "x.yaml"], capsys)
     assert code == 1 and "Interrupted." in err

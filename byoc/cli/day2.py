@@ -11,31 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
-from byoc.cli.app import (
-    AdoptOpt,
-    AutoApprove,
-    LockTimeout,
-    NoColor,
-    ParOpt,
-    SetOpt,
-    SpecArg,
-    _confirm,
-    _duration,
-    _engine,
-    _load,
-    _run,
-    app,
-)
+from byoc.cli.common import _confirm, _duration, _engine, _load, _run
+from byoc.cli.options import AdoptOpt, AutoApprove, LockTimeout, NoColor, ParOpt, SetOpt, SpecArg
 from byoc.cli.ui import console, print_plan_text, warning
 from byoc.model import DEFAULT_PARALLELISM
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 backups_app = typer.Typer(help="List and prune the cluster's backups.", no_args_is_help=True)
-app.add_typer(backups_app, name="backups")
 
 
-@app.command()
 def health(
     spec: SpecArg,
     set_: SetOpt = None,
@@ -89,7 +74,6 @@ def _print_health(con: Any, report: Any) -> None:
         con.print(f"  - {p}", markup=False)
 
 
-@app.command()
 def backup(spec: SpecArg, set_: SetOpt = None, as_json: JsonOpt = False, no_color: NoColor = False) -> None:
     """Snapshot every node's data volume (tagged with the backup id), wait until the snapshots are
     complete, then write the manifest to s3://<bucket>/backups/<backup-id>/manifest.json.
@@ -214,7 +198,6 @@ def backups_prune(
     )
 
 
-@app.command()
 def restore(
     spec: SpecArg,
     backup_id: Annotated[

@@ -8,14 +8,13 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli.app import NoColor, ParOpt, SetOpt, _engine, _load, app
+from byoc.cli.common import _engine, _load, render_drift
+from byoc.cli.options import NoColor, ParOpt, SetOpt
 from byoc.cli.ui import console, error
-from byoc.drift import MISSING, MODIFIED, UNMANAGED, DriftReport
+from byoc.drift import DriftReport
 from byoc.model import DEFAULT_PARALLELISM
-from byoc.render import fmt
 
 
-@app.command()
 def drift(
     specs: Annotated[list[Path], typer.Argument(help="One or more cluster specs (YAML).", show_default=False,
                                                 metavar="SPEC...")],
@@ -60,33 +59,3 @@ def drift(
         raise typer.Exit(1)
     if any(not r.in_sync for r in reports):
         raise typer.Exit(2)
-
-
-def render_drift(report: DriftReport) -> str:
-    """The report as text: one block per drifted resource."""
-    if report.in_sync:
-        lines = [f"cluster {report.cluster}: in sync ({report.checked} resources checked)."]
-    else:
-        s = {k: len(report.by_status(k)) for k in (MODIFIED, MISSING, UNMANAGED)}
-        lines = [f"cluster {report.cluster}: drift found — {s[MODIFIED]} modified, {s[MISSING]} missing, "
-                 f"{s[UNMANAGED]} unmanaged ({report.checked} resources checked)."]
-    for r in report.resources:
-        lines.append("")
-        if r.status == MISSING:
-            lines.append(f"  - {r.address} ({r.aws_id}) is missing: deleted outside byoc; "
-                         "apply re-creates it")
-        elif r.status == UNMANAGED:
-            lines.append(f"  ? {r.address} ({r.aws_id}) is unmanaged: tagged for this cluster, in no state; "
-                         + ("apply adopts it" if r.adoptable else
-                            "apply lists it (--delete-unmanaged deletes it)"))
-        else:
-            lines.append(f"  ~ {r.address} ({r.aws_id}) was modified:")
-            for a in r.attributes:
-                lines.append(f"      {a.name}: expected {fmt(a.expected)}, actual {fmt(a.actual)}"
-                             + (f" (the spec now asks for {fmt(a.desired)})" if a.has_desired else ""))
-    if report.ignored:
-        lines.append("")
-        lines.append(f"  ({len(report.ignored)} accepted difference(s) hidden by drift.ignore: "
-                     + ", ".join(report.ignored) + ")")
-    return "\n".join(lines) + "\n"
-

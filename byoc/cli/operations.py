@@ -1,4 +1,5 @@
-"""`byoc preflight` and `byoc cost`, and the checks and cost footer that plan and apply show."""
+"""`byoc preflight` and `byoc cost` (the checks and cost footer that plan and apply show are in
+byoc.cli.common)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from byoc.cli.app import NoColor, SetOpt, SpecArg, _engine, _load, app
+from byoc.cli.common import _engine, _load
+from byoc.cli.options import NoColor, SetOpt, SpecArg
 from byoc.cli.ui import console, print_checks
 
 
-@app.command()
 def preflight(
     spec: SpecArg,
     set_: SetOpt = None,
@@ -38,7 +39,6 @@ def preflight(
         raise typer.Exit(1)
 
 
-@app.command()
 def cost(
     spec: SpecArg,
     set_: SetOpt = None,
@@ -81,30 +81,3 @@ def _usage(con: Any, spec: Any) -> None:
         avg = "no data" if u is None or u.average is None else f"average {u.average:.0f}%"
         advice = suggest(itype, u) if u is not None else None
         con.print(f"  {address} ({r.id}, {itype}): {avg}" + (f" — {advice}" if advice else ""))
-
-
-def preflight_or_stop(engine: Any, spec: Any, plan: Any, no_color: bool) -> None:
-    """Run the preflight checks for this plan; stop before any change when one fails."""
-    from byoc.errors import ByocError
-    from byoc.operations.preflight import FAIL, WARN, failed, nodes_added, run_preflight
-
-    checks = run_preflight(engine.ctx, spec, new_nodes=nodes_added(plan), plan=plan)
-    shown = [c for c in checks if c.status in (FAIL, WARN)]
-    if shown:
-        con = console(stderr=True, no_color=no_color)
-        con.print("\nPreflight:")
-        print_checks(con, shown)
-    if failed(checks):
-        raise ByocError("preflight checks failed: nothing was changed. Fix the above, or pass "
-                        "--skip-preflight if you are sure.")
-
-
-def cost_footer(con: Any, plan: Any) -> None:
-    """The estimated monthly cost now and after the plan (approximate)."""
-    try:
-        from byoc.cost import footer, plan_cost
-    except ImportError:  # pragma: no cover - cost module absent
-        return
-    before, after = plan_cost(plan, plan.region)
-    con.print("")
-    con.print(footer(before, after))

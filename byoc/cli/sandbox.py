@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli.app import app
-
 sandbox_app = typer.Typer(help="A local AWS sandbox (moto's server on 127.0.0.1) for demos and trials.")
-app.add_typer(sandbox_app, name="sandbox")
 
 
 @sandbox_app.command("start")

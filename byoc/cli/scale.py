@@ -7,26 +7,12 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli.app import (
-    AdoptOpt,
-    AutoApprove,
-    LockTimeout,
-    NoColor,
-    ParOpt,
-    SetOpt,
-    SpecArg,
-    _confirm,
-    _duration,
-    _engine,
-    _load,
-    _run,
-    app,
-)
+from byoc.cli.common import _confirm, _duration, _engine, _load, _run, cost_footer, preflight_or_stop
+from byoc.cli.options import AdoptOpt, AutoApprove, LockTimeout, NoColor, ParOpt, SetOpt, SpecArg
 from byoc.cli.ui import console, print_plan_text, warning
 from byoc.model import DEFAULT_PARALLELISM
 
 
-@app.command()
 def scale(
     spec: SpecArg,
     count: Annotated[int, typer.Option(
@@ -68,8 +54,6 @@ def scale(
             warning(console(stderr=True, no_color=no_color), w)
         print_plan_text(con, render_plan(sp.plan))
         if sp.plan.has_changes:
-            from byoc.cli.operations import cost_footer, preflight_or_stop
-
             con.print(f"\nScaling cluster {s.cluster_name} from {sp.current} to {count} node(s)"
                       + (f"; adding node(s) {', '.join(sp.added)}" if sp.added else "")
                       + (f"; removing node(s) {', '.join(sp.removed)} (final snapshot of each data "

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli.app import NoColor, ParOpt, SetOpt, SpecArg, _engine, _load, app
+from byoc.cli.common import _engine, _load, render_drift
+from byoc.cli.options import NoColor, ParOpt, SetOpt, SpecArg
 from byoc.cli.ui import console
 from byoc.model import DEFAULT_PARALLELISM, to_jsonable
 
@@ -15,7 +16,6 @@ state_app = typer.Typer(
     name="state", help="Inspect and edit the state: list, show, rm (forget), mv, migrate (local ⇄ S3), "
     "restore-backup.",
     no_args_is_help=True)
-app.add_typer(state_app, name="state")
 
 AddressArg = Annotated[str, typer.Argument(help='A resource address, e.g. aws_instance.node["0"].',
                                            show_default=False, metavar="ADDRESS")]
@@ -118,7 +118,6 @@ def state_restore_backup(
                f"Run `byoc plan {spec}` to see how it differs from AWS.")
 
 
-@app.command("import")
 def import_(
     spec: SpecArg,
     address: AddressArg,
@@ -139,7 +138,6 @@ def import_(
     typer.echo(f"Imported {r.id} as {address}. Run `byoc plan {spec}` to see how it differs from the spec.")
 
 
-@app.command()
 def refresh(
     spec: SpecArg, set_: SetOpt = None, parallelism: ParOpt = DEFAULT_PARALLELISM, no_color: NoColor = False
 ) -> None:
@@ -151,8 +149,6 @@ def refresh(
 
     Example: byoc refresh specs/prod.yaml
     """
-    from byoc.cli.drift import render_drift
-
     state, report = _engine(_load(spec, set_), parallelism).refresh_state()
     con = console(no_color=no_color)
     con.print(render_drift(report), markup=False, highlight=False, end="")
