@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from byoc import blueprint
+from byoc import blueprint, toolbox
 from byoc.blueprint import Facts
 from byoc.discover import discover
 from byoc.drift import DriftReport, IgnoreRule
@@ -237,15 +237,11 @@ class Engine:
 
     def refresh_state(self) -> tuple[State, DriftReport]:
         """Record what AWS has now in the state (takes the lock); AWS is not changed."""
-        from byoc.toolbox import refresh_state
-
-        return refresh_state(self)
+        return toolbox.refresh_state(self)
 
     def import_resource(self, address: str, aws_id: str) -> ResourceState:
         """Start managing an existing AWS resource as ``address`` (takes the lock)."""
-        from byoc.toolbox import import_resource
-
-        return import_resource(self, address, aws_id)
+        return toolbox.import_resource(self, address, aws_id)
 
     def _plan(
         self,
