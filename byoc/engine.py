@@ -1,7 +1,9 @@
 """The engine: one cluster's spec, state store, AWS context and kinds, wired into plan and apply.
 
 This is the layer the CLI and the Python API share. It does I/O (state files, AWS) but no
-terminal output: progress leaves as events.
+terminal output: progress leaves as events. Below it, and never importing it: the toolbox, the
+executor, the planner and plan, the blueprint, the state stores, discovery and the resource kinds
+(docs/architecture.md; tests/test_layers.py keeps it so).
 """
 
 from __future__ import annotations

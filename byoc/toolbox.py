@@ -2,7 +2,8 @@
 manages in AWS (apart from ownership tags when importing or moving), and put a local backup back in
 place. Every write takes the lock, bumps the serial and keeps the previous state as the backup.
 
-It stands just below the engine (docs/architecture.md): its functions take anything shaped like
+It stands just below the engine (docs/architecture.md), and above the executor, the plan, the
+blueprint, the state stores and the resource kinds: its functions take anything shaped like
 ``EngineLike`` (``byoc.engine.Engine`` is one), and the engine's ``refresh_state`` and
 ``import_resource`` call them; the toolbox never imports the engine.
 """
