@@ -1,4 +1,8 @@
-"""Discovery: what the cluster owns in AWS right now, found by tag, one batched read per kind."""
+"""Discovery: what the cluster owns in AWS right now, found by tag, one batched read per kind.
+
+It stands below the engine (its only caller) and above the resource kinds, whose batched reads it
+runs side by side (docs/architecture.md).
+"""
 
 from __future__ import annotations
 

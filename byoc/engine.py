@@ -1,7 +1,9 @@
 """The engine: one cluster's spec, state store, AWS context and kinds, wired into plan and apply.
 
 This is the layer the CLI and the Python API share. It does I/O (state files, AWS) but no
-terminal output: progress leaves as events.
+terminal output: progress leaves as events. Below it, and never importing it: the toolbox, the
+executor, the planner and plan, the blueprint, the state stores, discovery and the resource kinds
+(docs/architecture.md; tests/test_layers.py keeps it so).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from byoc import blueprint
+from byoc import blueprint, toolbox
 from byoc.blueprint import Facts
 from byoc.discover import discover
 from byoc.drift import DriftReport, IgnoreRule
@@ -238,15 +240,11 @@ class Engine:
 
     def refresh_state(self) -> tuple[State, DriftReport]:
         """Record what AWS has now in the state (takes the lock); AWS is not changed."""
-        from byoc.toolbox import refresh_state
-
-        return refresh_state(self)
+        return toolbox.refresh_state(self)
 
     def import_resource(self, address: str, aws_id: str) -> ResourceState:
         """Start managing an existing AWS resource as ``address`` (takes the lock)."""
-        from byoc.toolbox import import_resource
-
-        return import_resource(self, address, aws_id)
+        return toolbox.import_resource(self, address, aws_id)
 
     def _plan(
         self,

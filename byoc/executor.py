@@ -8,6 +8,9 @@ once. Progress is reported as events; the CLI renders them. In a rolling plan th
 at a time: each node's operations wait until the previous node is healthy again. A cancellation
 (``cancel``, set by the CLI's SIGINT/SIGTERM handler) stops new work from starting: what is in
 flight finishes and is recorded, as after a failure.
+
+It stands below the engine (which makes one per apply) and above the planner and plan it reads,
+the state document it records into and the resource kinds it calls (docs/architecture.md).
 """
 
 from __future__ import annotations

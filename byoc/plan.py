@@ -24,6 +24,7 @@ from byoc.model import (
     parse_address,
     to_jsonable,
 )
+from byoc.version import __version__
 
 PLAN_FORMAT = 1
 TF_FORMAT_VERSION = "1.2"
@@ -197,8 +198,6 @@ class Plan:
         raise KeyError(address)
 
     def to_dict(self) -> dict[str, Any]:
-        from byoc import __version__
-
         return {
             "format_version": TF_FORMAT_VERSION,
             "terraform_version": "1.9.0",

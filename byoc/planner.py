@@ -6,6 +6,9 @@ attribute the kind cannot change in place means replacement. Owned resources nob
 more are deleted; data-bearing (protected) resources are kept unless explicitly allowed. A change
 that would replace a protected resource without that consent makes the whole plan an error
 (``PlanError``): what depends on it must never go ahead as if the replacement had happened.
+
+It stands in the pure core (docs/architecture.md), with rolling, protection, render and cost,
+above the plan data and the state document: it imports no I/O layer and no boto3.
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
 """The state toolbox: forget, move, import and refresh state records without changing what byoc
 manages in AWS (apart from ownership tags when importing or moving), and put a local backup back in
 place. Every write takes the lock, bumps the serial and keeps the previous state as the backup.
+
+It stands just below the engine (docs/architecture.md), and above the executor, the plan, the
+blueprint, the state stores and the resource kinds: its functions take anything shaped like
+``EngineLike`` (``byoc.engine.Engine`` is one), and the engine's ``refresh_state`` and
+``import_resource`` call them; the toolbox never imports the engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from byoc import blueprint
 from byoc.drift import DriftReport, detect
@@ -16,7 +21,34 @@ from byoc.resources.base import is_not_found, to_cloud_error
 from byoc.state.model import ResourceState, State
 
 if TYPE_CHECKING:
-    from byoc.engine import Engine
+    from byoc.blueprint import Facts
+    from byoc.model import Live
+    from byoc.resources.base import ResourceType
+    from byoc.spec import Spec
+    from byoc.state.base import Backend
+
+
+class EngineLike(Protocol):
+    """What the toolbox needs of an engine: the spec, the state store, the kinds and the AWS
+    context, and the engine's reading of state, of AWS and of the blueprint's facts."""
+
+    @property
+    def spec(self) -> Spec: ...
+
+    @property
+    def backend(self) -> Backend: ...
+
+    @property
+    def kinds(self) -> Mapping[str, ResourceType]: ...
+
+    @property
+    def ctx(self) -> Any: ...
+
+    def state(self) -> State | None: ...
+
+    def refresh(self) -> Mapping[str, Live]: ...
+
+    def facts(self, state: State | None, live: Mapping[str, Live]) -> Facts: ...
 
 
 def _address(address: str) -> str:
@@ -27,7 +59,7 @@ def _address(address: str) -> str:
     return address
 
 
-def _existing(engine: Engine) -> State:
+def _existing(engine: EngineLike) -> State:
     state = engine.state()
     if state is None:
         raise StateError(f"no state for cluster {engine.spec.cluster_name} ({engine.backend.describe()}): "
@@ -40,7 +72,7 @@ def _missing(state: State, address: str) -> StateError:
                       "`byoc state list SPEC` shows what is")
 
 
-def state_rm(engine: Engine, addresses: Iterable[str]) -> list[ResourceState]:
+def state_rm(engine: EngineLike, addresses: Iterable[str]) -> list[ResourceState]:
     """Forget resources (never deletes them in AWS). They keep byoc's tags, so drift lists them as
     unmanaged and the next apply adopts them again if the spec still wants them."""
     with engine.backend.lock("state rm"):
@@ -55,7 +87,7 @@ def state_rm(engine: Engine, addresses: Iterable[str]) -> list[ResourceState]:
     return gone
 
 
-def state_mv(engine: Engine, src: str, dst: str) -> ResourceState:
+def state_mv(engine: EngineLike, src: str, dst: str) -> ResourceState:
     """Record the resource at ``src`` as ``dst`` (same kind), re-tagging it in AWS so that
     discovery finds it at the new address."""
     src_kind, dst_kind = parse_address(_address(src))[0], parse_address(_address(dst))[0]
@@ -81,7 +113,7 @@ def state_mv(engine: Engine, src: str, dst: str) -> ResourceState:
     return moved
 
 
-def import_resource(engine: Engine, address: str, aws_id: str) -> ResourceState:
+def import_resource(engine: EngineLike, address: str, aws_id: str) -> ResourceState:
     """Record the existing AWS resource ``aws_id`` as ``address``, which the spec must describe.
     The resource is read through its kind (and tagged as the cluster's, for EC2 kinds)."""
     _address(address)
@@ -123,7 +155,7 @@ def import_resource(engine: Engine, address: str, aws_id: str) -> ResourceState:
     return record
 
 
-def refresh_state(engine: Engine) -> tuple[State, DriftReport]:
+def refresh_state(engine: EngineLike) -> tuple[State, DriftReport]:
     """Update the recorded attributes of every state resource from AWS and forget the ones that
     are gone; AWS is not changed and unmanaged resources are not added (apply adopts them)."""
     with engine.backend.lock("refresh"):
@@ -145,7 +177,7 @@ def refresh_state(engine: Engine) -> tuple[State, DriftReport]:
     return new, report
 
 
-def restore_backup(engine: Engine, force: bool = False) -> tuple[str, State]:
+def restore_backup(engine: EngineLike, force: bool = False) -> tuple[str, State]:
     """Put the local backup (or the newest valid temporary an interrupted write left) in place of
     the state file, under the lock; refused while a state file exists unless ``force``. Returns
     (the file restored from, the state now in place)."""
@@ -163,7 +195,7 @@ def restore_backup(engine: Engine, force: bool = False) -> tuple[str, State]:
     return str(source), state
 
 
-def final_snapshots(engine: Engine) -> list[dict[str, str | bool | None]]:
+def final_snapshots(engine: EngineLike) -> list[dict[str, str | bool | None]]:
     """Every final snapshot of the cluster (taken before byoc deleted a data volume), from the
     state and from AWS (by tags, so one a killed run never recorded is listed too), oldest first:
     ``snapshot_id, address, node, volume_id, time, state`` (AWS's, or "missing"), ``recorded``

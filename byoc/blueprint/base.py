@@ -1,6 +1,8 @@
-"""What every part of the blueprint shares: the builder that names and tags resources, and facts.
+"""What every part of the blueprint shares: the builder that names and tags resources, facts, and
+the handles one part passes to another (a node, the balancer, the log group's name).
 
-Facts are the few values a pure blueprint cannot compute from the spec (the pinned AMI id).
+Facts are the few values a pure blueprint cannot compute from the spec (the pinned AMI id). The
+parts (network, storage, iam, nodes, lb, monitoring) import this module, never it them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,31 @@ class Facts:
     ami: str = PLACEHOLDER_AMI
     node_azs: tuple[tuple[str, str], ...] = ()
     node_snapshots: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Node:
+    """One Proton node's addresses (built by ``nodes``; the balancer and the alarms use them)."""
+
+    key: str
+    az: str
+    instance: str
+    volume: str
+
+
+@dataclass(frozen=True)
+class Balancer:
+    """The load balancer's addresses (built by ``lb``; the alarms use them)."""
+
+    lb: str
+    type: str
+    target_groups: dict[int, str]  # port -> address
+    listeners: dict[int, str]
+
+
+def log_group_name(cluster: str) -> str:
+    """The log group the nodes ship to (made by ``monitoring``, named in each node's user data)."""
+    return f"/aws/proton/{cluster}"
 
 
 class Builder:

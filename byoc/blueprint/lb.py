@@ -5,24 +5,14 @@ the public subnets only with public access on, internal otherwise; a target grou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from byoc import proton
-from byoc.blueprint.base import Builder
+from byoc.blueprint.base import Balancer, Builder, Node
 from byoc.blueprint.network import Network
-from byoc.blueprint.nodes import Node
 from byoc.model import Ref, Sorted
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-
-
-@dataclass(frozen=True)
-class Balancer:
-    lb: str
-    type: str
-    target_groups: dict[int, str]  # port -> address
-    listeners: dict[int, str]
 
 
 def build_lb(b: Builder, net: Network, nodes: list[Node]) -> Balancer:

@@ -6,18 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from byoc.blueprint.base import Builder
+from byoc.blueprint.base import Balancer, Builder, Node, log_group_name
 from byoc.blueprint.iam import metrics_namespace
-from byoc.blueprint.lb import Balancer
-from byoc.blueprint.nodes import Node
 from byoc.model import Ref
 from byoc.spec import Spec
 
 DATA_MOUNT = "/var/lib/proton-data"  # where the node mounts its data volume (see byoc.userdata)
-
-
-def log_group_name(cluster: str) -> str:
-    return f"/aws/proton/{cluster}"
 
 
 def build_log_group(b: Builder) -> str:

@@ -8,10 +8,9 @@ volume's id and the secret's ARN (never the password); both are references, so t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from byoc.blueprint.base import Builder
+from byoc.blueprint.base import Builder, Node, log_group_name
 from byoc.blueprint.iam import Identity, metrics_namespace
 from byoc.blueprint.network import Network
 from byoc.blueprint.storage import Storage
@@ -24,14 +23,6 @@ _VOLUME_SENTINEL = "vol-0feedfacefeedface"
 
 def _secret_sentinel(b: Builder) -> str:
     return f"arn:{b.partition}:secretsmanager:{b.region}:000000000000:secret:byoc-sentinel-AbCdEf"
-
-
-@dataclass(frozen=True)
-class Node:
-    key: str
-    az: str
-    instance: str
-    volume: str
 
 
 def node_keys(count: int) -> list[str]:
@@ -95,7 +86,6 @@ def build_nodes(b: Builder, net: Network, storage: Storage, identity: Identity) 
 
 def user_data(b: Builder, key: str, volume: str, secret: str) -> Join:
     """The node's cloud-init script, with the volume id and secret ARN as references."""
-    from byoc.blueprint.monitoring import log_group_name
     from byoc.userdata import NodeConfig, render_user_data
 
     cluster = b.spec.data["cluster"]
