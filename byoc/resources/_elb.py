@@ -11,8 +11,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found
+from byoc.aws.tags import is_owned, tag_list
 from byoc.resources._tagging import tagged
-from byoc.resources.base import AwsContext, is_not_found, is_owned, tag_list
 
 #: the most ARNs DescribeLoadBalancers / DescribeTags take in one call
 BATCH = 20

@@ -11,6 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found
+from byoc.aws.tags import ADDRESS_TAG, is_owned, tag_list, with_address
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._elb import (
@@ -22,15 +25,7 @@ from byoc.resources._elb import (
     resource_part,
     update_tags,
 )
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    is_not_found,
-    is_owned,
-    tag_list,
-    with_address,
-)
+from byoc.resources.base import ResourceType
 
 #: the Type field → the type segment of the ARN and of CloudWatch's LoadBalancer dimension
 _TYPE_SEGMENT = {"application": "app", "network": "net", "gateway": "gwy"}

@@ -11,18 +11,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found
+from byoc.aws.tags import ADDRESS_TAG, is_owned, tag_list, with_address
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._elb import describe_listeners, owned_listeners, read_tags, update_tags
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    is_not_found,
-    is_owned,
-    tag_list,
-    with_address,
-)
+from byoc.resources.base import ResourceType
 
 #: protocols that carry a certificate and a TLS security policy
 _SECURE = frozenset({"HTTPS", "TLS"})

@@ -11,6 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found
+from byoc.aws.tags import ADDRESS_TAG, is_owned, tag_list, with_address
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._elb import (
@@ -22,15 +25,7 @@ from byoc.resources._elb import (
     tg_attributes,
     update_tags,
 )
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    is_not_found,
-    is_owned,
-    tag_list,
-    with_address,
-)
+from byoc.resources.base import ResourceType
 
 _HTTP = frozenset({"HTTP", "HTTPS"})
 #: how long a delete waits for a listener that still forwards here to go
