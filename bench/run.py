@@ -63,9 +63,9 @@ class Run:
 
     def __init__(self, proxy: ProxyProcess, nodes: int, parallelism: int, state_dir: Path,
                  moto_pid: int | None = None) -> None:
+        from byoc.aws.context import AwsContext
         from byoc.engine import Engine
         from byoc.resources import registry
-        from byoc.resources.base import AwsContext
         from byoc.spec import load_spec
         from byoc.state.local import LocalBackend
 

@@ -11,9 +11,10 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
+from byoc.aws.errors import is_run_problem, to_cloud_error
 from byoc.errors import CloudError
 from byoc.model import DEFAULT_PARALLELISM, Live
-from byoc.resources.base import ResourceType, is_run_problem, to_cloud_error
+from byoc.resources.base import ResourceType
 
 
 def discover(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from byoc import blueprint, toolbox
+from byoc.aws.context import AwsContext
 from byoc.blueprint import Facts
 from byoc.discover import discover
 from byoc.drift import DriftReport, IgnoreRule
@@ -26,7 +27,7 @@ from byoc.model import DEFAULT_PARALLELISM, Live, parse_address
 from byoc.outputs import outputs_of
 from byoc.plan import Plan
 from byoc.planner import PlanOptions, make_plan, rules_of
-from byoc.resources.base import AwsContext, ResourceType
+from byoc.resources.base import ResourceType
 from byoc.resources.s3_bucket import BUCKET_ADDRESS, S3Bucket
 from byoc.spec import Spec
 from byoc.state.base import Backend

@@ -26,11 +26,12 @@ from typing import Any
 
 import networkx as nx
 
+from byoc.aws.errors import maybe_done, to_cloud_error
 from byoc.errors import ByocError, CloudError, PlanError
 from byoc.model import DEFAULT_PARALLELISM, UNKNOWN, Live, Ref, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
 from byoc.planner import hash_props
-from byoc.resources.base import ResourceType, maybe_done, to_cloud_error
+from byoc.resources.base import ResourceType
 from byoc.rolling import INSTANCE, TARGET_ATTACHMENT, VOLUME_ATTACHMENT, instance_address, node_of
 from byoc.state.model import ResourceState, State
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from byoc import blueprint
+from byoc.aws.errors import is_not_found, to_cloud_error
 from byoc.drift import DriftReport, detect
 from byoc.errors import ByocError, StateError
 from byoc.model import parse_address
-from byoc.resources.base import is_not_found, to_cloud_error
 from byoc.state.model import ResourceState, State
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from byoc.aws.context import AwsContext
 from byoc.engine import Engine
 from byoc.plan import Plan
 from byoc.planner import PlanOptions
-from byoc.resources.base import AwsContext
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
 from tests.awsrealism import free_eips_of_deleted_nat_gateways

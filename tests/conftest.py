@@ -34,7 +34,7 @@ def moto() -> Iterator[None]:
 def ctx(moto: None):  # type: ignore[no-untyped-def]
     """An AwsContext for cluster 'test' on moto that never sleeps (topics count their
     subscriptions as in AWS: see tests.awsrealism)."""
-    from byoc.resources.base import AwsContext
+    from byoc.aws.context import AwsContext
     from tests.awsrealism import SNS_COUNTS
 
     return AwsContext(cluster="test", region=REGION, sleep=lambda s: None, poll_delay=0.01,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from byoc.aws.context import AwsContext
 from byoc.engine import Engine
-from byoc.resources.base import AwsContext
 from byoc.spec import Spec, load_spec
 from byoc.state import LocalBackend
 from tests.awsrealism import SNS_COUNTS, https_bucket_policies

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 import byoc
+from byoc.aws.context import AwsContext
 from byoc.errors import ApplyError, ByocError, LockError, SpecError
-from byoc.resources.base import AwsContext
 from byoc.state import LocalBackend, State
 from tests.awsrealism import https_bucket_policies
 from tests.daytwo import AMI, DEV

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from byoc.resources.base import AwsContext
+from byoc.aws.context import AwsContext
 
 
 def test_calls_are_logged_and_counted(ctx: AwsContext, caplog: pytest.LogCaptureFixture) -> None:

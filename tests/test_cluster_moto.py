@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from byoc.aws.context import AwsContext
 from byoc.engine import Engine
 from byoc.planner import PlanOptions
 from byoc.render import render_plan, render_plan_json
-from byoc.resources.base import AwsContext
 from byoc.spec import load_spec
 from byoc.state import LocalBackend, State
 from tests.awsrealism import free_eips_of_deleted_nat_gateways

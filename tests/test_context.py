@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from byoc.resources.base import AwsContext
+from byoc.aws.context import AwsContext
 
 
 def ctx() -> AwsContext:

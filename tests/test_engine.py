@@ -92,7 +92,7 @@ def test_adding_an_az_never_moves_a_node_away_from_its_data_volume(tmp_path: Pat
     assert new_volume.after is not None and new_volume.after["availability_zone"] == "us-west-2a"
 
 
-# -- what discovery is told to expect (byoc.resources.base.AwsContext.known) ----------------------
+# -- what discovery is told to expect (byoc.aws.context.AwsContext.known) ------------------------
 def test_known_names_are_the_blueprints(tmp_path: Path) -> None:
     from byoc import blueprint
 
@@ -134,8 +134,8 @@ def test_expected_names_add_what_the_state_records(tmp_path: Path) -> None:
 
 
 def test_only_a_plain_plan_reads_by_name_every_full_audit_lists(tmp_path: Path) -> None:
+    from byoc.aws.context import AwsContext
     from byoc.planner import PlanOptions
-    from byoc.resources.base import AwsContext
 
     spec = load_spec(str(ROOT / "specs/dev.yaml"))
     cloud = FakeCloud()

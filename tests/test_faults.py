@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from byoc.aws.calls import CONNECT_ATTEMPTS
+from byoc.aws.context import AwsContext
 from byoc.engine import Engine
 from byoc.planner import PlanOptions
-from byoc.resources.base import CONNECT_ATTEMPTS, AwsContext
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
 from tests.awsrealism import free_eips_of_deleted_nat_gateways
@@ -302,9 +303,10 @@ def test_an_endpoint_found_unreachable_is_not_tried_again_for_a_while(
 ) -> None:
     from botocore.exceptions import EndpointConnectionError
 
-    from byoc.resources import base
+    from byoc.aws import calls
+    from byoc.aws.errors import to_cloud_error
 
-    monkeypatch.setattr(base, "CONNECT_BACKOFF", 0.0)
+    monkeypatch.setattr(calls, "CONNECT_BACKOFF", 0.0)
     sent: list[str] = []
 
     def refused(request: Any = None, event_name: str = "", **kw: Any) -> None:
@@ -317,12 +319,12 @@ def test_an_endpoint_found_unreachable_is_not_tried_again_for_a_while(
     with pytest.raises(EndpointConnectionError) as first:
         ec2.describe_vpcs()
     assert sent == ["DescribeVpcs"] * CONNECT_ATTEMPTS
-    assert base.to_cloud_error(first.value).message.startswith(
+    assert to_cloud_error(first.value).message.startswith(
         "cannot reach AWS at https://ec2.us-west-2.amazonaws.com (connection refused)")
     with pytest.raises(EndpointConnectionError):  # other calls, other threads: at once, not sent
         ctx.together(ec2.describe_subnets, ec2.describe_security_groups)
     assert len(sent) == CONNECT_ATTEMPTS
-    monkeypatch.setattr(base, "UNREACHABLE_FOR", 0.0)  # a while later: tried again
+    monkeypatch.setattr(calls, "UNREACHABLE_FOR", 0.0)  # a while later: tried again
     with pytest.raises(EndpointConnectionError):
         ec2.describe_subnets()
     assert sent[CONNECT_ATTEMPTS:] == ["DescribeSubnets"] * CONNECT_ATTEMPTS

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from byoc.aws.context import AwsContext
 from byoc.errors import PlanError
 from byoc.executor import Executor
 from byoc.model import Live
@@ -15,7 +16,6 @@ from byoc.plan import DELETE, REPLACE, Change, Plan
 from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.resources import registry
 from byoc.resources._snapshots import FINAL_SNAPSHOT_TAG, wait_snapshots
-from byoc.resources.base import AwsContext
 from byoc.resources.ebs_volume import KIND
 from byoc.rolling import node_of
 from byoc.state.model import ResourceState, State

@@ -58,7 +58,6 @@ IO_LIBRARIES = ("boto3", "botocore")
 EXCEPTIONS: dict[tuple[str, str], str] = {
     # The ownership tag names (two string constants) the blueprint writes and discovery reads
     # live with the AWS seam, which does no I/O when imported. To go when they move to the ground.
-    ("byoc.blueprint.base", "byoc.resources.base"): "the tag names byoc:cluster and byoc:address",
     ("byoc.blueprint.base", "byoc.aws.tags"): "the tag names byoc:cluster and byoc:address",
 }
 

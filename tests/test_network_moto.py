@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from byoc.aws.context import AwsContext
 from byoc.engine import Engine
 from byoc.planner import PlanOptions
 from byoc.resources import registry
-from byoc.resources.base import AwsContext
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
 from tests.awsrealism import free_eips_of_deleted_nat_gateways

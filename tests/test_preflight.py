@@ -11,6 +11,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG
 from byoc.operations.preflight import (
     FAIL,
     OK,
@@ -23,7 +25,6 @@ from byoc.operations.preflight import (
     run_preflight,
 )
 from byoc.plan import CREATE, NOOP, REPLACE, Change, Plan
-from byoc.resources.base import ADDRESS_TAG, CLUSTER_TAG, AwsContext
 from byoc.spec import Spec, load_spec
 
 CLUSTER = "dev-proton"  # specs/dev.yaml's cluster name: what byoc tags its resources with

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from byoc.aws.context import AwsContext
 from byoc.engine import Engine
 from byoc.executor import HEALTHY, operation_graph
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, Change, Plan
 from byoc.render import render_plan, render_plan_json
-from byoc.resources.base import AwsContext
 from byoc.rolling import node_of, rolling_order
 from byoc.spec import load_spec
 from byoc.state import LocalBackend

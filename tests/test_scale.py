@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from byoc.aws.context import AwsContext
 from byoc.cli import main
 from byoc.engine import Engine
 from byoc.errors import ByocError, SpecError
 from byoc.operations.scale import apply_scale, plan_scale, refuse_replaced_data, scaled_spec
 from byoc.plan import DELETE, REPLACE, Change, Plan
-from byoc.resources.base import AwsContext
 from byoc.rolling import node_of
 from byoc.spec import load_spec
 from byoc.spec.edit import SpecEditError, set_scalar

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from byoc.aws.context import AwsContext
 from byoc.errors import LockError, StateError
-from byoc.resources.base import AwsContext
 from byoc.spec import load_spec_dict
 from byoc.state import LocalBackend, LockInfo, ResourceState, State
 from byoc.state.migrate import migrate_state
@@ -246,7 +246,7 @@ def test_state_migrate_cli(server: MotoServer, tmp_path: Path) -> None:
 WRITER = """
 import sys
 from byoc.errors import StateError
-from byoc.resources.base import AwsContext
+from byoc.aws.context import AwsContext
 from byoc.state import LocalBackend
 from byoc.state.s3 import S3Backend
 if sys.argv[1] == "s3":

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.cost import Usage, suggest
 from byoc.errors import ByocError, CloudError
 from byoc.operations.usage import cpu_usage
-from byoc.resources.base import AwsContext
 
 NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
 GET = ("monitoring", "GetMetricData")

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG
 from byoc.model import Resource, make_address, partition
-from byoc.resources.base import ADDRESS_TAG, CLUSTER_TAG
 from byoc.spec import Spec
 
 #: the AMI id used when nothing better is known (plans of a cluster that was never applied

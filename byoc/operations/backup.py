@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, to_cloud_error
+from byoc.aws.tags import CLUSTER_TAG
 from byoc.errors import ByocError, CloudError
 from byoc.model import parse_address
 from byoc.resources._snapshots import BACKUP_TAG, create_snapshot, wait_snapshots
-from byoc.resources.base import CLUSTER_TAG, AwsContext, error_code, to_cloud_error
 from byoc.spec import Spec
 
 FORMAT_VERSION = 1

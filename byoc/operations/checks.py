@@ -7,7 +7,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from byoc.resources.base import AwsContext, error_code
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
 

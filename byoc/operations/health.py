@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found, to_cloud_error
 from byoc.errors import ByocError
 from byoc.model import parse_address
-from byoc.resources.base import AwsContext, is_not_found, to_cloud_error
 from byoc.state.model import State
 
 HEALTHY, DEGRADED = "healthy", "degraded"

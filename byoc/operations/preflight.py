@@ -14,19 +14,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, is_unreachable, to_cloud_error, unreachable_message
+from byoc.aws.tags import CLUSTER_TAG, tags_dict
 from byoc.operations import quotas
 from byoc.operations.checks import FAIL, OK, SKIPPED, WARN, Check, Skip, reason, type_info, vcpus
 from byoc.plan import CREATE, Plan
 from byoc.resources.ami import resolve_ami
-from byoc.resources.base import (
-    CLUSTER_TAG,
-    AwsContext,
-    error_code,
-    is_unreachable,
-    tags_dict,
-    to_cloud_error,
-    unreachable_message,
-)
 from byoc.resources.s3_bucket import foreign
 from byoc.spec import Spec
 

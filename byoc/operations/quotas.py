@@ -13,9 +13,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG, tags_dict
 from byoc.operations.checks import FAIL, OK, WARN, Check, Skip, reason, type_info, vcpus
 from byoc.resources._volumes import MARKET_TAG
-from byoc.resources.base import ADDRESS_TAG, CLUSTER_TAG, AwsContext, tags_dict
 from byoc.spec import Spec
 
 #: "standard" instance families of the vCPU quotas L-1216C47A / L-34B43A08

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from byoc.aws.context import AwsContext
 from byoc.errors import ByocError
 from byoc.operations.backup import Manifest
 from byoc.resources._snapshots import snapshot_states
-from byoc.resources.base import AwsContext
 from byoc.spec import Spec
 from byoc.state.model import State
 

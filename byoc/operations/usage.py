@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import to_cloud_error
 from byoc.cost import PEGGED_CPU, Usage
 from byoc.errors import ByocError, CloudError
-from byoc.resources.base import AwsContext, to_cloud_error
 
 __all__ = ["PERIOD", "Usage", "cpu_usage"]
 

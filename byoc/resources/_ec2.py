@@ -1,6 +1,6 @@
 """Small helpers shared by the EC2 networking kinds: owned describes, tokens, ARNs, waits.
 
-Everything here builds on ``byoc.resources.base``; nothing here knows about one kind.
+Everything here builds on the AWS seam (``byoc.aws``); nothing here knows about one kind.
 """
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import EVENTUAL_CODES, error_code, is_not_found
+from byoc.aws.tags import is_owned, owned_filter
 from byoc.errors import CloudError
 from byoc.model import canonical_json, partition
-from byoc.resources.base import EVENTUAL_CODES, AwsContext, error_code, is_not_found, is_owned, owned_filter
 
 
 def client_token(ctx: AwsContext, address: str, props: Mapping[str, Any], salt: str = "") -> str:

@@ -6,13 +6,17 @@ describes (≤20 ARNs a call); every read is shared within a discovery pass via 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import EVENTUAL_CODES, is_not_found
+from byoc.aws.tags import is_owned, tag_list
+from byoc.model import Live
+from byoc.resources._ec2 import wait_gone
 from byoc.resources._tagging import tagged
-from byoc.resources.base import AwsContext, is_not_found, is_owned, tag_list
 
 #: the most ARNs DescribeLoadBalancers / DescribeTags take in one call
 BATCH = 20
@@ -73,6 +77,56 @@ def resource_part(arn: str) -> str:
     return arn.split(":", 5)[5]
 
 
+def describe_one(describe: Callable[[], Mapping[str, Any]], key: str) -> Item | None:
+    """The first item under ``key`` of one describe by ARN or name (``describe()``); None when AWS
+    does not know it."""
+    try:
+        items = describe()[key]
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    return dict(items[0]) if items else None
+
+
+def _attributes(
+    ctx: AwsContext, memo_key: str, describe: Callable[[], Mapping[str, Any]], *, fresh: bool
+) -> dict[str, str] | None:
+    """A load balancer's or target group's attributes as a dict (``describe()``, shared within a
+    discovery pass under ``memo_key`` unless ``fresh``); None when it no longer exists."""
+
+    def fetch() -> dict[str, str] | None:
+        try:
+            resp = describe()
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        return {a["Key"]: a["Value"] for a in resp["Attributes"]}
+
+    return fetch() if fresh else ctx.memo("elbv2", memo_key, fetch)
+
+
+def delete_and_wait(
+    ctx: AwsContext,
+    live: Live,
+    delete: Callable[[], Any],
+    exists: Callable[[], bool],
+    *,
+    timeout: float,
+    codes: Iterable[str] = EVENTUAL_CODES,
+    retry_timeout: float | None = None,
+) -> None:
+    """The delete of the ELBv2 kinds: ``delete``, retrying ``codes``; not-found counts as deleted
+    (ELB may still list it: the wait follows either way); then poll ``exists`` until it is false."""
+    try:
+        ctx.retry(delete, codes=codes, timeout=retry_timeout)
+    except ClientError as exc:
+        if not is_not_found(exc):
+            raise
+    wait_gone(ctx, exists, address=live.address, aws_id=live.id, timeout=timeout)
+
+
 # -- tags ------------------------------------------------------------------------------------
 def read_tags(ctx: AwsContext, arns: Sequence[str]) -> dict[str, Tags]:
     """ARN → tags, with one DescribeTags per 20 ARNs."""
@@ -117,17 +171,10 @@ def _owned_load_balancers(ctx: AwsContext) -> list[tuple[Item, Tags]]:
 def lb_attributes(ctx: AwsContext, arn: str, *, fresh: bool = False) -> dict[str, str] | None:
     """The load balancer's attributes (shared within a discovery pass unless ``fresh``); None when
     it no longer exists."""
-
-    def fetch() -> dict[str, str] | None:
-        try:
-            resp = ctx.client("elbv2").describe_load_balancer_attributes(LoadBalancerArn=arn)
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        return {a["Key"]: a["Value"] for a in resp["Attributes"]}
-
-    return fetch() if fresh else ctx.memo("elbv2", f"lb_attributes:{arn}", fetch)
+    return _attributes(
+        ctx, f"lb_attributes:{arn}",
+        lambda: ctx.client("elbv2").describe_load_balancer_attributes(LoadBalancerArn=arn), fresh=fresh,
+    )
 
 
 # -- target groups ---------------------------------------------------------------------------
@@ -148,17 +195,10 @@ def _owned_target_groups(ctx: AwsContext) -> list[tuple[Item, Tags]]:
 def tg_attributes(ctx: AwsContext, arn: str, *, fresh: bool = False) -> dict[str, str] | None:
     """The target group's attributes (shared within a discovery pass unless ``fresh``); None when
     it no longer exists."""
-
-    def fetch() -> dict[str, str] | None:
-        try:
-            resp = ctx.client("elbv2").describe_target_group_attributes(TargetGroupArn=arn)
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        return {a["Key"]: a["Value"] for a in resp["Attributes"]}
-
-    return fetch() if fresh else ctx.memo("elbv2", f"tg_attributes:{arn}", fetch)
+    return _attributes(
+        ctx, f"tg_attributes:{arn}",
+        lambda: ctx.client("elbv2").describe_target_group_attributes(TargetGroupArn=arn), fresh=fresh,
+    )
 
 
 def target_health(ctx: AwsContext, tg_arn: str) -> list[Item] | None:

@@ -11,9 +11,11 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code
+from byoc.aws.tags import ADDRESS_TAG, is_owned
 from byoc.errors import CloudError
 from byoc.model import canonical_json
-from byoc.resources.base import ADDRESS_TAG, AwsContext, error_code, is_owned
 
 POLICY_VERSION = "2012-10-17"
 #: statement keys whose value is a string or a list of strings (kept as a sorted list)

@@ -11,6 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found
+from byoc.aws.tags import ADDRESS_TAG, owned_filter, tag_specs
 from byoc.resources._ec2 import ec2_arn, user_tags
 from byoc.resources._volumes import (
     ENCRYPTION_TAG,
@@ -22,7 +25,6 @@ from byoc.resources._volumes import (
     visible_tags,
     volumes_by_id,
 )
-from byoc.resources.base import ADDRESS_TAG, AwsContext, is_not_found, owned_filter, tag_specs
 
 #: used when the AMI cannot be described (AL2023 and most Linux AMIs boot from it)
 DEFAULT_ROOT_DEVICE = "/dev/xvda"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from byoc.resources.base import AwsContext
+from byoc.aws.context import AwsContext
 
 T = TypeVar("T")
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code
 from byoc.errors import CloudError
-from byoc.resources.base import AwsContext, error_code
 
 #: statement keys whose value is a string or a list of strings
 _LIST_KEYS = frozenset({"Action", "NotAction", "Resource", "NotResource"})

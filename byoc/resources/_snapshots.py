@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import to_cloud_error
+from byoc.aws.tags import CLUSTER_TAG, tag_specs
 from byoc.errors import CloudError
-from byoc.resources.base import CLUSTER_TAG, AwsContext, tag_specs, to_cloud_error
 
 #: tag on a final snapshot (its marker): the address of the volume it preserves
 FINAL_SNAPSHOT_TAG = "byoc:final-snapshot-of"

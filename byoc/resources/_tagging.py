@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from byoc.resources.base import CLUSTER_TAG, AwsContext, is_owned
+from byoc.aws.context import AwsContext
+from byoc.aws.tags import CLUSTER_TAG, is_owned
 
 #: the services whose kinds read the index: the only ones asked for (EC2 kinds describe by tag
 #: themselves, and each tagged item costs page space: at most 500 tags a page)

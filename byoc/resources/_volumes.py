@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found
+from byoc.aws.tags import CLUSTER_TAG, account_id, owned_filter
 from byoc.errors import CloudError
 from byoc.resources._ec2 import ec2_arn, user_tags
-from byoc.resources.base import CLUSTER_TAG, AwsContext, account_id, is_not_found, owned_filter
 
 #: the root volume of the instance at this address (instead of ``byoc:address``)
 ROOT_OF_TAG = "byoc:root-of"

@@ -8,8 +8,9 @@ import re
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, to_cloud_error
 from byoc.errors import CloudError
-from byoc.resources.base import AwsContext, error_code, to_cloud_error
 
 PARAMETER_PREFIX = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-"
 

@@ -13,11 +13,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, unless_gone
 from byoc.errors import CloudError
 from byoc.model import Live, make_address
 from byoc.resources._ec2 import wait_gone
 from byoc.resources._monitoring import CONFLICT_CODES
-from byoc.resources.base import AwsContext, ResourceType, error_code, unless_gone
+from byoc.resources.base import ResourceType
 
 KIND_NAME = "aws_cloudwatch_dashboard"
 ADDRESS = make_address(KIND_NAME, "main")

@@ -12,20 +12,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, unless_gone
+from byoc.aws.tags import ADDRESS_TAG, address_of, is_owned
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._ec2 import wait_gone
 from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags
 from byoc.resources._tagging import tagged
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    address_of,
-    error_code,
-    is_owned,
-    unless_gone,
-)
+from byoc.resources.base import ResourceType
 
 #: the only values PutRetentionPolicy accepts (moto accepts any; AWS says InvalidParameterException)
 RETENTION_DAYS = frozenset(

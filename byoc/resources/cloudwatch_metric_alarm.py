@@ -9,21 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import unless_gone
+from byoc.aws.tags import ADDRESS_TAG, account_id, address_of, is_owned, tag_list
 from byoc.errors import CloudError
 from byoc.model import Live, partition
 from byoc.resources._ec2 import wait_gone
 from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags
 from byoc.resources._tagging import tagged, tags_list_to_dict
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    account_id,
-    address_of,
-    is_owned,
-    tag_list,
-    unless_gone,
-)
+from byoc.resources.base import ResourceType
 
 #: DescribeAlarms takes at most 100 names per call
 BATCH = 100

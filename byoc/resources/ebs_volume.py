@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, is_not_found
+from byoc.aws.tags import ADDRESS_TAG, address_of, is_owned, tag_specs, update_ec2_tags
 from byoc.errors import CloudError
 from byoc.model import Live, parse_address
 from byoc.resources._ec2 import client_token, user_tags
@@ -24,17 +27,7 @@ from byoc.resources._volumes import (
     visible_tags,
     volume_arn,
 )
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    address_of,
-    error_code,
-    is_not_found,
-    is_owned,
-    tag_specs,
-    update_ec2_tags,
-)
+from byoc.resources.base import ResourceType
 
 #: types whose IOPS can be set, and the one whose throughput can
 _IOPS_TYPES = frozenset({"gp3", "io1", "io2"})

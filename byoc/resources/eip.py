@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.tags import address_of, tag_list, tag_specs, update_ec2_tags
 from byoc.model import Live
 from byoc.resources._ec2 import describe_owned, found, is_gone, user_tags, wait_gone
-from byoc.resources.base import AwsContext, ResourceType, address_of, tag_list, tag_specs, update_ec2_tags
+from byoc.resources.base import ResourceType
 
 #: ReleaseAddress errors that clear once the address's last holder is fully gone
 _RELEASE_RETRY = frozenset({"AuthFailure", "InvalidIPAddress.InUse", "InvalidNetworkInterfaceID.NotFound"})

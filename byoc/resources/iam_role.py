@@ -14,6 +14,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, unless_gone
+from byoc.aws.tags import address_of, is_owned
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._iam import (
@@ -29,14 +32,7 @@ from byoc.resources._iam import (
     sync_tags,
     tags_of,
 )
-from byoc.resources.base import (
-    AwsContext,
-    ResourceType,
-    address_of,
-    error_code,
-    is_owned,
-    unless_gone,
-)
+from byoc.resources.base import ResourceType
 
 
 class IamRole(ResourceType):

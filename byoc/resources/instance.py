@@ -12,21 +12,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, is_not_found
+from byoc.aws.tags import address_of, is_owned, owned_filter, update_ec2_tags
 from byoc.errors import CloudError
 from byoc.model import Live, canonical_json
 from byoc.resources import _instances as read
 from byoc.resources._ec2 import client_token, user_tags
 from byoc.resources._volumes import cluster_volumes
-from byoc.resources.base import (
-    AwsContext,
-    ResourceType,
-    address_of,
-    error_code,
-    is_not_found,
-    is_owned,
-    owned_filter,
-    update_ec2_tags,
-)
+from byoc.resources.base import ResourceType
 
 
 class Instance(ResourceType):

@@ -8,17 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found
+from byoc.aws.tags import address_of, tag_list, tag_specs, update_ec2_tags
 from byoc.model import Live
 from byoc.resources._ec2 import describe_owned, ec2_arn, found, user_tags, wait_gone
-from byoc.resources.base import (
-    AwsContext,
-    ResourceType,
-    address_of,
-    is_not_found,
-    tag_list,
-    tag_specs,
-    update_ec2_tags,
-)
+from byoc.resources.base import ResourceType
 
 _ATTACHED = frozenset({"available", "attached"})
 

@@ -12,11 +12,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code
+from byoc.aws.tags import ADDRESS_TAG, address_of, is_owned
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._iam import changed_props, ignore_gone, pages, sync_tags, tags_of
 from byoc.resources._tagging import tagged
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, address_of, error_code, is_owned
+from byoc.resources.base import ResourceType
 
 #: KMS's not-found code (not one of base.NOT_FOUND_CODES)
 NOT_FOUND = frozenset({"NotFoundException"})

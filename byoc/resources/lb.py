@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from byoc.aws.context import AwsContext
+from byoc.aws.tags import ADDRESS_TAG, is_owned, tag_list, with_address
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._elb import (
     attribute_list,
+    delete_and_wait,
+    describe_one,
     flag,
     lb_attributes,
     owned_load_balancers,
@@ -22,15 +24,7 @@ from byoc.resources._elb import (
     resource_part,
     update_tags,
 )
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    is_not_found,
-    is_owned,
-    tag_list,
-    with_address,
-)
+from byoc.resources.base import ResourceType
 
 #: the Type field → the type segment of the ARN and of CloudWatch's LoadBalancer dimension
 _TYPE_SEGMENT = {"application": "app", "network": "net", "gateway": "gwy"}
@@ -127,21 +121,10 @@ class LoadBalancer(ResourceType):
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         elb = ctx.client("elbv2")
-        try:
-            ctx.retry(lambda: elb.delete_load_balancer(LoadBalancerArn=live.id))
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
-        try:
-            ctx.poll(
-                lambda: _describe(ctx, live.id),
-                lambda lb: lb is None,
-                timeout=600.0,
-                what=f"{live.id} to be deleted",
-            )
-        except CloudError as exc:
-            exc.address, exc.aws_id = live.address, live.id
-            raise
+        delete_and_wait(
+            ctx, live, lambda: elb.delete_load_balancer(LoadBalancerArn=live.id),
+            lambda: _describe(ctx, live.id) is not None, timeout=600.0,
+        )
 
     # -- reading -----------------------------------------------------------------------------
     def _wait_usable(self, ctx: AwsContext, address: str, arn: str) -> dict[str, Any]:
@@ -253,24 +236,14 @@ def _set_attributes(ctx: AwsContext, arn: str, attributes: Mapping[str, Any]) ->
 
 def _describe(ctx: AwsContext, arn: str) -> dict[str, Any] | None:
     """The load balancer as AWS describes it now; None when AWS does not know it."""
-    try:
-        lbs = ctx.client("elbv2").describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    return dict(lbs[0]) if lbs else None
+    return describe_one(
+        lambda: ctx.client("elbv2").describe_load_balancers(LoadBalancerArns=[arn]), "LoadBalancers"
+    )
 
 
 def _by_name(ctx: AwsContext, name: str) -> dict[str, Any] | None:
     """Look before create: the load balancer named ``name``, if any (by name, never paginated)."""
-    try:
-        lbs = ctx.client("elbv2").describe_load_balancers(Names=[name])["LoadBalancers"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    return dict(lbs[0]) if lbs else None
+    return describe_one(lambda: ctx.client("elbv2").describe_load_balancers(Names=[name]), "LoadBalancers")
 
 
 KIND = LoadBalancer()

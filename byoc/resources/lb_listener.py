@@ -11,18 +11,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found
+from byoc.aws.tags import ADDRESS_TAG, is_owned, tag_list, with_address
 from byoc.errors import CloudError
 from byoc.model import Live
-from byoc.resources._elb import describe_listeners, owned_listeners, read_tags, update_tags
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    is_not_found,
-    is_owned,
-    tag_list,
-    with_address,
-)
+from byoc.resources._elb import delete_and_wait, describe_listeners, owned_listeners, read_tags, update_tags
+from byoc.resources.base import ResourceType
 
 #: protocols that carry a certificate and a TLS security policy
 _SECURE = frozenset({"HTTPS", "TLS"})
@@ -79,21 +74,10 @@ class Listener(ResourceType):
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         elb = ctx.client("elbv2")
-        try:
-            ctx.retry(lambda: elb.delete_listener(ListenerArn=live.id))
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
-        try:
-            ctx.poll(
-                lambda: _exists(ctx, live.id),
-                lambda found: not found,
-                timeout=300.0,
-                what=f"{live.id} to be deleted",
-            )
-        except CloudError as exc:
-            exc.address, exc.aws_id = live.address, live.id
-            raise
+        delete_and_wait(
+            ctx, live, lambda: elb.delete_listener(ListenerArn=live.id), lambda: _exists(ctx, live.id),
+            timeout=300.0,
+        )
 
     def _live(self, item: Mapping[str, Any], tags: Mapping[str, str]) -> Live:
         arn = item["ListenerArn"]

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from byoc.aws.context import AwsContext
+from byoc.aws.tags import ADDRESS_TAG, is_owned, tag_list, with_address
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._elb import (
     attribute_list,
+    delete_and_wait,
+    describe_one,
     flag,
     owned_target_groups,
     read_tags,
@@ -22,15 +24,7 @@ from byoc.resources._elb import (
     tg_attributes,
     update_tags,
 )
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    is_not_found,
-    is_owned,
-    tag_list,
-    with_address,
-)
+from byoc.resources.base import ResourceType
 
 _HTTP = frozenset({"HTTP", "HTTPS"})
 #: how long a delete waits for a listener that still forwards here to go
@@ -106,26 +100,12 @@ class TargetGroup(ResourceType):
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         elb = ctx.client("elbv2")
-        try:
-            # ResourceInUse: a listener (or rule) forwarding here is still being deleted
-            ctx.retry(
-                lambda: elb.delete_target_group(TargetGroupArn=live.id),
-                codes={"ResourceInUse"},
-                timeout=min(ctx.retry_timeout, _IN_USE_TIMEOUT),
-            )
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
-        try:
-            ctx.poll(
-                lambda: _describe(ctx, TargetGroupArns=[live.id]),
-                lambda tg: tg is None,
-                timeout=300.0,
-                what=f"{live.id} to be deleted",
-            )
-        except CloudError as exc:
-            exc.address, exc.aws_id = live.address, live.id
-            raise
+        # ResourceInUse: a listener (or rule) forwarding here is still being deleted
+        delete_and_wait(
+            ctx, live, lambda: elb.delete_target_group(TargetGroupArn=live.id),
+            lambda: _describe(ctx, TargetGroupArns=[live.id]) is not None, timeout=300.0,
+            codes={"ResourceInUse"}, retry_timeout=min(ctx.retry_timeout, _IN_USE_TIMEOUT),
+        )
 
     # -- reading -----------------------------------------------------------------------------
     def _read(self, ctx: AwsContext, address: str, tg: Mapping[str, Any], tags: Mapping[str, str]) -> Live:
@@ -251,13 +231,7 @@ def _set_attributes(ctx: AwsContext, arn: str, want: Mapping[str, Any]) -> None:
 
 def _describe(ctx: AwsContext, **params: Any) -> dict[str, Any] | None:
     """The one target group named by ``params`` (Names / TargetGroupArns); None when there is none."""
-    try:
-        tgs = ctx.client("elbv2").describe_target_groups(**params)["TargetGroups"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    return dict(tgs[0]) if tgs else None
+    return describe_one(lambda: ctx.client("elbv2").describe_target_groups(**params), "TargetGroups")
 
 
 KIND = TargetGroup()

@@ -13,10 +13,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, is_not_found
+from byoc.aws.tags import ADDRESS_TAG, is_owned
 from byoc.errors import CloudError
 from byoc.model import Live, make_address, parse_address
 from byoc.resources._elb import cluster_instances, is_registered, owned_target_groups, target_health
-from byoc.resources.base import ADDRESS_TAG, AwsContext, ResourceType, error_code, is_not_found, is_owned
+from byoc.resources.base import ResourceType
 
 #: "the target is not registered": DescribeTargetHealth(Targets=…) reports it as unused for this reason
 #: deregistration delay can be up to an hour

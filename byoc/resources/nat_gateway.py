@@ -9,19 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, is_not_found
+from byoc.aws.tags import address_of, tag_list, tag_specs, update_ec2_tags
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._ec2 import client_token, describe_owned, user_tags
-from byoc.resources.base import (
-    AwsContext,
-    ResourceType,
-    address_of,
-    error_code,
-    is_not_found,
-    tag_list,
-    tag_specs,
-    update_ec2_tags,
-)
+from byoc.resources.base import ResourceType
 
 #: states of a NAT gateway that is gone or going (AWS keeps deleted ones visible for ~1h)
 _DEAD = frozenset({"failed", "deleting", "deleted"})

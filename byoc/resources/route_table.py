@@ -11,6 +11,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found
+from byoc.aws.tags import (
+    ADDRESS_TAG,
+    is_owned,
+    owned_filter,
+    tag_specs,
+    tags_dict,
+    update_ec2_tags,
+    with_address,
+)
 from byoc.model import Live, canonical_json
 from byoc.resources._ec2 import (
     client_token,
@@ -20,18 +31,7 @@ from byoc.resources._ec2 import (
     get_when_visible,
     owned_items,
 )
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    is_not_found,
-    is_owned,
-    owned_filter,
-    tag_specs,
-    tags_dict,
-    update_ec2_tags,
-    with_address,
-)
+from byoc.resources.base import ResourceType
 
 #: a route's target prop -> AWS's field, the same in Route and in Create/ReplaceRoute
 TARGETS = {

@@ -12,20 +12,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import EVENTUAL_CODES, error_code, is_not_found
+from byoc.aws.tags import ADDRESS_TAG, is_owned, owned_filter, tags_dict
 from byoc.errors import CloudError
 from byoc.model import Live, make_address, parse_address
 from byoc.resources._ec2 import describe_owned, owned_items
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    EVENTUAL_CODES,
-    AwsContext,
-    ResourceType,
-    error_code,
-    is_not_found,
-    is_owned,
-    owned_filter,
-    tags_dict,
-)
+from byoc.resources.base import ResourceType
 from byoc.resources.route_table import describe_route_tables, owned_route_tables
 
 LIVE_STATES = ("associated", "associating")

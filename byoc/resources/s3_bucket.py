@@ -14,6 +14,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code
+from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG, address_of, tag_list
 from byoc.errors import CloudError
 from byoc.model import Live, canonical_json, partition
 from byoc.resources._s3 import (
@@ -27,15 +30,7 @@ from byoc.resources._s3 import (
     read_settings,
 )
 from byoc.resources._tagging import tagged
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    CLUSTER_TAG,
-    AwsContext,
-    ResourceType,
-    address_of,
-    error_code,
-    tag_list,
-)
+from byoc.resources.base import ResourceType
 
 #: every prop but bucket and tags, in the order create and update write them
 SETTINGS = (

@@ -11,19 +11,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code
+from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG, address_of, is_owned, tag_list
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._ec2 import client_token
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    CLUSTER_TAG,
-    AwsContext,
-    ResourceType,
-    address_of,
-    error_code,
-    is_owned,
-    tag_list,
-)
+from byoc.resources.base import ResourceType
 
 #: Discovery cannot read these create/delete-time settings back, so it reports the blueprint's
 #: defaults; create and update report the values they were given.

@@ -11,14 +11,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from byoc.model import Live
-from byoc.resources._ec2 import delete_then_wait, ec2_arn, get_one, get_when_visible
-from byoc.resources._sg_rules import Rule, diff_rules, from_permissions, to_permissions
-from byoc.resources.base import (
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code
+from byoc.aws.tags import (
     ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    error_code,
     is_owned,
     owned_filter,
     tag_specs,
@@ -26,6 +22,10 @@ from byoc.resources.base import (
     update_ec2_tags,
     with_address,
 )
+from byoc.model import Live
+from byoc.resources._ec2 import delete_then_wait, ec2_arn, get_one, get_when_visible
+from byoc.resources._sg_rules import Rule, diff_rules, from_permissions, to_permissions
+from byoc.resources.base import ResourceType
 
 DIRECTIONS = ("ingress", "egress")
 

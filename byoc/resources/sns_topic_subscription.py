@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import unless_gone
 from byoc.errors import CloudError
 from byoc.model import Live, make_address
 from byoc.resources._ec2 import wait_gone
 from byoc.resources._monitoring import CONFLICT_CODES
 from byoc.resources._tagging import tagged
-from byoc.resources.base import AwsContext, ResourceType, unless_gone
+from byoc.resources.base import ResourceType
 from byoc.resources.sns_topic import topic_attributes
 
 KIND_NAME = "aws_sns_topic_subscription"

@@ -8,16 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.tags import address_of, tag_list, tag_specs, update_ec2_tags
 from byoc.model import Live
 from byoc.resources._ec2 import delete_then_wait, ec2_arn, found, owned_items, user_tags
-from byoc.resources.base import (
-    AwsContext,
-    ResourceType,
-    address_of,
-    tag_list,
-    tag_specs,
-    update_ec2_tags,
-)
+from byoc.resources.base import ResourceType
 
 _LIVE_STATES = frozenset({"pending", "available"})
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, is_not_found
+from byoc.aws.tags import ADDRESS_TAG, is_owned, tag_list
 from byoc.errors import CloudError
 from byoc.model import Live, make_address, parse_address
 from byoc.resources._ec2 import user_tags
@@ -20,15 +23,7 @@ from byoc.resources._volumes import (
     describe_volume,
     poll_volume,
 )
-from byoc.resources.base import (
-    ADDRESS_TAG,
-    AwsContext,
-    ResourceType,
-    error_code,
-    is_not_found,
-    is_owned,
-    tag_list,
-)
+from byoc.resources.base import ResourceType
 
 _VOLUME_KIND = "aws_ebs_volume"
 #: attachment states that still hold the volume on the instance

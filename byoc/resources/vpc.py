@@ -9,17 +9,12 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from byoc.aws.context import AwsContext
+from byoc.aws.errors import is_not_found
+from byoc.aws.tags import address_of, tag_list, tag_specs, update_ec2_tags
 from byoc.model import Live
 from byoc.resources._ec2 import delete_then_wait, describe_owned, ec2_arn, found, user_tags
-from byoc.resources.base import (
-    AwsContext,
-    ResourceType,
-    address_of,
-    is_not_found,
-    tag_list,
-    tag_specs,
-    update_ec2_tags,
-)
+from byoc.resources.base import ResourceType
 
 #: prop -> the attribute name of DescribeVpcAttribute/ModifyVpcAttribute
 _DNS = {"enable_dns_support": "enableDnsSupport", "enable_dns_hostnames": "enableDnsHostnames"}

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from byoc.aws.errors import error_code, to_cloud_error
 from byoc.errors import LockError, StateError
-from byoc.resources.base import error_code, to_cloud_error
 from byoc.state.base import LockInfo, check_successor, conflict_message
 from byoc.state.model import ResourceState, State
 

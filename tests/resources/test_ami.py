@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
 from byoc.resources.ami import PARAMETER_PREFIX, architecture, family_architecture, resolve_ami
-from byoc.resources.base import AwsContext
 
 
 def parameter(ctx: AwsContext, arch: str) -> str:

@@ -11,8 +11,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
-from byoc.resources.base import AwsContext
 from byoc.resources.cloudwatch_log_group import KIND, RETENTION_DAYS
 
 ADDR = "aws_cloudwatch_log_group.proton"

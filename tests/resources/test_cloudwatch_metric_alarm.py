@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
-from byoc.resources.base import AwsContext
 from byoc.resources.cloudwatch_metric_alarm import KIND
 
 ADDR = "aws_cloudwatch_metric_alarm.cpu"

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
-from byoc.resources.base import AwsContext
 from byoc.resources.ebs_volume import KIND
 
 ADDR = 'aws_ebs_volume.data["0"]'

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
 from byoc.resources._iam import normalise_policy
-from byoc.resources.base import AwsContext
 from byoc.resources.iam_role import KIND
 
 ADDR = "aws_iam_role.node"

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
 from byoc.resources import ebs_volume, volume_attachment
-from byoc.resources.base import AwsContext
 from byoc.resources.instance import KIND
 from tests.awsrealism import replaced_profiles_show_on_instances
 

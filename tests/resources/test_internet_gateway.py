@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from byoc.resources.base import AwsContext
+from byoc.aws.context import AwsContext
 from byoc.resources.internet_gateway import KIND
 
 ADDR = "aws_internet_gateway.main"

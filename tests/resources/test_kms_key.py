@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
-from byoc.resources.base import AwsContext
 from byoc.resources.kms_key import KIND
 
 ADDR = "aws_kms_key.main"

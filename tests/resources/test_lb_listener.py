@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
-from byoc.resources.base import AwsContext
 from byoc.resources.lb_listener import KIND
 from tests.resources.test_lb import fail_first, make_net, other_cluster, record
 

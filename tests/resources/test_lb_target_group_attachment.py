@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
 from byoc.resources import lb, lb_listener, lb_target_group
-from byoc.resources.base import AwsContext
 from byoc.resources.lb_target_group_attachment import KIND, attachment_address
 from tests.resources.test_lb import fail_first, make_net, on, other_cluster, record
 

@@ -8,9 +8,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
 from byoc.resources._ec2 import client_token
-from byoc.resources.base import AwsContext
 from byoc.resources.nat_gateway import KIND
 
 ADDR = 'aws_nat_gateway.main["us-west-2a"]'

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from byoc.resources.base import AwsContext
+from byoc.aws.context import AwsContext
 from byoc.resources.route_table import KIND, _route
 
 PUBLIC = "aws_route_table.public"

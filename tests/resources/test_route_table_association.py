@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from byoc.resources.base import AwsContext
+from byoc.aws.context import AwsContext
 from byoc.resources.route_table import KIND as ROUTE_TABLE
 from byoc.resources.route_table_association import KIND
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
 from byoc.resources._s3 import lifecycle_from_aws, normalise_policy
-from byoc.resources.base import AwsContext
 from byoc.resources.s3_bucket import KIND, S3Bucket
 
 ADDR = "aws_s3_bucket.data"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
 from byoc.model import Live
-from byoc.resources.base import AwsContext
 from byoc.resources.secretsmanager_secret import KIND
 
 ADDR = "aws_secretsmanager_secret.proton_admin"

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.resources._sg_rules import diff_rules, from_permissions
-from byoc.resources.base import AwsContext
 from byoc.resources.security_group import KIND
 
 ADDR = "aws_security_group.node"

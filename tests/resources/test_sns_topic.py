@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from byoc.resources.base import AwsContext
+from byoc.aws.context import AwsContext
 from byoc.resources.sns_topic import KIND
 
 ADDR = "aws_sns_topic.alarms"

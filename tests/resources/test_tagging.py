@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from byoc.aws.context import AwsContext
 from byoc.resources._tagging import tagged
-from byoc.resources.base import AwsContext
 
 
 def count_gets(ctx: AwsContext) -> list[dict[str, Any]]:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
 from byoc.model import Live
-from byoc.resources.base import AwsContext
 from byoc.resources.volume_attachment import KIND
 
 ADDR = 'aws_volume_attachment.data["0"]'

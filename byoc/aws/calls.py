@@ -1,0 +1,222 @@
+"""What every boto3 client byoc makes carries: the call recorder (logs and counts every AWS call,
+never bodies), the quieting of the SDK's own logs, and the SDK's ``needs-retry`` handler (no retry
+quota, no blind repeat of a create, unreachable endpoints remembered).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+from byoc.aws.errors import (
+    MAYBE_DONE_CODES,
+    THROTTLING_CODES,
+    UNREACHABLE_ERRORS,
+    endpoint_of,
+    why_unreachable,
+)
+
+
+def repeats_create(name: str) -> bool:
+    """Whether a call makes a new resource each time it runs (so it must not be repeated blindly)."""
+    return name.startswith(("Create", "Allocate", "Run")) and name != "CreateTags"
+
+
+def no_blind_repeat(
+    response: Any = None, operation: Any = None, caught_exception: Any = None, **kwargs: Any
+) -> bool | None:
+    """``needs-retry`` hook: after a 5xx or a dropped connection, AWS may have created the thing;
+    the SDK must not repeat such a create (it would make a second one). The call fails instead,
+    and the executor looks for the resource by tag before creating again. Throttling is repeated."""
+    if operation is None or not repeats_create(operation.name):
+        return None
+    if caught_exception is not None:
+        return False if type(caught_exception).__name__ in MAYBE_DONE_CODES else None
+    if isinstance(response, tuple) and len(response) == 2:
+        status = getattr(response[0], "status_code", 0)
+        code = str((response[1] or {}).get("Error", {}).get("Code", ""))
+        if status >= 500 and code not in THROTTLING_CODES:
+            return False
+    return None
+
+
+#: How often a call is tried in all when AWS throttles it or answers 5xx (botocore's backoff between).
+MAX_ATTEMPTS = 11
+#: How often a call is tried in all when its endpoint cannot be reached (connection refused, host
+#: name not found, no answer to connect), and the wait before the second attempt (doubled after):
+#: a wrong AWS_ENDPOINT_URL or a network that is down is reported within seconds, not minutes.
+CONNECT_ATTEMPTS = 3
+CONNECT_BACKOFF = 0.5
+#: How long an endpoint found unreachable stays so: calls to it fail at once meanwhile (seconds).
+UNREACHABLE_FOR = 60.0
+
+
+CALL_LOG = "byoc.aws"
+
+
+class CallRecorder:
+    """botocore event hooks that log every AWS call — service, action, duration, retries — to the
+    ``byoc.aws`` logger (never parameters or bodies), and count calls by (service, action)."""
+
+    def __init__(self) -> None:
+        import collections
+        import logging
+
+        self.log = logging.getLogger(CALL_LOG)
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def register(self, client: Any) -> None:
+        events = client.meta.events
+        events.register_first("before-call", self._before)
+        events.register_first("after-call", self._after)
+        events.register_first("after-call-error", self._after_error)
+
+    @staticmethod
+    def _name(model: Any) -> tuple[str, str]:
+        return model.service_model.endpoint_prefix, model.name
+
+    def _before(self, model: Any = None, context: Any = None, **kwargs: Any) -> None:
+        if context is not None:
+            context["byoc_started"] = time.monotonic()
+        if model is not None:
+            with self._lock:
+                self.counts[self._name(model)] += 1
+
+    def _after(
+        self, model: Any = None, context: Any = None, http_response: Any = None, **kwargs: Any
+    ) -> None:
+        if model is None:
+            return
+        started = (context or {}).get("byoc_started")
+        took = f" {time.monotonic() - started:.3f}s" if started else ""
+        status = getattr(http_response, "status_code", "")
+        service, action = self._name(model)
+        self.log.info("aws %s %s%s %s", service, action, took, status)
+
+    def _after_error(self, model: Any = None, context: Any = None, exception: Any = None, **kw: Any) -> None:
+        if model is not None:
+            service, action = self._name(model)
+            self.log.info("aws %s %s failed: %s", service, action, type(exception).__name__)
+
+
+class SdkRetries:
+    """The ``needs-retry`` handler of every client byoc makes, in place of botocore's standard one,
+    whose error classification, attempt limit and backoff it keeps. What it changes:
+
+    - No retry quota. botocore's standard and adaptive modes keep a token bucket per client (500
+      tokens; a 5xx retry takes 14, a throttled one 5, a success gives 1 back) that sustained faults
+      drain in a long run; once dry, every error is raised at its first occurrence
+      (``RetryQuotaReached``). Here retries are bounded by ``MAX_ATTEMPTS`` and the backoff only
+      (the adaptive mode's client-side rate limiter still slows a throttled client).
+    - A create answered 5xx or cut off is not repeated (``no_blind_repeat``).
+    - An endpoint that cannot be reached is tried ``CONNECT_ATTEMPTS`` times, then remembered for
+      ``UNREACHABLE_FOR`` seconds: calls to it meanwhile fail at once (``gate``), in every thread,
+      so a wrong AWS_ENDPOINT_URL or a network that is down is reported within seconds.
+    - Every retry is logged to ``byoc.aws`` as it happens (``byoc -v``).
+    """
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        #: endpoint (``scheme://host:port``) → the error that showed it cannot be reached, and when
+        self.unreachable: dict[str, tuple[BaseException, float]] = {}
+        self._lock = threading.Lock()
+
+    def register(self, client: Any) -> None:
+        """Put this handler in place of botocore's (same event, same unique id) on ``client``."""
+        import functools
+
+        from botocore.retries import standard
+
+        service_id = client.meta.service_model.service_id.hyphenize()
+        events = client.meta.events
+        unique_id = f"retry-config-{service_id}"
+        events.unregister(f"needs-retry.{service_id}", unique_id=unique_id)
+        adapter = standard.RetryEventAdapter()
+        policy = standard.RetryPolicy(
+            retry_checker=standard.StandardRetryConditions(max_attempts=MAX_ATTEMPTS),
+            retry_backoff=standard.ExponentialBackoff(
+                service_name=service_id, throttling_detector=standard.ThrottlingErrorDetector(adapter)),
+        )
+        events.register(f"needs-retry.{service_id}", functools.partial(self.needs_retry, policy, adapter),
+                        unique_id=unique_id)
+        events.register_first(f"before-send.{service_id}", self.gate)
+
+    def gate(self, request: Any = None, **kwargs: Any) -> None:
+        """``before-send``: a call to an endpoint already found unreachable fails at once."""
+        if not self.unreachable or request is None:
+            return
+        found, since = self.unreachable.get(endpoint_of(str(request.url)), (None, 0.0))
+        if found is not None and time.monotonic() - since < UNREACHABLE_FOR:
+            err = type(found)(**{**getattr(found, "kwargs", {}), "endpoint_url": request.url})
+            err.byoc_gated = True  # type: ignore[attr-defined]
+            raise err
+
+    def needs_retry(
+        self, policy: Any, adapter: Any, response: Any = None, attempts: int = 1, operation: Any = None,
+        caught_exception: BaseException | None = None, request_dict: Any = None, **kwargs: Any,
+    ) -> float | None:
+        """The delay before the next attempt, or None: do not repeat the call."""
+        if operation is None:
+            return None
+        what = (operation.service_model.endpoint_prefix, operation.name, attempts)
+        if caught_exception is not None and type(caught_exception).__name__ in UNREACHABLE_ERRORS:
+            return self._unreachable(what, caught_exception)
+        answer = _answer(response, caught_exception)
+        if no_blind_repeat(response, operation, caught_exception) is False:
+            self.log.info("aws %s %s attempt %d answered %s; not repeated (AWS may have done it)",
+                          *what, answer)
+            return None
+        context = adapter.create_retry_context(
+            response=response, attempts=attempts, operation=operation, caught_exception=caught_exception,
+            request_dict=request_dict or {"context": {}})
+        if not policy.should_retry(context):
+            adapter.adapt_retry_response_from_context(context)
+            if answer and attempts >= MAX_ATTEMPTS:
+                self.log.info("aws %s %s attempt %d answered %s; giving up", *what, answer)
+            return None
+        delay = float(policy.compute_retry_delay(context))
+        adapter.adapt_retry_response_from_context(context)
+        self.log.info("aws %s %s attempt %d answered %s; trying again in %.2fs", *what, answer, delay)
+        return delay
+
+    def _unreachable(self, what: tuple[str, str, int], exc: BaseException) -> float | None:
+        endpoint = endpoint_of(str(getattr(exc, "kwargs", {}).get("endpoint_url") or ""))
+        if getattr(exc, "byoc_gated", False):  # known already (the gate refused it): no new attempt
+            return None
+        why = why_unreachable(exc)
+        if what[2] >= CONNECT_ATTEMPTS:
+            with self._lock:
+                self.unreachable[endpoint] = (exc, time.monotonic())
+            self.log.info("aws %s %s attempt %d: cannot reach %s (%s); giving up", *what, endpoint, why)
+            return None
+        delay = float(CONNECT_BACKOFF * 2 ** (what[2] - 1) * (0.75 + random.random() / 4))
+        self.log.info("aws %s %s attempt %d: cannot reach %s (%s); trying again in %.2fs",
+                      *what, endpoint, why, delay)
+        return delay
+
+
+def _answer(response: Any, caught_exception: BaseException | None) -> str:
+    """The error code (or exception name, or HTTP status) of a failed attempt; "" for a success."""
+    if caught_exception is not None:
+        return type(caught_exception).__name__
+    if isinstance(response, tuple) and len(response) == 2:
+        status = getattr(response[0], "status_code", 0)
+        parsed = response[1] if isinstance(response[1], dict) else {}
+        code = str(parsed.get("Error", {}).get("Code", ""))
+        if code or status >= 400:
+            return code or str(status)
+    return ""
+
+
+def quiet_sdk_logs() -> None:
+    """Keep botocore's DEBUG records from ever being created: they carry request and response
+    bodies, i.e. the admin password on CreateSecret. byoc logs its own calls (without bodies)."""
+    import logging
+
+    for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)

@@ -1,0 +1,263 @@
+"""``AwsContext``: what the kinds, operations and state stores share during one run: cluster
+identity, boto3 clients (made lazily, once), memoised reads, concurrent calls, retries of AWS's
+eventual consistency, mutating sub-calls, waiters and polling.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import contextvars
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from byoc.aws.calls import MAX_ATTEMPTS, CallRecorder, SdkRetries, quiet_sdk_logs
+from byoc.aws.errors import EVENTUAL_CODES, THROTTLING_CODES, error_code, maybe_done
+from byoc.errors import CloudError
+from byoc.model import DEFAULT_PARALLELISM
+
+T = TypeVar("T")
+
+#: What a plan expects to exist, for the kinds that can read it by name instead of listing:
+#: kind → name (or id) → the names of its parts read by name too (an IAM role's inline policies).
+Known = Mapping[str, Mapping[str, frozenset[str]]]
+
+#: How often ``AwsContext.mutate`` makes a sub-call whose answers say it may not have happened.
+SUBCALL_ATTEMPTS = 5
+
+
+class AwsContext:
+    """What the kinds share during one run: cluster identity, clients, and the retry policy.
+
+    ``sleep`` and ``poll_delay`` are injectable so tests do not wait; ``client_factory`` is the
+    seam through which tests may hand in their own boto3 clients.
+    """
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        region: str,
+        parallelism: int = DEFAULT_PARALLELISM,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_delay: float = 5.0,
+        retry_timeout: float = 600.0,
+        client_factory: Callable[[str], Any] | None = None,
+        event_hooks: Iterable[tuple[str, Callable[..., Any]]] = (),
+    ) -> None:
+        self.cluster = cluster
+        self.region = region
+        self.parallelism = parallelism
+        self.sleep = sleep
+        self.poll_delay = poll_delay
+        self.retry_timeout = retry_timeout
+        self._client_factory = client_factory
+        self._event_hooks = list(event_hooks)
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._memo: dict[tuple[str, str], Any] = {}
+        self._memo_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._passes = 0
+        self._once: dict[tuple[str, str], Any] = {}
+        self._once_locks: dict[tuple[str, str], threading.Lock] = {}
+        #: salts idempotency tokens: retries within a run reuse a token, a later run never
+        #: receives a resource an earlier run created and deleted under the same token
+        self.run_id = uuid.uuid4().hex
+        #: every AWS call of this context, logged (``byoc -v``) and counted
+        self.calls = CallRecorder()
+        #: the SDK's retry policy for this context's clients (no quota; unreachable endpoints remembered)
+        self.sdk_retries = SdkRetries(self.calls.log)
+        #: the names the engine expects (the spec's and the state's; see ``expected``), set before
+        #: a plain plan's discovery; None — unknown, or a full audit — makes kinds list everything
+        self.known: Known | None = None
+
+    def expected(self, kind: str) -> Mapping[str, frozenset[str]] | None:
+        """The names of ``kind`` the engine expects to exist (name → part names), for kinds that
+        read by name; None when not known, and the kind must list what exists."""
+        return None if self.known is None else self.known.get(kind, {})
+
+    # -- clients -------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` (created once, shared by all threads).
+
+        Made clients are handed out without the lock: making one takes a few hundred ms (boto3
+        loads the service model), and other threads must not wait for it to use theirs."""
+        client = self._clients.get(service)
+        if client is not None:
+            return client
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._make_client(service)
+            return self._clients[service]
+
+    def _make_client(self, service: str) -> Any:
+        if self._client_factory is not None:
+            return self._client_factory(service)
+        import boto3
+        from botocore.config import Config
+
+        if self._session is None:
+            quiet_sdk_logs()
+            self._session = boto3.session.Session(region_name=self.region)
+        config = Config(
+            retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
+            max_pool_connections=max(10, self.parallelism * 2),
+            connect_timeout=10,
+            read_timeout=60,
+            user_agent_extra="byoc/0.1",
+        )
+        client = self._session.client(service, config=config)
+        self.sdk_retries.register(client)
+        self.calls.register(client)
+        for event, hook in self._event_hooks:
+            client.meta.events.register_first(event, hook)
+        return client
+
+    # -- memoised reads (one describe per kind per discovery pass) -----------------------
+    @contextlib.contextmanager
+    def discovery_pass(self) -> Iterator[None]:
+        """While open, ``memo`` shares describe results between kinds; closed, it reads afresh."""
+        with self._lock:
+            if not self._passes:
+                self._memo.clear()
+            self._passes += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._passes -= 1
+                if not self._passes:
+                    self._memo.clear()
+                    self._memo_locks.clear()
+
+    def memo(self, service: str, key: str, fetch: Callable[[], T]) -> T:
+        """``fetch()`` once per (service, key) within a discovery pass — also when several kinds
+        ask at the same moment from their threads; outside a pass, every time."""
+        with self._lock:
+            shared = self._passes > 0
+        if not shared:
+            return fetch()
+        return self._shared(self._memo, self._memo_locks, (service, key), fetch)
+
+    def once(self, service: str, key: str, fetch: Callable[[], T]) -> T:
+        """``fetch()`` once for the life of this context, for what cannot change while byoc runs
+        (the account id, an AMI's root device): threads asking at the same moment share one call;
+        a fetch that raises is tried again by the next caller."""
+        return self._shared(self._once, self._once_locks, (service, key), fetch)
+
+    def _shared(
+        self, store: dict[tuple[str, str], Any], locks: dict[tuple[str, str], threading.Lock],
+        k: tuple[str, str], fetch: Callable[[], T],
+    ) -> T:
+        """``store[k]``, fetched by the first caller while the others for ``k`` wait for it."""
+        with self._lock:
+            key_lock = locks.setdefault(k, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if k in store:
+                    return store[k]  # type: ignore[no-any-return]
+            value = fetch()
+            with self._lock:
+                store[k] = value
+            return value
+
+    def together(self, *calls: Callable[[], Any]) -> list[Any]:
+        """Make independent calls at the same time (each in a copy of the caller's context); their
+        results in order. Once all have finished, the first failure (in order) is raised."""
+        if len(calls) <= 1:
+            return [call() for call in calls]
+        with cf.ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="byoc-together") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+        return [f.result() for f in futures]
+
+    # -- retries and waits ---------------------------------------------------------------
+    def retry(
+        self,
+        fn: Callable[[], T],
+        *,
+        codes: Iterable[str] = EVENTUAL_CODES,
+        timeout: float | None = None,
+        match: Callable[[BaseException], bool] | None = None,
+    ) -> T:
+        """Call ``fn``, retrying AWS's eventual-consistency errors with capped exponential backoff.
+
+        Only errors whose code is in ``codes`` (and, if given, for which ``match`` is true) are
+        retried; anything else, or the last error once ``timeout`` has passed, is raised.
+        """
+        codes = frozenset(codes)
+        deadline = time.monotonic() + (self.retry_timeout if timeout is None else timeout)
+        delay = 1.0
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                code = error_code(exc)
+                if code not in codes or (match is not None and not match(exc)):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise
+                self.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, 30.0)
+
+    def mutate(
+        self,
+        call: Callable[[], T],
+        *,
+        done: Callable[[], bool] | None = None,
+        already: Iterable[str] = (),
+        attempts: int = SUBCALL_ATTEMPTS,
+    ) -> T | None:
+        """A mutating sub-call of a create or update (CreateRoute in a route table's create,
+        AddRoleToInstanceProfile, CreateAlias …), retried the way the executor retries creates.
+
+        An answer after which AWS may have done the work anyway (a 5xx, a dropped connection: the
+        SDK does not repeat such a create-like call), or throttling that outlasted the SDK's
+        attempts, is looked at before the call is made again: ``done()`` reads back whether the
+        change is in place. An answer whose code is in ``already`` (the call's "already exists" or
+        "already done", e.g. to the SDK's own repeat of a call whose first answer was lost) means
+        it may be: confirmed by ``done()`` when given. Returns the call's answer, or None when the
+        work was found done; any other error is raised at once, and the last one after
+        ``attempts`` tries.
+        """
+        already = frozenset(already)
+        delay = 1.0
+        for attempt in range(attempts):
+            try:
+                return call()
+            except Exception as exc:
+                code = error_code(exc)
+                if code in already:
+                    if done is None or done():
+                        return None
+                    raise
+                if not (maybe_done(exc) or code in THROTTLING_CODES) or attempt == attempts - 1:
+                    raise
+            if done is not None and done():
+                return None
+            self.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
+
+    def wait(self, client: Any, waiter: str, *, timeout: float = 900.0, **params: Any) -> None:
+        """Block on a boto3 waiter, polling every ``poll_delay`` seconds for at most ``timeout``."""
+        delay = max(self.poll_delay, 0.01)
+        attempts = max(1, int(timeout / delay))
+        client.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+
+    def poll(
+        self, read: Callable[[], T], done: Callable[[T], bool], *, timeout: float = 900.0, what: str = ""
+    ) -> T:
+        """Poll ``read`` until ``done``; raise CloudError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = read()
+            if done(value):
+                return value
+            if time.monotonic() > deadline:
+                raise CloudError(f"timed out waiting for {what or 'AWS'}", code="Timeout")
+            self.sleep(self.poll_delay)
