@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.awsrealism import alarms_listed_safely
+
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_SECURITY_TOKEN", "testing")
@@ -17,6 +19,8 @@ os.environ.pop("AWS_PROFILE", None)
 
 # moto loads ~1,200 default AMIs per mock (slow); tests that need an AMI register their own.
 os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+alarms_listed_safely()  # moto's in-process CloudWatch is not thread-safe where AWS is
 
 REGION = "us-west-2"
 

@@ -239,3 +239,22 @@ def test_metric_math_alarm_made_by_hand_is_discovered_as_a_diff(ctx: AwsContext)
     [live] = KIND.discover(ctx)
     assert live.props["metric_name"] is None and live.props["period"] == 0
     assert live.props != props()
+
+
+def test_the_test_moto_lists_alarms_while_another_thread_puts_one(ctx: AwsContext) -> None:
+    """tests/awsrealism.alarms_listed_safely: moto's alarm table answers a snapshot, so a
+    DescribeAlarms that lists while a PutMetricAlarm adds (AWS serves both at once) cannot fail
+    with "dictionary changed size during iteration", as moto's live dict view did."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    cw = ctx.client("cloudwatch")
+    for name in ("a", "b"):
+        cw.put_metric_alarm(AlarmName=name, MetricName="CPUUtilization", Namespace="AWS/EC2",
+                            Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=1.0,
+                            ComparisonOperator="GreaterThanThreshold")
+    backend = cloudwatch_backends["123456789012"]["us-west-2"]
+    seen = []
+    for alarm in backend.describe_alarms():  # as a listing is interrupted by another thread's put
+        seen.append(alarm.name)
+        backend.alarms[f"{alarm.name}-new"] = alarm
+    assert seen == ["a", "b"]
