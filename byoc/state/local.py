@@ -145,16 +145,25 @@ class LocalBackend:
         the state this backend last read or wrote (compare-and-swap); otherwise StateError."""
         stored = self._stored()
         self._check_over(stored, state)
+        fd = self._put(state.to_json(self._texts).encode("utf-8"), suffix=".tmp", backup=stored is not None)
+        self._forget_written()
+        self._written = (os.fdopen(fd, "rb", buffering=0), state)  # closed when replaced or collected
+        self._seen, self._has_seen = (state.lineage, state.serial), True
+
+    def _put(self, data: bytes, *, suffix: str, backup: bool) -> int:
+        """``data`` in place of the state file in ONE rename: written to a temporary, fsynced,
+        renamed over the state (the current file kept as .backup first when ``backup``), the
+        directory fsynced. Returns the new file's open descriptor (the caller keeps or closes it);
+        on every failure, Ctrl-C and SystemExit included, the temporary is removed."""
         self._mkdir()
-        text = state.to_json(self._texts)
         tmp: str | None = None
         fd = -1
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=".tmp", dir=self.directory)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=suffix, dir=self.directory)
             os.fchmod(fd, 0o600)
-            _write_all(fd, text.encode("utf-8"))
+            _write_all(fd, data)
             os.fsync(fd)
-            if stored is not None:
+            if backup:
                 self._keep_backup()
             os.replace(tmp, self.path)
             tmp = None
@@ -170,9 +179,7 @@ class LocalBackend:
             if isinstance(exc, OSError):
                 raise StateError(self._cannot_write(exc)) from exc
             raise
-        self._forget_written()
-        self._written = (os.fdopen(fd, "rb", buffering=0), state)  # closed when replaced or collected
-        self._seen, self._has_seen = (state.lineage, state.serial), True
+        return fd
 
     def _check_over(self, stored: State | None, new: State) -> None:
         """Compare-and-swap: the stored state must be exactly the one this backend last saw."""
@@ -273,24 +280,7 @@ class LocalBackend:
             raise StateError(f"{self.path}: there is no backup ({self.backup_path}) and no temporary "
                              "of an interrupted write to restore from")
         source, state = found[0]
-        self._mkdir()
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.cluster}.", suffix=".restore.tmp", dir=self.directory)
-        try:
-            os.fchmod(fd, 0o600)
-            _write_all(fd, source.read_bytes())
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(tmp, self.path)
-            self._fsync_dir()
-        except BaseException as exc:
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if isinstance(exc, OSError):
-                raise StateError(self._cannot_write(exc)) from exc
-            raise
+        os.close(self._put(source.read_bytes(), suffix=".restore.tmp", backup=False))
         self._forget_written()
         self._seen, self._has_seen = (state.lineage, state.serial), True
         return source, state
