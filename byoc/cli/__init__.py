@@ -41,8 +41,11 @@ def main(argv: list[str] | None = None) -> None:
     err = console(stderr=True)
     term = _sigterm_interrupts()
     try:
-        code = app(args=_terraform_spellings(sys.argv[1:] if argv is None else argv),
-                   prog_name="byoc", standalone_mode=False)
+        import typer
+
+        command = typer.main.get_command(app)  # built once: the spelling pass reads its options
+        code = command(args=_terraform_spellings(sys.argv[1:] if argv is None else argv, command),
+                       prog_name="byoc", standalone_mode=False)
     except exits as e:
         code = getattr(e, "exit_code", 1)
     except usage as e:
@@ -78,16 +81,14 @@ def main(argv: list[str] | None = None) -> None:
 INTERRUPTED = 130
 
 
-def _terraform_spellings(argv: list[str]) -> list[str]:
-    """Terraform's single-dash flags in byoc's spelling (see byoc.cli.argv)."""
-    import typer
-
+def _terraform_spellings(argv: list[str], command: Any) -> list[str]:
+    """Terraform's single-dash flags in byoc's spelling (see byoc.cli.argv), for the click
+    ``command`` that will parse them."""
     from byoc.cli import ui
-    from byoc.cli.app import app
     from byoc.cli.argv import rewrite
 
     no_input, no_color = [False], [False]
-    out = rewrite(argv, typer.main.get_command(app), no_input, no_color)
+    out = rewrite(argv, command, no_input, no_color)
     ui.allow_input(not no_input[0])
     ui.allow_color(not no_color[0])
     return out
