@@ -114,3 +114,16 @@ class FaultInjector:
     @property
     def total(self) -> int:
         return sum(self.injected.values())
+
+
+def as_500(hook: Any) -> Any:
+    """``hook`` (a ``before-send`` hook such as ``FaultInjector.hook``) with every injected answer
+    given HTTP status 500, as AWS's internal errors come."""
+
+    def hook_500(**kw: Any) -> Any:
+        resp = hook(**kw)
+        if resp is not None:
+            resp.status_code = 500
+        return resp
+
+    return hook_500

@@ -22,7 +22,7 @@ from byoc.planner import PlanOptions
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
 from tests.awsrealism import free_eips_of_deleted_nat_gateways
-from tests.faults import FaultInjector
+from tests.faults import FaultInjector, as_500
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,16 +133,8 @@ def test_the_sdk_repeats_a_5xx_read_but_not_a_5xx_create(moto: None) -> None:
 
     faults = FaultInjector(script={"CreateVpc": ["InternalError", "InternalError"],
                                    "DescribeVpcs": ["InternalError"]})
-    original = faults.hook
-
-    def as_500(**kw):  # type: ignore[no-untyped-def]
-        resp = original(**kw)
-        if resp is not None:
-            resp.status_code = 500
-        return resp
-
     ctx = AwsContext(cluster="test", region="us-west-2", sleep=lambda d: None,
-                     event_hooks=[("before-send", as_500)])
+                     event_hooks=[("before-send", as_500(faults.hook))])
     ec2 = ctx.client("ec2")
     assert ec2.describe_vpcs()["ResponseMetadata"]["RetryAttempts"] == 1  # repeated by the SDK
     with pytest.raises(ClientError, match="InternalError"):
@@ -223,15 +215,8 @@ def test_retries_never_run_out_in_a_long_run(moto: None) -> None:
     sustained 5xx would then fail at its next fault (RetryQuotaReached). byoc's clients keep their
     backoff and attempt limit, and no quota."""
     faults = FaultInjector()
-
-    def as_500(**kw):  # type: ignore[no-untyped-def]
-        resp = faults.hook(**kw)
-        if resp is not None:
-            resp.status_code = 500
-        return resp
-
     ctx = AwsContext(cluster="test", region="us-west-2", sleep=lambda d: None,
-                     event_hooks=[("before-send", as_500)])
+                     event_hooks=[("before-send", as_500(faults.hook))])
     ec2 = ctx.client("ec2")
     for _ in range(60):  # 120 retries: 1,680 tokens' worth, 14 given back per call
         faults.script["DescribeVpcs"] = ["InternalError", "InternalError"]
