@@ -140,6 +140,8 @@ class S3Backend:
             self._etag = str(put.get("ETag") or "") or None
             self._last = state
             return
+        raise AssertionError("unreachable: the second refused put raises")
+
     def check_bucket(self) -> None:
         """Refuse a state bucket without versioning: every state write must be recoverable."""
         try:
