@@ -221,3 +221,15 @@ class Live:
         if name in self.attrs:
             return self.attrs[name]
         return self.props.get(name, UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Companion:
+    """A resource of the Terraform AWS provider that byoc manages inline in another kind (the
+    bucket's public access block, the KMS key's alias): the plan JSON shows it beside its owner,
+    derived from the owner's values. ``refs`` names, per attribute, the owner's attribute it
+    references (the ``configuration`` shows the reference, as ``bucket = aws_s3_bucket.data.id``)."""
+
+    kind: str
+    values: Mapping[str, Any]
+    refs: Mapping[str, str] = field(default_factory=dict)

@@ -3,12 +3,12 @@
 Each ``Change`` carries what the executor needs (desired props with references, the prior AWS id
 and attributes, old and new dependencies). ``Plan.to_dict`` writes Terraform's layout
 (``format_version``, ``resource_changes`` with ``change.actions/before/after/after_unknown``,
-``planned_values``) plus byoc's extras under ``byoc`` keys, so policy tools can read it.
+``planned_values``) plus byoc's extras under ``byoc`` keys, so policy tools can read it; values
+take the AWS provider's shapes through the ``Shaper`` the caller passes (``byoc.planjson``).
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,12 +17,21 @@ from typing import Any
 from byoc.drift import MISSING, MODIFIED, DriftReport
 from byoc.errors import PlanError
 from byoc.model import (
-    UNKNOWN,
+    Companion,
     Live,
-    contains_unknown,
     from_jsonable,
+    make_address,
     parse_address,
     to_jsonable,
+)
+from byoc.planjson import (
+    PassThrough,
+    Shaper,
+    companion_expressions,
+    expressions,
+    sensitivity,
+    shape,
+    split_unknown,
 )
 from byoc.version import __version__
 
@@ -77,16 +86,19 @@ class Change:
             return None
         return Live(self.address, self.kind, self.prior_id, self.before or {}, self.prior_attrs)
 
-    def to_dict(self) -> dict[str, Any]:
-        after_known, after_unknown = _split_unknown(self.after)
+    def to_dict(self, shaper: Shaper | None = None) -> dict[str, Any]:
+        sh = shaper or PassThrough()
+        before = to_jsonable(shape(sh, self.kind, self.before)) if self.before is not None else None
+        after_known, after_unknown = split_unknown(
+            shape(sh, self.kind, self.after) if self.after is not None else None)
         d: dict[str, Any] = _tf_resource(self.address) | {
             "change": {
                 "actions": _TF_ACTIONS[self.action],
-                "before": tf_values(to_jsonable(self.before)) if self.before is not None else None,
-                "after": tf_values(after_known),
+                "before": before,
+                "after": after_known,
                 "after_unknown": after_unknown,
-                "before_sensitive": False,
-                "after_sensitive": False,
+                "before_sensitive": sensitivity(before),
+                "after_sensitive": sensitivity(after_known),
             },
             "action_reason": self.reason,
             "byoc": {
@@ -197,7 +209,10 @@ class Plan:
                 return c
         raise KeyError(address)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, shaper: Shaper | None = None) -> dict[str, Any]:
+        """Terraform's plan JSON; ``shaper`` puts values in the AWS provider's shapes (the CLI
+        passes the resource kinds' ``byoc.resources.shaper()``), without one they pass through."""
+        sh = shaper or PassThrough()
         return {
             "format_version": TF_FORMAT_VERSION,
             "terraform_version": "1.9.0",
@@ -225,34 +240,70 @@ class Plan:
                 **({"rolling": list(self.rolling)} if self.rolling else {}),
                 **({"state_location": self.state_location} if self.state_location else {}),
             },
-            "planned_values": {"root_module": {"resources": self._planned_values()}},
-            "resource_drift": self._resource_drift(),
-            "resource_changes": [c.to_dict() for c in self.changes],
-            "configuration": self._configuration(),
+            "planned_values": {"root_module": {"resources": self._planned_values(sh)}},
+            "resource_drift": self._resource_drift(sh),
+            "resource_changes": self._resource_changes(sh),
+            "configuration": self._configuration(sh),
             "applyable": self.has_changes,
             "complete": not self.targets,
             "errored": False,
         }
 
-    def _resource_drift(self) -> list[dict[str, Any]]:
+    def _resource_changes(self, sh: Shaper) -> list[dict[str, Any]]:
+        """Each change, followed by its companions (derived from it, ignored by ``from_dict``)."""
+        out = []
+        for c in self.changes:
+            out.append(c.to_dict(sh))
+            before = _companions(sh, c.kind, c.address, c.before, c.prior_id)
+            after = _companions(sh, c.kind, c.address, c.after,
+                                c.prior_id if c.action != REPLACE else None)
+            for address in dict.fromkeys([*before, *after]):
+                b, a = before.get(address), after.get(address)
+                b_vals = to_jsonable(shape(sh, b.kind, b.values)) if b is not None else None
+                a_known, a_unknown = split_unknown(shape(sh, a.kind, a.values) if a is not None else None)
+                if b is None or a is None or c.action in (CREATE, DELETE, REPLACE):
+                    actions = _TF_ACTIONS[c.action] if b is not None and a is not None else (
+                        ["create"] if b is None else ["delete"])
+                else:
+                    actions = ["no-op"] if b_vals == a_known and not a_unknown else ["update"]
+                out.append(_tf_resource(address) | {
+                    "change": {"actions": actions, "before": b_vals, "after": a_known,
+                               "after_unknown": a_unknown, "before_sensitive": sensitivity(b_vals),
+                               "after_sensitive": sensitivity(a_known)},
+                    "byoc": {"companion_of": c.address},
+                })
+        return out
+
+    def _resource_drift(self, sh: Shaper) -> list[dict[str, Any]]:
         """Terraform's ``resource_drift``: modified resources as updates, missing ones as deletes
-        (before/after hold the drifted attributes only)."""
+        (before/after hold the drifted attributes only, in the provider's shape; a drifted prop
+        the provider keeps in a companion resource shows as that resource's drift)."""
         out = []
         for r in self.drift.resources if self.drift is not None else ():
             if r.status not in (MODIFIED, MISSING):
                 continue
-            entry = _tf_resource(r.address)
-            before = {"id": r.aws_id} | {a.name: to_jsonable(a.expected) for a in r.attributes}
-            after = {"id": r.aws_id} | {a.name: to_jsonable(a.actual) for a in r.attributes}
-            entry["change"] = {
-                "actions": ["update"] if r.status == MODIFIED else ["delete"],
-                "before": tf_values(before), "after": tf_values(after) if r.status == MODIFIED else None,
-                "after_unknown": {}, "before_sensitive": {}, "after_sensitive": {},
-            }
-            out.append(entry)
+            expected = {a.name: a.expected for a in r.attributes}
+            actual = {a.name: a.actual for a in r.attributes}
+            entries = [(r.address, {"id": r.aws_id} | shape(sh, r.kind, expected),
+                        {"id": r.aws_id} | shape(sh, r.kind, actual))]
+            found = _companions(sh, r.kind, r.address, actual, r.aws_id)
+            for address, c in _companions(sh, r.kind, r.address, expected, r.aws_id).items():
+                if address in found:
+                    entries.append((address, shape(sh, c.kind, c.values),
+                                    shape(sh, c.kind, found[address].values)))
+            for address, before, after in entries:
+                entry = _tf_resource(address)
+                b, a = to_jsonable(before), to_jsonable(after)
+                entry["change"] = {
+                    "actions": ["update"] if r.status == MODIFIED else ["delete"],
+                    "before": b, "after": a if r.status == MODIFIED else None,
+                    "after_unknown": {}, "before_sensitive": sensitivity(b),
+                    "after_sensitive": sensitivity(a) if r.status == MODIFIED else False,
+                }
+                out.append(entry)
         return out
 
-    def _configuration(self) -> dict[str, Any]:
+    def _configuration(self, sh: Shaper) -> dict[str, Any]:
         """Terraform's ``configuration``: the provider and each resource's arguments as constant
         expressions (references as Terraform reference lists), which checkov's terraform_plan
         framework reads beside ``planned_values``."""
@@ -268,12 +319,20 @@ class Plan:
             entry: dict[str, Any] = {
                 "address": block, "mode": "managed", "type": kind, "name": name,
                 "provider_config_key": "aws",
-                "expressions": {k: _expression(v) for k, v in c.desired.items()},
+                "expressions": expressions(sh, c.kind, c.desired),
                 "schema_version": 0,
             }
             if key is not None:
                 entry["for_each_expression"] = {"constant_value": [key]}
             blocks[block] = entry
+            for companion in sh.companions(c.kind, c.desired, None):
+                address = f"{companion.kind}.{name}"
+                blocks[address] = {
+                    "address": address, "mode": "managed", "type": companion.kind, "name": name,
+                    "provider_config_key": "aws",
+                    "expressions": companion_expressions(companion, block),
+                    "schema_version": 0, "byoc": {"companion_of": block},
+                } | ({"for_each_expression": entry["for_each_expression"]} if key is not None else {})
         resources = list(blocks.values())
         return {
             "provider_config": {"aws": {
@@ -283,14 +342,20 @@ class Plan:
             "root_module": {"resources": resources},
         }
 
-    def _planned_values(self) -> list[dict[str, Any]]:
+    def _planned_values(self, sh: Shaper) -> list[dict[str, Any]]:
         out = []
         for c in self.changes:
             if c.action == DELETE or c.after is None:
                 continue
-            values = tf_values(_split_unknown(c.after)[0])
+            values = split_unknown(shape(sh, c.kind, c.after))[0]
             out.append(_tf_resource(c.address) | {"schema_version": 0, "values": values,
-                                                  "sensitive_values": {}})
+                                                  "sensitive_values": sensitivity(values)})
+            aws_id = c.prior_id if c.action != REPLACE else None
+            for address, companion in _companions(sh, c.kind, c.address, c.after, aws_id).items():
+                values = split_unknown(shape(sh, companion.kind, companion.values))[0]
+                out.append(_tf_resource(address) | {"schema_version": 0, "values": values,
+                                                    "sensitive_values": sensitivity(values),
+                                                    "byoc": {"companion_of": c.address}})
         return out
 
     @classmethod
@@ -307,7 +372,8 @@ class Plan:
                 spec_digest=x["spec_digest"],
                 spec_source=x["spec_source"],
                 spec_overrides=tuple(x.get("spec_overrides", ())),
-                changes=tuple(Change.from_dict(c) for c in d["resource_changes"]),
+                changes=tuple(Change.from_dict(c) for c in d["resource_changes"]
+                              if "companion_of" not in c["byoc"]),
                 destroy=bool(x["destroy"]),
                 forget=tuple(x.get("forget", ())),
                 unmanaged=tuple(x.get("unmanaged", ())),
@@ -339,47 +405,11 @@ def _tf_resource(address: str) -> dict[str, Any]:
     return d
 
 
-def tf_values(value: Any) -> Any:
-    """Values as Terraform's JSON shows them: IAM policy documents as JSON text (what checkov's
-    and OPA's Terraform policies parse), everything else unchanged."""
-    if isinstance(value, Mapping):
-        if "Statement" in value and "Version" in value:
-            return json.dumps(value, sort_keys=True)
-        return {k: tf_values(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [tf_values(v) for v in value]
-    return value
-
-
-def _expression(value: Any) -> dict[str, Any]:
-    """A desired value as a Terraform configuration expression."""
-    from byoc.model import Join, Ref, Sorted, walk_refs
-
-    if isinstance(value, Ref | Join | Sorted) or any(True for _ in walk_refs(value)):
-        refs = sorted({f"{r.address}.{r.attr}" for r in walk_refs(value)})
-        return {"references": refs + sorted({r.rsplit(".", 1)[0] for r in refs})}
-    return {"constant_value": to_jsonable(value)}
-
-
-def _split_unknown(value: Mapping[str, Any] | None) -> tuple[Any, Any]:
-    """Terraform's (after, after_unknown): unknown values left out of one, marked true in the other."""
-    if value is None:
-        return None, {}
-
-    def known(v: Any) -> Any:
-        if isinstance(v, Mapping):
-            return {k: known(x) for k, x in v.items() if x is not UNKNOWN}
-        if isinstance(v, list | tuple):
-            return [None if x is UNKNOWN else known(x) for x in v]
-        return to_jsonable(v)
-
-    def unknown(v: Any) -> Any:
-        if v is UNKNOWN:
-            return True
-        if isinstance(v, Mapping):
-            return {k: unknown(x) for k, x in v.items() if contains_unknown(x)}
-        if isinstance(v, list | tuple):
-            return [unknown(x) if contains_unknown(x) else False for x in v]
-        return False
-
-    return known(value), unknown(value)
+def _companions(sh: Shaper, kind: str, owner: str, values: Mapping[str, Any] | None,
+                aws_id: str | None) -> dict[str, Companion]:
+    """The companion resources of ``owner``'s ``values`` by address: the companion's kind, the
+    owner's name and key (``aws_s3_bucket_public_access_block.data``)."""
+    if values is None:
+        return {}
+    _, name, key = parse_address(owner)
+    return {make_address(c.kind, name, key): c for c in sh.companions(kind, values, aws_id)}

@@ -12,6 +12,7 @@ from typing import Any
 from byoc.drift import MISSING, MODIFIED
 from byoc.model import UNKNOWN, parse_address
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
+from byoc.planjson import Shaper
 
 SYMBOL = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-"}
 VERB = {
@@ -210,8 +211,12 @@ def _changed_attr(name: str, before: Any, after: Any, forces: bool) -> list[str]
     return [f"{pad}~ {name} = {fmt(before)} -> {fmt(after)}{suffix}"]
 
 
-def render_plan_json(plan: Plan) -> str:
-    return json.dumps(plan.to_dict(), indent=2, sort_keys=False) + "\n"
+def render_plan_json(plan: Plan, shaper: Shaper | None = None, *, pretty: bool = False) -> str:
+    """The plan JSON on one line, as ``terraform show -json`` prints it (indented with ``pretty``);
+    ``shaper`` puts values in the AWS provider's shapes (``byoc.resources.shaper()``)."""
+    if pretty:
+        return json.dumps(plan.to_dict(shaper), indent=2) + "\n"
+    return json.dumps(plan.to_dict(shaper), separators=(",", ":")) + "\n"
 
 
 def summary_line(plan: Plan) -> str:

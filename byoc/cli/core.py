@@ -36,6 +36,9 @@ from byoc.cli.options import (
 from byoc.cli.ui import console, print_plan_text
 from byoc.model import DEFAULT_PARALLELISM
 
+PrettyOpt = Annotated[bool, typer.Option("--pretty", help="With --json (and -o): indent the plan JSON "
+                                         "instead of one line.")]
+
 
 def validate(spec: SpecArg, set_: SetOpt = None, no_color: NoColor = False) -> None:
     """Check a spec: schema, CIDR arithmetic, AZs, names, versions. All problems at once.
@@ -67,8 +70,10 @@ def plan(
     set_: SetOpt = None,
     out: Annotated[Path | None, typer.Option("-o", "--out", help="Save the plan to this file "
                                              "for `byoc apply PLANFILE`.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON "
-                                          "(the layout of `terraform show -json`).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON on one line "
+                                          "(the layout of `terraform show -json`, the AWS provider's "
+                                          "attribute shapes).")] = False,
+    pretty: PrettyOpt = False,
     detailed_exitcode: Annotated[bool, typer.Option(
         "--detailed-exitcode", help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
     ] = False,
@@ -96,6 +101,7 @@ def plan(
     """
     from byoc.planner import PlanOptions
     from byoc.render import render_plan, render_plan_json
+    from byoc.resources import shaper
 
     _duration(lock_timeout)
     s = _load(spec, set_)
@@ -104,9 +110,9 @@ def plan(
         destroy=destroy, allow_data_loss=include_data, targets=tuple(target or ()),
         replace=tuple(replace or ()), delete_unmanaged=delete_unmanaged), update_ami=update_ami)
     if out is not None:
-        _write_plan(out, render_plan_json(p))
+        _write_plan(out, render_plan_json(p, shaper(), pretty=pretty))
     if as_json:
-        typer.echo(render_plan_json(p), nl=False)
+        typer.echo(render_plan_json(p, shaper(), pretty=pretty), nl=False)
     else:
         con = console(no_color=no_color)
         print_plan_text(con, render_plan(p))
@@ -324,7 +330,9 @@ def output(
 def show(
     target: Annotated[Path, typer.Argument(help="A plan file, or a spec to show its state.",
                                            show_default=False, metavar="PLANFILE|SPEC")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (a plan: one line, "
+                                          "as `terraform show -json`).")] = False,
+    pretty: PrettyOpt = False,
     no_color: NoColor = False,
 ) -> None:
     """Show a saved plan, or the state of the cluster a spec describes.
@@ -333,11 +341,12 @@ def show(
     """
     from byoc.engine import backend_for
     from byoc.render import render_plan, render_plan_json
+    from byoc.resources import shaper
 
     saved = _maybe_plan_file(target)
     if saved is not None:
         if as_json:
-            typer.echo(render_plan_json(saved), nl=False)
+            typer.echo(render_plan_json(saved, shaper(), pretty=pretty), nl=False)
         else:
             print_plan_text(console(no_color=no_color), render_plan(saved))
         return

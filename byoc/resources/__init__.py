@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from typing import Any
 
+from byoc.model import Companion
 from byoc.resources.base import ResourceType
 
 #: every kind's module, by Terraform's name without the ``aws_`` prefix
@@ -35,3 +38,24 @@ def registry() -> dict[str, ResourceType]:
         for name in MODULES:
             register(importlib.import_module(f"byoc.resources.{name}").KIND)
     return REGISTRY
+
+
+class ProviderShapes:
+    """The plan JSON's shaper (``byoc.planjson.Shaper``) over the registered kinds: each kind's
+    ``provider_values`` and ``provider_companions``; a kind byoc does not know passes through."""
+
+    def __init__(self, kinds: Mapping[str, ResourceType]) -> None:
+        self.kinds = kinds
+
+    def values(self, kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        k = self.kinds.get(kind)
+        return k.provider_values(values) if k is not None else dict(values)
+
+    def companions(self, kind: str, values: Mapping[str, Any], aws_id: str | None) -> list[Companion]:
+        k = self.kinds.get(kind)
+        return k.provider_companions(values, aws_id) if k is not None else []
+
+
+def shaper() -> ProviderShapes:
+    """The shaper the CLI and the API pass to ``Plan.to_dict`` / ``render_plan_json``."""
+    return ProviderShapes(registry())

@@ -139,3 +139,36 @@ def diff_rules(current: Iterable[Mapping[str, Any]], desired: Iterable[Mapping[s
                 d.readd.append(_rule(i, desc))
     d.remove += [_rule(i, desc) for i, desc in cur.items() if i not in want]
     return d
+
+
+def provider_rules(rules: Any) -> Any:
+    """byoc's atomic rules as the provider's ``ingress``/``egress`` objects: one per (protocol,
+    ports, description) with its sources gathered (``cidr_blocks``, ``ipv6_cidr_blocks``,
+    ``security_groups``, ``self``), every key present, as Terraform plans them."""
+    if not isinstance(rules, list):
+        return rules  # UNKNOWN or null
+    grouped: dict[tuple[Any, ...], Rule] = {}
+    for r in rules:
+        key = (protocol_name(r.get("protocol")), r.get("from_port"), r.get("to_port"),
+               r.get("description", ""))
+        out = grouped.setdefault(key, {
+            "cidr_blocks": [], "description": key[3], "from_port": key[1], "ipv6_cidr_blocks": [],
+            "prefix_list_ids": [], "protocol": key[0], "security_groups": [], "self": False,
+            "to_port": key[2],
+        })
+        cidr = r.get("cidr_block")
+        if isinstance(cidr, str) and ":" in cidr:
+            out["ipv6_cidr_blocks"].append(cidr)
+        elif cidr is not None:
+            out["cidr_blocks"].append(cidr)
+        if r.get("ipv6_cidr_block") is not None:
+            out["ipv6_cidr_blocks"].append(r["ipv6_cidr_block"])
+        if r.get("security_group_id") is not None:
+            out["security_groups"].append(r["security_group_id"])
+        if r.get("self"):
+            out["self"] = True
+    for out in grouped.values():
+        for name in ("cidr_blocks", "ipv6_cidr_blocks", "security_groups"):
+            if all(isinstance(v, str) for v in out[name]):
+                out[name] = sorted(out[name])
+    return list(grouped.values())

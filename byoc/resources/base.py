@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG, tag_list
 from byoc.errors import CloudError
-from byoc.model import Live
+from byoc.model import Companion, Live
 
 if TYPE_CHECKING:
     from byoc.aws.context import AwsContext
@@ -64,6 +64,19 @@ class ResourceType(ABC):
     def snapshot(self, ctx: AwsContext, live: Live) -> str:
         """Take a final snapshot of what ``live`` holds, wait until it is complete, return its id."""
         raise NotImplementedError(f"{self.kind} cannot be snapshotted")
+
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """This kind's values (props plus known attrs) in the Terraform AWS provider 5.100
+        schema's shape for ``self.kind``: attribute names, blocks as lists of objects, sets as
+        lists, JSON documents as strings. Values that are UNKNOWN stay UNKNOWN (the plan renders
+        them as after_unknown)."""
+        return dict(values)
+
+    def provider_companions(self, values: Mapping[str, Any], aws_id: str | None) -> list[Companion]:
+        """The provider's separate resources that this kind's ``values`` hold inline (a bucket's
+        public access block), shown beside it in the plan JSON; only those whose props are in
+        ``values`` (a drift report holds a few props only). ``aws_id``: the owner's id, if it exists."""
+        return []
 
     def find(self, ctx: AwsContext, address: str) -> Live | None:
         """Look before create: the resource already owned under ``address``, if any."""

@@ -19,6 +19,7 @@ from byoc.errors import CloudError
 from byoc.model import Live, make_address
 from byoc.resources._ec2 import wait_gone
 from byoc.resources._monitoring import CONFLICT_CODES
+from byoc.resources._shapes import json_text
 from byoc.resources.base import ResourceType
 
 KIND_NAME = "aws_cloudwatch_dashboard"
@@ -29,6 +30,10 @@ class Dashboard(ResourceType):
     kind = KIND_NAME
     service = "cloudwatch"
     force_new = frozenset({"dashboard_name"})
+
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``dashboard_body`` as JSON text (unknown while a widget names a resource not yet made)."""
+        return {k: json_text(v) if k == "dashboard_body" else v for k, v in values.items()}
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         dashboard = _get(ctx, ctx.cluster)

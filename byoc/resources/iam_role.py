@@ -32,6 +32,7 @@ from byoc.resources._iam import (
     sync_tags,
     tags_of,
 )
+from byoc.resources._shapes import json_text
 from byoc.resources.base import ResourceType
 
 
@@ -40,6 +41,18 @@ class IamRole(ResourceType):
     service = "iam"
     seconds = (3.0, 3.0)
     force_new = frozenset({"name", "path"})
+
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``assume_role_policy`` as JSON text; ``inline_policies`` as the provider's
+        ``inline_policy`` blocks ``{name, policy}`` (policy as JSON text), by name."""
+        out = {k: v for k, v in values.items() if k != "inline_policies"}
+        if "assume_role_policy" in values:
+            out["assume_role_policy"] = json_text(values["assume_role_policy"])
+        if "inline_policies" in values:
+            policies = values["inline_policies"]
+            out["inline_policy"] = policies if not isinstance(policies, Mapping) else [
+                {"name": name, "policy": json_text(policies[name])} for name in sorted(policies)]
+        return out
 
     # -- reading -----------------------------------------------------------------------------
     def discover(self, ctx: AwsContext) -> list[Live]:

@@ -16,9 +16,10 @@ from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code, is_not_found
 from byoc.aws.tags import address_of, is_owned, owned_filter, update_ec2_tags
 from byoc.errors import CloudError
-from byoc.model import Live, canonical_json
+from byoc.model import UNKNOWN, Live, canonical_json
 from byoc.resources import _instances as read
 from byoc.resources._ec2 import client_token, user_tags
+from byoc.resources._shapes import block
 from byoc.resources._volumes import cluster_volumes
 from byoc.resources.base import ResourceType
 
@@ -33,6 +34,18 @@ class Instance(ResourceType):
     #: AWS refuses to delete a security group an instance still uses
     pins = frozenset({"vpc_security_group_ids"})
     hashed = frozenset({"user_data"})
+
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``metadata_options`` and ``root_block_device`` as blocks; ``spot`` as the provider's
+        ``instance_market_options`` (a spot market block, or none); ``user_data`` as byoc compares
+        it (its sha256, where the provider shows a hash too)."""
+        out = {k: block(v) if k in ("metadata_options", "root_block_device") else v
+               for k, v in values.items() if k != "spot"}
+        if "spot" in values:
+            spot = values["spot"]
+            out["instance_market_options"] = UNKNOWN if spot is UNKNOWN else (
+                [{"market_type": "spot", "spot_options": []}] if spot else [])
+        return out
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         return self._lives(ctx, read.cluster_instances(ctx), cluster_volumes(ctx))

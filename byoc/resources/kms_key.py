@@ -16,7 +16,7 @@ from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code
 from byoc.aws.tags import ADDRESS_TAG, address_of, is_owned
 from byoc.errors import CloudError
-from byoc.model import Live
+from byoc.model import UNKNOWN, Companion, Live
 from byoc.resources._iam import changed_props, ignore_gone, pages, sync_tags, tags_of
 from byoc.resources._tagging import tagged
 from byoc.resources.base import ResourceType
@@ -36,6 +36,18 @@ class KmsKey(ResourceType):
     service = "kms"
     seconds = (2.0, 1.0)
     holds_data = True
+
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The key's own attributes; its ``alias`` is the provider's ``aws_kms_alias``."""
+        return {k: v for k, v in values.items() if k != "alias"}
+
+    def provider_companions(self, values: Mapping[str, Any], aws_id: str | None) -> list[Companion]:
+        """``aws_kms_alias`` with ``target_key_id`` referencing the key."""
+        if "alias" not in values:
+            return []
+        target = aws_id if aws_id is not None else UNKNOWN
+        return [Companion("aws_kms_alias", {"name": values["alias"], "target_key_id": target},
+                          {"target_key_id": "key_id"})]
 
     # -- reading -----------------------------------------------------------------------------
     def discover(self, ctx: AwsContext) -> list[Live]:

@@ -30,6 +30,14 @@ class Listener(ResourceType):
     #: a listener forwarding to a target group blocks deleting that group (ResourceInUse)
     pins = frozenset({"default_target_group_arn"})
 
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``default_target_group_arn`` as the provider's ``default_action`` block (forward)."""
+        out = {k: v for k, v in values.items() if k != "default_target_group_arn"}
+        if "default_target_group_arn" in values:
+            target = values["default_target_group_arn"]
+            out["default_action"] = [{"type": "forward", "target_group_arn": target, "order": 1}]
+        return out
+
     def discover(self, ctx: AwsContext) -> list[Live]:
         return [with_address(self._live(item, tags)) for item, tags in owned_listeners(ctx)]
 

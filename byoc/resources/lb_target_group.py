@@ -24,6 +24,7 @@ from byoc.resources._elb import (
     tg_attributes,
     update_tags,
 )
+from byoc.resources._shapes import block
 from byoc.resources.base import ResourceType
 
 _HTTP = frozenset({"HTTP", "HTTPS"})
@@ -36,6 +37,15 @@ class TargetGroup(ResourceType):
     service = "elbv2"
     seconds = (2.0, 2.0)
     force_new = frozenset({"name", "port", "protocol", "vpc_id", "target_type"})
+
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``health_check`` and ``stickiness`` as blocks; ``deregistration_delay`` as the
+        provider's string."""
+        out = {k: block(v) if k in ("health_check", "stickiness") else v for k, v in values.items()}
+        delay = values.get("deregistration_delay")
+        if isinstance(delay, int):
+            out["deregistration_delay"] = str(delay)
+        return out
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         out = []

@@ -78,12 +78,25 @@ def _target(route: Mapping[str, Any]) -> dict[str, str]:
     """The Create/ReplaceRoute target parameter of a byoc route."""
     return {field: route[prop] for prop, field in TARGETS.items() if prop in route}
 
+#: the keys of the provider's route object (aws_route_table ``route``)
+ROUTE_KEYS = ("carrier_gateway_id", "cidr_block", "core_network_arn", "destination_prefix_list_id",
+              "egress_only_gateway_id", "gateway_id", "ipv6_cidr_block", "local_gateway_id",
+              "nat_gateway_id", "network_interface_id", "transit_gateway_id", "vpc_endpoint_id",
+              "vpc_peering_connection_id")
+
 
 class RouteTable(ResourceType):
     kind = "aws_route_table"
     service = "ec2"
     seconds = (2.0, 2.0)
     force_new = frozenset({"vpc_id"})
+
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Routes as the provider's route objects: every target key present (empty when unset)."""
+        routes = values.get("route")
+        if not isinstance(routes, list):
+            return dict(values)
+        return {**values, "route": [{**dict.fromkeys(ROUTE_KEYS, ""), **r} for r in routes]}
 
     # -- reading -----------------------------------------------------------------------------
     def _live(self, ctx: AwsContext, rt: Mapping[str, Any], address: str = "") -> Live:

@@ -18,8 +18,9 @@ from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code
 from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG, address_of, tag_list
 from byoc.errors import CloudError
-from byoc.model import Live, canonical_json, partition
+from byoc.model import UNKNOWN, Companion, Live, canonical_json, partition
 from byoc.resources._s3 import (
+    PAB_KEYS,
     empty_bucket,
     encryption_to_aws,
     lifecycle_rules,
@@ -29,6 +30,7 @@ from byoc.resources._s3 import (
     pab_to_aws,
     read_settings,
 )
+from byoc.resources._shapes import json_text
 from byoc.resources._tagging import tagged
 from byoc.resources.base import ResourceType
 
@@ -256,6 +258,70 @@ class S3Bucket(ResourceType):
                 raise
             return
         ctx.wait(s3, "bucket_not_exists", Bucket=name, timeout=300.0)
+
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The provider's inline blocks: ``versioning``, ``server_side_encryption_configuration``,
+        ``lifecycle_rule``, ``policy`` as JSON text; the public access block and the ownership
+        controls are the provider's separate resources (``provider_companions``)."""
+        out: dict[str, Any] = {}
+        for k, v in values.items():
+            if k in ENCRYPTION or k in COMPANION_PROPS:
+                continue
+            if k == "versioning":
+                out[k] = UNKNOWN if v is UNKNOWN else [{"enabled": bool(v), "mfa_delete": False}]
+            elif k == "lifecycle_rules":
+                out["lifecycle_rule"] = v if not isinstance(v, list) else [_provider_rule(r) for r in v]
+            elif k == "policy":
+                out[k] = json_text(v)
+            else:
+                out[k] = v
+        if "sse_algorithm" in values:
+            out["server_side_encryption_configuration"] = [{"rule": [{
+                "apply_server_side_encryption_by_default": [{
+                    "sse_algorithm": values["sse_algorithm"],
+                    "kms_master_key_id": values.get("kms_master_key_id") or "",
+                }],
+                "bucket_key_enabled": bool(values.get("bucket_key_enabled")),
+            }]}]
+        return out
+
+    def provider_companions(self, values: Mapping[str, Any], aws_id: str | None) -> list[Companion]:
+        """``aws_s3_bucket_public_access_block`` and ``aws_s3_bucket_ownership_controls``, each
+        with ``bucket`` referencing the bucket (what checkov's CKV2_AWS_6 looks for)."""
+        bucket = values.get("bucket", aws_id if aws_id is not None else UNKNOWN)
+        out = []
+        if "public_access_block" in values:
+            pab = values["public_access_block"]
+            flags = {k: UNKNOWN for k in PAB_KEYS} if pab is UNKNOWN else {k: bool(pab[k]) for k in PAB_KEYS}
+            out.append(Companion("aws_s3_bucket_public_access_block", {"bucket": bucket, **flags},
+                                 {"bucket": "id"}))
+        if "object_ownership" in values:
+            rule = values["object_ownership"]
+            out.append(Companion("aws_s3_bucket_ownership_controls", {
+                "bucket": bucket, "rule": UNKNOWN if rule is UNKNOWN else [{"object_ownership": rule}],
+            }, {"bucket": "id"}))
+        return out
+
+
+#: props the provider keeps in resources of their own (shown as companions)
+COMPANION_PROPS = frozenset({"public_access_block", "object_ownership"})
+
+
+def _provider_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """One byoc lifecycle rule as the provider's ``lifecycle_rule`` block (always enabled)."""
+    def days(name: str) -> list[dict[str, Any]]:
+        return [] if rule.get(name) is None else [{"days": rule[name]}]
+
+    return {
+        "id": rule.get("id"), "prefix": rule.get("prefix", ""), "enabled": True, "tags": {},
+        "abort_incomplete_multipart_upload_days": rule.get("abort_incomplete_multipart_upload_days"),
+        "expiration": [{**d, "date": "", "expired_object_delete_marker": False}
+                       for d in days("expiration_days")],
+        "noncurrent_version_expiration": days("noncurrent_version_expiration_days"),
+        "noncurrent_version_transition": [],
+        "transition": [{"days": t["days"], "date": "", "storage_class": t["storage_class"]}
+                       for t in rule.get("transitions") or ()],
+    }
 
 
 def _props(props: Mapping[str, Any]) -> dict[str, Any]:

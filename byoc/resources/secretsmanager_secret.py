@@ -32,6 +32,11 @@ class SecretsManagerSecret(ResourceType):
     service = "secretsmanager"
     force_new = frozenset({"name"})
 
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The secret's attributes; ``password_length`` (how byoc generates the value) has no
+        provider attribute and stays in byoc's own values (the change's ``byoc`` key)."""
+        return {k: v for k, v in values.items() if k != "password_length"}
+
     # -- reading -------------------------------------------------------------------------------
     def discover(self, ctx: AwsContext) -> list[Live]:
         sm = ctx.client("secretsmanager")

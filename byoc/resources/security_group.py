@@ -24,7 +24,7 @@ from byoc.aws.tags import (
 )
 from byoc.model import Live
 from byoc.resources._ec2 import delete_then_wait, ec2_arn, get_one, get_when_visible
-from byoc.resources._sg_rules import Rule, diff_rules, from_permissions, to_permissions
+from byoc.resources._sg_rules import Rule, diff_rules, from_permissions, provider_rules, to_permissions
 from byoc.resources.base import ResourceType
 
 DIRECTIONS = ("ingress", "egress")
@@ -194,6 +194,10 @@ class SecurityGroup(ResourceType):
         # or another group's rule, still hold it for a while
         delete_then_wait(ctx, live, lambda: ec2.delete_security_group(GroupId=live.id),
                          lambda: self._get(ctx, live.id) is not None, timeout=300)
+
+    def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Rules as the provider's rule objects (sources gathered, ``cidr_blocks`` lists)."""
+        return {k: provider_rules(v) if k in DIRECTIONS else v for k, v in values.items()}
 
 
 KIND = SecurityGroup()
