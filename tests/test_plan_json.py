@@ -1,6 +1,7 @@
 """The plan JSON in the layout of `terraform show -json`, as policy tools read it: the keys
 checkov's terraform_plan parser and conftest/OPA policies use, checked on the plans of
-specs/prod.yaml, plus two OPA-style policies written as plain JSON-path assertions."""
+specs/prod.yaml, plus two OPA-style policies written as plain JSON-path assertions. The values take
+the AWS provider's shapes (tests/test_provider_schema.py checks them against its schema)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from byoc.drift import AttrDrift, DriftReport, ResourceDrift
 from byoc.plan import Plan
 from byoc.render import render_plan_json
+from byoc.resources import shaper
 from tests.test_targeting import World
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +30,9 @@ def prod_plan(world: World, **options: Any) -> dict[str, Any]:
     live = {x.address: x for k in world.kinds.values() for x in k.discover(None)}
     plan = make_plan(blueprint.build(spec), world.state, live, rules_of(registry()),
                      cluster=spec.cluster_name, region=spec.region, options=PlanOptions(**options))
-    data: dict[str, Any] = json.loads(render_plan_json(plan))
+    text = render_plan_json(plan, shaper())
+    assert text.count("\n") == 1 and text.endswith("}\n")  # one line, as Terraform prints it
+    data: dict[str, Any] = json.loads(text)
     assert Plan.from_dict(data) == plan  # the JSON is also the saved plan: it round-trips
     return data
 
@@ -58,8 +62,11 @@ def test_resource_changes_layout(created: dict[str, Any]) -> None:
                            "before_sensitive", "after_sensitive"}
         assert ch["actions"] == ["create"] and ch["before"] is None and isinstance(ch["after"], dict)
     node = next(rc for rc in created["resource_changes"] if rc["address"] == 'aws_instance.node["0"]')
+    # byoc's keyed instances are Terraform's for_each instances: the key is a string
     assert node["index"] == "0" and node["change"]["after_unknown"]["subnet_id"] is True
     assert "subnet_id" not in node["change"]["after"]
+    assert node["change"]["after_sensitive"]["metadata_options"] == [{}]
+    assert node["change"]["before_sensitive"] is False
 
 
 def test_planned_values_and_policy_documents_as_json_text(created: dict[str, Any]) -> None:
@@ -68,7 +75,8 @@ def test_planned_values_and_policy_documents_as_json_text(created: dict[str, Any
     role = next(r for r in resources if r["type"] == "aws_iam_role")
     assert json.loads(role["values"]["assume_role_policy"])["Statement"]  # Terraform's JSON string
     bucket = next(r for r in resources if r["type"] == "aws_s3_bucket")
-    assert isinstance(bucket["values"]["policy"], str) and bucket["values"]["versioning"] is True
+    assert isinstance(bucket["values"]["policy"], str)
+    assert bucket["values"]["versioning"] == [{"enabled": True, "mfa_delete": False}]
 
 
 def test_configuration_has_one_block_per_resource_with_references(created: dict[str, Any]) -> None:
@@ -85,25 +93,33 @@ def test_configuration_has_one_block_per_resource_with_references(created: dict[
 
 def deny_imdsv1(plan: dict[str, Any]) -> list[str]:
     """deny[msg] { rc := input.resource_changes[_]; rc.type == "aws_instance";
-                   rc.change.after.metadata_options.http_tokens != "required" }"""
+                   rc.change.after.metadata_options[_].http_tokens != "required" }"""
     return [rc["address"] for rc in plan["resource_changes"] if rc["type"] == "aws_instance"
-            and rc["change"]["after"]["metadata_options"]["http_tokens"] != "required"]
+            and any(m["http_tokens"] != "required" for m in rc["change"]["after"]["metadata_options"])]
 
 
 def deny_bucket_delete_or_public(plan: dict[str, Any]) -> list[str]:
     """deny[msg] { rc := input.resource_changes[_]; rc.type == "aws_s3_bucket";
-                   rc.change.actions[_] == "delete" } — and every bucket blocks public access"""
+                   rc.change.actions[_] == "delete" } — and every bucket has a public access block
+    (the provider's own resource) that blocks everything"""
+    blocks = {rc["change"]["after"]["bucket"]: rc["change"]["after"] for rc in plan["resource_changes"]
+              if rc["type"] == "aws_s3_bucket_public_access_block" and rc["change"]["after"]}
     return [rc["address"] for rc in plan["resource_changes"] if rc["type"] == "aws_s3_bucket"
             and ("delete" in rc["change"]["actions"]
-                 or not all((rc["change"]["after"] or {}).get("public_access_block", {0: False}).values()))]
+                 or not all(v for k, v in blocks.get(rc["change"]["after"]["bucket"], {0: False}).items()
+                            if k != "bucket"))]
 
 
 def test_opa_style_policies(created: dict[str, Any]) -> None:
     assert deny_imdsv1(created) == [] and deny_bucket_delete_or_public(created) == []
     bad = json.loads(json.dumps(created))
     node = next(rc for rc in bad["resource_changes"] if rc["address"] == 'aws_instance.node["1"]')
-    node["change"]["after"]["metadata_options"]["http_tokens"] = "optional"
+    node["change"]["after"]["metadata_options"][0]["http_tokens"] = "optional"
     assert deny_imdsv1(bad) == ['aws_instance.node["1"]']
+    pab = next(rc for rc in bad["resource_changes"] if rc["type"] == "aws_s3_bucket_public_access_block")
+    pab["change"]["after"]["restrict_public_buckets"] = False
+    assert deny_bucket_delete_or_public(bad) == ["aws_s3_bucket.data"]
+    pab["change"]["after"]["restrict_public_buckets"] = True
     bucket = next(rc for rc in bad["resource_changes"] if rc["type"] == "aws_s3_bucket")
     bucket["change"]["actions"] = ["delete", "create"]
     assert deny_bucket_delete_or_public(bad) == ["aws_s3_bucket.data"]
@@ -125,3 +141,77 @@ def test_resource_drift_layout() -> None:
     assert data["resource_drift"][0]["change"]["after"] == {"id": "vpc-1", "tags": {"a": "2"}}
     assert data["byoc"]["drift"]["summary"] == {"modified": 1, "missing": 1, "unmanaged": 1}
     assert Plan.from_dict(data) == drifted
+
+
+def test_provider_shapes(created: dict[str, Any]) -> None:
+    """The shapes the provider's schema has, where byoc's props differ (issue 15)."""
+    after = {rc["address"]: rc["change"]["after"] for rc in created["resource_changes"]}
+    unknown = {rc["address"]: rc["change"]["after_unknown"] for rc in created["resource_changes"]}
+    ssh = next(r for r in after["aws_security_group.node"]["ingress"] if r["from_port"] == 22)
+    assert ssh == {"cidr_blocks": ["10.0.0.0/8"], "description": "SSH from allowed network", "from_port": 22,
+                   "ipv6_cidr_blocks": [], "prefix_list_ids": [], "protocol": "tcp", "security_groups": [],
+                   "self": False, "to_port": 22}
+    # a rule naming the load balancer's group (not made yet): that list is unknown as a whole
+    from_lb = [i for i, r in enumerate(after["aws_security_group.node"]["ingress"])
+               if r["description"].endswith("from the load balancer")]
+    assert from_lb and all("security_groups" not in after["aws_security_group.node"]["ingress"][i]
+                           and unknown["aws_security_group.node"]["ingress"][i] == {"security_groups": True}
+                           for i in from_lb)
+    lb_rules = after["aws_security_group.lb"]["ingress"]  # one rule object per port, cidrs gathered
+    assert sorted((r["from_port"], tuple(r["cidr_blocks"])) for r in lb_rules) == [
+        (3218, ("10.0.0.0/8",)), (8123, ("10.0.0.0/8",))]
+    sse = after["aws_s3_bucket.data"]["server_side_encryption_configuration"]
+    assert sse[0]["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "AES256"
+    assert after["aws_s3_bucket.data"]["lifecycle_rule"][0]["expiration"] == [
+        {"days": 30, "date": "", "expired_object_delete_marker": False}]
+    assert "public_access_block" not in after["aws_s3_bucket.data"]
+    role = after["aws_iam_role.node"]
+    assert [p["name"] for p in role["inline_policy"]] == ["proton-node"]
+    assert unknown["aws_iam_role.node"]["inline_policy"] == [{"policy": True}]  # it names the log group
+    assert after["aws_lb_target_group.main[\"8123\"]"]["deregistration_delay"] == "30"
+    assert after["aws_lb_target_group.main[\"8123\"]"]["health_check"][0]["path"] == "/"
+    assert after['aws_lb_listener.main["8123"]']["default_action"] == [{"type": "forward", "order": 1}]
+    assert unknown['aws_lb_listener.main["8123"]']["default_action"] == [{"target_group_arn": True}]
+    # a JSON document with an unknown part is unknown as a whole: never a null inside the text
+    assert "dashboard_body" not in after["aws_cloudwatch_dashboard.main"]
+    assert unknown["aws_cloudwatch_dashboard.main"]["dashboard_body"] is True
+    assert unknown['aws_cloudwatch_metric_alarm.cpu["0"]']["alarm_actions"] is True
+    assert "null" not in json.dumps([rc["change"]["after"] for rc in created["resource_changes"]
+                                     if rc["type"] == "aws_security_group"])
+
+
+def test_companions_beside_their_owner_and_out_of_the_saved_plan(created: dict[str, Any]) -> None:
+    changes = [rc["address"] for rc in created["resource_changes"]]
+    at = changes.index("aws_s3_bucket.data")
+    assert changes[at + 1:at + 3] == ["aws_s3_bucket_public_access_block.data",
+                                      "aws_s3_bucket_ownership_controls.data"]
+    pab = created["resource_changes"][at + 1]
+    assert pab["byoc"] == {"companion_of": "aws_s3_bucket.data"} and pab["change"]["actions"] == ["create"]
+    assert pab["change"]["after"] == {"bucket": "my-company-proton-data", "block_public_acls": True,
+                                      "block_public_policy": True, "ignore_public_acls": True,
+                                      "restrict_public_buckets": True}
+    planned = {r["address"]: r for r in created["planned_values"]["root_module"]["resources"]}
+    assert planned["aws_s3_bucket_public_access_block.data"]["byoc"] == {"companion_of": "aws_s3_bucket.data"}
+    conf = {b["address"]: b for b in created["configuration"]["root_module"]["resources"]}
+    assert conf["aws_s3_bucket_public_access_block.data"]["expressions"]["bucket"] == {
+        "references": ["aws_s3_bucket.data.id", "aws_s3_bucket.data"]}
+    # the summary counts byoc's changes, not companions; and the saved plan drops them
+    assert created["byoc"]["summary"]["add"] == len(changes) - 2
+    assert all(c.address != "aws_s3_bucket_public_access_block.data"
+               for c in Plan.from_dict(created).changes)
+
+
+def test_pretty_and_no_shaper() -> None:
+    from byoc.model import UNKNOWN, Ref
+    from byoc.plan import Change
+
+    plan = Plan("c", None, 0, "d", "s", (), (Change(
+        "aws_iam_role.r", "aws_iam_role", "create", "new", None,
+        {"name": "r", "assume_role_policy": {"Version": "2012-10-17", "Statement": []}, "x": [UNKNOWN]},
+        {"name": "r", "x": [Ref("aws_vpc.v")]}),))
+    pretty = render_plan_json(plan, pretty=True)
+    assert pretty.count("\n") > 10 and json.loads(pretty) == json.loads(render_plan_json(plan))
+    after = json.loads(pretty)["resource_changes"][0]["change"]
+    # without a shaper values pass through, policy documents as JSON text, unknown lists whole
+    assert after["after"] == {"name": "r", "assume_role_policy": '{"Statement":[],"Version":"2012-10-17"}'}
+    assert after["after_unknown"] == {"x": True}
