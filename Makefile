@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install clean checkov checkov-venv bench
+.PHONY: demo test lint install clean checkov checkov-venv compliance-venv bench
 
 # Install byoc with its test and sandbox dependencies into a virtualenv (once per change of pyproject).
 $(STAMP): pyproject.toml
@@ -24,9 +24,19 @@ $(CHECKOV):
 
 checkov-venv: $(CHECKOV)
 
-## checkov on the plan JSON of specs/prod.yaml, made against the local sandbox; skips in .checkov.yaml.
-checkov: $(STAMP) $(CHECKOV)
-	$(BIN)/python -m pytest -q tests/test_checkov.py
+## terraform-compliance (BDD policies in tests/policy/*.feature) in a virtualenv of its own too: its
+## pins clash with checkov's. Tolerant like checkov's: without it, tests/test_policy.py skips its half.
+COMPLIANCE := .venv-compliance/bin/terraform-compliance
+$(COMPLIANCE):
+	$(PYTHON) -m venv .venv-compliance && .venv-compliance/bin/python -m pip install --quiet terraform-compliance \
+	  || echo "terraform-compliance could not be installed: its tests in tests/test_policy.py will be skipped"
+
+compliance-venv: $(COMPLIANCE)
+
+## checkov on the plan JSON of specs/prod.yaml, made against the local sandbox; skips in .checkov.yaml;
+## and checkov and terraform-compliance on the shipped specs and insecure variants (tests/test_policy.py).
+checkov: $(STAMP) $(CHECKOV) $(COMPLIANCE)
+	$(BIN)/python -m pytest -q tests/test_checkov.py tests/test_policy.py
 
 ## The main job: validate → plan → apply → plan shows no changes → health → drift → scale 2 → scale 1
 ## → destroy → destroy --include-data, on specs/dev.yaml,
@@ -35,7 +45,7 @@ demo: $(STAMP)
 	bash scripts/demo.sh
 
 ## Lint, type-check and the whole test suite (two pytest workers: the suite halves its time on 2 cores).
-test: $(STAMP) checkov-venv
+test: $(STAMP) checkov-venv compliance-venv
 	$(BIN)/ruff check byoc tests bench
 	$(BIN)/mypy byoc
 	$(BIN)/python -m pytest -q -n 2
@@ -51,4 +61,4 @@ lint: $(STAMP)
 	$(BIN)/mypy byoc
 
 clean:
-	rm -rf $(VENV) .venv-checkov .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .venv-checkov .venv-compliance .pytest_cache .ruff_cache .mypy_cache

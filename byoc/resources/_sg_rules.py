@@ -171,4 +171,7 @@ def provider_rules(rules: Any) -> Any:
         for name in ("cidr_blocks", "ipv6_cidr_blocks", "security_groups"):
             if all(isinstance(v, str) for v in out[name]):
                 out[name] = sorted(out[name])
-    return list(grouped.values())
+    # a set has no order: rules from the group itself come last, since checkov's port checks
+    # (CKV_AWS_24 …) stop at the first `self` rule and would not see an open rule after it
+    return sorted(grouped.values(), key=lambda r: (
+        r["self"], str(r["from_port"]).zfill(5), str(r["to_port"]).zfill(5), r["protocol"], r["description"]))
