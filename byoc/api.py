@@ -97,6 +97,14 @@ class Cluster:
                 PlanOptions(destroy=destroy, allow_data_loss=destroy and include_data), update_ami=update_ami
             )
 
+    def plan_json(self, plan: Plan, *, pretty: bool = False) -> str:
+        """``plan`` as ``byoc plan --json`` prints it (one line, or indented with ``pretty``):
+        Terraform's layout with the AWS provider's attribute shapes, for policy tools."""
+        from byoc.render import render_plan_json
+        from byoc.resources import shaper
+
+        return render_plan_json(plan, shaper(), pretty=pretty)
+
     @contextmanager
     def _adopting(self, adopt: bool) -> Iterator[None]:
         before = self.engine.adopt

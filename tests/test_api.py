@@ -71,7 +71,11 @@ def test_cluster_apply_backup_restore_destroy(
 def test_cluster_from_dict_and_a_failed_apply_raises_apply_error(moto: None, tmp_path: Path) -> None:
     data = yaml.safe_load(DEV.read_text())
     c = byoc.Cluster.from_dict(data, name="inline", **_options(tmp_path))
-    assert c.plan().spec_source == "inline"
+    plan = c.plan()
+    assert plan.spec_source == "inline"
+    text = c.plan_json(plan)  # the CLI's JSON: one line, the provider's shapes, companions
+    assert text.count("\n") == 1 and '"type":"aws_s3_bucket_public_access_block"' in text
+    assert c.plan_json(plan, pretty=True).count("\n") > 100
     with pytest.raises(SpecError, match="instance_count"):
         byoc.Cluster.from_dict(data, name="inline", overrides=["compute.instance_count=0"])
 

@@ -104,8 +104,14 @@ def test_saved_plan_is_applied_once_and_then_refused_as_stale(aws: MotoServer, w
     env = aws.env()
     p = byoc(["plan", "specs/dev.yaml", "-o", "dev.plan"], env, work)
     assert p.returncode == 0 and "byoc apply dev.plan" in p.stdout
+    assert (work / "dev.plan").read_text().count("\n") == 1  # one line, as Terraform writes it
     p = byoc(["show", "dev.plan", "--json"], env, work)
-    assert p.returncode == 0 and '"format_version": "1.2"' in p.stdout
+    assert p.returncode == 0 and p.stdout.count("\n") == 1 and '"format_version":"1.2"' in p.stdout
+    bucket = next(r for r in json.loads(p.stdout)["planned_values"]["root_module"]["resources"]
+                  if r["type"] == "aws_s3_bucket")
+    assert bucket["values"]["versioning"] == [{"enabled": True, "mfa_delete": False}]  # provider shape
+    p = byoc(["show", "dev.plan", "--json", "--pretty"], env, work)
+    assert p.returncode == 0 and '\n  "format_version": "1.2"' in p.stdout
     p = byoc(["apply", "dev.plan"], env, work)
     assert p.returncode == 0, p.stdout + p.stderr
     p = byoc(["apply", "dev.plan"], env, work)
