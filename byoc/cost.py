@@ -159,6 +159,9 @@ def _instance(pr: _Pricer, props: Mapping[str, Any]) -> None:
                f"{X} {pr.hours:g} h", rate * pr.hours)
     else:
         pr.add(0, f"{itype} on-demand", f"{_rate(hourly)}/h {X} {pr.hours:g} h", hourly * pr.hours)
+    if _known(props.get("monitoring")) is True:
+        each = pr.price("ec2_detailed_monitoring_month")
+        pr.add(1, "EC2 detailed monitoring", f"{_money(each)}/month each", each)
     root = _known(props.get("root_block_device"))
     if isinstance(root, Mapping):
         _volume(pr, 1, "root volume", root.get("volume_size"), root.get("volume_type"), None, None)

@@ -44,7 +44,7 @@ class FakeCloud:
 def attrs_of(rid: str) -> dict[str, Any]:
     """The computed attributes real kinds report, in fake form."""
     return {"arn": f"arn:{rid}", "arn_wildcard": f"arn:{rid}:*", "arn_suffix": f"suffix/{rid}",
-            "dns_name": f"{rid}.elb.example"}
+            "dns_name": f"{rid}.elb.example", "owner_id": "123456789012"}
 
 
 class FakeKind(ResourceType):

@@ -100,6 +100,8 @@ def owned(server: MotoServer, cluster: str) -> collections.Counter[str]:
                 add(r.get("Tags"))
     for r in ec2.describe_volumes(Filters=mine)["Volumes"]:
         add(r.get("Tags"))
+    for r in ec2.describe_flow_logs(Filters=mine)["FlowLogs"]:
+        add(r.get("Tags"))
     elb = server.client("elbv2")
     arns = [lb["LoadBalancerArn"] for lb in elb.describe_load_balancers()["LoadBalancers"]]
     arns += [tg["TargetGroupArn"] for tg in elb.describe_target_groups()["TargetGroups"]]

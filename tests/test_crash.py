@@ -21,8 +21,8 @@ from tests.killcli import CALL_LINE, owned, run_until, state_file_ok, untracked
 from tests.motoserver import MotoServer
 
 CLUSTER = "dev-proton"
-ADDRESSES = 23  #: distinct byoc:address tags of specs/dev.yaml that `owned` counts
-RESOURCES = 39  #: resources in its state after a complete apply
+ADDRESSES = 27  #: distinct byoc:address tags of specs/dev.yaml that `owned` counts
+RESOURCES = 43  #: resources in its state after a complete apply
 APPLY = ["apply", "specs/dev.yaml", "--auto-approve"]
 DESTROY = ["destroy", "specs/dev.yaml", "--auto-approve", "--include-data"]
 #: (k for apply, k for destroy): early, middle and late calls of each (apply makes ~155, destroy ~140)

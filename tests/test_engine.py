@@ -108,7 +108,7 @@ def test_known_names_are_the_blueprints(tmp_path: Path) -> None:
             elif r.kind == "aws_sns_topic_subscription":
                 expected[r.kind][r.props["protocol"]] = frozenset()
         assert blueprint.known_names(spec) == expected
-        assert len(expected["aws_iam_role"]) == (2 if overrides else 1)
+        assert len(expected["aws_iam_role"]) == (3 if overrides else 2)  # node, flow logs (, management)
 
 
 def test_expected_names_add_what_the_state_records(tmp_path: Path) -> None:
@@ -127,6 +127,7 @@ def test_expected_names_add_what_the_state_records(tmp_path: Path) -> None:
         state = state.with_resource(rs)
     assert eng.expected_names(state) == {
         "aws_iam_role": {"dev-proton-node": frozenset({"proton-node", "extra"}),
+                         "dev-proton-flow-logs": frozenset({"vpc-flow-logs"}),
                          "dev-proton-old": frozenset()},
         "aws_iam_instance_profile": {"dev-proton-node": frozenset()},
         "aws_sns_topic_subscription": {"arn:sub": frozenset()},

@@ -81,6 +81,53 @@ def test_imdsv2_and_encryption_at_rest(variant: str) -> None:
         assert secret.props["kms_key_id"] is not None and vol.props["kms_key_id"] is not None
 
 
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_egress_is_narrow_the_default_group_empty_and_flow_logs_on(variant: str) -> None:
+    from byoc.spec.cidr import carve
+
+    spec, resources = build(variant)
+    net = spec.data["network"]
+    sgs = {sg.address: sg for sg in of(resources, "aws_security_group")}
+    # the load balancer reaches only the nodes' subnets, only on the listeners' ports
+    ports = {r.props["port"] for r in of(resources, "aws_lb_listener")}
+    private = {carve(net["vpc_cidr"], net["subnet_newbits"], az)[1] for az in spec.availability_zones}
+    lb_egress = sgs["aws_security_group.lb"].props["egress"]
+    assert {(r["protocol"], r["from_port"], r["to_port"], r["cidr_block"]) for r in lb_egress} == {
+        ("tcp", p, p, c) for p in ports for c in private}
+    # the nodes: HTTPS out (AWS APIs, packages, the image registry) and each other, nothing else
+    node_egress = sgs["aws_security_group.node"].props["egress"]
+    rules = sorted((r["protocol"], r["from_port"], r.get("cidr_block"), r.get("self")) for r in node_egress)
+    assert rules == [("-1", 0, None, True), ("tcp", 443, "0.0.0.0/0", None)]
+    for sg in sgs.values():  # never all traffic to the world (checkov CKV_AWS_382)
+        assert not [r for r in sg.props["egress"] if r["protocol"] == "-1" and "cidr_block" in r]
+    (default,) = of(resources, "aws_default_security_group")
+    assert default.props["ingress"] == [] and default.props["egress"] == []
+    assert default.props["vpc_id"].address == "aws_vpc.main"
+    (flow,) = of(resources, "aws_flow_log")
+    assert flow.props["vpc_id"].address == "aws_vpc.main" and flow.props["traffic_type"] == "ALL"
+    role = next(r for r in of(resources, "aws_iam_role") if r.address == flow.props["iam_role_arn"].address)
+    (trust,) = role.props["assume_role_policy"]["Statement"]
+    assert trust["Principal"] == {"Service": ["vpc-flow-logs.amazonaws.com"]}
+    assert list(trust["Condition"]["StringEquals"]) == ["aws:SourceAccount"]
+    (deliver,) = next(iter(role.props["inline_policies"].values()))["Statement"]
+    assert deliver["Action"] == ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    assert [r.address for r in deliver["Resource"]] == [flow.props["log_destination"].address]
+
+
+def test_flow_logs_can_be_turned_off_or_narrowed() -> None:
+    spec = load_spec(ROOT / "specs/prod.yaml", ["network.flow_logs.enabled=false"])
+    kinds = {r.kind for r in blueprint.build(spec, FACTS)}
+    assert "aws_flow_log" not in kinds and "aws_default_security_group" in kinds
+    assert "production-proton-flow-logs" not in blueprint.known_names(spec)["aws_iam_role"]
+    spec = load_spec(ROOT / "specs/prod.yaml", ["network.flow_logs.traffic_type=REJECT",
+                                                "network.flow_logs.retention_days=90"])
+    resources = blueprint.build(spec, FACTS)
+    (flow,) = of(resources, "aws_flow_log")
+    group = next(r for r in resources if r.address == flow.props["log_destination"].address)
+    assert flow.props["traffic_type"] == "REJECT" and group.props["retention_in_days"] == 90
+    assert "production-proton-flow-logs" in blueprint.known_names(spec)["aws_iam_role"]
+
+
 def test_encryption_off_is_a_warned_choice() -> None:
     spec = load_spec(ROOT / "specs/prod.yaml", ["security.encryption.enabled=false"])
     assert any("encryption at rest is off" in w for w in spec.warnings)

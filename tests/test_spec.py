@@ -58,8 +58,11 @@ def test_prod_spec_matches_the_reference_example() -> None:
         "nat_gateway": "per_az",
         "public_access": False,
         "allowed_cidrs": ["10.0.0.0/8"],
+        "flow_logs": {"enabled": True, "traffic_type": "ALL", "retention_days": None},
     }
     assert d["compute"]["instance_type"] == "c5.2xlarge"
+    assert d["compute"]["detailed_monitoring"] is True
+    assert d["monitoring"]["log_retention_days"] == 365
     assert d["compute"]["disk_size_gb"] == 500
     assert d["compute"]["ssh_key_name"] == "my-ssh-key"
     assert d["storage"]["bucket_name"] == "my-company-proton-data"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from byoc.blueprint.base import Builder
+from byoc.blueprint.network import FLOW_LOGS_POLICY, flow_logs_role_name
 from byoc.blueprint.policy import document, statement
 from byoc.blueprint.storage import Storage
 from byoc.model import Ref
@@ -33,6 +34,8 @@ def iam_names(spec: Spec) -> dict[str, dict[str, frozenset[str]]]:
     roles = {f"{cluster}-node": frozenset({NODE_POLICY})}
     if spec.data["security"].get("cross_account_role"):
         roles[f"{cluster}-management"] = frozenset({OPERATIONS_POLICY})
+    if spec.data["network"]["flow_logs"]["enabled"]:
+        roles[flow_logs_role_name(cluster)] = frozenset({FLOW_LOGS_POLICY})
     return {"aws_iam_role": roles, "aws_iam_instance_profile": {f"{cluster}-node": frozenset()}}
 
 

@@ -1,5 +1,6 @@
 """The cluster's network: VPC, public and private subnets per AZ, internet and NAT gateways,
-route tables, and the two security groups (load balancer, nodes)."""
+route tables, the two security groups (load balancer, nodes), the VPC's default security group
+adopted and emptied, and the VPC's flow log (its log group and delivery role)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ from typing import Any
 
 from byoc import proton
 from byoc.blueprint.base import Builder
+from byoc.blueprint.policy import document, statement
 from byoc.model import Ref, canonical_json
 from byoc.spec.cidr import carve
+
+#: the flow-log delivery role's inline policy
+FLOW_LOGS_POLICY = "vpc-flow-logs"
+
+
+def flow_logs_role_name(cluster: str) -> str:
+    return f"{cluster}-flow-logs"
 
 
 @dataclass(frozen=True)
@@ -74,10 +83,53 @@ def build_network(b: Builder) -> Network:
         b.add("aws_route_table_association", "private", az,
               {"subnet_id": Ref(private[az]), "route_table_id": Ref(rt)}, tagged=False)
 
+    private_cidrs = [carve(net["vpc_cidr"], net["subnet_newbits"], az)[1] for az in azs]
     lb_sg, node_sg = _security_groups(
-        b, vpc, d["load_balancer"]["type"], net["allowed_cidrs"], d["compute"].get("ssh_key_name")
+        b, vpc, d["load_balancer"]["type"], net["allowed_cidrs"], d["compute"].get("ssh_key_name"),
+        private_cidrs,
     )
+    # the VPC's default security group: adopted and emptied, so nothing put in it by hand is open
+    b.add("aws_default_security_group", "main", None, {"vpc_id": Ref(vpc), "ingress": [], "egress": []},
+          label=f"{b.cluster}-default")
+    if net["flow_logs"]["enabled"]:
+        _flow_logs(b, vpc, net["flow_logs"])
     return Network(vpc, public, private, lb_sg, node_sg)
+
+
+def flow_logs_group_name(cluster: str) -> str:
+    return f"/aws/vpc-flow-logs/{cluster}"
+
+
+def _flow_logs(b: Builder, vpc: str, conf: dict[str, Any]) -> None:
+    """The VPC's flow log, to a log group of its own, delivered through a role that may write
+    only there (its trust limited to this account's flow logs)."""
+    name = flow_logs_group_name(b.cluster)
+    retention = conf["retention_days"] or b.spec.data["monitoring"]["log_retention_days"]
+    group = b.add("aws_cloudwatch_log_group", "flow_logs", None, {
+        "name": name, "retention_in_days": retention, "kms_key_id": None,
+    }, label=name)
+    role = b.add("aws_iam_role", "flow_logs", None, {
+        "name": flow_logs_role_name(b.cluster),
+        "path": f"/byoc/{b.cluster}/",
+        "description": f"byoc {b.cluster}: VPC flow log delivery",
+        "assume_role_policy": document(statement(
+            "Allow", ["sts:AssumeRole"], principal={"Service": ["vpc-flow-logs.amazonaws.com"]},
+            condition={"StringEquals": {"aws:SourceAccount": [Ref(vpc, "owner_id")]}},
+        )),
+        "inline_policies": {FLOW_LOGS_POLICY: document(statement(
+            "Allow", ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            [Ref(group, "arn_wildcard")], sid="DeliverFlowLogs",
+        ))},
+        "max_session_duration": 3600,
+    }, label=flow_logs_role_name(b.cluster))
+    b.add("aws_flow_log", "main", None, {
+        "vpc_id": Ref(vpc),
+        "traffic_type": conf["traffic_type"],
+        "log_destination_type": "cloud-watch-logs",
+        "log_destination": Ref(group, "arn"),
+        "iam_role_arn": Ref(role, "arn"),
+        "max_aggregation_interval": 600,
+    }, label=b.cluster)
 
 
 def _rule(port: int | None, source: dict[str, Any], description: str) -> dict[str, Any]:
@@ -87,18 +139,31 @@ def _rule(port: int | None, source: dict[str, Any], description: str) -> dict[st
             "description": description}
 
 
+#: what a node reaches (docs/security.md): HTTPS only — AWS APIs (S3, SSM, CloudWatch, Secrets
+#: Manager, EC2), the OS package repositories and the image registry, through the NAT gateway — and
+#: the other nodes. DNS (the VPC resolver) and NTP/metadata (link-local) are not filtered by groups.
+NODE_EGRESS = [
+    _rule(443, {"cidr_block": "0.0.0.0/0"}, "HTTPS to AWS APIs and the image registry"),
+    _rule(None, {"self": True}, "all traffic between nodes"),
+]
+
+
 def _security_groups(
-    b: Builder, vpc: str, lb_type: str, allowed: list[str], ssh_key: str | None
+    b: Builder, vpc: str, lb_type: str, allowed: list[str], ssh_key: str | None, private_cidrs: list[str]
 ) -> tuple[str, str]:
     ports = proton.listener_ports(lb_type)
-    all_out = [_rule(None, {"cidr_block": "0.0.0.0/0"}, "all outbound")]
     lb_ingress = [
         _rule(p, {"cidr_block": c}, f"Proton {p} from allowed network") for p in ports for c in allowed
     ]
+    # the load balancer talks only to the nodes, on the listeners' ports (traffic and health
+    # checks): to the private subnets they live in (naming the nodes' group here would make the
+    # two groups refer to each other, a cycle inline rules cannot express)
+    lb_egress = [_rule(p, {"cidr_block": c}, f"Proton {p} to the nodes")
+                 for p in ports for c in private_cidrs]
     lb_sg = b.add(
         "aws_security_group", "lb", None,
         {"name": f"{b.cluster}-lb", "description": f"byoc {b.cluster}: load balancer",
-         "vpc_id": Ref(vpc), "ingress": _sorted(lb_ingress), "egress": all_out},
+         "vpc_id": Ref(vpc), "ingress": _sorted(lb_ingress), "egress": _sorted(lb_egress)},
     )
     node_ingress = [
         _rule(p, {"security_group_id": Ref(lb_sg)}, f"Proton {p} from the load balancer") for p in ports
@@ -112,7 +177,7 @@ def _security_groups(
     node_sg = b.add(
         "aws_security_group", "node", None,
         {"name": f"{b.cluster}-node", "description": f"byoc {b.cluster}: Proton nodes",
-         "vpc_id": Ref(vpc), "ingress": _sorted(node_ingress), "egress": all_out},
+         "vpc_id": Ref(vpc), "ingress": _sorted(node_ingress), "egress": _sorted(NODE_EGRESS)},
     )
     return lb_sg, node_sg
 

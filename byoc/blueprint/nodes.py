@@ -15,6 +15,7 @@ from byoc.blueprint.iam import Identity, metrics_namespace
 from byoc.blueprint.network import Network
 from byoc.blueprint.storage import Storage
 from byoc.model import Join, Ref, Sorted
+from byoc.spec.ec2types import ebs_optimized
 
 DATA_DEVICE = "/dev/sdf"
 # stand-ins rendered into the script and then replaced by references (valid by the renderer's rules)
@@ -58,7 +59,9 @@ def build_nodes(b: Builder, net: Network, storage: Storage, identity: Identity) 
             "iam_instance_profile": Ref(identity.profile, "name"),
             "key_name": c.get("ssh_key_name"),
             "user_data": user_data(b, key, volume, storage.secret),
-            "monitoring": False,
+            "monitoring": bool(c["detailed_monitoring"]),
+            # every type that supports it; AWS refuses it for the few that do not (byoc.spec.ec2types)
+            "ebs_optimized": ebs_optimized(c["instance_type"]),
             "metadata_options": {
                 "http_endpoint": "enabled",
                 "http_tokens": "required",

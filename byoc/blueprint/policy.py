@@ -15,7 +15,7 @@ def statement(
     *,
     sid: str | None = None,
     principal: Any = None,
-    condition: dict[str, dict[str, list[str]]] | None = None,
+    condition: dict[str, dict[str, list[Any]]] | None = None,
 ) -> dict[str, Any]:
     """One statement. ``resources`` may hold references; a list with references must have one
     element (AWS's order of a resolved list would not be known here)."""

@@ -13,7 +13,7 @@ from byoc.resources.base import ResourceType
 MODULES = (
     # network
     "vpc", "subnet", "internet_gateway", "eip", "nat_gateway", "route_table",
-    "route_table_association", "security_group",
+    "route_table_association", "security_group", "default_security_group", "flow_log",
     # identity, keys, data, secrets
     "iam_role", "iam_instance_profile", "kms_key", "s3_bucket", "secretsmanager_secret",
     # nodes

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import is_not_found
 from byoc.aws.tags import ADDRESS_TAG, owned_filter, tag_specs
+from byoc.errors import CloudError
 from byoc.resources._ec2 import ec2_arn, user_tags
 from byoc.resources._volumes import (
     ENCRYPTION_TAG,
@@ -25,6 +26,7 @@ from byoc.resources._volumes import (
     visible_tags,
     volumes_by_id,
 )
+from byoc.spec.ec2types import ebs_optimized_support
 
 #: used when the AMI cannot be described (AL2023 and most Linux AMIs boot from it)
 DEFAULT_ROOT_DEVICE = "/dev/xvda"
@@ -142,6 +144,10 @@ def props_and_attrs(
         # user data is never read back: its hash was recorded at launch
         "user_data": f"sha256:{digest}" if digest else None,
         "monitoring": (inst.get("Monitoring") or {}).get("State") in {"enabled", "pending"},
+        # a type that is EBS-optimised by default is so whatever the flag says (AWS reports the
+        # flag false when the launch did not ask): the effective value, so it never shows as a diff
+        "ebs_optimized": bool(inst.get("EbsOptimized"))
+        or ebs_optimized_support(inst["InstanceType"]) == "default",
         "metadata_options": {
             "http_endpoint": metadata["HttpEndpoint"],
             "http_tokens": metadata["HttpTokens"],
@@ -165,6 +171,10 @@ def props_and_attrs(
 # -- the launch request ------------------------------------------------------------------------
 def run_params(ctx: AwsContext, address: str, props: Mapping[str, Any]) -> dict[str, Any]:
     """RunInstances' parameters (all but the ClientToken) for one node."""
+    if props.get("ebs_optimized") and ebs_optimized_support(props["instance_type"]) == "unsupported":
+        # AWS refuses the launch (moto does not): say so before asking
+        raise CloudError(f"{props['instance_type']} cannot be EBS-optimized: set ebs_optimized false",
+                         address=address, code="Unsupported")
     root = props["root_block_device"]
     ebs: dict[str, Any] = {
         "VolumeSize": int(root["volume_size"]),
@@ -192,6 +202,7 @@ def run_params(ctx: AwsContext, address: str, props: Mapping[str, Any]) -> dict[
         "SecurityGroupIds": list(props["vpc_security_group_ids"]),
         "MetadataOptions": metadata_params(meta),
         "Monitoring": {"Enabled": bool(props["monitoring"])},
+        "EbsOptimized": bool(props.get("ebs_optimized")),
         "BlockDeviceMappings": [{"DeviceName": root_device_name(ctx, props["ami"]), "Ebs": ebs}],
         "TagSpecifications": tag_specs("instance", instance_tags) + tag_specs("volume", volume_tags),
     }

@@ -29,7 +29,10 @@ class Instance(ResourceType):
     service = "ec2"
     seconds = (40.0, 60.0)
     force_new = frozenset(
-        {"ami", "instance_type", "subnet_id", "key_name", "user_data", "root_block_device", "spot"}
+        {"ami", "instance_type", "subnet_id", "key_name", "user_data", "root_block_device", "spot",
+         # EbsOptimized changes only on a stopped instance; it differs only on types where
+         # it is not the default (previous generations)
+         "ebs_optimized"}
     )
     #: AWS refuses to delete a security group an instance still uses
     pins = frozenset({"vpc_security_group_ids"})

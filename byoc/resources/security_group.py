@@ -28,6 +28,8 @@ from byoc.resources._sg_rules import Rule, diff_rules, from_permissions, provide
 from byoc.resources.base import ResourceType
 
 DIRECTIONS = ("ingress", "egress")
+#: the name of a VPC's default group (no other group may have it): aws_default_security_group's
+DEFAULT_NAME = "default"
 
 
 class SecurityGroup(ResourceType):
@@ -72,12 +74,13 @@ class SecurityGroup(ResourceType):
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         groups = self._describe(ctx, owned_filter(ctx))
-        return [with_address(self._live(ctx, g)) for g in groups if is_owned(ctx, tags_dict(g.get("Tags")))]
+        return [with_address(self._live(ctx, g)) for g in groups
+                if is_owned(ctx, tags_dict(g.get("Tags"))) and g["GroupName"] != DEFAULT_NAME]
 
     def find(self, ctx: AwsContext, address: str) -> Live | None:
         """A fresh look (no memo) for the group tagged with ``address``."""
         filters = owned_filter(ctx)  # no tag:byoc:address filter: moto reads its [ ] as a glob
-        found = [self._live(ctx, g) for g in self._describe(ctx, filters)]
+        found = [self._live(ctx, g) for g in self._describe(ctx, filters) if g["GroupName"] != DEFAULT_NAME]
         return next((live for live in found if live.address == address), None)
 
     # -- writing -----------------------------------------------------------------------------

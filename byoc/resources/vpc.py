@@ -85,7 +85,8 @@ class Vpc(ResourceType):
         byoc manages neither, nothing refers to them, and reading them cost two calls a plan."""
         tags = user_tags(vpc)
         props = _props({"cidr_block": vpc["CidrBlock"], **dns, "tags": tags})
-        attrs = {"arn": ec2_arn(ctx, vpc["OwnerId"], f"vpc/{vpc['VpcId']}")}
+        # owner_id: the account, which the flow-log role's trust policy names (aws:SourceAccount)
+        attrs = {"arn": ec2_arn(ctx, vpc["OwnerId"], f"vpc/{vpc['VpcId']}"), "owner_id": vpc["OwnerId"]}
         aws_id = vpc["VpcId"]
         return Live(address or address_of(tags, self.kind, aws_id), self.kind, aws_id, props, attrs)
 

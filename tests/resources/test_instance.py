@@ -52,6 +52,7 @@ def props(net: dict[str, str], **over: Any) -> dict[str, Any]:
         "key_name": None,
         "user_data": SCRIPT,
         "monitoring": False,
+        "ebs_optimized": True,
         "metadata_options": {
             "http_endpoint": "enabled",
             "http_tokens": "required",
@@ -189,6 +190,31 @@ def test_run_instances_request(ctx: AwsContext, net: dict[str, str]) -> None:
     assert {s["ResourceType"] for s in call["TagSpecifications"]} == {"instance", "volume"}
 
 
+def test_ebs_optimized_is_asked_for_and_read_back(ctx: AwsContext, net: dict[str, str]) -> None:
+    calls = params_of(ctx, "RunInstances")
+    # m3.xlarge is EBS-optimised only on request: the flag is sent and read back as it is
+    live = KIND.create(ctx, ADDR, props(net, instance_type="m3.xlarge"))
+    assert calls[-1]["EbsOptimized"] is True and raw(ctx, live.id)["EbsOptimized"] is True
+    assert live.props["ebs_optimized"] is True and KIND.discover(ctx) == [live]
+    KIND.delete(ctx, live)
+    # t2 cannot be: false is sent, and asking for true is refused before AWS is asked
+    live = KIND.create(ctx, ADDR, props(net, instance_type="t2.micro", ebs_optimized=False))
+    assert calls[-1]["EbsOptimized"] is False and live.props["ebs_optimized"] is False
+    KIND.delete(ctx, live)
+    with pytest.raises(CloudError, match=r"t2\.large cannot be EBS-optimized"):
+        KIND.create(ctx, ADDR, props(net, instance_type="t2.large"))
+
+
+def test_a_type_optimised_by_default_reads_as_optimised_whatever_the_flag(
+    ctx: AwsContext, net: dict[str, str]
+) -> None:
+    # AWS reports EbsOptimized false for a c5 launched without asking (an instance from before byoc
+    # set the flag): it is EBS-optimised all the same, so no diff and no replacement
+    live = KIND.create(ctx, ADDR, props(net, ebs_optimized=False))
+    assert raw(ctx, live.id)["EbsOptimized"] is False
+    assert live.props["ebs_optimized"] is True and KIND.discover(ctx)[0].props["ebs_optimized"] is True
+
+
 def test_root_device_comes_from_the_ami(ctx: AwsContext, net: dict[str, str]) -> None:
     ec2 = ctx.client("ec2")
     image = ec2.register_image(Name="al2023", RootDeviceName="/dev/xvda")["ImageId"]
@@ -208,7 +234,7 @@ def test_spot_falls_back_to_the_market_tag(ctx: AwsContext, net: dict[str, str])
 
 def test_rules() -> None:
     assert KIND.force_new == {"ami", "instance_type", "subnet_id", "key_name", "user_data",
-                              "root_block_device", "spot"}
+                              "root_block_device", "spot", "ebs_optimized"}
     assert KIND.pins == {"vpc_security_group_ids"}
     assert KIND.hashed == {"user_data"}
     assert KIND.holds_data is False

@@ -49,7 +49,8 @@ def test_create_equals_discover(ctx: AwsContext) -> None:
     assert live.props == props()
     assert KIND.discover(ctx) == [live]  # moto's default VPC is not ours
     assert live.attr("arn") == f"arn:aws:ec2:us-west-2:123456789012:vpc/{live.id}"
-    assert set(live.attrs) == {"arn"}  # the default SG and main route table are not read
+    assert set(live.attrs) == {"arn", "owner_id"}  # the default SG and main route table are not read
+    assert live.attrs["owner_id"] == live.attrs["arn"].split(":")[4]
 
 
 def test_create_sets_each_dns_flag_in_its_own_call(ctx: AwsContext) -> None:
