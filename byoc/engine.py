@@ -18,6 +18,7 @@ from typing import Any
 
 from byoc import blueprint, toolbox
 from byoc.aws.context import AwsContext
+from byoc.aws.tags import account_id
 from byoc.blueprint import Facts
 from byoc.discover import discover
 from byoc.drift import DriftReport, IgnoreRule
@@ -28,7 +29,7 @@ from byoc.outputs import outputs_of
 from byoc.plan import Plan
 from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.resources.base import ResourceType
-from byoc.resources.s3_bucket import BUCKET_ADDRESS, S3Bucket
+from byoc.resources.s3_bucket import BUCKET_ADDRESS, LOGS_ADDRESS, S3Bucket
 from byoc.spec import Spec
 from byoc.state.base import Backend
 from byoc.state.local import LocalBackend
@@ -116,7 +117,9 @@ class Engine:
         if not isinstance(kind, S3Bucket) or not isinstance(self.ctx, AwsContext):
             return {}
         seen = {x.id for x in live.values() if x.kind == kind.kind}
-        names = {BUCKET_ADDRESS: str(self.spec.data["storage"]["bucket_name"])}
+        storage = self.spec.data["storage"]
+        names = {BUCKET_ADDRESS: str(storage["bucket_name"]),
+                 LOGS_ADDRESS: str(storage["access_logs"]["bucket_name"])}
         names |= {a: rs.id for a, rs in (state.resources.items() if state else ()) if rs.kind == kind.kind}
         wanted = {a: n for a, n in names.items() if a not in live and n not in seen}
         return {x.address: x for x in kind.find_untagged(self.ctx, wanted)} if wanted else {}
@@ -142,7 +145,7 @@ class Engine:
         data volume exists (a volume cannot move, so its node stays with it) and the snapshot it
         was created from (a create-time fact, never a reason to replace it). ``restore`` (node key
         → (snapshot id, AZ), from a backup) replaces the snapshots, and places nodes that have no
-        volume yet in the backup's AZ."""
+        volume yet in the backup's AZ. And the account (from STS, once per context)."""
         volumes = {key: x for x in live.values()
                    if x.kind == "aws_ebs_volume" and (key := parse_address(x.address)[2]) is not None}
         node_azs = {k: str(v.props["availability_zone"]) for k, v in volumes.items()
@@ -151,8 +154,9 @@ class Engine:
         for key, (snapshot_id, az) in (restore or {}).items():
             snapshots[key] = snapshot_id
             node_azs.setdefault(key, az)
+        account = account_id(self.ctx) if isinstance(self.ctx, AwsContext) else Facts.account
         return Facts(ami=self._ami(state, live, update_ami), node_azs=tuple(sorted(node_azs.items())),
-                     node_snapshots=tuple(sorted(snapshots.items())))
+                     node_snapshots=tuple(sorted(snapshots.items())), account=account)
 
     def _ami(self, state: State | None, live: Mapping[str, Live], update_ami: bool) -> str:
         """The spec's AMI, else the one pinned in state, else the one running nodes use, else

@@ -62,7 +62,7 @@ def guarded(write: Callable[[State], None]) -> Callable[[State], None]:
 class Event:
     """Something the user may want to see: an operation started, finished, failed or was skipped."""
 
-    kind: str  # "start" | "done" | "failed" | "skipped"
+    kind: str  # "start" | "done" | "failed" | "skipped" | "note" (something done on the way, in message)
     address: str
     action: str  # create | update | delete | replace (for the delete half: "destroy")
     elapsed: float = 0.0
@@ -427,6 +427,8 @@ class Executor:
         if op[1] == REMOVE:
             prior = change.prior
             assert prior is not None
+            for note in kind.prepare_delete(self.ctx, prior):  # from this worker thread
+                self.on_event(Event("note", op[0], _label(change, op), aws_id=prior.id, message=note))
             kind.delete(self.ctx, prior)
             return None
         props = self._resolve(change.desired or {})

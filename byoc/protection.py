@@ -26,8 +26,10 @@ class Blocked:
     requested: bool = False
 
 
-#: (kind, attribute) → how to keep the old value in the spec ({before} is the old value)
+#: (kind, attribute) → how to keep the old value in the spec ({before} is the old value); an
+#: (address, attribute) entry comes first (the log bucket is named by another field)
 _KEEP = {
+    ("aws_s3_bucket.logs", "bucket"): "set storage.access_logs.bucket_name back to {before}",
     ("aws_s3_bucket", "bucket"): "set storage.bucket_name back to {before}",
     ("aws_ebs_volume", "availability_zone"):
         "keep {before} in aws.availability_zones (a node stays in its data volume's zone while the "
@@ -74,8 +76,8 @@ def _ways(b: Blocked) -> list[str]:
     if b.requested:
         keep = [f"leave out -replace {b.address}"]
     else:
-        keep = [_KEEP.get((b.kind, a.name), f"keep {a.name} at {{before}}").format(before=_value(a.before))
-                for a in b.forcing]
+        keep = [_KEEP.get((b.address, a.name), _KEEP.get((b.kind, a.name), f"keep {a.name} at {{before}}"))
+                .format(before=_value(a.before)) for a in b.forcing]
     loss = _LOSS.get(b.kind, "deletes {id} with what it holds and creates a new one").format(id=b.aws_id)
     ways = [f"keep the old value: {'; '.join(keep)}",
             f"explicit consent: --include-data {loss}"]

@@ -197,3 +197,27 @@ def alarms_listed_safely() -> None:
 
     CloudWatchBackend.__init__ = __init__  # type: ignore[method-assign]
     CloudWatchBackend._byoc_snapshots = True  # type: ignore[attr-defined]
+
+
+def lb_deletion_protection() -> None:
+    """AWS refuses DeleteLoadBalancer while the load balancer's ``deletion_protection.enabled`` is
+    true (OperationNotPermitted); moto deletes it anyway. moto's backend refuses it the same way
+    (in-process, and in the moto server that ``tests.realmoto`` runs)."""
+    from moto.elbv2.exceptions import ELBClientError
+    from moto.elbv2.models import ELBv2Backend
+
+    if getattr(ELBv2Backend, "_byoc_protection", False):
+        return
+    delete = ELBv2Backend.delete_load_balancer
+
+    def delete_load_balancer(self: Any, arn: str) -> None:
+        lb = self.load_balancers.get(arn)
+        if lb is not None and str(lb.attrs.get("deletion_protection.enabled")).lower() == "true":
+            raise ELBClientError(
+                "OperationNotPermitted",
+                f"Load balancer '{arn}' cannot be deleted because deletion protection is enabled",
+            )
+        delete(self, arn)
+
+    ELBv2Backend.delete_load_balancer = delete_load_balancer  # type: ignore[method-assign]
+    ELBv2Backend._byoc_protection = True  # type: ignore[attr-defined]

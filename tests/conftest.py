@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.awsrealism import alarms_listed_safely
+from tests.awsrealism import alarms_listed_safely, lb_deletion_protection
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -21,6 +21,7 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 alarms_listed_safely()  # moto's in-process CloudWatch is not thread-safe where AWS is
+lb_deletion_protection()  # AWS refuses to delete a protected load balancer; moto did not
 
 REGION = "us-west-2"
 
@@ -50,7 +51,7 @@ def server() -> Iterator[object]:
     """A moto server on 127.0.0.1 for the tests of one module that run the real CLI."""
     from tests.motoserver import MotoServer
 
-    s = MotoServer()
+    s = MotoServer("tests.realmoto")  # moto's server, refusing to delete a protected load balancer
     yield s
     s.stop()
 

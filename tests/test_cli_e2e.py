@@ -57,7 +57,7 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
     env = aws.env()
     p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
     assert p.returncode == 2, p.stderr
-    assert "Plan: 39 to add, 0 to change, 0 to destroy." in p.stdout
+    assert "Plan: 40 to add, 0 to change, 0 to destroy." in p.stdout
     assert '+ resource "aws_vpc" "main" {' in p.stdout
 
     p = byoc(["apply", "specs/dev.yaml"], env, work)
@@ -68,8 +68,16 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
     assert p.returncode == 0, p.stdout + p.stderr
     outputs = p.stdout + p.stderr
     assert "aws_vpc.main: Creation complete after" in p.stdout
-    assert "Apply complete! Resources: 39 added, 0 changed, 0 destroyed." in p.stdout
+    assert "Apply complete! Resources: 40 added, 0 changed, 0 destroyed." in p.stdout
     assert (work / "state/dev-proton.json").exists()
+    elb = aws.client("elbv2")
+    lb_arn = elb.describe_load_balancers(Names=["dev-proton-lb"])["LoadBalancers"][0]["LoadBalancerArn"]
+    attrs = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(
+        LoadBalancerArn=lb_arn)["Attributes"]}
+    assert attrs["deletion_protection.enabled"] == "true" and attrs["access_logs.s3.enabled"] == "true"
+    assert attrs["access_logs.s3.bucket"] == "dev-proton-data-byoc-example-logs"
+    logging = aws.client("s3").get_bucket_logging(Bucket="dev-proton-data-byoc-example")["LoggingEnabled"]
+    assert logging == {"TargetBucket": "dev-proton-data-byoc-example-logs", "TargetPrefix": "s3-access/"}
 
     p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
     assert p.returncode == 0, p.stdout
@@ -86,6 +94,12 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Destroy complete! Resources: 0 added, 0 changed, 37 destroyed." in p.stdout
     assert "aws_s3_bucket.data (dev-proton-data-byoc-example) holds data and was kept" in p.stdout
+    assert "aws_s3_bucket.logs (dev-proton-data-byoc-example-logs) holds data and was kept" in p.stdout
+    # the load balancer is protected against deletion: destroy turns that off first, and says so
+    lines = p.stdout.splitlines()
+    said = lines.index("aws_lb.main: deletion protection turned off")
+    assert lines.index("aws_lb.main: Destroying...") < said
+    assert any(line.startswith("aws_lb.main: Destruction complete") for line in lines[said:])
     assert "Estimated cost: $" in p.stdout and "/month after this plan (-$" in p.stdout
     ec2 = aws.client("ec2")
     owned = [{"Name": "tag:byoc:cluster", "Values": ["dev-proton"]}]
@@ -95,7 +109,7 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
 
     p = byoc(["destroy", "specs/dev.yaml", "--auto-approve", "--include-data"], env, work)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "Destroy complete! Resources: 0 added, 0 changed, 2 destroyed." in p.stdout
+    assert "Destroy complete! Resources: 0 added, 0 changed, 3 destroyed." in p.stdout
     assert aws.client("s3").list_buckets()["Buckets"] == []
     assert ec2.describe_volumes(Filters=available)["Volumes"] == []
 
@@ -199,9 +213,9 @@ def test_another_directory_never_makes_a_second_state_without_adopt(aws: MotoSer
     assert (work / "specs/dev.yaml").read_text() == spec_text
     p = byoc(["apply", "../specs/dev.yaml", "--adopt", "--auto-approve"], env, elsewhere)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "Apply complete! Resources: 39 adopted, 0 added, 0 changed, 0 destroyed." in p.stdout
+    assert "Apply complete! Resources: 40 adopted, 0 added, 0 changed, 0 destroyed." in p.stdout
     state = json.loads((elsewhere / "state/dev-proton.json").read_text())
-    assert len(state["resources"]) == 39
+    assert len(state["resources"]) == 40
 
 
 def _node_policies(aws: MotoServer) -> str:

@@ -82,17 +82,20 @@ def test_prod_cluster_apply_noop_destroy_keeps_data(cluster: tuple[AwsContext, L
     ctx.calls.counts.clear()
     again = eng.plan()
     assert not again.has_changes, [(c.address, c.reason) for c in again.actionable]
-    # the no-op plan's AWS calls (bench/ measures them per cluster size): one tagging page
-    assert sum(ctx.calls.counts.values()) <= 40, sorted(ctx.calls.counts.items())
+    # the no-op plan's AWS calls (bench/ measures them per cluster size): one tagging page; seven
+    # reads per bucket (data and log bucket)
+    assert sum(ctx.calls.counts.values()) <= 48, sorted(ctx.calls.counts.items())
+    assert ctx.calls.counts[("s3", "GetBucketLogging")] == 2
     assert ctx.calls.counts[("tagging", "GetResources")] == 1
 
     destroy = eng.plan(PlanOptions(destroy=True))
     assert any("aws_s3_bucket.data" in r for r in destroy.refused)
+    assert any("aws_s3_bucket.logs" in r for r in destroy.refused)  # the log bucket holds data too
     assert sum("aws_ebs_volume.data" in r for r in destroy.refused) == 3
     assert eng.apply(destroy).ok
     left = tagged_arns(ctx)
     assert sorted(a.split(":", 5)[5].split("/")[0] for a in left) == [
-        "my-company-proton-data", "volume", "volume", "volume"]
+        "my-company-proton-data", "my-company-proton-data-logs", "volume", "volume", "volume"]
 
     everything = eng.plan(PlanOptions(destroy=True, allow_data_loss=True))
     assert not everything.refused

@@ -92,7 +92,7 @@ def test_prod_spec_total_is_the_hand_computed_sum_of_the_table() -> None:
         + 3 * 0.045 * 730         # a NAT gateway per AZ
         + 3 * 0.005 * 730         # and its Elastic IP
         + (0.0225 + 0.008) * 730  # the ALB with a nominal LCU
-        + 100 * 0.023             # S3 at a nominal 100 GB
+        + 2 * 100 * 0.023         # S3 at a nominal 100 GB: the data bucket and the log bucket
         + 3 * 2.10                # detailed monitoring per node
         + 2 * 5 * 0.50            # the nodes' and the flow logs' groups at a nominal 5 GB ingested
         + 11 * 0.10               # alarms: 3 per node + unhealthy hosts on 2 ports
@@ -256,7 +256,7 @@ def test_plan_cost_of_a_new_cluster_a_resize_and_a_destroy() -> None:
     assert before.total == pytest.approx(cluster())
     assert after.total == pytest.approx(cluster(*resize))
     assert after.total - before.total == pytest.approx(3 * (0.68 - 0.34) * 730, abs=0.02)
-    assert "$1,022/month now → $1,766/month after this plan (+$744/month)" in footer(before, after)
+    assert "$1,024/month now → $1,769/month after this plan (+$745/month)" in footer(before, after)
 
     destroy = world.plan(options=PlanOptions(destroy=True, allow_data_loss=True))
     assert {c.action for c in destroy.changes} == {DELETE}
@@ -289,7 +289,7 @@ def test_render_estimate_is_a_table_with_the_total_and_the_notes() -> None:
     row = next(line for line in lines if "c5.2xlarge" in line)
     assert row.split() == ["3", "×", "c5.2xlarge", "on-demand", "$744.60", "$0.34/h", "×", "730", "h"]
     total = next(line for line in lines if line.strip().startswith("Total per month"))
-    assert total.split()[-1] == "$1,021.67"
+    assert total.split()[-1] == "$1,023.97"
     assert "Approximate:" in lines
     assert "  - S3 priced at a nominal 100 GB stored (Standard); requests, versions and Glacier are not " \
         "counted" in lines

@@ -21,8 +21,8 @@ from tests.killcli import CALL_LINE, owned, run_until, state_file_ok, untracked
 from tests.motoserver import MotoServer
 
 CLUSTER = "dev-proton"
-ADDRESSES = 27  #: distinct byoc:address tags of specs/dev.yaml that `owned` counts
-RESOURCES = 43  #: resources in its state after a complete apply
+ADDRESSES = 28  #: distinct byoc:address tags of specs/dev.yaml that `owned` counts
+RESOURCES = 44  #: resources in its state after a complete apply
 APPLY = ["apply", "specs/dev.yaml", "--auto-approve"]
 DESTROY = ["destroy", "specs/dev.yaml", "--auto-approve", "--include-data"]
 #: (k for apply, k for destroy): early, middle and late calls of each (apply makes ~155, destroy ~140)
@@ -76,6 +76,32 @@ def test_killed_apply_and_destroy_converge(
     server: MotoServer, work: Path, k_apply: int, k_destroy: int
 ) -> None:
     _cycle(server, work, k_apply, k_destroy)
+
+
+def test_destroy_killed_after_deletion_protection_went_off_converges(server: MotoServer, work: Path) -> None:
+    """Killed between turning the load balancer's deletion protection off and deleting it: the LB
+    is there unprotected, a plan shows protection to be turned on again, and destroy finishes
+    (with nothing left to turn off, so it says nothing of it)."""
+    server.reset()
+    env = server.env()
+    assert run_until(APPLY, env, work, None)[0] == 0
+    code, _, err = run_until(DESTROY, env, work, None, until=" ModifyLoadBalancerAttributes ")
+    assert code == -signal.SIGKILL, err[-3000:]
+    state_file_ok(work / "state" / f"{CLUSTER}.json")
+    elb = server.client("elbv2")
+    (lb,) = elb.describe_load_balancers(Names=["dev-proton-lb"])["LoadBalancers"]
+    attrs = elb.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]
+    assert {a["Key"]: a["Value"] for a in attrs}["deletion_protection.enabled"] == "false"
+    p = subprocess.run([sys.executable, "-m", "byoc", "plan", "specs/dev.yaml", "--detailed-exitcode"],
+                       env=env, cwd=work, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "# aws_lb.main will be updated in-place" in p.stdout
+    assert "~ enable_deletion_protection = false -> true" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "byoc", *DESTROY], env=env, cwd=work, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "deletion protection turned off" not in p.stdout
+    _check_destroyed(server, work)
 
 
 @pytest.mark.sweep

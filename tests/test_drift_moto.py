@@ -63,6 +63,21 @@ def drop_lifecycle(c: Cluster) -> None:
     c.client("s3").delete_bucket_lifecycle(Bucket=c.id("aws_s3_bucket.data"))
 
 
+def stop_access_logging(c: Cluster) -> None:
+    c.client("s3").put_bucket_logging(Bucket=c.id("aws_s3_bucket.data"), BucketLoggingStatus={})
+
+
+def stop_lb_access_logs(c: Cluster) -> None:
+    c.client("elbv2").modify_load_balancer_attributes(
+        LoadBalancerArn=c.id("aws_lb.main"), Attributes=[{"Key": "access_logs.s3.enabled", "Value": "false"}])
+
+
+def unprotect_lb(c: Cluster) -> None:
+    c.client("elbv2").modify_load_balancer_attributes(
+        LoadBalancerArn=c.id("aws_lb.main"),
+        Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}])
+
+
 def resize_instance(c: Cluster) -> None:
     ec2, iid = c.client("ec2"), c.id('aws_instance.node["0"]')
     ec2.stop_instances(InstanceIds=[iid])
@@ -111,6 +126,9 @@ CASES: list[tuple[Callable[[Cluster], None], str, str]] = [
     (drop_public_access_block, "aws_s3_bucket.data", "public_access_block"),
     (drop_bucket_policy, "aws_s3_bucket.data", "policy"),
     (drop_lifecycle, "aws_s3_bucket.data", "lifecycle_rules"),
+    (stop_access_logging, "aws_s3_bucket.data", "logging"),
+    (stop_lb_access_logs, "aws_lb.main", "access_logs"),
+    (unprotect_lb, "aws_lb.main", "enable_deletion_protection"),
     (resize_instance, 'aws_instance.node["0"]', "instance_type"),
     (allow_imdsv1, 'aws_instance.node["0"]', "metadata_options"),
     (move_listener, 'aws_lb_listener.main["8123"]', "port"),

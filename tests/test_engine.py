@@ -134,7 +134,8 @@ def test_expected_names_add_what_the_state_records(tmp_path: Path) -> None:
     }
 
 
-def test_only_a_plain_plan_reads_by_name_every_full_audit_lists(tmp_path: Path) -> None:
+def test_only_a_plain_plan_reads_by_name_every_full_audit_lists(moto: None, tmp_path: Path) -> None:
+    # moto: a real AwsContext asks STS for the account (the log bucket's policy names it)
     from byoc.aws.context import AwsContext
     from byoc.planner import PlanOptions
 

@@ -228,3 +228,26 @@ def test_a_second_interrupt_waits_for_a_state_write_in_progress() -> None:
     assert not done.wait(0.3) and exits == []  # not while the write runs
     writing.release()
     assert done.wait(10) and exits == [1]
+
+
+def test_what_a_kind_does_before_a_delete_is_told_between_start_and_done() -> None:
+    """``prepare_delete`` runs just before the delete (a load balancer's deletion protection goes
+    off there); each line it returns becomes a "note" event of that operation."""
+    h = Harness()
+    h.apply(h.plan(world()))
+    disk = h.kinds["fake_disk"]
+    prepared: list[str] = []
+
+    def prepare(ctx: Any, live: Any) -> tuple[str, ...]:
+        prepared.append(live.address)
+        assert ("delete", live.address) not in h.cloud.calls  # before the delete itself
+        return ("deletion protection turned off",)
+
+    disk.prepare_delete = prepare  # type: ignore[method-assign]
+    h.events.clear()
+    assert h.apply(h.plan(world(), options=PlanOptions(destroy=True, allow_data_loss=True))).ok
+    assert prepared == ["fake_disk.data"]
+    mine = [(e.kind, e.message) for e in h.events if e.address == "fake_disk.data"]
+    assert mine == [("start", ""), ("note", "deletion protection turned off"), ("done", "")]
+    note = next(e for e in h.events if e.kind == "note")
+    assert note.action == "destroy" and note.aws_id

@@ -104,7 +104,8 @@ def test_a_healthy_dev_spec_fails_nothing(ctx: AwsContext) -> None:
         "credentials": OK, "availability-zones": OK, "instance-type": OK,
         # moto 5.2's Service Quotas knows the VPC quotas only: the others are honestly unchecked
         "quota:vcpus": WARN, "quota:vpcs": OK, "quota:eips": WARN, "quota:nat-gateways": OK,
-        "quota:load-balancers": WARN, "ami": OK, "bucket": OK, "key-pair": SKIPPED, "certificate": SKIPPED,
+        "quota:load-balancers": WARN, "ami": OK, "bucket": OK, "log-bucket": OK, "key-pair": SKIPPED,
+        "certificate": SKIPPED,
     }
     assert "account 123456789012 as arn:aws:sts::123456789012:" in checks["credentials"].message
     assert checks["instance-type"].message == "t3.large (2 vCPUs) is offered in us-west-2a, us-west-2b"
@@ -445,6 +446,25 @@ def test_a_bucket_of_another_account_fails(ctx: AwsContext) -> None:
     assert check.status == FAIL and check.message == f"{BUCKET}: the name is taken by another AWS account"
 
 
+def test_the_log_bucket_name_is_checked_the_same_way(ctx: AwsContext) -> None:
+    s3 = ctx.client("s3")
+    s3.create_bucket(Bucket=f"{BUCKET}-logs", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_bucket_tagging(Bucket=f"{BUCKET}-logs", Tagging={"TagSet": [{"Key": "team", "Value": "web"}]})
+    checks = run(ctx)
+    assert checks["bucket"].status == OK
+    check = checks["log-bucket"]
+    assert check.status == FAIL and check.message.startswith(f"{BUCKET}-logs: the bucket exists and is not")
+    assert check.fix == "choose another storage.access_logs.bucket_name"
+    # tagged for this cluster as its data bucket: not the log bucket
+    s3.put_bucket_tagging(Bucket=f"{BUCKET}-logs", Tagging={"TagSet": [
+        {"Key": CLUSTER_TAG, "Value": CLUSTER}, {"Key": ADDRESS_TAG, "Value": "aws_s3_bucket.data"}]})
+    check = run(ctx)["log-bucket"]
+    assert check.status == FAIL and "as aws_s3_bucket.data, not as aws_s3_bucket.logs" in check.message
+    s3.put_bucket_tagging(Bucket=f"{BUCKET}-logs", Tagging={"TagSet": [
+        {"Key": CLUSTER_TAG, "Value": CLUSTER}, {"Key": ADDRESS_TAG, "Value": "aws_s3_bucket.logs"}]})
+    assert run(ctx)["log-bucket"].status == OK
+
+
 def test_key_pair(ctx: AwsContext) -> None:
     check = run(ctx, dev("compute.ssh_key_name=ops"))["key-pair"]
     assert check.status == FAIL and check.message == "key pair 'ops' does not exist in us-west-2"
@@ -477,7 +497,7 @@ QUOTAS = {"quota:vcpus", "quota:vpcs", "quota:eips", "quota:nat-gateways", "quot
 BROKEN_BY = {
     "ec2": {"availability-zones", "instance-type", "quota:vcpus", "quota:vpcs", "quota:eips", "key-pair",
             "ami"},
-    "s3": {"bucket"},
+    "s3": {"bucket", "log-bucket"},
     "ssm": {"ami"},
     "acm": {"certificate"},
     "elbv2": {"quota:load-balancers"},

@@ -56,6 +56,21 @@ def test_still_lines_every_interval_per_resource_in_flight_until_done() -> None:
     p.close()
 
 
+def test_a_note_is_a_line_of_its_own_and_keeps_the_operation_in_flight() -> None:
+    con, out = _console()
+    clock = Clock()
+    p = Progress(con, interval=10, clock=clock, ticker=False)
+    p(Event("start", "aws_lb.main", "destroy"))
+    p(Event("note", "aws_lb.main", "destroy", message="deletion protection turned off"))
+    clock.now += 10
+    p.tick()
+    p(Event("done", "aws_lb.main", "destroy", elapsed=12.0))
+    assert out.getvalue().splitlines() == [
+        "aws_lb.main: Destroying...", "aws_lb.main: deletion protection turned off",
+        "aws_lb.main: Still destroying... [10s elapsed]", "aws_lb.main: Destruction complete after 12s"]
+    p.close()
+
+
 def test_the_ticker_thread_prints_and_stops_on_close() -> None:
     con, out = _console()
     p = Progress(con, interval=0.05)

@@ -71,11 +71,15 @@ def test_imdsv2_and_encryption_at_rest(variant: str) -> None:
         assert inst.props["root_block_device"]["encrypted"] is True
     for vol in of(resources, "aws_ebs_volume"):
         assert vol.props["encrypted"] is True
-    (bucket,) = of(resources, "aws_s3_bucket")
+    bucket, logs = by_address(resources, "aws_s3_bucket.data"), by_address(resources, "aws_s3_bucket.logs")
     assert bucket.props["sse_algorithm"] in {"AES256", "aws:kms"}
     assert all(bucket.props["public_access_block"].values())
     assert bucket.props["versioning"] is True
     (secret,) = of(resources, "aws_secretsmanager_secret")  # Secrets Manager always encrypts
+    # ELB log delivery accepts only SSE-S3: the log bucket keeps it whatever the data bucket uses
+    assert logs.props["sse_algorithm"] == "AES256" and logs.props["kms_master_key_id"] is None
+    assert all(logs.props["public_access_block"].values()) and logs.props["versioning"] is True
+    assert logs.props["object_ownership"] == "BucketOwnerEnforced"
     if spec.data["security"]["encryption"]["create_kms_key"]:
         assert bucket.props["sse_algorithm"] == "aws:kms"
         assert secret.props["kms_key_id"] is not None and vol.props["kms_key_id"] is not None
@@ -134,12 +138,80 @@ def test_encryption_off_is_a_warned_choice() -> None:
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_the_bucket_refuses_plain_http(variant: str) -> None:
+def test_the_buckets_refuse_plain_http(variant: str) -> None:
     _, resources = build(variant)
-    (bucket,) = of(resources, "aws_s3_bucket")
-    deny = [s for s in bucket.props["policy"]["Statement"] if s["Effect"] == "Deny"]
-    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": ["false"]}} and s["Action"] == ["s3:*"]
-               and s["Principal"] == "*" for s in deny)
+    buckets = of(resources, "aws_s3_bucket")
+    assert [b.address for b in buckets] == ["aws_s3_bucket.logs", "aws_s3_bucket.data"]
+    for bucket in buckets:
+        deny = [s for s in bucket.props["policy"]["Statement"] if s["Effect"] == "Deny"]
+        assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": ["false"]}} and s["Action"] == ["s3:*"]
+                   and s["Principal"] == "*" for s in deny), bucket.address
+
+
+def by_address(resources: list[Resource], address: str) -> Resource:
+    return next(r for r in resources if r.address == address)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_log_bucket_takes_only_access_logs_from_their_services(variant: str) -> None:
+    spec, resources = build(variant)
+    data, logs = by_address(resources, "aws_s3_bucket.data"), by_address(resources, "aws_s3_bucket.logs")
+    name, account = logs.props["bucket"], FACTS.account
+    assert name == f"{spec.data['storage']['bucket_name']}-logs"
+    # the data bucket logs into the log bucket, which does not log into itself
+    assert data.props["logging"] == [{"target_bucket": name, "target_prefix": "s3-access/"}]
+    assert "aws_s3_bucket.logs" in data.depends_on and logs.props["logging"] == []
+    allows = {s["Sid"]: s for s in logs.props["policy"]["Statement"] if s["Effect"] == "Allow"}
+    s3_logs = allows.pop("S3ServerAccessLogs")
+    assert s3_logs["Principal"] == {"Service": ["logging.s3.amazonaws.com"]}
+    assert s3_logs["Action"] == ["s3:PutObject"]
+    assert s3_logs["Resource"] == [f"arn:aws:s3:::{name}/s3-access/*"]
+    assert s3_logs["Condition"] == {"ArnLike": {"aws:SourceArn": [f"arn:aws:s3:::{data.props['bucket']}"]},
+                                    "StringEquals": {"aws:SourceAccount": [account]}}
+    lb_logs = allows.pop("LoadBalancerAccessLogs")
+    assert lb_logs["Action"] == ["s3:PutObject"]
+    assert lb_logs["Resource"] == [f"arn:aws:s3:::{name}/lb/AWSLogs/{account}/*"]
+    if spec.data["load_balancer"]["type"] == "application":  # us-west-2's ELB account
+        assert lb_logs["Principal"] == {"AWS": ["arn:aws:iam::797873946194:root"]} and not allows
+    else:  # an NLB delivers through CloudWatch's log delivery, which reads the bucket ACL too
+        assert lb_logs["Principal"] == {"Service": ["delivery.logs.amazonaws.com"]}
+        assert lb_logs["Condition"]["StringEquals"]["aws:SourceAccount"] == [account]
+        acl = allows.pop("LoadBalancerAccessLogsAcl")
+        assert acl["Action"] == ["s3:GetBucketAcl"] and acl["Resource"] == [f"arn:aws:s3:::{name}"]
+        assert not allows
+    (rule,) = logs.props["lifecycle_rules"]
+    days = spec.data["storage"]["access_logs"]["retention_days"]
+    assert (rule["prefix"], rule["expiration_days"], rule["noncurrent_version_expiration_days"]) == (
+        "", days, days)
+    lb = of(resources, "aws_lb")[0]
+    assert lb.props["enable_deletion_protection"] is True
+    assert lb.props["access_logs"] == [{"bucket": name, "prefix": "lb", "enabled": True}]
+    assert "aws_s3_bucket.logs" in lb.depends_on
+
+
+def test_elb_log_delivery_principal_per_region() -> None:
+    from byoc.blueprint.logdelivery import ELB_ACCOUNTS, elb_log_principal
+
+    documented = {"us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980",
+                  "us-west-2": "797873946194", "eu-west-1": "156460612806", "eu-central-1": "054676820928",
+                  "ap-southeast-1": "114774131450"}
+    assert documented.items() <= ELB_ACCOUNTS.items() and len(ELB_ACCOUNTS) == 26
+    assert elb_log_principal("eu-west-1", "aws") == {"AWS": ["arn:aws:iam::156460612806:root"]}
+    assert elb_log_principal("cn-north-1", "aws-cn") == {"AWS": ["arn:aws-cn:iam::638102146993:root"]}
+    # regions opened since August 2022 (Zurich, Tel Aviv, Calgary …) name ELB's service principal
+    for region in ("eu-central-2", "il-central-1", "ca-west-1", "ap-southeast-5"):
+        assert elb_log_principal(region, "aws") == {
+            "Service": ["logdelivery.elasticloadbalancing.amazonaws.com"]}
+
+
+def test_log_bucket_name_is_derived_within_s3_limits_or_chosen() -> None:
+    long = "a" * 57 + "-bcde"  # 62 characters: "-logs" would pass 63
+    spec = load_spec(ROOT / "specs/prod.yaml", [f"storage.bucket_name={long}"])
+    # cut to 58 characters ("a" * 57 + "-"), without the trailing hyphen, then "-logs"
+    assert spec.data["storage"]["access_logs"]["bucket_name"] == "a" * 57 + "-logs"
+    spec = load_spec(ROOT / "specs/prod.yaml", ["storage.access_logs.bucket_name=acme-proton-logs"])
+    logs = by_address(blueprint.build(spec, FACTS), "aws_s3_bucket.logs")
+    assert logs.props["bucket"] == "acme-proton-logs"
 
 
 def _statements(resources: list[Resource]) -> list[tuple[str, dict[str, Any]]]:

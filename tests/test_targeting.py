@@ -63,7 +63,7 @@ def test_target_plans_the_resource_and_what_it_depends_on(world: World) -> None:
     assert set(world.state.resources) == chain
     rest = world.plan()
     assert "aws_security_group.node" not in {c.address for c in rest.actionable}
-    assert len(rest.actionable) == 39 - 3
+    assert len(rest.actionable) == 40 - 3
 
 
 def test_target_by_kind_and_name_selects_every_key(world: World) -> None:
@@ -98,7 +98,7 @@ def test_replace_with_target_touches_only_the_target_chain(applied: World) -> No
 
 
 def test_replace_of_data_bearing_resources_needs_the_data_flag(applied: World) -> None:
-    for address in ('aws_ebs_volume.data["0"]', "aws_s3_bucket.data"):
+    for address in ('aws_ebs_volume.data["0"]', "aws_s3_bucket.data", "aws_s3_bucket.logs"):
         with pytest.raises(PlanError) as refused:
             applied.plan(replace=(address,))
         text = str(refused.value)
@@ -131,11 +131,15 @@ PROTECTED_CHANGES = [
      "keep security.encryption (create_kms_key / kms_key_arn) as it was"),
     (("compute.disk_size_gb=10",), 'aws_ebs_volume.data["0"]',
      "size cannot change in place (20 -> 10)", "keep compute.disk_size_gb at 20 or more"),
+    (("storage.access_logs.bucket_name=dev-proton-logs-renamed",), "aws_s3_bucket.logs",
+     "bucket cannot change in place ('dev-proton-data-byoc-example-logs' -> 'dev-proton-logs-renamed')",
+     "set storage.access_logs.bucket_name back to 'dev-proton-data-byoc-example-logs'"),
 ]
 
 
 @pytest.mark.parametrize(("overrides", "address", "why", "keep"), PROTECTED_CHANGES,
-                         ids=["bucket-name", "zones", "encryption-off", "new-kms-key", "disk-shrink"])
+                         ids=["bucket-name", "zones", "encryption-off", "new-kms-key", "disk-shrink",
+                              "log-bucket-name"])
 def test_a_spec_change_that_replaces_protected_data_is_a_plan_error(
     applied: World, overrides: tuple[str, ...], address: str, why: str, keep: str
 ) -> None:

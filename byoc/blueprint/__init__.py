@@ -33,7 +33,7 @@ def build(spec: Spec, facts: Facts | None = None) -> list[Resource]:
     log_group = build_log_group(b)
     identity = build_iam(b, storage, log_group)
     nodes = build_nodes(b, net, storage, identity)
-    balancer = build_lb(b, net, nodes)
+    balancer = build_lb(b, net, nodes, storage)
     build_alarms(b, nodes, balancer)
     return b.nodes
 

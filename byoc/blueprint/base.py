@@ -18,6 +18,8 @@ from byoc.spec import Spec
 #: the AMI id used when nothing better is known (plans of a cluster that was never applied
 #: show the real one once resolved; tests use this placeholder)
 PLACEHOLDER_AMI = "ami-00000000000000000"
+#: the account id used when the real one is not known (the pure tests; a plan asks AWS for it)
+PLACEHOLDER_ACCOUNT = "000000000000"
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,13 @@ class Facts:
     """Values resolved outside the pure blueprint: the pinned AMI, the AZ of each node whose
     data volume already exists (a volume cannot move between AZs, so its node stays with it), and
     the snapshot each node's data volume is (to be) created from — a create-time fact: the live
-    one, so a restored volume is not replaced later, or a backup's, for a restore."""
+    one, so a restored volume is not replaced later, or a backup's, for a restore; and the AWS
+    account (the log bucket's policy names it)."""
 
     ami: str = PLACEHOLDER_AMI
     node_azs: tuple[tuple[str, str], ...] = ()
     node_snapshots: tuple[tuple[str, str], ...] = ()
+    account: str = PLACEHOLDER_ACCOUNT
 
 
 @dataclass(frozen=True)

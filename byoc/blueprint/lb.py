@@ -1,6 +1,7 @@
 """The load balancer in front of the nodes: application (HTTP 8123/3218, HTTPS with a
 certificate) or network (TCP 8123/3218/8463, so the native client works); internet-facing in
-the public subnets only with public access on, internal otherwise; a target group per port with
+the public subnets only with public access on, internal otherwise; deletion protection on and access
+logs into the log bucket; a target group per port with
 `GET /` health checks (Proton answers it without authentication), and every node registered."""
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from typing import Any
 from byoc import proton
 from byoc.blueprint.base import Balancer, Builder, Node
 from byoc.blueprint.network import Network
+from byoc.blueprint.storage import LB_PREFIX, Storage
 from byoc.model import Ref, Sorted
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
-def build_lb(b: Builder, net: Network, nodes: list[Node]) -> Balancer:
+def build_lb(b: Builder, net: Network, nodes: list[Node], storage: Storage) -> Balancer:
     conf = b.spec.data["load_balancer"]
     public = b.spec.data["network"]["public_access"]
     lb_type = conf["type"]
@@ -27,11 +29,14 @@ def build_lb(b: Builder, net: Network, nodes: list[Node]) -> Balancer:
         "subnets": Sorted(tuple(Ref(subnets[az]) for az in sorted(subnets))),
         "security_groups": Sorted((Ref(net.lb_sg),)),
         "idle_timeout": conf["idle_timeout_seconds"] if lb_type == "application" else None,
-        "enable_deletion_protection": False,
+        # on: destroy (and a replacement) turns it off first, and says so
+        "enable_deletion_protection": True,
         "enable_cross_zone_load_balancing": True if lb_type == "network" else None,
         # an ALB passes on malformed HTTP headers unless told not to (request smuggling)
         "drop_invalid_header_fields": True if lb_type == "application" else None,
-    }, label=f"{b.cluster}-lb")
+        # the log bucket's policy lets ELB write under lb/AWSLogs/<account>/ (see storage)
+        "access_logs": [{"bucket": storage.log_bucket_name, "prefix": LB_PREFIX, "enabled": True}],
+    }, label=f"{b.cluster}-lb", depends_on=(storage.log_bucket,))
 
     cert = conf.get("certificate_arn")
     groups: dict[int, str] = {}

@@ -1,4 +1,5 @@
-"""Data and secrets: the optional KMS key, the S3 bucket (protected), and the admin password."""
+"""Data and secrets: the optional KMS key, the S3 bucket and its log bucket (both protected), and the
+admin password."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from byoc.blueprint.base import Builder
+from byoc.blueprint.logdelivery import NLB_LOG_SERVICE, S3_LOGGING_SERVICE, elb_log_principal
 from byoc.blueprint.policy import document, statement
 from byoc.model import Ref
 
@@ -17,6 +19,13 @@ class Storage:
     secret: str  # address
     kms_key: Any  # a key ARN, a Ref to the created key's ARN, or None
     encrypted: bool
+    log_bucket: str  # address
+    log_bucket_name: str
+
+
+#: where in the log bucket the data bucket's server access logs and the load balancer's logs go
+S3_ACCESS_PREFIX = "s3-access/"
+LB_PREFIX = "lb"
 
 
 def build_storage(b: Builder) -> Storage:
@@ -37,6 +46,7 @@ def build_storage(b: Builder) -> Storage:
     st = d["storage"]
     name = st["bucket_name"]
     arn = f"arn:{b.partition}:s3:::{name}"
+    logs, logs_name = _log_bucket(b, arn)
     bucket = b.add("aws_s3_bucket", "data", None, {
         "bucket": name,
         "versioning": True,
@@ -55,7 +65,8 @@ def build_storage(b: Builder) -> Storage:
             condition={"Bool": {"aws:SecureTransport": ["false"]}},
         )),
         "lifecycle_rules": _lifecycle(st),
-    }, label=name)
+        "logging": [{"target_bucket": logs_name, "target_prefix": S3_ACCESS_PREFIX}],
+    }, label=name, depends_on=(logs,))
 
     secret = b.add("aws_secretsmanager_secret", "admin", None, {
         "name": f"byoc/{b.cluster}/proton-admin",
@@ -64,7 +75,64 @@ def build_storage(b: Builder) -> Storage:
         "recovery_window_in_days": 7,
         "password_length": 32,
     })
-    return Storage(bucket, arn, secret, kms_key, bool(enc["enabled"]))
+    return Storage(bucket, arn, secret, kms_key, bool(enc["enabled"]), logs, logs_name)
+
+
+def _log_bucket(b: Builder, data_arn: str) -> tuple[str, str]:
+    """The log bucket: SSE-S3 (ELB log delivery accepts no other encryption), versioned, private,
+    TLS-only, its logs expiring after ``storage.access_logs.retention_days``; its policy lets S3
+    deliver the data bucket's server access logs and the load balancer deliver its access logs,
+    each only under its own prefix. It does not log into itself."""
+    conf = b.spec.data["storage"]["access_logs"]
+    name, days, account = conf["bucket_name"], conf["retention_days"], b.facts.account
+    arn = f"arn:{b.partition}:s3:::{name}"
+    lb_logs = f"{arn}/{LB_PREFIX}/AWSLogs/{account}/*"
+    # the deny comes last: moto's PutBucketLogging check reads the statements in order and fails
+    # on a principal "*" before the one that allows S3's log delivery (AWS minds no order)
+    statements = [
+        statement("Allow", ["s3:PutObject"], [f"{arn}/{S3_ACCESS_PREFIX}*"], sid="S3ServerAccessLogs",
+                  principal={"Service": [S3_LOGGING_SERVICE]},
+                  condition={"ArnLike": {"aws:SourceArn": [data_arn]},
+                             "StringEquals": {"aws:SourceAccount": [account]}}),
+    ]
+    if b.spec.data["load_balancer"]["type"] == "network":
+        # an NLB's (TLS listeners') access logs come through CloudWatch's log delivery service
+        statements += [
+            statement("Allow", ["s3:PutObject"], [lb_logs], sid="LoadBalancerAccessLogs",
+                      principal={"Service": [NLB_LOG_SERVICE]},
+                      condition={"StringEquals": {"aws:SourceAccount": [account],
+                                                  "s3:x-amz-acl": ["bucket-owner-full-control"]}}),
+            statement("Allow", ["s3:GetBucketAcl"], [arn], sid="LoadBalancerAccessLogsAcl",
+                      principal={"Service": [NLB_LOG_SERVICE]},
+                      condition={"StringEquals": {"aws:SourceAccount": [account]}}),
+        ]
+    else:
+        statements.append(statement("Allow", ["s3:PutObject"], [lb_logs], sid="LoadBalancerAccessLogs",
+                                    principal=elb_log_principal(b.region, b.partition)))
+    statements.append(statement("Deny", ["s3:*"], [arn, f"{arn}/*"], sid="DenyInsecureTransport",
+                                principal="*", condition={"Bool": {"aws:SecureTransport": ["false"]}}))
+    address = b.add("aws_s3_bucket", "logs", None, {
+        "bucket": name,
+        "versioning": True,
+        "sse_algorithm": "AES256",
+        "kms_master_key_id": None,
+        "bucket_key_enabled": False,
+        "public_access_block": {
+            "block_public_acls": True,
+            "block_public_policy": True,
+            "ignore_public_acls": True,
+            "restrict_public_buckets": True,
+        },
+        "object_ownership": "BucketOwnerEnforced",
+        "policy": document(*statements),
+        "lifecycle_rules": [{
+            "id": "expire-logs", "prefix": "", "expiration_days": days,
+            "noncurrent_version_expiration_days": days, "transitions": [],
+            "abort_incomplete_multipart_upload_days": 7,
+        }],
+        "logging": [],
+    }, label=name)
+    return address, name
 
 
 def _lifecycle(st: dict[str, Any]) -> list[dict[str, Any]]:

@@ -106,6 +106,8 @@ class Progress:
                 self.con.print(Text(f"{event.address}: failed after {_dur(event.elapsed)}", style="red"))
             elif event.kind == "skipped":
                 self.con.print(Text(f"{event.address}: {event.message}", style="yellow"))
+            elif event.kind == "note":
+                self.con.print(f"{event.address}: {event.message}")
             self._refresh()
 
     def tick(self) -> None:

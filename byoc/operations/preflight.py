@@ -21,7 +21,7 @@ from byoc.operations import quotas
 from byoc.operations.checks import FAIL, OK, SKIPPED, WARN, Check, Skip, reason, type_info, vcpus
 from byoc.plan import CREATE, Plan
 from byoc.resources.ami import resolve_ami
-from byoc.resources.s3_bucket import foreign
+from byoc.resources.s3_bucket import BUCKET_ADDRESS, LOGS_ADDRESS, foreign, name_field
 from byoc.spec import Spec
 
 __all__ = ["FAIL", "OK", "ORDER", "SKIPPED", "WARN", "Check", "failed", "nodes_added", "run_preflight"]
@@ -29,7 +29,7 @@ __all__ = ["FAIL", "OK", "ORDER", "SKIPPED", "WARN", "Check", "failed", "nodes_a
 #: the checks, in the order ``run_preflight`` reports them
 ORDER = (
     "credentials", "availability-zones", "instance-type", "quota:vcpus", "quota:vpcs", "quota:eips",
-    "quota:nat-gateways", "quota:load-balancers", "ami", "bucket", "key-pair", "certificate",
+    "quota:nat-gateways", "quota:load-balancers", "ami", "bucket", "log-bucket", "key-pair", "certificate",
 )
 CREDENTIAL_CODES = frozenset({
     "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException",
@@ -79,7 +79,8 @@ def run_preflight(
         "quota:nat-gateways": lambda: quotas.quota_nat(ctx, spec),
         "quota:load-balancers": lambda: quotas.quota_lbs(ctx, spec, creates("aws_lb")),
         "ami": lambda: _ami(ctx, spec),
-        "bucket": lambda: _bucket(ctx, spec),
+        "bucket": lambda: _bucket(ctx, spec, "bucket", BUCKET_ADDRESS),
+        "log-bucket": lambda: _bucket(ctx, spec, "log-bucket", LOGS_ADDRESS),
         "key-pair": lambda: _key_pair(ctx, spec),
         "certificate": lambda: _certificate(ctx, spec),
     }
@@ -228,20 +229,23 @@ def _ami(ctx: AwsContext, spec: Spec) -> Check:
     return Check("ami", OK, f"{ami} ({image.get('Name') or 'no name'}) is available")
 
 
-def _bucket(ctx: AwsContext, spec: Spec) -> Check:
-    """The bucket name is free, or the bucket is this cluster's by the bucket kind's own rule
-    (``s3_bucket.foreign``): tagged for it, or untagged (a run killed before tagging it)."""
-    bucket, cluster = str(spec.data["storage"]["bucket_name"]), spec.cluster_name
+def _bucket(ctx: AwsContext, spec: Spec, check: str, address: str) -> Check:
+    """The name of the bucket at ``address`` (the data or the log bucket) is free, or the bucket is
+    this cluster's by the bucket kind's own rule (``s3_bucket.foreign``): tagged for it, or untagged
+    (a run killed before tagging it)."""
+    storage, cluster, field = spec.data["storage"], spec.cluster_name, name_field(address)
+    named = storage if address == BUCKET_ADDRESS else storage["access_logs"]
+    bucket = str(named["bucket_name"])
     s3 = ctx.client("s3")
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
         code = error_code(exc)
         if code in {"404", "NoSuchBucket", "NotFound"}:
-            return Check("bucket", OK, f"{bucket}: the name is free")
+            return Check(check, OK, f"{bucket}: the name is free")
         if code in {"403", "AccessDenied", "Forbidden"}:
-            return Check("bucket", FAIL, f"{bucket}: the name is taken by another AWS account",
-                         "choose another storage.bucket_name (bucket names are global)")
+            return Check(check, FAIL, f"{bucket}: the name is taken by another AWS account",
+                         f"choose another {field} (bucket names are global)")
         raise
     try:
         tags = tags_dict(s3.get_bucket_tagging(Bucket=bucket)["TagSet"])
@@ -249,14 +253,13 @@ def _bucket(ctx: AwsContext, spec: Spec) -> Check:
         if error_code(exc) != "NoSuchTagSet":
             raise
         tags = {}
-    why = foreign(tags, cluster)
+    why = foreign(tags, cluster, address)
     if why is None and tags:
-        return Check("bucket", OK, f"{bucket}: already ours (tagged {CLUSTER_TAG}={cluster})")
+        return Check(check, OK, f"{bucket}: already ours (tagged {CLUSTER_TAG}={cluster})")
     if why is None:
-        return Check("bucket", OK, f"{bucket}: exists in this account without tags (a run stopped "
+        return Check(check, OK, f"{bucket}: exists in this account without tags (a run stopped "
                      "before tagging it); apply adopts it and writes its tags")
-    return Check("bucket", FAIL, f"{bucket}: the bucket exists and {why}",
-                 "choose another storage.bucket_name")
+    return Check(check, FAIL, f"{bucket}: the bucket exists and {why}", f"choose another {field}")
 
 
 def _key_pair(ctx: AwsContext, spec: Spec) -> Check:

@@ -1,5 +1,6 @@
-"""Pure S3 helpers for ``aws_s3_bucket``: the policy normal form, lifecycle and encryption shapes,
-the six concurrent per-bucket reads of discovery, and emptying a bucket of every object version.
+"""Pure S3 helpers for ``aws_s3_bucket``: the policy normal form, lifecycle, encryption and logging
+shapes, the seven concurrent per-bucket reads of discovery, and emptying a bucket of every object
+version.
 """
 
 from __future__ import annotations
@@ -53,6 +54,30 @@ def _statement(statement: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = {op: {k: _strings(v) for k, v in body.items()} for op, body in value.items()}
         else:
             out[key] = value
+    return out
+
+
+def policy_to_aws(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The policy as PutBucketPolicy gets it: a one-element list (action, resource, principal,
+    condition value) written as its single string, the form AWS's own examples use (and S3's log
+    delivery check in moto accepts); ``normalise_policy`` reads either form back the same."""
+
+    def one(value: Any) -> Any:
+        return value[0] if isinstance(value, list | tuple) and len(value) == 1 else value
+
+    out: dict[str, Any] = dict(doc)
+    statements = []
+    for st in doc.get("Statement") or ():
+        s = dict(st)
+        for key in _LIST_KEYS & set(s):
+            s[key] = one(s[key])
+        for key in _PRINCIPAL_KEYS & set(s):
+            if isinstance(s[key], Mapping):
+                s[key] = {kind: one(ids) for kind, ids in s[key].items()}
+        if "Condition" in s:
+            s["Condition"] = {op: {k: one(v) for k, v in body.items()} for op, body in s["Condition"].items()}
+        statements.append(s)
+    out["Statement"] = statements
     return out
 
 
@@ -138,6 +163,30 @@ def lifecycle_from_aws(rules: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     return lifecycle_rules(out)
 
 
+# -- server access logging ------------------------------------------------------------------
+def logging_from_props(value: Iterable[Mapping[str, Any]] | None) -> list[dict[str, str]]:
+    """The ``logging`` prop (the provider's block: a list of at most one target) in one shape."""
+    return [{"target_bucket": str(v["target_bucket"]), "target_prefix": str(v.get("target_prefix") or "")}
+            for v in value or ()]
+
+
+def logging_to_aws(value: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """PutBucketLogging's BucketLoggingStatus: an empty one turns logging off."""
+    targets = logging_from_props(value)
+    if not targets:
+        return {}
+    return {"LoggingEnabled": {"TargetBucket": targets[0]["target_bucket"],
+                               "TargetPrefix": targets[0]["target_prefix"]}}
+
+
+def logging_from_aws(response: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    enabled = (response or {}).get("LoggingEnabled")
+    if not enabled:
+        return []
+    return logging_from_props([{"target_bucket": enabled["TargetBucket"],
+                                "target_prefix": enabled.get("TargetPrefix")}])
+
+
 # -- encryption and public access block ------------------------------------------------------
 PAB_KEYS = {
     "block_public_acls": "BlockPublicAcls",
@@ -191,11 +240,13 @@ def _reads(s3: Any) -> list[tuple[Callable[..., Any], str | None, Callable[[Any]
          lambda r: {"policy": normalise_policy(r["Policy"]) if r else None}),
         (s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration",
          lambda r: {"lifecycle_rules": lifecycle_from_aws(r.get("Rules") or ()) if r else []}),
+        # no logging answers an empty status, not an error
+        (s3.get_bucket_logging, None, lambda r: {"logging": logging_from_aws(r)}),
     ]
 
 
 def read_settings(ctx: AwsContext, buckets: list[str]) -> dict[str, dict[str, Any] | None]:
-    """Every bucket's settings as props (six reads each, run concurrently); None for a bucket
+    """Every bucket's settings as props (seven reads each, run concurrently); None for a bucket
     that no longer exists (the tagging index lags behind deletions)."""
     reads = _reads(ctx.client("s3"))
 

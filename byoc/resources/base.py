@@ -61,6 +61,12 @@ class ResourceType(ABC):
     def delete(self, ctx: AwsContext, live: Live) -> None:
         """Delete and wait until gone; success if already gone."""
 
+    def prepare_delete(self, ctx: AwsContext, live: Live) -> tuple[str, ...]:
+        """Undo what would make AWS refuse the delete (a load balancer's deletion protection),
+        just before it; returns what was done, one line each, for the user to see. Safe to run
+        again: a run stopped between this and the delete repeats it (then nothing is left to do)."""
+        return ()
+
     def snapshot(self, ctx: AwsContext, live: Live) -> str:
         """Take a final snapshot of what ``live`` holds, wait until it is complete, return its id."""
         raise NotImplementedError(f"{self.kind} cannot be snapshotted")

@@ -1,7 +1,10 @@
 """``aws_lb``: an application or network load balancer in front of the Proton nodes (Terraform's aws_lb).
 
 Create looks before it creates (by name: moto makes duplicates, AWS may hand back the first one),
-sets the attributes, then waits through ``provisioning``; delete waits until AWS forgets it.
+sets the attributes (deletion protection, access logs into the log bucket …), then waits through
+``provisioning``. Deletion protection is turned off before a delete (``prepare_delete``, which says
+so) and again when AWS refuses a delete for it (OperationNotPermitted); delete waits until AWS
+forgets the load balancer.
 """
 
 from __future__ import annotations
@@ -9,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from byoc.aws.context import AwsContext
+from byoc.aws.errors import error_code, is_not_found
 from byoc.aws.tags import ADDRESS_TAG, is_owned, tag_list, with_address
 from byoc.errors import CloudError
 from byoc.model import Live
@@ -35,6 +41,11 @@ _ATTRS = {
     "enable_cross_zone_load_balancing": "load_balancing.cross_zone.enabled",
     "drop_invalid_header_fields": "routing.http.drop_invalid_header_fields.enabled",
 }
+#: the attributes behind the ``access_logs`` prop (the provider's block: a list of one object)
+_LOGS = {"enabled": "access_logs.s3.enabled", "bucket": "access_logs.s3.bucket",
+         "prefix": "access_logs.s3.prefix"}
+#: what the user is told when byoc turns deletion protection off
+UNPROTECTED = "deletion protection turned off"
 
 
 class LoadBalancer(ResourceType):
@@ -114,17 +125,36 @@ class LoadBalancer(ResourceType):
             elb.set_subnets(LoadBalancerArn=live.id, Subnets=list(props["subnets"]))
         if "security_groups" in changed:
             elb.set_security_groups(LoadBalancerArn=live.id, SecurityGroups=list(props["security_groups"]))
-        _set_attributes(ctx, live.id, {_ATTRS[k]: v for k, v in _prop_attrs(props).items() if k in changed})
+        _set_attributes(ctx, live.id, {
+            **{_ATTRS[k]: v for k, v in _prop_attrs(props).items() if k in changed},
+            **(_log_attributes(props["access_logs"]) if "access_logs" in changed else {}),
+        })
         if "tags" in changed:
             update_tags(ctx, live.id, live.props["tags"], props["tags"])
         return Live(live.address, self.kind, live.id, _props(props), dict(live.attrs))
 
+    def prepare_delete(self, ctx: AwsContext, live: Live) -> tuple[str, ...]:
+        """Turn deletion protection off if AWS has it on now (read afresh: the plan's view may be
+        old); a load balancer already gone needs nothing."""
+        attrs = lb_attributes(ctx, live.id, fresh=True)
+        if attrs is None or not flag(attrs.get(_ATTRS["enable_deletion_protection"])):
+            return ()
+        note = _unprotect(ctx, live.id)
+        return (note,) if note else ()
+
     def delete(self, ctx: AwsContext, live: Live) -> None:
         elb = ctx.client("elbv2")
-        delete_and_wait(
-            ctx, live, lambda: elb.delete_load_balancer(LoadBalancerArn=live.id),
-            lambda: _describe(ctx, live.id) is not None, timeout=600.0,
-        )
+
+        def delete() -> None:
+            try:
+                elb.delete_load_balancer(LoadBalancerArn=live.id)
+            except ClientError as exc:
+                # protection on after all (turned on since it was read, or a direct delete)
+                if error_code(exc) != "OperationNotPermitted" or not _unprotect(ctx, live.id):
+                    raise
+                elb.delete_load_balancer(LoadBalancerArn=live.id)
+
+        delete_and_wait(ctx, live, delete, lambda: _describe(ctx, live.id) is not None, timeout=600.0)
 
     # -- reading -----------------------------------------------------------------------------
     def _wait_usable(self, ctx: AwsContext, address: str, arn: str) -> dict[str, Any]:
@@ -185,6 +215,7 @@ class LoadBalancer(ResourceType):
                 "drop_invalid_header_fields": (
                     flag(attrs.get(_ATTRS["drop_invalid_header_fields"])) if kind == "application" else None
                 ),
+                "access_logs": _logs_from_attributes(attrs),
                 "tags": tags,
             }
         )
@@ -214,8 +245,39 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
         "enable_deletion_protection": bool(props["enable_deletion_protection"]),
         "enable_cross_zone_load_balancing": None if cross is None else bool(cross),
         "drop_invalid_header_fields": None if drop is None else bool(drop),
+        "access_logs": [{"bucket": str(x["bucket"]), "prefix": str(x.get("prefix") or ""),
+                         "enabled": bool(x.get("enabled", True))} for x in props.get("access_logs") or ()],
         "tags": dict(props["tags"]),
     }
+
+
+def _logs_from_attributes(attrs: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The ``access_logs`` block as AWS's attributes describe it: none without a bucket."""
+    bucket = attrs.get(_LOGS["bucket"]) or ""
+    if not bucket:
+        return []
+    return [{"bucket": bucket, "prefix": attrs.get(_LOGS["prefix"]) or "",
+             "enabled": flag(attrs.get(_LOGS["enabled"]))}]
+
+
+def _log_attributes(logs: Any) -> dict[str, Any]:
+    """The three access_logs.s3.* attributes for the ``access_logs`` prop (none: logging off)."""
+    block = (logs or [None])[0]
+    if block is None:
+        return {_LOGS["enabled"]: False}
+    return {_LOGS["enabled"]: bool(block.get("enabled", True)), _LOGS["bucket"]: block["bucket"],
+            _LOGS["prefix"]: block.get("prefix") or ""}
+
+
+def _unprotect(ctx: AwsContext, arn: str) -> str:
+    """Turn deletion protection off; what to tell the user ("" when the load balancer is gone)."""
+    try:
+        _set_attributes(ctx, arn, {_ATTRS["enable_deletion_protection"]: False})
+    except ClientError as exc:
+        if is_not_found(exc):
+            return ""
+        raise
+    return UNPROTECTED
 
 
 def _prop_attrs(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -224,13 +286,22 @@ def _prop_attrs(props: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _wanted_attributes(props: Mapping[str, Any]) -> dict[str, Any]:
-    return {_ATTRS[k]: v for k, v in _prop_attrs(props).items()}
+    attributes = {_ATTRS[k]: v for k, v in _prop_attrs(props).items()}
+    if props.get("access_logs"):  # off is AWS's default
+        attributes |= _log_attributes(props["access_logs"])
+    return attributes
 
 
 def _set_attributes(ctx: AwsContext, arn: str, attributes: Mapping[str, Any]) -> None:
+    """ModifyLoadBalancerAttributes; ELB checks it may write into the access log bucket, whose
+    policy (written a moment ago) may not be in force yet: "Access Denied for bucket" is retried."""
     if attributes:
-        ctx.client("elbv2").modify_load_balancer_attributes(
-            LoadBalancerArn=arn, Attributes=attribute_list(attributes)
+        ctx.retry(
+            lambda: ctx.client("elbv2").modify_load_balancer_attributes(
+                LoadBalancerArn=arn, Attributes=attribute_list(attributes)),
+            codes={"InvalidConfigurationRequest"},
+            match=lambda exc: "access denied for bucket" in str(exc).lower(),
+            timeout=min(ctx.retry_timeout, 60.0),
         )
 
 

@@ -1,5 +1,6 @@
-"""``aws_s3_bucket``: the cluster's bucket with its versioning, encryption, public access block,
-ownership, policy, lifecycle and tags in one kind. It holds data: deleting it empties it first.
+"""``aws_s3_bucket``: the cluster's buckets (data, and the log bucket beside it) with their versioning,
+encryption, public access block, ownership, policy, lifecycle, server access logging and tags in one
+kind. It holds data: deleting one empties it first.
 
 Which existing bucket is this cluster's is one rule (``foreign``), shared by discovery
 (``find_untagged`` finds an untagged one by name), create (adopting it) and preflight (not
@@ -25,9 +26,12 @@ from byoc.resources._s3 import (
     encryption_to_aws,
     lifecycle_rules,
     lifecycle_to_aws,
+    logging_from_props,
+    logging_to_aws,
     normalise_policy,
     pab_from_aws,
     pab_to_aws,
+    policy_to_aws,
     read_settings,
 )
 from byoc.resources._shapes import json_text
@@ -44,13 +48,25 @@ SETTINGS = (
     "object_ownership",
     "lifecycle_rules",
     "policy",
+    "logging",
 )
 ENCRYPTION = frozenset({"sse_algorithm", "kms_master_key_id", "bucket_key_enabled"})
 #: S3's answers while a just-created bucket propagates or another change to it is in flight
 TRANSIENT = frozenset({"NoSuchBucket", "OperationAborted"})
-TAKEN = "the bucket name is taken by another AWS account; choose another storage.bucket_name"
-#: the blueprint's address of the cluster's bucket
+#: the blueprint's addresses of the cluster's bucket and of its log bucket
 BUCKET_ADDRESS = "aws_s3_bucket.data"
+LOGS_ADDRESS = "aws_s3_bucket.logs"
+#: S3's answers while a log bucket's new policy is not yet in force for PutBucketLogging
+TARGET_NOT_READY = frozenset({"InvalidTargetBucketForLogging"})
+
+
+def name_field(address: str) -> str:
+    """The spec field that names the bucket at ``address``."""
+    return "storage.access_logs.bucket_name" if address == LOGS_ADDRESS else "storage.bucket_name"
+
+
+def taken(address: str) -> str:
+    return f"the bucket name is taken by another AWS account; choose another {name_field(address)}"
 
 
 def foreign(tags: Mapping[str, str], cluster: str, address: str = BUCKET_ADDRESS) -> str | None:
@@ -154,7 +170,7 @@ class S3Bucket(ResourceType):
         params: dict[str, Any] = {"Bucket": name, "ObjectOwnership": props["object_ownership"]}
         if ctx.region != "us-east-1":
             params["CreateBucketConfiguration"] = {"LocationConstraint": ctx.region}
-        elif _exists(ctx, name):
+        elif _exists(ctx, name, address):
             # us-east-1 answers CreateBucket of a bucket you own with 200, not BucketAlreadyOwnedByYou
             return self._adopt(ctx, address, name)
         try:
@@ -162,13 +178,13 @@ class S3Bucket(ResourceType):
         except ClientError as exc:
             code = error_code(exc)
             if code == "BucketAlreadyExists":
-                raise CloudError(TAKEN, address=address, aws_id=name, code=code) from exc
+                raise CloudError(taken(address), address=address, aws_id=name, code=code) from exc
             if code != "BucketAlreadyOwnedByYou":
                 raise
             return self._adopt(ctx, address, name)
         # a new bucket: what CreateBucket set; the rest is written whatever S3's defaults are
         return {"versioning": False, "object_ownership": props["object_ownership"], "policy": None,
-                "lifecycle_rules": []}
+                "lifecycle_rules": [], "logging": []}
 
     def _adopt(self, ctx: AwsContext, address: str, name: str) -> Mapping[str, Any]:
         """The bucket exists in this account: carry on if ``foreign`` says it is ours (tagged for
@@ -178,7 +194,7 @@ class S3Bucket(ResourceType):
         if why is not None:
             raise CloudError(
                 f"bucket {name} already exists in this AWS account and {why}; "
-                "choose another storage.bucket_name",
+                f"choose another {name_field(address)}",
                 address=address,
                 aws_id=name,
                 code="BucketAlreadyOwnedByYou",
@@ -202,7 +218,8 @@ class S3Bucket(ResourceType):
         changed: set[str] | None = None,
     ) -> None:
         """Write the settings that differ from ``current`` (or those in ``changed``), in order:
-        public access block, encryption, versioning, ownership, lifecycle, policy."""
+        public access block, encryption, versioning, ownership, lifecycle, policy, logging (last: its
+        target, the log bucket, must let S3's log delivery write first)."""
         s3 = ctx.client("s3")
         want = _props({**props, "bucket": name})
         if changed is None:
@@ -230,7 +247,7 @@ class S3Bucket(ResourceType):
             if want["policy"] is None:
                 _call(ctx, s3.delete_bucket_policy, Bucket=name)
             else:
-                policy = json.dumps(want["policy"])
+                policy = json.dumps(policy_to_aws(want["policy"]))
                 # a principal (an IAM role made a moment ago) may not be visible to S3 yet
                 ctx.retry(
                     lambda: _call(ctx, s3.put_bucket_policy, Bucket=name, Policy=policy),
@@ -238,6 +255,14 @@ class S3Bucket(ResourceType):
                     match=lambda exc: "principal" in str(exc).lower(),
                     timeout=min(ctx.retry_timeout, 120.0),
                 )
+        if "logging" in changed:
+            logging_status = logging_to_aws(want["logging"])
+            # the log bucket's policy (just written by its own create) may take a moment to count
+            ctx.retry(
+                lambda: _call(ctx, s3.put_bucket_logging, Bucket=name, BucketLoggingStatus=logging_status),
+                codes=TARGET_NOT_READY,
+                timeout=min(ctx.retry_timeout, 60.0),
+            )
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         s3 = ctx.client("s3")
@@ -336,6 +361,7 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
         "object_ownership": str(props["object_ownership"]),
         "policy": normalise_policy(props.get("policy")),
         "lifecycle_rules": lifecycle_rules(props.get("lifecycle_rules")),
+        "logging": logging_from_props(props.get("logging")),
         "tags": dict(props["tags"]),
     }
 
@@ -345,7 +371,7 @@ def _call(ctx: AwsContext, fn: Callable[..., Any], **params: Any) -> Any:
     return ctx.retry(lambda: fn(**params), codes=TRANSIENT, timeout=min(ctx.retry_timeout, 120.0))
 
 
-def _exists(ctx: AwsContext, name: str) -> bool:
+def _exists(ctx: AwsContext, name: str, address: str) -> bool:
     """HeadBucket: True if this account owns it; CloudError if another account does."""
     try:
         ctx.client("s3").head_bucket(Bucket=name)
@@ -354,7 +380,8 @@ def _exists(ctx: AwsContext, name: str) -> bool:
         if code in {"404", "NoSuchBucket", "NotFound"}:
             return False
         if code in {"403", "AccessDenied", "Forbidden"}:
-            raise CloudError(TAKEN, aws_id=name, code="BucketAlreadyExists") from exc
+            raise CloudError(taken(address), address=address, aws_id=name,
+                             code="BucketAlreadyExists") from exc
         raise
     return True
 

@@ -24,6 +24,7 @@ _TAG_TEXT = re.compile(r"[\w .:/=+\-@]*")
 _ZONE_ID = re.compile(r"[a-z]{2,5}[0-9]-az[0-9]+")
 _BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+LOGS_SUFFIX = "-logs"
 PIN_HINT = "pin an exact version such as 1.6.16 or 3.0.19"
 
 
@@ -81,7 +82,8 @@ class _Ctx:
 
 
 def run_checks(data: dict[str, Any], blocked: Iterable[Path]) -> list[Issue]:
-    """Errors and warnings beyond the schema. Normalises ``cluster.proton_version`` in place."""
+    """Errors and warnings beyond the schema. Normalises ``cluster.proton_version`` and fills in
+    ``storage.access_logs.bucket_name`` in place."""
     ctx = _Ctx(data, blocked)
     for check in _CHECKS:
         with contextlib.suppress(_Skip):
@@ -206,8 +208,32 @@ def check_public_tls(ctx: _Ctx) -> None:
 
 
 def check_bucket(ctx: _Ctx) -> None:
-    path = ("storage", "bucket_name")
+    _bucket_name(ctx, ("storage", "bucket_name"), ctx.get("storage", "bucket_name"))
+
+
+def log_bucket_name(bucket_name: str) -> str:
+    """The log bucket's default name: the data bucket's with ``-logs``, the data bucket's name
+    shortened (without a trailing dot or hyphen) where that would pass S3's 63 characters."""
+    return f"{bucket_name[: 63 - len(LOGS_SUFFIX)].rstrip('.-')}{LOGS_SUFFIX}"
+
+
+def check_log_bucket(ctx: _Ctx) -> None:
+    """Fills in ``storage.access_logs.bucket_name`` when null, and checks it like the data bucket's."""
+    path = ("storage", "access_logs", "bucket_name")
+    data_bucket = ctx.get("storage", "bucket_name")
+    logs = ctx.get("storage", "access_logs")
     name = ctx.get(*path)
+    if name is None:  # derived from a name checked above: nothing new to report
+        logs["bucket_name"] = log_bucket_name(data_bucket)
+        return
+    if name == data_bucket:
+        ctx.error(path, f"{name!r} is the data bucket's name (storage.bucket_name): the log bucket is a "
+                        "second bucket (a bucket must not log into itself); choose another name or null")
+        return
+    _bucket_name(ctx, path, name)
+
+
+def _bucket_name(ctx: _Ctx, path: Path, name: str) -> None:
     if ".." in name:
         ctx.error(path, f"{name!r} is not valid: S3 bucket names cannot contain '..'")
     if _IP_LIKE.fullmatch(name):
@@ -339,6 +365,7 @@ _CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_ssh_exposure,
     check_public_tls,
     check_bucket,
+    check_log_bucket,
     check_encryption,
     check_backups,
     check_tags,

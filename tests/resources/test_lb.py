@@ -86,6 +86,7 @@ def alb(net: dict[str, Any], **over: Any) -> dict[str, Any]:
         "enable_deletion_protection": False,
         "enable_cross_zone_load_balancing": None,
         "drop_invalid_header_fields": True,
+        "access_logs": [],
         "tags": lb_tags(ADDR, team="a"),
     }
     return {**base, **over}
@@ -102,6 +103,7 @@ def nlb(net: dict[str, Any], **over: Any) -> dict[str, Any]:
         "enable_deletion_protection": False,
         "enable_cross_zone_load_balancing": True,
         "drop_invalid_header_fields": None,
+        "access_logs": [],
         "tags": lb_tags(NLB),
     }
     return {**base, **over}
@@ -303,11 +305,86 @@ def test_delete_retries_eventual_errors(ctx: AwsContext, net: dict[str, Any]) ->
     assert len(calls) == 3 and KIND.discover(ctx) == []
 
 
-def test_delete_protected_lb_fails_at_once(ctx: AwsContext, net: dict[str, Any]) -> None:
-    # real AWS refuses to delete a protected load balancer; moto deletes it anyway
+LOGS = [{"bucket": "c1-logs", "prefix": "lb", "enabled": True}]
+
+
+def test_access_logs_round_trip_and_change_in_place(ctx: AwsContext, net: dict[str, Any]) -> None:
+    calls = record(ctx, "ModifyLoadBalancerAttributes")
+    live = KIND.create(ctx, ADDR, alb(net, access_logs=LOGS, enable_deletion_protection=True))
+    sent = {a["Key"]: a["Value"] for a in calls[0]["Attributes"]}
+    assert {k: v for k, v in sent.items() if k.startswith(("access_logs", "deletion"))} == {
+        "access_logs.s3.enabled": "true", "access_logs.s3.bucket": "c1-logs", "access_logs.s3.prefix": "lb",
+        "deletion_protection.enabled": "true"}
+    assert live.props == alb(net, access_logs=LOGS, enable_deletion_protection=True)
+    assert KIND.discover(ctx) == [live]
+    # off again: the block goes (AWS keeps the bucket name, with enabled false)
+    off = KIND.update(ctx, live, alb(net, enable_deletion_protection=True), {"access_logs"})
+    assert calls[-1]["Attributes"] == [{"Key": "access_logs.s3.enabled", "Value": "false"}]
+    (found,) = KIND.discover(ctx)
+    assert found.props["access_logs"] == [{"bucket": "c1-logs", "prefix": "lb", "enabled": False}]
+    assert off.props["access_logs"] == []
+
+
+def test_an_lb_without_access_logs_sends_none(ctx: AwsContext, net: dict[str, Any]) -> None:
+    calls = record(ctx, "ModifyLoadBalancerAttributes")
+    KIND.create(ctx, ADDR, alb(net))
+    assert not [a for a in calls[0]["Attributes"] if a["Key"].startswith("access_logs")]
+
+
+def test_access_logs_wait_for_the_bucket_policy(ctx: AwsContext, net: dict[str, Any]) -> None:
+    # ELB checks that it may write into the bucket; a policy put a moment ago may not count yet
+    denied = []
+
+    def hook(**kwargs: Any) -> None:
+        denied.append(1)
+        if len(denied) <= 2:
+            raise ClientError({"Error": {"Code": "InvalidConfigurationRequest", "Message":
+                               "Access Denied for bucket: c1-logs. Please check S3bucket permission"}},
+                              "ModifyLoadBalancerAttributes")
+
+    on(ctx, "elbv2", "before-call.elbv2.ModifyLoadBalancerAttributes", hook)
+    live = KIND.create(ctx, ADDR, alb(net, access_logs=LOGS))
+    assert len(denied) == 3 and live.props["access_logs"] == LOGS
+
+
+def test_other_invalid_configuration_is_not_retried(ctx: AwsContext, net: dict[str, Any]) -> None:
+    calls = fail_first(ctx, "ModifyLoadBalancerAttributes", "InvalidConfigurationRequest", 5)
+    with pytest.raises(ClientError):
+        KIND.create(ctx, ADDR, alb(net, access_logs=LOGS))
+    assert len(calls) == 1
+
+
+def test_prepare_delete_turns_deletion_protection_off_and_says_so(
+    ctx: AwsContext, net: dict[str, Any]
+) -> None:
+    # AWS refuses to delete a protected load balancer (moto does too here: tests.awsrealism)
     live = KIND.create(ctx, ADDR, alb(net, enable_deletion_protection=True))
+    with pytest.raises(ClientError, match="OperationNotPermitted"):
+        ctx.client("elbv2").delete_load_balancer(LoadBalancerArn=live.id)
+    assert KIND.prepare_delete(ctx, live) == ("deletion protection turned off",)
+    (found,) = KIND.discover(ctx)
+    assert found.props["enable_deletion_protection"] is False
+    # run again (a run stopped before the delete): nothing left to do, nothing said
+    assert KIND.prepare_delete(ctx, live) == ()
+    KIND.delete(ctx, live)
+    assert KIND.discover(ctx) == []
+    assert KIND.prepare_delete(ctx, live) == ()  # gone: nothing to do
+
+
+def test_delete_refused_for_protection_turns_it_off_and_deletes(ctx: AwsContext, net: dict[str, Any]) -> None:
+    # protection turned on after the plan read it (the state says off): AWS refuses, delete recovers
+    live = KIND.create(ctx, ADDR, alb(net))
+    ctx.client("elbv2").modify_load_balancer_attributes(
+        LoadBalancerArn=live.id, Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}])
+    deletes = record(ctx, "DeleteLoadBalancer")
+    KIND.delete(ctx, live)
+    assert len(deletes) == 2 and KIND.discover(ctx) == []
+
+
+def test_delete_refused_twice_reports_it(ctx: AwsContext, net: dict[str, Any]) -> None:
+    live = KIND.create(ctx, ADDR, alb(net))
     calls = fail_first(ctx, "DeleteLoadBalancer", "OperationNotPermitted", 5)
     with pytest.raises(ClientError) as err:
         KIND.delete(ctx, live)
     assert err.value.response["Error"]["Code"] == "OperationNotPermitted"
-    assert len(calls) == 1 and KIND.discover(ctx) == [live]
+    assert len(calls) == 2 and KIND.discover(ctx) == [live]

@@ -76,6 +76,7 @@ def props(**over: Any) -> dict[str, Any]:
         "object_ownership": "BucketOwnerEnforced",
         "policy": tls_policy(),
         "lifecycle_rules": RULES,
+        "logging": [],
         "tags": TAGS,
     }
     return {**base, **over}
@@ -181,7 +182,7 @@ def test_discovery_is_per_cluster_and_without_an_address_unmanaged(ctx: AwsConte
     assert KIND.find(ctx, ADDR) == live and KIND.find(other_ctx(), ADDR) is None
 
 
-def test_discovery_reads_tags_from_the_index_and_six_settings_per_bucket(ctx: AwsContext) -> None:
+def test_discovery_reads_tags_from_the_index_and_seven_settings_per_bucket(ctx: AwsContext) -> None:
     KIND.create(ctx, ADDR, props())
     seen, index = calls(ctx), calls(ctx, "resourcegroupstaggingapi")
     with ctx.discovery_pass():
@@ -195,6 +196,7 @@ def test_discovery_reads_tags_from_the_index_and_six_settings_per_bucket(ctx: Aw
         "GetBucketOwnershipControls",
         "GetBucketPolicy",
         "GetBucketLifecycleConfiguration",
+        "GetBucketLogging",
     ])
 
 

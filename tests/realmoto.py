@@ -1,0 +1,12 @@
+"""moto's server with the AWS behaviours of ``tests.awsrealism`` that live in moto's backends (a
+protected load balancer refuses deletion). Usage: ``python -m tests.realmoto -H 127.0.0.1 -p PORT``."""
+
+from __future__ import annotations
+
+from tests.awsrealism import lb_deletion_protection
+
+if __name__ == "__main__":
+    from moto.server import main
+
+    lb_deletion_protection()
+    main()
