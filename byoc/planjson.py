@@ -122,10 +122,17 @@ def expressions(shaper: Shaper, kind: str, desired: Mapping[str, Any]) -> dict[s
         text = json.dumps(to_jsonable(value), default=str)
         found = sorted({refs[int(i)] for i in _TOKEN.findall(text)})
         if found:
-            out[name] = {"references": found + sorted({r.rsplit(".", 1)[0] for r in found})}
+            out[name] = {"references": found + _referenced(found)}
         else:
             out[name] = {"constant_value": to_jsonable(value)}
     return out
+
+
+def _referenced(found: list[str]) -> list[str]:
+    """The resources ``found``'s attribute references name, as Terraform lists them: the instance
+    (``aws_eip.nat["a"]``) and, for a counted or for_each instance, its block (``aws_eip.nat``)."""
+    instances = {r.rsplit(".", 1)[0] for r in found}
+    return sorted(instances | {i.split("[", 1)[0] for i in instances})
 
 
 def companion_expressions(c: Companion, owner: str) -> dict[str, Any]:
