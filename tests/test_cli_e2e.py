@@ -57,7 +57,7 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
     env = aws.env()
     p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
     assert p.returncode == 2, p.stderr
-    assert "Plan: 40 to add, 0 to change, 0 to destroy." in p.stdout
+    assert "Plan: 44 to add, 0 to change, 0 to destroy." in p.stdout
     assert '+ resource "aws_vpc" "main" {' in p.stdout
 
     p = byoc(["apply", "specs/dev.yaml"], env, work)
@@ -68,7 +68,7 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
     assert p.returncode == 0, p.stdout + p.stderr
     outputs = p.stdout + p.stderr
     assert "aws_vpc.main: Creation complete after" in p.stdout
-    assert "Apply complete! Resources: 40 added, 0 changed, 0 destroyed." in p.stdout
+    assert "Apply complete! Resources: 44 added, 0 changed, 0 destroyed." in p.stdout
     assert (work / "state/dev-proton.json").exists()
     elb = aws.client("elbv2")
     lb_arn = elb.describe_load_balancers(Names=["dev-proton-lb"])["LoadBalancers"][0]["LoadBalancerArn"]
@@ -92,7 +92,7 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
 
     p = byoc(["destroy", "specs/dev.yaml", "--auto-approve"], env, work)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "Destroy complete! Resources: 0 added, 0 changed, 37 destroyed." in p.stdout
+    assert "Destroy complete! Resources: 0 added, 0 changed, 41 destroyed." in p.stdout
     assert "aws_s3_bucket.data (dev-proton-data-byoc-example) holds data and was kept" in p.stdout
     assert "aws_s3_bucket.logs (dev-proton-data-byoc-example-logs) holds data and was kept" in p.stdout
     # the load balancer is protected against deletion: destroy turns that off first, and says so
@@ -213,9 +213,9 @@ def test_another_directory_never_makes_a_second_state_without_adopt(aws: MotoSer
     assert (work / "specs/dev.yaml").read_text() == spec_text
     p = byoc(["apply", "../specs/dev.yaml", "--adopt", "--auto-approve"], env, elsewhere)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "Apply complete! Resources: 40 adopted, 0 added, 0 changed, 0 destroyed." in p.stdout
+    assert "Apply complete! Resources: 44 adopted, 0 added, 0 changed, 0 destroyed." in p.stdout
     state = json.loads((elsewhere / "state/dev-proton.json").read_text())
-    assert len(state["resources"]) == 40
+    assert len(state["resources"]) == 44
 
 
 def _node_policies(aws: MotoServer) -> str:

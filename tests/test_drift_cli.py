@@ -60,7 +60,7 @@ def test_drift_cron_contract_repair_targeting_and_state_tools(aws: MotoServer, w
     # the state toolbox
     p = byoc(["state", "list", SPEC], env, work)
     lines = p.stdout.splitlines()
-    assert p.returncode == 0 and len(lines) == 40 and lines[0].startswith("aws_cloudwatch_dashboard.main\t")
+    assert p.returncode == 0 and len(lines) == 44 and lines[0].startswith("aws_cloudwatch_dashboard.main\t")
     p = byoc(["state", "show", SPEC, "aws_vpc.main"], env, work)
     assert p.returncode == 0 and "aws_vpc (id vpc-" in p.stdout and 'cidr_block = "10.0.0.0/16"' in p.stdout
     serial = json.loads((work / "state/dev-proton.json").read_text())["serial"]
@@ -71,4 +71,4 @@ def test_drift_cron_contract_repair_targeting_and_state_tools(aws: MotoServer, w
     p = byoc(["apply", SPEC, "--auto-approve", "--skip-preflight"], env, work)
     assert p.returncode == 0 and f"# {LOGS} (/aws/proton/dev-proton) exists in AWS with byoc's" in p.stdout
     p = byoc(["drift", SPEC], env, work)
-    assert p.returncode == 0 and "cluster dev-proton: in sync (40 resources checked)." in p.stdout
+    assert p.returncode == 0 and "cluster dev-proton: in sync (44 resources checked)." in p.stdout

@@ -63,7 +63,7 @@ def test_target_plans_the_resource_and_what_it_depends_on(world: World) -> None:
     assert set(world.state.resources) == chain
     rest = world.plan()
     assert "aws_security_group.node" not in {c.address for c in rest.actionable}
-    assert len(rest.actionable) == 40 - 3
+    assert len(rest.actionable) == 44 - 3
 
 
 def test_target_by_kind_and_name_selects_every_key(world: World) -> None:
