@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -266,3 +267,25 @@ def test_resources_with_only_the_cluster_tag_are_unmanaged_and_go_with_destroy(
     assert "dev-proton-stray-data" in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # kept
     assert eng.apply(eng.plan(PlanOptions(destroy=True, allow_data_loss=True))).ok
     assert s3.list_buckets()["Buckets"] == []
+
+
+def test_replacing_the_load_balancer_turns_its_deletion_protection_off_first(
+    cluster: tuple[AwsContext, LocalBackend]
+) -> None:
+    # moto refuses to delete a protected load balancer here, as AWS does (tests.awsrealism)
+    ctx, backend = cluster
+    eng = engine_for(ctx, backend)
+    assert eng.apply(eng.plan()).ok
+    old = eng.state().resources["aws_lb.main"].id  # type: ignore[union-attr]
+    internet = engine_for(ctx, backend, "network.public_access=true")
+    plan = internet.plan()
+    assert plan.change("aws_lb.main").action == "replace"
+    events: list[Any] = []
+    result = internet.apply(plan, on_event=events.append)
+    assert result.ok, [str(f.error) for f in result.failures]
+    mine = [(e.kind, e.action, e.message) for e in events if e.address == "aws_lb.main"]
+    assert mine[:3] == [("start", "destroy", ""), ("note", "destroy", "deletion protection turned off"),
+                        ("done", "destroy", "")]
+    new = internet.state().resources["aws_lb.main"]  # type: ignore[union-attr]
+    assert new.id != old and new.props["enable_deletion_protection"] is True
+    assert not internet.plan().has_changes
