@@ -33,6 +33,9 @@ def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `byoc` command."""
+    from byoc.cli import timing
+
+    timing.start()
     from byoc.cli.app import app
     from byoc.cli.ui import console, error
     from byoc.errors import ByocError
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     if code == INTERRUPTED:  # typer turns Ctrl-C outside the executor into a silent exit 130
         err.print("Interrupted.")
         code = 1
+    timing.report()
     sys.exit(code if isinstance(code, int) else 0)
 
 
