@@ -102,7 +102,7 @@ def test_a_stale_a_corrupt_or_a_foreign_cache_entry_is_never_used(tmp_path) -> N
 
     from byoc.aws.models import CachingFileLoader
 
-    path, expected = _data_file(tmp_path)
+    path, _ = _data_file(tmp_path)
     cache = tmp_path / "cache"
     CachingFileLoader(cache).load_file(path)
     # the data file changes (a botocore upgrade in place): its size and mtime make a new key
@@ -142,7 +142,9 @@ def test_the_cache_lives_in_the_users_cache_dir_and_can_be_turned_off(monkeypatc
     assert cache_dir() is None
 
 
-def test_clients_of_every_context_share_one_loader_and_answer_as_botocores(moto, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_clients_of_every_context_share_one_loader_and_answer_as_botocores(  # type: ignore[no-untyped-def]
+    moto, monkeypatch, tmp_path
+) -> None:
     import botocore.session
 
     from byoc.aws import models

@@ -92,12 +92,15 @@ class CachingFileLoader(JSONFileLoader):  # type: ignore[misc]
                 continue
             key = self._key(full_path, st)
             data = self._read(key)
-            if data is not None:
-                return data
-            data = self._load_file(full_path, open_method)
-            if data is not None:
+            if data is None:
+                data = self._load_file(full_path, open_method)
+                if data is None:
+                    continue
                 self._write(key, data)
-                return data
+            # kept for the life of the process (the loader caches it): out of the collector's
+            # sight, whose full passes would otherwise walk every one of its objects again and again
+            gc.freeze()
+            return data
         return None
 
     @staticmethod
