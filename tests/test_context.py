@@ -166,3 +166,34 @@ def test_clients_of_every_context_share_one_loader_and_answer_as_botocores(  # t
     assert any((tmp_path / "byoc" / "sdk-models").iterdir())
     vpc = ec2_a.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
     assert [v["VpcId"] for v in ec2_b.describe_vpcs(VpcIds=[vpc])["Vpcs"]] == [vpc]
+
+
+@pytest.mark.parametrize("value", [
+    "2026-12-02T09:00:00.000Z", "2026-12-02T09:00:00Z", "2026-12-02T09:00:00.5Z",
+    "2026-12-02T23:59:59.123456Z", "2026-12-02T09:00:00+00:00", "2026-12-02T09:00:00.250+00:00",
+    "2026-12-02T09:00:00+02:00",
+    "Wed, 02 Dec 2026 09:00:00 GMT", "1764666000", 1764666000, 1764666000.5, "2026-12-02",
+])
+def test_the_fast_timestamp_parser_answers_as_botocores(value: object) -> None:
+    """The same datetime, time zone object's type included, as botocore's own parser, for AWS's
+    usual UTC times (read fast after the first of each suffix) and for everything else."""
+    from botocore.utils import parse_timestamp
+
+    from byoc.aws.calls import TimestampParser
+
+    parse = TimestampParser()
+    expected = parse_timestamp(value)
+    for _ in range(3):  # the first of a suffix goes to botocore's parser, the next ones do not
+        got = parse(value)
+        assert got == expected and type(got.tzinfo) is type(expected.tzinfo)
+        assert got.utcoffset() == expected.utcoffset() and got.isoformat() == expected.isoformat()
+
+
+def test_clients_read_times_in_answers_as_datetimes(ctx) -> None:  # type: ignore[no-untyped-def]
+    import datetime
+
+    ec2 = ctx.client("ec2")
+    volume = ec2.create_volume(AvailabilityZone="us-west-2a", Size=10)
+    [again] = ec2.describe_volumes(VolumeIds=[volume["VolumeId"]])["Volumes"]
+    assert isinstance(again["CreateTime"], datetime.datetime) and again["CreateTime"].tzinfo is not None
+    assert again["CreateTime"] == volume["CreateTime"]

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from byoc.aws.calls import MAX_ATTEMPTS, CallRecorder, SdkRetries, quiet_sdk_logs
+from byoc.aws.calls import MAX_ATTEMPTS, CallRecorder, SdkRetries, TimestampParser, quiet_sdk_logs
 from byoc.aws.errors import EVENTUAL_CODES, THROTTLING_CODES, error_code, maybe_done
 from byoc.errors import CloudError
 from byoc.model import DEFAULT_PARALLELISM
@@ -111,6 +111,8 @@ class AwsContext:
             # botocore's own session: boto3's adds nothing byoc uses, and importing boto3 imports
             # s3transfer (about 0.1 s on every run)
             self._session = session_with_shared_models(botocore.session.Session())
+            self._session.get_component("response_parser_factory").set_parser_defaults(
+                timestamp_parser=TimestampParser())
         config = Config(
             retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
             max_pool_connections=max(10, self.parallelism * 2),
