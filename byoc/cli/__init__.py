@@ -20,6 +20,8 @@ def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
     import importlib
 
     for name in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
+        if name == "click.exceptions" and "typer._click" in sys.modules and "click" not in sys.modules:
+            continue  # typer runs on its own copy; importing click as well cost every command ~10 ms
         try:
             mod = importlib.import_module(name)
         except ImportError:
