@@ -47,6 +47,9 @@ def start() -> None:
     global _on, _main_started, _startup
     if os.environ.get(ENV, "") in ("", "0"):
         return
+    if _on:  # a second command in the same process (tests): the import hook is in place already
+        _main_started = time.perf_counter()
+        return
     _on = True
     _main_started = time.perf_counter()
     _startup = _since_process_start()
