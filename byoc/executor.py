@@ -331,6 +331,8 @@ class Executor:
             pool.shutdown(wait=True)
             writes.close()
             self._batch = False
+            if self._dirty and not writes.failed:  # stopped by an error: what was recorded is kept
+                self.save(self.state)
         for op in sorted(blocked):
             change = g.nodes[op]["change"]
             self.on_event(Event("skipped", op[0], _label(change, op),
@@ -484,6 +486,8 @@ class _GroupCommit:
         self.covered: list[Op] = []
         #: operations waiting for the next write
         self.held: list[Op] = []
+        #: a write failed (the run stops with its error; nothing more is written)
+        self.failed = False
 
     @property
     def busy(self) -> bool:
@@ -505,6 +509,8 @@ class _GroupCommit:
         if self.writing is None or not self.writing.done():
             return []
         done, self.writing = self.writing, None
+        if done.exception() is not None:
+            self.failed = True
         done.result()
         released, self.covered = self.covered, []
         return released
@@ -527,6 +533,8 @@ class _GroupCommit:
         """Wait for a write under way (never abandoned halfway); its error, if any, is left to
         ``collect`` (the run ends with the first error anyway)."""
         self.pool.shutdown(wait=True)
+        if self.writing is not None and self.writing.exception() is not None:
+            self.failed = True
 
 
 def _startable(ready: list[Op], waiting: list[Op], free: int, first: Callable[[Op], Any]) -> int:

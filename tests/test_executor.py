@@ -115,6 +115,25 @@ def test_with_slow_state_writes_nothing_starts_before_a_finished_write_holds_wha
     assert set(h.saves[-1].resources) == set(starts) and len(h.saves) < 8  # grouped, not one each
 
 
+def test_an_error_in_the_loop_still_saves_what_was_recorded() -> None:
+    """Something in the executor's own loop fails (here the progress display, on the net's "done"):
+    the run stops with that error, and the net it had recorded is in the state written."""
+    h = Harness()
+
+    def events(e: Any) -> None:
+        if e.kind == "done" and e.address == "fake_net.main":
+            raise RuntimeError("the terminal went away")
+
+    ex = Executor(h.kinds, None, h.state, h.saves.append, on_event=events)
+    try:
+        ex.run(h.plan(world()))
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the error was swallowed")
+    assert h.saves and "fake_net.main" in h.saves[-1].resources
+
+
 def test_independent_work_runs_in_parallel_and_is_bounded() -> None:
     h = Harness()
     h.cloud.barrier = threading.Barrier(2)
