@@ -12,6 +12,8 @@ def _step(case: dict[str, Any], label: str, name: str) -> dict[str, Any] | None:
 
 def table(results: dict[str, Any]) -> str:
     lines: list[str] = []
+    if "cli" in results:
+        lines += cli_table(results["cli"])
     if "startup" in results:
         st = results["startup"]
         lines.append(f"start-up: byoc --help {st['help']:.3f} s, byoc validate {st['validate']:.3f} s")
@@ -20,6 +22,8 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"engine ({en['resources']} synthetic resources, in-memory fake): plan "
                      f"{en['plan_create_s']:.3f} s, apply {en['apply_s']:.3f} s, "
                      f"no-op plan {en['plan_noop_s']:.3f} s")
+    if not results.get("cases"):
+        return "\n".join(lines)
     par = results.get("parallelism", 10)
     head = (f"{'nodes':>5} {'delay':>6} {'step':<13} {'calls':>6} {'chain':>6} {'wall s':>7} {'bound s':>7} "
             f"{'ratio':>6} {'work s':>7} {'cpu s':>6} {'moto s':>6} {'serial s':>8} {'speed-up':>8}")
@@ -46,3 +50,20 @@ def table(results: dict[str, Any]) -> str:
         lines += ["", f"no-op plan, {case['nodes']} node(s): {noop['calls']} calls"]
         lines += [f"  {n:>4}  {action}" for action, n in sorted(noop["by_action"].items())]
     return "\n".join(lines)
+
+
+CLI_PARTS = ("start-up", "imports", "clients", "aws", "render", "other")
+
+
+def cli_table(cli: dict[str, Any]) -> list[str]:
+    """The CLI section: per command, the median wall from process start to exit and the median of
+    each part byoc reported (BYOC_TIMINGS=1)."""
+    head = f"{'command':<14} {'wall s':>7} " + " ".join(f"{p:>8}" for p in CLI_PARTS)
+    lines = [f"CLI: `{cli['command']} COMMAND` in its own process against an idle moto server holding "
+             f"the applied specs/dev.yaml, median of {cli['runs']} runs", head, "-" * len(head)]
+    for name, rec in cli["commands"].items():
+        lines.append(f"{name:<14} {rec['wall']:>7.3f} " + " ".join(
+            f"{rec[p]:>8.3f}" if p in rec else f"{'-':>8}" for p in CLI_PARTS))
+    lines += ["wall: measured outside (process start to exit); the parts are byoc's own BYOC_TIMINGS=1",
+              "report (byoc/cli/timing.py), medians each, so they need not add up to the wall exactly.", ""]
+    return lines

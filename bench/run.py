@@ -1,8 +1,9 @@
 """The byoc benchmark: validate → plan → apply → no-op plan → destroy against a moto server behind
 a latency-injecting, call-counting proxy, for several cluster sizes and per-call delays.
 
-Usage: python bench/run.py [--nodes 1,3,10,30] [--delays 0,50] [--no-serial] [--quick]
+Usage: python bench/run.py [--nodes 1,3,10,30] [--delays 0,50] [--no-serial] [--repeat N] [--cli-only]
 Writes bench/results/latest.json and prints a table. Timings here are measurements, never tests.
+The CLI section runs each command in its own process, as a user does (see ``cli_bench``).
 """
 
 from __future__ import annotations
@@ -149,6 +150,75 @@ def startup(runs: int = 5) -> dict[str, float]:
     return out
 
 
+#: the commands of the CLI section: (name, arguments); {spec} is specs/dev.yaml
+CLI_COMMANDS = (("--help", ["--help"]), ("validate", ["validate", "{spec}"]),
+                ("plan (no-op)", ["plan", "{spec}"]), ("drift", ["drift", "{spec}"]),
+                ("health", ["health", "{spec}"]))
+
+
+def byoc_command(python: str = sys.executable) -> list[str]:
+    """How a user runs byoc from this interpreter's environment: its console script when there is
+    one (the entry point's own start-up cost included), else ``python -m byoc``."""
+    script = Path(python).parent / "byoc"
+    return [str(script)] if script.is_file() else [python, "-m", "byoc"]
+
+
+def parse_timings(stderr: str) -> dict[str, float]:
+    """The parts of the ``byoc timings:`` line a command printed to stderr ({} when none)."""
+    line = next((ln for ln in stderr.splitlines() if ln.startswith("byoc timings: total ")), None)
+    if line is None:
+        return {}
+    total, _, parts = line.removeprefix("byoc timings: total ").partition(" s = ")
+    out = {"total": float(total)}
+    for part in parts.split(" + "):
+        name, _, value = part.rpartition(" ")
+        out[name] = float(value)
+    return out
+
+
+def cli_bench(runs: int = 5, command: list[str] | None = None, moto_url: str | None = None) -> dict[str, Any]:
+    """Each command's wall time from process start to exit, as a user runs it, against an idle
+    moto server holding the applied specs/dev.yaml: the median of ``runs`` (after one run not
+    counted, which also fills the SDK model cache), and the median of each part byoc reports
+    with BYOC_TIMINGS=1. The child's environment is the user's: bytecode caches are written."""
+    import statistics
+
+    command = command or byoc_command()
+    proc = None
+    if moto_url is None:
+        proc, moto_url = start_moto(stock=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(CREDENTIALS, AWS_ENDPOINT_URL=moto_url, NO_COLOR="1", BYOC_TIMINGS="1")
+    out: dict[str, Any] = {"runs": runs, "command": " ".join(Path(c).name for c in command), "commands": {}}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = str(ROOT / "specs/dev.yaml")
+            subprocess.run([*command, "apply", spec, "--auto-approve"], check=True, capture_output=True,
+                           cwd=tmp, env=env, timeout=300)
+            for name, args in CLI_COMMANDS:
+                argv = [*command, *(a.format(spec=spec) for a in args)]
+                walls: list[float] = []
+                parts: dict[str, list[float]] = {}
+                for i in range(runs + 1):
+                    started = time.perf_counter()
+                    done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp, env=env, timeout=120)
+                    wall = time.perf_counter() - started
+                    if done.returncode not in (0, 2):
+                        raise SystemExit(f"byoc {' '.join(args)} failed: {done.stderr[-2000:]}")
+                    if i == 0:
+                        continue
+                    walls.append(wall)
+                    for k, v in parse_timings(done.stderr).items():
+                        parts.setdefault(k, []).append(v)
+                out["commands"][name] = {"wall": round(statistics.median(walls), 3), "walls": walls,
+                                         **{k: round(statistics.median(v), 3) for k, v in parts.items()}}
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return out
+
+
 def engine_bench(resources: int = 5000) -> dict[str, float]:
     from bench.synthetic import measure
 
@@ -165,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="run each parallel lifecycle N times and keep, per step, the median run")
     ap.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
     ap.add_argument("--no-engine", action="store_true", help="skip the 5,000-resource engine run")
+    ap.add_argument("--no-cli", action="store_true", help="skip the CLI section (each command in a process)")
+    ap.add_argument("--cli-only", action="store_true", help="only the CLI section")
+    ap.add_argument("--cli-runs", type=int, default=5, help="runs of each command in the CLI section")
+    ap.add_argument("--cli-python", metavar="PYTHON",
+                    help="time the byoc of this interpreter's environment (e.g. a fresh virtualenv's)")
     ap.add_argument("--moto", metavar="URL", help="use this running moto server (it is reset between runs)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/latest.json"))
     args = ap.parse_args(argv)
@@ -174,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"spec": str(SPEC.relative_to(ROOT)), "parallelism": args.parallelism,
                                "cpus": os.cpu_count(), "load": os.getloadavg()[0], "repeat": args.repeat,
                                "cases": []}
+    if not args.no_cli:
+        results["cli"] = cli_bench(args.cli_runs, byoc_command(args.cli_python) if args.cli_python else None,
+                                   args.moto)
+    if args.cli_only:
+        return _finish(results, args.out)
     if not args.no_startup:
         results["startup"] = startup()
     if not args.no_engine:
@@ -203,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=10)
-    out = Path(args.out)
+    return _finish(results, args.out)
+
+
+def _finish(results: dict[str, Any], path: str) -> int:
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))

@@ -220,23 +220,11 @@ class Executor:
 
     # -- state ---------------------------------------------------------------------------------
     def save(self, state: State) -> None:
-        if self._batch:  # written once, when the batch ends
+        if self._batch:  # during a run: written by the next state write (see _GroupCommit)
             self.state, self._dirty = state, True
             return
         self.state = state.bumped()
         self._save(self.state)
-
-    @contextlib.contextmanager
-    def _one_write(self) -> Iterator[None]:
-        """Operations that finish together are recorded in one state write, made before anything
-        that depends on them starts (a write per operation kept the critical path waiting)."""
-        self._batch, self._dirty = True, False
-        try:
-            yield
-        finally:
-            self._batch = False
-            if self._dirty:
-                self.save(self.state)
 
     def _refresh(self, plan: Plan) -> None:
         """Before acting: record adopted resources, forget vanished ones, know every prior value."""
@@ -281,12 +269,14 @@ class Executor:
         blocked: set[Op] = set()
         running: dict[cf.Future[Live | None], tuple[Op, float]] = {}
         pool = cf.ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="byoc")
+        writes = _GroupCommit(self)
+        self._batch, self._dirty = True, False
         try:
-            while ready or running:
+            while ready or running or writes.busy:
                 if self.cancelled.is_set() and ready:
                     result.cancelled = True
                     ready.clear()
-                while ready and len(running) < self.parallelism:
+                for _ in range(_startable(ready, writes.waiting(), self.parallelism - len(running), first)):
                     op = ready.pop(0)
                     change: Change = g.nodes[op]["change"]
                     self.on_event(Event("start", op[0], _label(change, op)))
@@ -295,48 +285,54 @@ class Executor:
                     else:
                         fut = pool.submit(self._perform, op, change)
                     running[fut] = (op, time.monotonic())
-                if not running:
+                if not running and writes.writing is None:
                     break
+                waitable: list[cf.Future[Any]] = [*running, *writes.in_flight()]
                 try:
-                    finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    finished, _ = cf.wait(waitable, return_when=cf.FIRST_COMPLETED)
                 except KeyboardInterrupt:  # a caller without a signal handler: cancel the same way
                     self.cancel()
                     continue
-                with self._one_write():
-                    for fut in sorted(finished, key=lambda f: running[f][0]):
-                        op, started = running.pop(fut)
-                        change = g.nodes[op]["change"]
-                        elapsed = time.monotonic() - started
-                        try:
-                            live = fut.result()
-                        except Exception as exc:  # every failure becomes a person-readable error
-                            self._resolved.pop(change.address, None)  # nothing to record
-                            err = _as_error(exc, change)
-                            result.failures.append(Failure(op[0], _label(change, op), err))
-                            self.on_event(Event("failed", op[0], _label(change, op), elapsed,
-                                                change.prior_id, str(err)))
-                            for desc in nx.descendants(g, op):
-                                if desc not in blocked:
-                                    blocked.add(desc)
-                                    result.skipped.setdefault(desc[0], op[0])
-                            continue
-                        if op[1] != HEALTHY:
-                            self._record(op, change, live)
-                        if op[1] not in (HEALTHY, SNAPSHOT):  # a snapshot is half of its delete
-                            result.done.append(op[0])
-                        snap = self.snapshots.get(op[0]) if op[1] == REMOVE else None
-                        if snap:
-                            result.snapshots[op[0]] = snap
-                        self.on_event(Event("done", op[0], _label(change, op), elapsed,
-                                            live.id if live else change.prior_id,
-                                            f"final snapshot {snap}" if snap else ""))
-                        for succ in sorted(g.successors(op)):
-                            waiting[succ] -= 1
-                            if waiting[succ] == 0 and succ not in blocked:
-                                ready.append(succ)
-                        ready.sort(key=first)
+                ready.extend(writes.collect())  # their predecessors' records are on disk now
+                for fut in sorted((f for f in finished if f in running), key=lambda f: running[f][0]):
+                    op, started = running.pop(fut)
+                    change = g.nodes[op]["change"]
+                    elapsed = time.monotonic() - started
+                    try:
+                        live = fut.result()
+                    except Exception as exc:  # every failure becomes a person-readable error
+                        self._resolved.pop(change.address, None)  # nothing to record
+                        err = _as_error(exc, change)
+                        result.failures.append(Failure(op[0], _label(change, op), err))
+                        self.on_event(Event("failed", op[0], _label(change, op), elapsed,
+                                            change.prior_id, str(err)))
+                        for desc in nx.descendants(g, op):
+                            if desc not in blocked:
+                                blocked.add(desc)
+                                result.skipped.setdefault(desc[0], op[0])
+                        continue
+                    if op[1] != HEALTHY:
+                        self._record(op, change, live)
+                    if op[1] not in (HEALTHY, SNAPSHOT):  # a snapshot is half of its delete
+                        result.done.append(op[0])
+                    snap = self.snapshots.get(op[0]) if op[1] == REMOVE else None
+                    if snap:
+                        result.snapshots[op[0]] = snap
+                    self.on_event(Event("done", op[0], _label(change, op), elapsed,
+                                        live.id if live else change.prior_id,
+                                        f"final snapshot {snap}" if snap else ""))
+                    for succ in sorted(g.successors(op)):
+                        waiting[succ] -= 1
+                        if waiting[succ] == 0 and succ not in blocked:
+                            writes.hold(succ)
+                ready.extend(writes.flush())
+                ready.sort(key=first)
         finally:
             pool.shutdown(wait=True)
+            writes.close()
+            self._batch = False
+            if self._dirty and not writes.failed:  # stopped by an error: what was recorded is kept
+                self.save(self.state)
         for op in sorted(blocked):
             change = g.nodes[op]["change"]
             self.on_event(Event("skipped", op[0], _label(change, op),
@@ -472,6 +468,89 @@ class Executor:
                 address=change.address, aws_id=existing.id, code="Conflict",
             )
         return kind.update(self.ctx, existing, props, changed)
+
+
+class _GroupCommit:
+    """The state writes of a run, made one at a time on a thread of their own (group commit).
+
+    What operations record while a write is under way goes into the next write, one for all of them
+    (a write per operation kept the critical path waiting: two fsyncs and a rename each), and the
+    main loop goes on starting ready work meanwhile. An operation whose predecessors are done waits
+    (``hold``) until a write holding their records has finished: nothing starts before what it
+    depends on is in the state on disk. The written state's serial is one above the last.
+    """
+
+    def __init__(self, executor: Executor) -> None:
+        self.ex = executor
+        self.pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="byoc-state")
+        #: the write under way, and the operations it releases when it has finished
+        self.writing: cf.Future[None] | None = None
+        self.covered: list[Op] = []
+        #: operations waiting for the next write
+        self.held: list[Op] = []
+        #: a write failed (the run stops with its error; nothing more is written)
+        self.failed = False
+
+    @property
+    def busy(self) -> bool:
+        return self.writing is not None or bool(self.held) or self.ex._dirty
+
+    def in_flight(self) -> list[cf.Future[None]]:
+        return [self.writing] if self.writing is not None else []
+
+    def hold(self, op: Op) -> None:
+        self.held.append(op)
+
+    def waiting(self) -> list[Op]:
+        """The operations waiting for a write (to start the moment it has finished)."""
+        return [*self.covered, *self.held]
+
+    def collect(self) -> list[Op]:
+        """The operations a finished write releases (a failed write's error is raised: the run
+        stops, as on any failure to save the state)."""
+        if self.writing is None or not self.writing.done():
+            return []
+        done, self.writing = self.writing, None
+        if done.exception() is not None:
+            self.failed = True
+        done.result()
+        released, self.covered = self.covered, []
+        return released
+
+    def flush(self) -> list[Op]:
+        """Start a write of what changed unless one is under way; returns the held operations that
+        need no write (nothing was recorded since the last write started: what they depend on is
+        already on disk)."""
+        if not self.ex._dirty:
+            released, self.held = self.held, []
+            return released
+        if self.writing is None:
+            state = self.ex.state.bumped()
+            self.ex.state, self.ex._dirty = state, False
+            self.writing = self.pool.submit(self.ex._save, state)
+            self.covered, self.held = self.held, []
+        return []
+
+    def close(self) -> None:
+        """Wait for a write under way (never abandoned halfway); its error, if any, is left to
+        ``collect`` (the run ends with the first error anyway)."""
+        self.pool.shutdown(wait=True)
+        if self.writing is not None and self.writing.exception() is not None:
+            self.failed = True
+
+
+def _startable(ready: list[Op], waiting: list[Op], free: int, first: Callable[[Op], Any]) -> int:
+    """How many of ``ready`` (sorted by ``first``) to start in ``free`` worker slots: those that rank
+    among the first ``free`` of ``ready`` and the operations ``waiting`` for a state write, which
+    keep their slots — a full pool never lets work nothing waits on pass the critical path."""
+    if free <= 0 or not ready:
+        return 0
+    if not waiting:
+        return min(free, len(ready))
+    candidates = ready[:free]
+    top = sorted([*candidates, *waiting], key=first)[:free]
+    chosen = set(candidates)
+    return sum(1 for op in top if op in chosen)
 
 
 #: how often a create answered 5xx is looked for and tried again before its failure is reported

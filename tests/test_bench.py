@@ -232,3 +232,28 @@ def test_the_benchmark_finds_an_image_by_id_as_moto_does(monkeypatch: pytest.Mon
         # anything else is moto's own answer
         assert len(fast(backend, filters={"image-id": some[0][:8] + "*"})) >= 1
         assert [a.id for a in fast(backend, ami_ids=some[:2])] == some[:2]
+
+
+def test_byoc_timings_reports_its_split_and_the_cli_section_reads_it(tmp_path: Path) -> None:
+    """BYOC_TIMINGS=1 makes a command print one line of where its time went (stderr, at exit), in
+    the form bench/run.py's CLI section parses; without it nothing is printed."""
+    import os
+    import subprocess
+    import sys
+
+    from bench.report import cli_table
+    from bench.run import ROOT, parse_timings
+
+    env = {k: v for k, v in os.environ.items() if k != "BYOC_TIMINGS"}
+    argv = [sys.executable, "-m", "byoc", "validate", str(ROOT / "specs/dev.yaml")]
+    quiet = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
+    assert "byoc timings" not in quiet.stderr and parse_timings(quiet.stderr) == {}
+    timed = subprocess.run(argv, capture_output=True, text=True, env={**env, "BYOC_TIMINGS": "1"},
+                           cwd=tmp_path, check=True)
+    parts = parse_timings(timed.stderr)
+    assert list(parts) == ["total", "start-up", "imports", "clients", "aws", "render", "other"]
+    assert parts["total"] > 0 and parts["imports"] > 0 and parts["clients"] == 0  # validate makes none
+    assert abs(sum(v for k, v in parts.items() if k != "total") - parts["total"]) < 0.01
+    assert quiet.stdout == timed.stdout
+    table = cli_table({"runs": 1, "command": "byoc", "commands": {"validate": {"wall": 0.3, **parts}}})
+    assert any(line.startswith("validate") and f"{parts['imports']:.3f}" in line for line in table)

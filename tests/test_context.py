@@ -65,3 +65,135 @@ def test_together_runs_side_by_side_keeps_order_and_raises_the_first_failure() -
 
     with pytest.raises(ValueError, match="first"):
         c.together(lambda: 0, lambda: fail("first"), lambda: fail("second"))
+
+
+# -- the SDK's data files: one loader per process, a disk cache between runs ----------------------
+
+def _data_file(tmp_path):  # type: ignore[no-untyped-def]
+    from collections import OrderedDict
+
+    src = tmp_path / "data" / "svc" / "2020-01-01"
+    src.mkdir(parents=True)
+    (src / "service-2.json").write_text('{"b": {"y": 1, "x": [2, 3]}, "a": "z"}')
+    return str(src / "service-2"), OrderedDict([("b", OrderedDict([("y", 1), ("x", [2, 3])])), ("a", "z")])
+
+
+def test_sdk_data_files_are_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from byoc.aws.models import CachingFileLoader
+
+    path, expected = _data_file(tmp_path)
+    cache = tmp_path / "cache"
+    first = CachingFileLoader(cache)
+    data = first.load_file(path)
+    assert data == expected and list(data) == ["b", "a"] and type(data["b"]) is type(expected["b"])
+    [entry] = list(cache.iterdir())
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+
+    parsed: list[str] = []
+    second = CachingFileLoader(cache)
+    monkeypatch.setattr(second, "_load_file", lambda *a: parsed.append(a[0]))  # would parse afresh
+    again = second.load_file(path)
+    assert again == expected and type(again) is type(expected) and parsed == []
+    assert list(cache.iterdir()) == [entry]
+
+
+def test_a_stale_a_corrupt_or_a_foreign_cache_entry_is_never_used(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from byoc.aws.models import CachingFileLoader
+
+    path, _ = _data_file(tmp_path)
+    cache = tmp_path / "cache"
+    CachingFileLoader(cache).load_file(path)
+    # the data file changes (a botocore upgrade in place): its size and mtime make a new key
+    with open(path + ".json", "w") as f:
+        f.write('{"a": "new"}')
+    assert CachingFileLoader(cache).load_file(path) == {"a": "new"}
+    # a truncated entry is parsed around (and replaced)
+    for entry in cache.iterdir():
+        entry.write_bytes(entry.read_bytes()[:10])
+    assert CachingFileLoader(cache).load_file(path) == {"a": "new"}
+    # an entry under the right name holding another key is not believed
+    import pickle
+
+    for entry in cache.iterdir():
+        entry.write_bytes(pickle.dumps(("another key", {"a": "forged"})))
+    assert CachingFileLoader(cache).load_file(path) == {"a": "new"}
+    # a directory others may write in is not read at all
+    for entry in cache.iterdir():
+        entry.write_bytes(pickle.dumps((CachingFileLoader._key(path + ".json", os.stat(path + ".json")),
+                                        {"a": "planted"})))
+    assert CachingFileLoader(cache).load_file(path) == {"a": "planted"}  # (the entry itself is read)
+    cache.chmod(0o777)
+    assert CachingFileLoader(cache).load_file(path) == {"a": "new"}
+    assert CachingFileLoader(None).load_file(path) == {"a": "new"}  # the cache turned off
+
+
+def test_the_cache_lives_in_the_users_cache_dir_and_can_be_turned_off(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from byoc.aws.models import cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("BYOC_NO_CACHE", raising=False)
+    assert cache_dir() == tmp_path / "byoc" / "sdk-models"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "byoc" / "sdk-models"
+    monkeypatch.setenv("BYOC_NO_CACHE", "1")
+    assert cache_dir() is None
+
+
+def test_clients_of_every_context_share_one_loader_and_answer_as_botocores(  # type: ignore[no-untyped-def]
+    moto, monkeypatch, tmp_path
+) -> None:
+    import botocore.session
+
+    from byoc.aws import models
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(models, "_LOADERS", {})
+    a, b = (AwsContext(cluster="test", region="us-west-2") for _ in range(2))
+    ec2_a, ec2_b = a.client("ec2"), b.client("ec2")
+    assert a.client("ec2") is ec2_a and ec2_a is not ec2_b
+    loader = a._session.get_component("data_loader")
+    assert loader is b._session.get_component("data_loader")
+    model_a, model_b = ec2_a.meta.service_model, ec2_b.meta.service_model
+    assert model_a._service_description is model_b._service_description  # parsed once in this process
+    plain = botocore.session.Session().get_service_model("ec2")
+    assert ec2_a.meta.service_model.operation_names == plain.operation_names
+    assert loader.list_available_services("service-2") == \
+        botocore.session.Session().get_available_services()
+    assert ec2_a.meta.region_name == "us-west-2" and a.client_seconds > 0
+    assert any((tmp_path / "byoc" / "sdk-models").iterdir())
+    vpc = ec2_a.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    assert [v["VpcId"] for v in ec2_b.describe_vpcs(VpcIds=[vpc])["Vpcs"]] == [vpc]
+
+
+@pytest.mark.parametrize("value", [
+    "2026-12-02T09:00:00.000Z", "2026-12-02T09:00:00Z", "2026-12-02T09:00:00.5Z",
+    "2026-12-02T23:59:59.123456Z", "2026-12-02T09:00:00+00:00", "2026-12-02T09:00:00.250+00:00",
+    "2026-12-02T09:00:00+02:00",
+    "Wed, 02 Dec 2026 09:00:00 GMT", "1764666000", 1764666000, 1764666000.5, "2026-12-02",
+])
+def test_the_fast_timestamp_parser_answers_as_botocores(value: object) -> None:
+    """The same datetime, time zone object's type included, as botocore's own parser, for AWS's
+    usual UTC times (read fast after the first of each suffix) and for everything else."""
+    from botocore.utils import parse_timestamp
+
+    from byoc.aws.calls import TimestampParser
+
+    parse = TimestampParser()
+    expected = parse_timestamp(value)
+    for _ in range(3):  # the first of a suffix goes to botocore's parser, the next ones do not
+        got = parse(value)
+        assert got == expected and type(got.tzinfo) is type(expected.tzinfo)
+        assert got.utcoffset() == expected.utcoffset() and got.isoformat() == expected.isoformat()
+
+
+def test_clients_read_times_in_answers_as_datetimes(ctx) -> None:  # type: ignore[no-untyped-def]
+    import datetime
+
+    ec2 = ctx.client("ec2")
+    volume = ec2.create_volume(AvailabilityZone="us-west-2a", Size=10)
+    [again] = ec2.describe_volumes(VolumeIds=[volume["VolumeId"]])["Volumes"]
+    assert isinstance(again["CreateTime"], datetime.datetime) and again["CreateTime"].tzinfo is not None
+    assert again["CreateTime"] == volume["CreateTime"]

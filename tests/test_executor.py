@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from byoc.executor import Executor, operation_graph
@@ -79,6 +80,58 @@ def test_creates_follow_dependencies_and_state_is_saved_before_dependents_start(
     assert vm.props["sub_id"] == h.state.resources['fake_sub.s["a"]'].id
     # a second plan is empty
     assert not h.plan(world()).has_changes
+
+
+def test_with_slow_state_writes_nothing_starts_before_a_finished_write_holds_what_it_needs() -> None:
+    """State writes run on their own thread, one at a time, and what finishes meanwhile goes into
+    the next one: with writes that take a while, a create starts only after a write that holds
+    everything it depends on has finished (not merely begun), and the serials stay consecutive."""
+    h = Harness()
+    finished_writes: list[tuple[float, set[str]]] = []
+    starts: dict[str, float] = {}
+
+    def slow_save(s: State) -> None:
+        time.sleep(0.05)
+        finished_writes.append((time.monotonic(), set(s.resources)))
+
+    for name in ("fake_net", "fake_sub", "fake_vm", "fake_disk"):
+        kind = h.kinds[name]
+        real = kind.create
+
+        def create(ctx: Any, address: str, props: Any, real: Any = real) -> Any:
+            starts[address] = time.monotonic()
+            return real(ctx, address, props)
+
+        kind.create = create  # type: ignore[method-assign]
+    h.on_save = slow_save
+    plan = h.plan(world())
+    result = h.apply(plan)
+    assert result.ok and len(starts) == 8
+    for address, began in starts.items():
+        needed = set(plan.change(address).depends_on)
+        durable = set().union(*(saved for at, saved in finished_writes if at <= began))
+        assert needed <= durable, f"{address} started before {needed - durable} was written"
+    assert [s.serial for s in h.saves] == list(range(1, len(h.saves) + 1))
+    assert set(h.saves[-1].resources) == set(starts) and len(h.saves) < 8  # grouped, not one each
+
+
+def test_an_error_in_the_loop_still_saves_what_was_recorded() -> None:
+    """Something in the executor's own loop fails (here the progress display, on the net's "done"):
+    the run stops with that error, and the net it had recorded is in the state written."""
+    h = Harness()
+
+    def events(e: Any) -> None:
+        if e.kind == "done" and e.address == "fake_net.main":
+            raise RuntimeError("the terminal went away")
+
+    ex = Executor(h.kinds, None, h.state, h.saves.append, on_event=events)
+    try:
+        ex.run(h.plan(world()))
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the error was swallowed")
+    assert h.saves and "fake_net.main" in h.saves[-1].resources
 
 
 def test_independent_work_runs_in_parallel_and_is_bounded() -> None:

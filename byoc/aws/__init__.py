@@ -4,6 +4,7 @@
   unreachable, credentials), ``to_cloud_error`` and the hints a person reads.
 - ``calls``: the call recorder (``byoc -v``), SDK log quieting and the SDK's retry handler.
 - ``context``: ``AwsContext``, the one I/O seam: clients, memoised reads, retries, waits.
+- ``models``: the SDK's data files, loaded once per process and cached between runs.
 - ``tags``: the ownership tags, tag helpers and the caller's account id.
 
 The resource kinds (``byoc.resources``), the operations and the S3 state store stand on this

@@ -5,7 +5,9 @@ quota, no blind repeat of a create, unreachable endpoints remembered).
 
 from __future__ import annotations
 
+import datetime
 import random
+import re
 import threading
 import time
 from typing import Any
@@ -209,6 +211,37 @@ def _answer(response: Any, caught_exception: BaseException | None) -> str:
         if code or status >= 400:
             return code or str(status)
     return ""
+
+
+#: an ISO 8601 time as AWS writes it, in UTC: ``2026-12-02T09:00:00.000Z`` (or ``+00:00``)
+_ISO_UTC = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)(Z|\+00:00)")
+
+
+class TimestampParser:
+    """The SDK's timestamp parser (``set_parser_defaults(timestamp_parser=…)``), fast for what AWS
+    sends most: botocore parses every time in an answer with dateutil's general parser, about a
+    third of the CPU of a describe that lists 30 volumes. An ISO time in UTC is read by
+    ``datetime.fromisoformat`` and given the very time zone botocore's parser gave the first such
+    time of the same suffix (it depends on the machine's local zone); anything else, and that
+    first time, goes to botocore's parser: the answers are the same datetimes either way."""
+
+    def __init__(self) -> None:
+        from botocore.utils import parse_timestamp
+
+        self.slow = parse_timestamp
+        self._zones: dict[str, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        m = _ISO_UTC.fullmatch(value) if isinstance(value, str) else None
+        if m is None:
+            return self.slow(value)
+        zone = self._zones.get(m.group(2))
+        if zone is None:
+            parsed = self.slow(value)
+            if parsed.replace(tzinfo=None) == datetime.datetime.fromisoformat(m.group(1)):
+                self._zones[m.group(2)] = parsed.tzinfo
+            return parsed
+        return datetime.datetime.fromisoformat(m.group(1)).replace(tzinfo=zone)
 
 
 def quiet_sdk_logs() -> None:

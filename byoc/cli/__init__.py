@@ -20,6 +20,8 @@ def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
     import importlib
 
     for name in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
+        if name == "click.exceptions" and "typer._click" in sys.modules and "click" not in sys.modules:
+            continue  # typer runs on its own copy; importing click as well cost every command ~10 ms
         try:
             mod = importlib.import_module(name)
         except ImportError:
@@ -32,7 +34,12 @@ def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `byoc` command."""
+    """Entry point of the `byoc` command (``argv``: in-process callers such as tests)."""
+    from byoc.cli import timing
+
+    timing.start()
+    if argv is None:
+        _short_lived_gc()
     from byoc.cli.app import app
     from byoc.cli.ui import console, error
     from byoc.errors import ByocError
@@ -74,6 +81,11 @@ def main(argv: list[str] | None = None) -> None:
     if code == INTERRUPTED:  # typer turns Ctrl-C outside the executor into a silent exit 130
         err.print("Interrupted.")
         code = 1
+    timing.report()
+    if argv is None:
+        import gc
+
+        gc.freeze()  # the exit's own collection would walk everything byoc loaded (~0.2 s) for nothing
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -92,6 +104,16 @@ def _terraform_spellings(argv: list[str], command: Any) -> list[str]:
     ui.allow_input(not no_input[0])
     ui.allow_color(not no_color[0])
     return out
+
+
+def _short_lived_gc() -> None:
+    """The garbage collector tuned for one command's process: its full passes walk every object the
+    imports and the SDK's service models made (hundreds of thousands, all alive until the exit),
+    and with the default thresholds they ran often enough to cost a no-op plan about 0.1 s. Cycles
+    are still collected, after every 20,000 net allocations instead of 700."""
+    import gc
+
+    gc.set_threshold(20_000, 20, 20)
 
 
 def _sigterm_interrupts() -> Any:

@@ -44,9 +44,12 @@ def _show_warnings(spec: Any, no_color: bool) -> None:
 
 
 def _engine(spec: Any, parallelism: int, adopt: bool = False) -> Any:
+    from byoc.cli import timing
     from byoc.engine import Engine
 
-    return Engine(spec, parallelism=parallelism, adopt=adopt)
+    engine = Engine(spec, parallelism=parallelism, adopt=adopt)
+    timing.track(engine.ctx)
+    return engine
 
 
 def _confirm(question: str, auto_approve: bool, what: str) -> None:

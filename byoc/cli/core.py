@@ -33,6 +33,7 @@ from byoc.cli.options import (
     TargetOpt,
     UpdateAmi,
 )
+from byoc.cli.timing import phase
 from byoc.cli.ui import console, print_plan_text
 from byoc.model import DEFAULT_PARALLELISM
 
@@ -106,21 +107,24 @@ def plan(
     _duration(lock_timeout)
     s = _load(spec, set_)
     _show_warnings(s, no_color)
-    p = _engine(s, parallelism, adopt).plan(PlanOptions(
-        destroy=destroy, allow_data_loss=include_data, targets=tuple(target or ()),
-        replace=tuple(replace or ()), delete_unmanaged=delete_unmanaged), update_ami=update_ami)
-    if out is not None:
-        _write_plan(out, render_plan_json(p, shaper(), pretty=pretty))
-    if as_json:
-        typer.echo(render_plan_json(p, shaper(), pretty=pretty), nl=False)
-    else:
-        con = console(no_color=no_color)
-        print_plan_text(con, render_plan(p))
-        if p.has_changes:
-            cost_footer(con, p)
+    engine = _engine(s, parallelism, adopt)
+    with phase("aws"):
+        p = engine.plan(PlanOptions(
+            destroy=destroy, allow_data_loss=include_data, targets=tuple(target or ()),
+            replace=tuple(replace or ()), delete_unmanaged=delete_unmanaged), update_ami=update_ami)
+    with phase("render"):
         if out is not None:
-            con.print(f"\nSaved the plan to {out}. To perform exactly these actions, run:\n"
-                      f"    byoc apply {out}")
+            _write_plan(out, render_plan_json(p, shaper(), pretty=pretty))
+        if as_json:
+            typer.echo(render_plan_json(p, shaper(), pretty=pretty), nl=False)
+        else:
+            con = console(no_color=no_color)
+            print_plan_text(con, render_plan(p))
+            if p.has_changes:
+                cost_footer(con, p)
+            if out is not None:
+                con.print(f"\nSaved the plan to {out}. To perform exactly these actions, run:\n"
+                          f"    byoc apply {out}")
     if detailed_exitcode and p.has_changes:
         raise typer.Exit(2)
 

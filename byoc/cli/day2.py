@@ -13,6 +13,7 @@ import typer
 
 from byoc.cli.common import _confirm, _duration, _engine, _load, _run
 from byoc.cli.options import AdoptOpt, AutoApprove, LockTimeout, NoColor, ParOpt, SetOpt, SpecArg
+from byoc.cli.timing import phase
 from byoc.cli.ui import console, print_plan_text, warning
 from byoc.model import DEFAULT_PARALLELISM
 
@@ -44,11 +45,13 @@ def health(
 
     s = _load(spec, set_)
     eng = _engine(s, 10)
-    report = check_health(eng.ctx, eng.state(), expected_nodes=s.instance_count, probe=probe)
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        _print_health(console(no_color=no_color), report)
+    with phase("aws"):
+        report = check_health(eng.ctx, eng.state(), expected_nodes=s.instance_count, probe=probe)
+    with phase("render"):
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(), indent=2))
+        else:
+            _print_health(console(no_color=no_color), report)
     raise typer.Exit(report.exit_code)
 
 

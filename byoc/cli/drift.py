@@ -10,6 +10,7 @@ import typer
 
 from byoc.cli.common import _engine, _load, render_drift
 from byoc.cli.options import NoColor, ParOpt, SetOpt
+from byoc.cli.timing import phase
 from byoc.cli.ui import console, error
 from byoc.drift import DriftReport
 from byoc.model import DEFAULT_PARALLELISM
@@ -40,21 +41,24 @@ def drift(
     err = console(stderr=True, no_color=no_color)
     for spec in specs:
         try:
-            reports.append(_engine(_load(spec, set_), parallelism).drift())
+            engine = _engine(_load(spec, set_), parallelism)
+            with phase("aws"):
+                reports.append(engine.drift())
         except ByocError as exc:
             errors.append({"spec": str(spec), "error": str(exc)})
             message = str(exc)  # a spec's own errors already start with its name
             error(err, message if message.startswith(f"{spec}:") else f"{spec}: {message}")
-    if as_json and not quiet:
-        typer.echo(json.dumps({
-            "in_sync": not errors and all(r.in_sync for r in reports),
-            "clusters": [r.to_dict() for r in reports],
-            "errors": errors,
-        }, indent=2))
-    elif not quiet:
-        con = console(no_color=no_color)
-        for r in reports:
-            con.print(render_drift(r), markup=False, highlight=False, end="")
+    with phase("render"):
+        if as_json and not quiet:
+            typer.echo(json.dumps({
+                "in_sync": not errors and all(r.in_sync for r in reports),
+                "clusters": [r.to_dict() for r in reports],
+                "errors": errors,
+            }, indent=2))
+        elif not quiet:
+            con = console(no_color=no_color)
+            for r in reports:
+                con.print(render_drift(r), markup=False, highlight=False, end="")
     if errors:
         raise typer.Exit(1)
     if any(not r.in_sync for r in reports):
