@@ -125,7 +125,7 @@ def test_set_overrides_through_the_cli_exit_1_with_a_message(
         main(["validate", str(ROOT / "specs/dev.yaml"), "--set", f"{path}{sep}{value}"])
     out, err = capsys.readouterr()
     assert exc.value.code in (0, 1)
-    assert "internal error" not in err and "Traceback" not in out + err
+    assert "byoc hit an internal error" not in err and "Traceback" not in out + err
     if exc.value.code == 1:
         assert err.strip()
 
@@ -142,5 +142,5 @@ def test_malformed_spec_files_exit_1_with_a_message(
         main(["validate", str(f)])
     out, err = capsys.readouterr()
     assert exc.value.code == 1
-    assert "internal error" not in err and "Traceback" not in out + err
+    assert "byoc hit an internal error" not in err and "Traceback" not in out + err
     assert "hostile.yaml" in err
