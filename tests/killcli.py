@@ -27,10 +27,9 @@ FIRST_INTERRUPT = "Gracefully shutting down..."
 
 def run_until(
     args: list[str], env: dict[str, str], cwd: Path, k: int | None,
-    sig: signal.Signals = signal.SIGKILL, times: int = 1, until: str | None = None,
+    sig: signal.Signals = signal.SIGKILL, times: int = 1,
 ) -> tuple[int, int, str]:
-    """``byoc -v ARGS``; send ``sig`` after the ``k``-th AWS call (never, if None), or after the
-    first call whose line has ``until`` in it (an operation's name, `` DeleteVolume ``). SIGKILL ends the
+    """``byoc -v ARGS``; send ``sig`` after the ``k``-th AWS call (never, if None). SIGKILL ends the
     run there; another signal lets it go on to its end (a second one, with ``times=2``, is sent once
     the first was taken, or right away when byoc is not yet or no longer handling signals).
 
@@ -47,7 +46,7 @@ def run_until(
             sent += 1
         if CALL_LINE.search(line.rstrip("\n")):
             calls += 1
-            if (k is not None and calls == k) or (until is not None and until in line):
+            if k is not None and calls == k:
                 _send(p, sig)
                 sent += 1
                 if sig == signal.SIGKILL:
