@@ -125,7 +125,9 @@ def test_checkov_passes_the_shipped_specs(checkov_failed: dict[str, dict[str, se
     ("public-lb", {"CKV2_AWS_28": {"aws_lb.main"}}),  # no checkov check is about Proton's ports
     # CKV_AWS_19 passes a bucket without a default-encryption block (S3 encrypts every new object
     # since 2023); terraform-compliance's feature asks for the block
+    # CKV2_AWS_2 follows the attachments' references to the unencrypted volumes
     ("unencrypted", {"CKV_AWS_3": {f'aws_ebs_volume.data["{i}"]' for i in range(3)},
+                     "CKV2_AWS_2": {f'aws_ebs_volume.data["{i}"]' for i in range(3)},
                      "CKV_AWS_8": {f'aws_instance.node["{i}"]' for i in range(3)}}),
     ("open-ssh", {"CKV_AWS_24": {"aws_security_group.node"}}),
     ("open-proton", {check: {"aws_security_group.node"}
