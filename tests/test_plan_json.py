@@ -223,9 +223,12 @@ def test_bucket_events_are_the_providers_notification_companion(created: dict[st
             "references": [f"aws_s3_bucket.{name}.id", f"aws_s3_bucket.{name}"]}
         assert "notification" not in by_address[f"aws_s3_bucket.{name}"]["change"]["after"]
     off = {"eventbridge": False, "lambda_function": [], "queue": [], "topic": []}
-    [notification] = [c for c in KIND.provider_companions({"bucket": "b", "notification": off}, None)
-                      if c.kind == "aws_s3_bucket_notification"]
-    assert notification.values == {"bucket": "b", **off}
+    # no events: no notification resource (as a configuration without one; CKV2_AWS_62 then fails)
+    assert KIND.provider_companions({"bucket": "b", "notification": off}, None) == []
+    topic = {"id": "t", "topic_arn": "arn:aws:sns:us-west-2:123456789012:t", "events": ["s3:ObjectRemoved:*"],
+             "filter_prefix": "", "filter_suffix": ""}
+    [by_hand] = KIND.provider_companions({"bucket": "b", "notification": {**off, "topic": [topic]}}, None)
+    assert by_hand.values == {"bucket": "b", **off, "topic": [topic]}
     [unknown] = KIND.provider_companions({"notification": UNKNOWN}, "b")
     assert unknown.values == {"bucket": "b", **dict.fromkeys(off, UNKNOWN)}
 

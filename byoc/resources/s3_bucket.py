@@ -321,7 +321,9 @@ class S3Bucket(ResourceType):
     def provider_companions(self, values: Mapping[str, Any], aws_id: str | None) -> list[Companion]:
         """``aws_s3_bucket_public_access_block``, ``aws_s3_bucket_ownership_controls`` and
         ``aws_s3_bucket_notification``, each with ``bucket`` referencing the bucket (what checkov's
-        connection checks, CKV2_AWS_6 and CKV2_AWS_62, look for)."""
+        connection checks, CKV2_AWS_6 and CKV2_AWS_62, look for). A bucket that sends no events has
+        no notification resource, as in a Terraform configuration without one: a policy that wants
+        notifications fails it."""
         bucket = values.get("bucket", aws_id if aws_id is not None else UNKNOWN)
         out = []
         if "public_access_block" in values:
@@ -338,8 +340,9 @@ class S3Bucket(ResourceType):
             conf = values["notification"]
             shaped = (dict.fromkeys(("eventbridge", "lambda_function", "queue", "topic"), UNKNOWN)
                       if conf is UNKNOWN else notification_from_props(conf))
-            out.append(Companion("aws_s3_bucket_notification", {"bucket": bucket, **shaped},
-                                 {"bucket": "id"}))
+            if any(v is UNKNOWN or v for v in shaped.values()):
+                out.append(Companion("aws_s3_bucket_notification", {"bucket": bucket, **shaped},
+                                     {"bucket": "id"}))
         return out
 
 
