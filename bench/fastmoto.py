@@ -154,11 +154,14 @@ def serve(host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from byoc.sandbox import moto_answers_as_aws
+
     ap = argparse.ArgumentParser(description="moto's server for the benchmark")
     ap.add_argument("-H", "--host", default="127.0.0.1")
     ap.add_argument("-p", "--port", type=int, default=5000)
     args = ap.parse_args(argv if argv is not None else sys.argv[1:])
     _lighter_moto()
+    moto_answers_as_aws()  # as the sandbox's moto: a bucket's EventBridge notifications read back
     serve(args.host, args.port)
 
 

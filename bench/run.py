@@ -37,7 +37,7 @@ def start_moto(stock: bool = False) -> tuple[subprocess.Popen[bytes] | None, str
     benchmark's lighter start (bench/fastmoto.py) unless ``stock``."""
     from tests.motoserver import MotoServer
 
-    server = MotoServer("moto.server" if stock else "bench.fastmoto")
+    server = MotoServer("tests.realmoto" if stock else "bench.fastmoto")
     return server.proc, server.url
 
 

@@ -1,7 +1,8 @@
 """The local AWS sandbox: moto's server on 127.0.0.1, started in the background for demos and tests.
 
 byoc talks to it through ``AWS_ENDPOINT_URL``, which boto3 honours for every service. The
-sandbox records its pid and port in ``<state dir>/sandbox.json``.
+sandbox records its pid and port in ``<state dir>/sandbox.json``. Where moto forgets in an answer
+what it stored (``moto_answers_as_aws``), the sandbox's moto answers it as AWS does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from byoc.errors import ByocError
 
@@ -133,7 +135,7 @@ def start(directory: Path, port: int = DEFAULT_PORT, timeout: float = 30.0) -> S
     log = open(directory / "sandbox.log", "ab")  # noqa: SIM115
     env = {**os.environ, "MOTO_PORT": str(port)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        [sys.executable, "-c", SERVE, "-H", HOST, "-p", str(port)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env=env, start_new_session=True,
     )
@@ -165,3 +167,47 @@ def stop(directory: Path) -> SandboxInfo | None:
     with contextlib.suppress(OSError):
         _info_path(directory).unlink()
     return info
+
+
+#: the sandbox's process: moto's server, answering as ``moto_answers_as_aws`` says
+SERVE = "import sys; from byoc.sandbox import serve; serve(sys.argv[1:])"
+
+
+def serve(argv: list[str]) -> None:
+    """Run moto's server (its own command line, ``-H HOST -p PORT``) answering as AWS does."""
+    from moto.server import main
+
+    moto_answers_as_aws()
+    main(argv)
+
+
+def moto_answers_as_aws() -> None:
+    """moto keeps a bucket's ``EventBridgeConfiguration`` but leaves it out of its
+    GetBucketNotificationConfiguration answer (AWS includes it): this puts it back, from moto's
+    own record, so that a bucket sending events to EventBridge reads back as it was written.
+    Idempotent; the sandbox's server and byoc's tests call it."""
+    import re
+
+    from moto.s3.responses import S3Response
+
+    if getattr(S3Response, "_byoc_eventbridge", False):
+        return
+    answer = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self: Any) -> Any:
+        status, headers, body = answer(self)
+        conf = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if status != 200 or conf is None or conf.event_bridge is None:
+            return status, headers, body
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        eventbridge = "<EventBridgeConfiguration></EventBridgeConfiguration>"
+        # moto names the root element NotificationConfiguration, empty (<... />) without targets
+        text, n = re.subn(r"<(NotificationConfiguration|GetBucketNotificationResponse)(\s[^>]*)?/>",
+                          lambda m: f"<{m[1]}{m[2] or ''}>{eventbridge}</{m[1]}>", text, count=1)
+        if not n:
+            text = re.sub(r"</(NotificationConfiguration|GetBucketNotificationResponse)>",
+                          lambda m: f"{eventbridge}{m[0]}", text, count=1)
+        return status, headers, text.encode() if isinstance(body, bytes) else text
+
+    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
+    S3Response._byoc_eventbridge = True  # type: ignore[attr-defined]

@@ -20,8 +20,9 @@ def free_port() -> int:
 
 
 class MotoServer:
-    def __init__(self, module: str = "moto.server") -> None:
-        """``module``: what ``python -m`` runs (moto's server, or a wrapper taking its options)."""
+    def __init__(self, module: str = "tests.realmoto") -> None:
+        """``module``: what ``python -m`` runs (moto's server answering as AWS does where tests.realmoto
+        says, or another wrapper taking moto's options)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(

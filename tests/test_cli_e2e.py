@@ -78,6 +78,9 @@ def test_lifecycle_with_exit_codes(aws: MotoServer, work: Path) -> None:
     assert attrs["access_logs.s3.bucket"] == "dev-proton-data-byoc-example-logs"
     logging = aws.client("s3").get_bucket_logging(Bucket="dev-proton-data-byoc-example")["LoggingEnabled"]
     assert logging == {"TargetBucket": "dev-proton-data-byoc-example-logs", "TargetPrefix": "s3-access/"}
+    for bucket in ("dev-proton-data-byoc-example", "dev-proton-data-byoc-example-logs"):
+        events = aws.client("s3").get_bucket_notification_configuration(Bucket=bucket)
+        assert events["EventBridgeConfiguration"] == {}  # both buckets' events go to EventBridge
 
     p = byoc(["plan", "specs/dev.yaml", "--detailed-exitcode"], env, work)
     assert p.returncode == 0, p.stdout

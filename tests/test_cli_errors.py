@@ -237,6 +237,29 @@ def test_sandbox_status_says_busy_not_down_while_a_live_sandbox_answers_slowly(
     assert code == 1 and "No sandbox is running." in out
 
 
+def test_the_sandbox_reads_a_buckets_eventbridge_notifications_back_as_aws_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """moto alone leaves EventBridgeConfiguration out of GetBucketNotificationConfiguration: without
+    the sandbox's correction every plan after apply would turn the buckets' events on again."""
+    import boto3
+
+    code, out, _ = run(["sandbox", "start", "--port", "0", "--state-dir", str(tmp_path)], capsys)
+    assert code == 0
+    try:
+        env = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+        s3 = boto3.client("s3", region_name="us-west-2", endpoint_url=env["AWS_ENDPOINT_URL"],
+                          aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+        bucket = "sandbox-events"
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        assert "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=bucket)
+        s3.put_bucket_notification_configuration(Bucket=bucket,
+                                                 NotificationConfiguration={"EventBridgeConfiguration": {}})
+        assert s3.get_bucket_notification_configuration(Bucket=bucket)["EventBridgeConfiguration"] == {}
+    finally:
+        assert run(["sandbox", "stop", "--state-dir", str(tmp_path)], capsys)[0] == 0
+
+
 def test_no_color_is_taken_by_every_command_as_in_terraform() -> None:
     import typer
 

@@ -67,6 +67,23 @@ def stop_access_logging(c: Cluster) -> None:
     c.client("s3").put_bucket_logging(Bucket=c.id("aws_s3_bucket.data"), BucketLoggingStatus={})
 
 
+def stop_bucket_events(c: Cluster) -> None:
+    c.client("s3").put_bucket_notification_configuration(Bucket=c.id("aws_s3_bucket.logs"),
+                                                         NotificationConfiguration={})
+
+
+def add_bucket_event_target(c: Cluster) -> None:
+    """A target added by hand beside EventBridge: byoc manages the whole configuration."""
+    topic = c.client("sns").create_topic(Name="added-by-hand")["TopicArn"]
+    c.client("s3").put_bucket_notification_configuration(
+        Bucket=c.id("aws_s3_bucket.data"),
+        NotificationConfiguration={
+            "EventBridgeConfiguration": {},
+            "TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectRemoved:*"]}],
+        },
+    )
+
+
 def stop_lb_access_logs(c: Cluster) -> None:
     c.client("elbv2").modify_load_balancer_attributes(
         LoadBalancerArn=c.id("aws_lb.main"), Attributes=[{"Key": "access_logs.s3.enabled", "Value": "false"}])
@@ -127,6 +144,8 @@ CASES: list[tuple[Callable[[Cluster], None], str, str]] = [
     (drop_bucket_policy, "aws_s3_bucket.data", "policy"),
     (drop_lifecycle, "aws_s3_bucket.data", "lifecycle_rules"),
     (stop_access_logging, "aws_s3_bucket.data", "logging"),
+    (stop_bucket_events, "aws_s3_bucket.logs", "notification"),
+    (add_bucket_event_target, "aws_s3_bucket.data", "notification"),
     (stop_lb_access_logs, "aws_lb.main", "access_logs"),
     (unprotect_lb, "aws_lb.main", "enable_deletion_protection"),
     (resize_instance, 'aws_instance.node["0"]', "instance_type"),

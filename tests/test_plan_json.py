@@ -205,6 +205,34 @@ def test_companions_beside_their_owner_and_out_of_the_saved_plan(created: dict[s
                for c in Plan.from_dict(created).changes)
 
 
+def test_bucket_events_are_the_providers_notification_companion(created: dict[str, Any]) -> None:
+    """Each bucket's notification configuration is ``aws_s3_bucket_notification.<name>`` referencing
+    the bucket (checkov's CKV2_AWS_62 looks for that connection), not an attribute of the bucket."""
+    from byoc.model import UNKNOWN
+    from byoc.resources.s3_bucket import KIND
+
+    by_address = {rc["address"]: rc for rc in created["resource_changes"]}
+    conf = {b["address"]: b for b in created["configuration"]["root_module"]["resources"]}
+    for name, bucket in (("data", "my-company-proton-data"), ("logs", "my-company-proton-data-logs")):
+        rc = by_address[f"aws_s3_bucket_notification.{name}"]
+        assert rc["byoc"] == {"companion_of": f"aws_s3_bucket.{name}"}
+        assert rc["change"]["actions"] == ["create"]
+        assert rc["change"]["after"] == {"bucket": bucket, "eventbridge": True, "lambda_function": [],
+                                         "queue": [], "topic": []}
+        assert conf[f"aws_s3_bucket_notification.{name}"]["expressions"]["bucket"] == {
+            "references": [f"aws_s3_bucket.{name}.id", f"aws_s3_bucket.{name}"]}
+        assert "notification" not in by_address[f"aws_s3_bucket.{name}"]["change"]["after"]
+    off = {"eventbridge": False, "lambda_function": [], "queue": [], "topic": []}
+    # no events: no notification resource (as a configuration without one; CKV2_AWS_62 then fails)
+    assert KIND.provider_companions({"bucket": "b", "notification": off}, None) == []
+    topic = {"id": "t", "topic_arn": "arn:aws:sns:us-west-2:123456789012:t", "events": ["s3:ObjectRemoved:*"],
+             "filter_prefix": "", "filter_suffix": ""}
+    [by_hand] = KIND.provider_companions({"bucket": "b", "notification": {**off, "topic": [topic]}}, None)
+    assert by_hand.values == {"bucket": "b", **off, "topic": [topic]}
+    [unknown] = KIND.provider_companions({"notification": UNKNOWN}, "b")
+    assert unknown.values == {"bucket": "b", **dict.fromkeys(off, UNKNOWN)}
+
+
 def test_pretty_and_no_shaper() -> None:
     from byoc.model import UNKNOWN, Ref
     from byoc.plan import Change

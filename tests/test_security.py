@@ -148,6 +148,16 @@ def test_the_buckets_refuse_plain_http(variant: str) -> None:
                    and s["Principal"] == "*" for s in deny), bucket.address
 
 
+def test_both_buckets_send_events_to_eventbridge_unless_turned_off() -> None:
+    on = {"eventbridge": True, "lambda_function": [], "queue": [], "topic": []}
+    for overrides, want in (([], on), (["storage.event_notifications=none"], {**on, "eventbridge": False})):
+        spec = load_spec(ROOT / "specs/prod.yaml", overrides)
+        buckets = of(blueprint.build(spec, FACTS), "aws_s3_bucket")
+        assert [b.props["notification"] for b in buckets] == [want, want], overrides
+    default = load_spec(ROOT / "specs/dev.yaml")  # dev does not name the field: on by default
+    assert default.data["storage"]["event_notifications"] == "eventbridge"
+
+
 def by_address(resources: list[Resource], address: str) -> Resource:
     return next(r for r in resources if r.address == address)
 

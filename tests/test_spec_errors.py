@@ -146,6 +146,12 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
         ["spec.yaml:10 network.nat_gateway: 'foo' is not one of: per_az, single, none"],
     ),
     (
+        "event-notifications",
+        base(extra="  event_notifications: sns\n"),
+        [],
+        ["spec.yaml:9 storage.event_notifications: 'sns' is not one of: eventbridge, none"],
+    ),
+    (
         "integer-enum",
         base(extra="monitoring:\n  log_retention_days: 10\n"),
         [],

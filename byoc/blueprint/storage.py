@@ -46,7 +46,8 @@ def build_storage(b: Builder) -> Storage:
     st = d["storage"]
     name = st["bucket_name"]
     arn = f"arn:{b.partition}:s3:::{name}"
-    logs, logs_name = _log_bucket(b, arn)
+    notification = _notification(st)
+    logs, logs_name = _log_bucket(b, arn, notification)
     bucket = b.add("aws_s3_bucket", "data", None, {
         "bucket": name,
         "versioning": True,
@@ -66,6 +67,7 @@ def build_storage(b: Builder) -> Storage:
         )),
         "lifecycle_rules": _lifecycle(st),
         "logging": [{"target_bucket": logs_name, "target_prefix": S3_ACCESS_PREFIX}],
+        "notification": notification,
     }, label=name, depends_on=(logs,))
 
     secret = b.add("aws_secretsmanager_secret", "admin", None, {
@@ -78,7 +80,15 @@ def build_storage(b: Builder) -> Storage:
     return Storage(bucket, arn, secret, kms_key, bool(enc["enabled"]), logs, logs_name)
 
 
-def _log_bucket(b: Builder, data_arn: str) -> tuple[str, str]:
+def _notification(st: dict[str, Any]) -> dict[str, Any]:
+    """Both buckets' event notifications (``storage.event_notifications``): every event to Amazon
+    EventBridge (free to turn on; rules there decide what to act on), or none. byoc manages the
+    whole notification configuration, so no other target is wanted."""
+    return {"eventbridge": st["event_notifications"] == "eventbridge",
+            "lambda_function": [], "queue": [], "topic": []}
+
+
+def _log_bucket(b: Builder, data_arn: str, notification: dict[str, Any]) -> tuple[str, str]:
     """The log bucket: SSE-S3 (ELB log delivery accepts no other encryption), versioned, private,
     TLS-only, its logs expiring after ``storage.access_logs.retention_days``; its policy lets S3
     deliver the data bucket's server access logs and the load balancer deliver its access logs,
@@ -131,6 +141,7 @@ def _log_bucket(b: Builder, data_arn: str) -> tuple[str, str]:
             "abort_incomplete_multipart_upload_days": 7,
         }],
         "logging": [],
+        "notification": notification,
     }, label=name)
     return address, name
 

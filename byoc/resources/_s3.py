@@ -1,6 +1,6 @@
-"""Pure S3 helpers for ``aws_s3_bucket``: the policy normal form, lifecycle, encryption and logging
-shapes, the seven concurrent per-bucket reads of discovery, and emptying a bucket of every object
-version.
+"""Pure S3 helpers for ``aws_s3_bucket``: the policy normal form, lifecycle, encryption, logging and
+event notification shapes, the eight concurrent per-bucket reads of discovery, and emptying a bucket
+of every object version.
 """
 
 from __future__ import annotations
@@ -187,6 +187,70 @@ def logging_from_aws(response: Mapping[str, Any] | None) -> list[dict[str, str]]
                                 "target_prefix": enabled.get("TargetPrefix")}])
 
 
+# -- event notifications --------------------------------------------------------------------
+#: the provider's notification target blocks: (block, its ARN attribute, S3's configuration list and ARN key)
+NOTIFICATION_TARGETS = (
+    ("lambda_function", "lambda_function_arn", "LambdaFunctionConfigurations", "LambdaFunctionArn"),
+    ("queue", "queue_arn", "QueueConfigurations", "QueueArn"),
+    ("topic", "topic_arn", "TopicConfigurations", "TopicArn"),
+)
+
+
+def notification_from_props(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``notification`` prop in one shape: the provider's ``aws_s3_bucket_notification`` values
+    without ``bucket`` (``eventbridge`` and each target block, targets sorted by id). byoc manages
+    the whole configuration (PutBucketNotificationConfiguration replaces it): the blueprint wants no
+    targets, so a target added by hand shows as a difference. None (a state from before this prop)
+    reads as no configuration."""
+    value = value or {}
+    out: dict[str, Any] = {"eventbridge": bool(value.get("eventbridge"))}
+    for block, arn, _, _ in NOTIFICATION_TARGETS:
+        out[block] = sorted(({
+            "id": str(t.get("id") or ""),
+            arn: str(t.get(arn) or ""),
+            "events": sorted(str(e) for e in t.get("events") or ()),
+            "filter_prefix": str(t.get("filter_prefix") or ""),
+            "filter_suffix": str(t.get("filter_suffix") or ""),
+        } for t in value.get(block) or ()), key=lambda t: (t["id"], t[arn]))
+    return out
+
+
+def notification_to_aws(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """PutBucketNotificationConfiguration's NotificationConfiguration (the whole of it: an empty one
+    turns every notification off)."""
+    conf = notification_from_props(value)
+    out: dict[str, Any] = {"EventBridgeConfiguration": {}} if conf["eventbridge"] else {}
+    for block, arn, aws_list, aws_arn in NOTIFICATION_TARGETS:
+        items = []
+        for t in conf[block]:
+            item: dict[str, Any] = {aws_arn: t[arn], "Events": t["events"]}
+            if t["id"]:
+                item["Id"] = t["id"]
+            rules = [{"Name": name, "Value": t[f"filter_{name}"]} for name in ("prefix", "suffix")
+                     if t[f"filter_{name}"]]
+            if rules:
+                item["Filter"] = {"Key": {"FilterRules": rules}}
+            items.append(item)
+        if items:
+            out[aws_list] = items
+    return out
+
+
+def notification_from_aws(response: Mapping[str, Any] | None) -> dict[str, Any]:
+    """GetBucketNotificationConfiguration's answer as the ``notification`` prop."""
+    response = response or {}
+    out: dict[str, Any] = {"eventbridge": "EventBridgeConfiguration" in response}
+    for block, arn, aws_list, aws_arn in NOTIFICATION_TARGETS:
+        targets = []
+        for item in response.get(aws_list) or ():
+            rules = {str(r.get("Name", "")).lower(): r.get("Value", "")
+                     for r in ((item.get("Filter") or {}).get("Key") or {}).get("FilterRules") or ()}
+            targets.append({"id": item.get("Id"), arn: item.get(aws_arn), "events": item.get("Events"),
+                            "filter_prefix": rules.get("prefix"), "filter_suffix": rules.get("suffix")})
+        out[block] = targets
+    return notification_from_props(out)
+
+
 # -- encryption and public access block ------------------------------------------------------
 PAB_KEYS = {
     "block_public_acls": "BlockPublicAcls",
@@ -242,11 +306,14 @@ def _reads(s3: Any) -> list[tuple[Callable[..., Any], str | None, Callable[[Any]
          lambda r: {"lifecycle_rules": lifecycle_from_aws(r.get("Rules") or ()) if r else []}),
         # no logging answers an empty status, not an error
         (s3.get_bucket_logging, None, lambda r: {"logging": logging_from_aws(r)}),
+        # no notification configuration answers an empty one too
+        (s3.get_bucket_notification_configuration, None,
+         lambda r: {"notification": notification_from_aws(r)}),
     ]
 
 
 def read_settings(ctx: AwsContext, buckets: list[str]) -> dict[str, dict[str, Any] | None]:
-    """Every bucket's settings as props (seven reads each, run concurrently); None for a bucket
+    """Every bucket's settings as props (eight reads each, run concurrently); None for a bucket
     that no longer exists (the tagging index lags behind deletions)."""
     reads = _reads(ctx.client("s3"))
 

@@ -1,6 +1,6 @@
 """``aws_s3_bucket``: the cluster's buckets (data, and the log bucket beside it) with their versioning,
-encryption, public access block, ownership, policy, lifecycle, server access logging and tags in one
-kind. It holds data: deleting one empties it first.
+encryption, public access block, ownership, policy, lifecycle, server access logging, event
+notifications and tags in one kind. It holds data: deleting one empties it first.
 
 Which existing bucket is this cluster's is one rule (``foreign``), shared by discovery
 (``find_untagged`` finds an untagged one by name), create (adopting it) and preflight (not
@@ -29,6 +29,8 @@ from byoc.resources._s3 import (
     logging_from_props,
     logging_to_aws,
     normalise_policy,
+    notification_from_props,
+    notification_to_aws,
     pab_from_aws,
     pab_to_aws,
     policy_to_aws,
@@ -49,6 +51,7 @@ SETTINGS = (
     "lifecycle_rules",
     "policy",
     "logging",
+    "notification",
 )
 ENCRYPTION = frozenset({"sse_algorithm", "kms_master_key_id", "bucket_key_enabled"})
 #: S3's answers while a just-created bucket propagates or another change to it is in flight
@@ -184,7 +187,7 @@ class S3Bucket(ResourceType):
             return self._adopt(ctx, address, name)
         # a new bucket: what CreateBucket set; the rest is written whatever S3's defaults are
         return {"versioning": False, "object_ownership": props["object_ownership"], "policy": None,
-                "lifecycle_rules": [], "logging": []}
+                "lifecycle_rules": [], "logging": [], "notification": notification_from_props(None)}
 
     def _adopt(self, ctx: AwsContext, address: str, name: str) -> Mapping[str, Any]:
         """The bucket exists in this account: carry on if ``foreign`` says it is ours (tagged for
@@ -218,8 +221,8 @@ class S3Bucket(ResourceType):
         changed: set[str] | None = None,
     ) -> None:
         """Write the settings that differ from ``current`` (or those in ``changed``), in order:
-        public access block, encryption, versioning, ownership, lifecycle, policy, logging (last: its
-        target, the log bucket, must let S3's log delivery write first)."""
+        public access block, encryption, versioning, ownership, lifecycle, policy, event notifications,
+        logging (last: its target, the log bucket, must let S3's log delivery write first)."""
         s3 = ctx.client("s3")
         want = _props({**props, "bucket": name})
         if changed is None:
@@ -255,6 +258,10 @@ class S3Bucket(ResourceType):
                     match=lambda exc: "principal" in str(exc).lower(),
                     timeout=min(ctx.retry_timeout, 120.0),
                 )
+        if "notification" in changed:
+            # the whole configuration: a target set by hand (a drift byoc shows) goes with it
+            _call(ctx, s3.put_bucket_notification_configuration, Bucket=name,
+                  NotificationConfiguration=notification_to_aws(want["notification"]))
         if "logging" in changed:
             logging_status = logging_to_aws(want["logging"])
             # the log bucket's policy (just written by its own create) may take a moment to count
@@ -286,8 +293,9 @@ class S3Bucket(ResourceType):
 
     def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The provider's inline blocks: ``versioning``, ``server_side_encryption_configuration``,
-        ``lifecycle_rule``, ``policy`` as JSON text; the public access block and the ownership
-        controls are the provider's separate resources (``provider_companions``)."""
+        ``lifecycle_rule``, ``policy`` as JSON text; the public access block, the ownership
+        controls and the notification configuration are the provider's separate resources
+        (``provider_companions``)."""
         out: dict[str, Any] = {}
         for k, v in values.items():
             if k in ENCRYPTION or k in COMPANION_PROPS:
@@ -311,8 +319,11 @@ class S3Bucket(ResourceType):
         return out
 
     def provider_companions(self, values: Mapping[str, Any], aws_id: str | None) -> list[Companion]:
-        """``aws_s3_bucket_public_access_block`` and ``aws_s3_bucket_ownership_controls``, each
-        with ``bucket`` referencing the bucket (what checkov's CKV2_AWS_6 looks for)."""
+        """``aws_s3_bucket_public_access_block``, ``aws_s3_bucket_ownership_controls`` and
+        ``aws_s3_bucket_notification``, each with ``bucket`` referencing the bucket (what checkov's
+        connection checks, CKV2_AWS_6 and CKV2_AWS_62, look for). A bucket that sends no events has
+        no notification resource, as in a Terraform configuration without one: a policy that wants
+        notifications fails it."""
         bucket = values.get("bucket", aws_id if aws_id is not None else UNKNOWN)
         out = []
         if "public_access_block" in values:
@@ -325,11 +336,18 @@ class S3Bucket(ResourceType):
             out.append(Companion("aws_s3_bucket_ownership_controls", {
                 "bucket": bucket, "rule": UNKNOWN if rule is UNKNOWN else [{"object_ownership": rule}],
             }, {"bucket": "id"}))
+        if "notification" in values:
+            conf = values["notification"]
+            shaped = (dict.fromkeys(("eventbridge", "lambda_function", "queue", "topic"), UNKNOWN)
+                      if conf is UNKNOWN else notification_from_props(conf))
+            if any(v is UNKNOWN or v for v in shaped.values()):
+                out.append(Companion("aws_s3_bucket_notification", {"bucket": bucket, **shaped},
+                                     {"bucket": "id"}))
         return out
 
 
 #: props the provider keeps in resources of their own (shown as companions)
-COMPANION_PROPS = frozenset({"public_access_block", "object_ownership"})
+COMPANION_PROPS = frozenset({"public_access_block", "object_ownership", "notification"})
 
 
 def _provider_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
@@ -362,6 +380,7 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
         "policy": normalise_policy(props.get("policy")),
         "lifecycle_rules": lifecycle_rules(props.get("lifecycle_rules")),
         "logging": logging_from_props(props.get("logging")),
+        "notification": notification_from_props(props.get("notification")),
         "tags": dict(props["tags"]),
     }
 

@@ -11,7 +11,13 @@ from botocore.exceptions import ClientError
 
 from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
-from byoc.resources._s3 import lifecycle_from_aws, normalise_policy
+from byoc.resources._s3 import (
+    lifecycle_from_aws,
+    normalise_policy,
+    notification_from_aws,
+    notification_from_props,
+    notification_to_aws,
+)
 from byoc.resources.s3_bucket import KIND, S3Bucket
 
 ADDR = "aws_s3_bucket.data"
@@ -60,6 +66,11 @@ RULES = [
 ]
 
 
+#: the blueprint's notification configurations: every event to EventBridge, or none at all
+EVENTBRIDGE = {"eventbridge": True, "lambda_function": [], "queue": [], "topic": []}
+NO_EVENTS = {**EVENTBRIDGE, "eventbridge": False}
+
+
 def props(**over: Any) -> dict[str, Any]:
     base = {
         "bucket": NAME,
@@ -77,6 +88,7 @@ def props(**over: Any) -> dict[str, Any]:
         "policy": tls_policy(),
         "lifecycle_rules": RULES,
         "logging": [],
+        "notification": EVENTBRIDGE,
         "tags": TAGS,
     }
     return {**base, **over}
@@ -121,7 +133,7 @@ def test_create_equals_discover(ctx: AwsContext) -> None:
     }
     assert KIND.discover(ctx) == [live]
     # tags straight after create; ownership went in CreateBucket itself
-    assert seen[:8] == [
+    assert seen[:9] == [
         "CreateBucket",
         "PutBucketTagging",
         "PutPublicAccessBlock",
@@ -129,8 +141,11 @@ def test_create_equals_discover(ctx: AwsContext) -> None:
         "PutBucketVersioning",
         "PutBucketLifecycleConfiguration",
         "PutBucketPolicy",
+        "PutBucketNotificationConfiguration",
         "HeadBucket",
     ]
+    notification = ctx.client("s3").get_bucket_notification_configuration(Bucket=NAME)
+    assert notification["EventBridgeConfiguration"] == {}
 
 
 def test_create_passes_location_and_ownership(ctx: AwsContext) -> None:
@@ -182,7 +197,7 @@ def test_discovery_is_per_cluster_and_without_an_address_unmanaged(ctx: AwsConte
     assert KIND.find(ctx, ADDR) == live and KIND.find(other_ctx(), ADDR) is None
 
 
-def test_discovery_reads_tags_from_the_index_and_seven_settings_per_bucket(ctx: AwsContext) -> None:
+def test_discovery_reads_tags_from_the_index_and_eight_settings_per_bucket(ctx: AwsContext) -> None:
     KIND.create(ctx, ADDR, props())
     seen, index = calls(ctx), calls(ctx, "resourcegroupstaggingapi")
     with ctx.discovery_pass():
@@ -197,6 +212,7 @@ def test_discovery_reads_tags_from_the_index_and_seven_settings_per_bucket(ctx: 
         "GetBucketPolicy",
         "GetBucketLifecycleConfiguration",
         "GetBucketLogging",
+        "GetBucketNotificationConfiguration",
     ])
 
 
@@ -211,6 +227,7 @@ def test_settings_never_set_read_as_their_equivalents(ctx: AwsContext) -> None:
         object_ownership="ObjectWriter",
         policy=None,
         lifecycle_rules=[],
+        notification=NO_EVENTS,
     )
 
 
@@ -261,6 +278,7 @@ UPDATES: list[tuple[str, dict[str, Any]]] = [
     ("policy_removed", {"policy": None}),
     ("lifecycle", {"lifecycle_rules": [rule("expire-all", "tmp/", expiration_days=1)]}),
     ("lifecycle_removed", {"lifecycle_rules": []}),
+    ("events_off", {"notification": NO_EVENTS}),
     ("tags", {"tags": {k: v for k, v in TAGS.items() if k != "team"} | {"env": "prod"}}),
 ]
 
@@ -273,6 +291,52 @@ def test_update_in_place(ctx: AwsContext, label: str, change: dict[str, Any]) ->
     updated = KIND.update(ctx, live, new, changed)
     assert updated.props == new and updated.id == live.id
     assert KIND.discover(ctx) == [updated]
+
+
+def test_events_off_clears_the_configuration_and_on_again(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props(notification=NO_EVENTS))
+    s3 = ctx.client("s3")
+    assert "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=NAME)
+    live = KIND.update(ctx, live, props(), {"notification"})
+    assert s3.get_bucket_notification_configuration(Bucket=NAME)["EventBridgeConfiguration"] == {}
+    KIND.update(ctx, live, props(notification=NO_EVENTS), {"notification"})
+    assert KIND.discover(ctx)[0].props["notification"] == NO_EVENTS
+
+
+def test_a_notification_target_added_by_hand_shows_and_the_update_removes_it(ctx: AwsContext) -> None:
+    """byoc manages the whole configuration (PutBucketNotificationConfiguration replaces it): a
+    topic someone added reads back in the provider's ``topic`` block, and converging drops it."""
+    live = KIND.create(ctx, ADDR, props())
+    topic = ctx.client("sns").create_topic(Name="by-hand")["TopicArn"]
+    s3 = ctx.client("s3")
+    s3.put_bucket_notification_configuration(Bucket=NAME, NotificationConfiguration={
+        "EventBridgeConfiguration": {},
+        "TopicConfigurations": [{
+            "Id": "hand", "TopicArn": topic, "Events": ["s3:ObjectRemoved:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "backups/"}]}},
+        }],
+    })
+    [found] = KIND.discover(ctx)
+    assert found.props["notification"] == {**EVENTBRIDGE, "topic": [{
+        "id": "hand", "topic_arn": topic, "events": ["s3:ObjectRemoved:*"], "filter_prefix": "backups/",
+        "filter_suffix": "",
+    }]}
+    KIND.update(ctx, found, props(), {"notification"})
+    assert s3.get_bucket_notification_configuration(Bucket=NAME).get("TopicConfigurations") is None
+    assert KIND.discover(ctx) == [live]
+
+
+def test_notification_shapes_round_trip() -> None:
+    target = {"id": "q", "queue_arn": "arn:aws:sqs:us-west-2:123456789012:q",
+              "events": ["s3:ObjectCreated:*"], "filter_prefix": "", "filter_suffix": ".gz"}
+    conf = {**EVENTBRIDGE, "queue": [target]}
+    aws = notification_to_aws(conf)
+    assert aws == {"EventBridgeConfiguration": {}, "QueueConfigurations": [{
+        "QueueArn": target["queue_arn"], "Events": ["s3:ObjectCreated:*"], "Id": "q",
+        "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".gz"}]}}}]}
+    assert notification_from_aws(aws) == conf
+    assert notification_to_aws(NO_EVENTS) == {} and notification_from_aws({}) == NO_EVENTS
+    assert notification_from_props(None) == NO_EVENTS  # a state written before the prop existed
 
 
 def test_versioning_off_suspends_and_back_on(ctx: AwsContext) -> None:
