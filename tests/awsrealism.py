@@ -221,3 +221,33 @@ def lb_deletion_protection() -> None:
 
     ELBv2Backend.delete_load_balancer = delete_load_balancer  # type: ignore[method-assign]
     ELBv2Backend._byoc_protection = True  # type: ignore[attr-defined]
+
+
+def log_group_kms_keys() -> Any:
+    """AWS associates a KMS key with a log group (AssociateKmsKey) and takes it off again
+    (DisassociateKmsKey); moto 5.2 implements neither (NotImplementedError). A context manager (for
+    in-process moto) that gives moto's logs responses both, on moto's own log group records."""
+    from contextlib import ExitStack
+    from unittest import mock
+
+    from moto.logs.exceptions import ResourceNotFoundException
+    from moto.logs.responses import LogsResponse
+
+    def set_key(response: Any, key: str | None) -> str:
+        name = response._get_param("logGroupName")
+        group = response.logs_backend.groups.get(name)
+        if group is None:
+            raise ResourceNotFoundException()
+        group.kms_key_id = key
+        return ""
+
+    def associate(self: Any) -> str:
+        return set_key(self, self._get_param("kmsKeyId"))
+
+    def disassociate(self: Any) -> str:
+        return set_key(self, None)
+
+    stack = ExitStack()
+    stack.enter_context(mock.patch.object(LogsResponse, "associate_kms_key", associate, create=True))
+    stack.enter_context(mock.patch.object(LogsResponse, "disassociate_kms_key", disassociate, create=True))
+    return stack

@@ -15,9 +15,10 @@ from byoc.aws.context import AwsContext
 from byoc.engine import Engine
 from byoc.planner import PlanOptions
 from byoc.render import render_plan, render_plan_json
+from byoc.resources.kms_key import KIND as KMS_KEY
 from byoc.spec import load_spec
 from byoc.state import LocalBackend, State
-from tests.awsrealism import free_eips_of_deleted_nat_gateways
+from tests.awsrealism import free_eips_of_deleted_nat_gateways, log_group_kms_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 AMI = "ami-0123456789abcdef0"
@@ -55,6 +56,10 @@ def tagged_arns(ctx: AwsContext) -> list[str]:
             secret = ctx.client("secretsmanager").describe_secret(SecretId=arn)
             if secret.get("DeletedDate"):  # scheduled for deletion: recoverable for 7 days, as in AWS
                 continue
+        if res.startswith("key/"):  # scheduled for deletion: gone after its window, as in AWS
+            key = ctx.client("kms").describe_key(KeyId=arn)["KeyMetadata"]
+            if key["KeyState"] == "PendingDeletion":
+                continue
         if res.startswith("natgateway/"):
             nat = ec2.describe_nat_gateways(NatGatewayIds=[res.split("/")[1]])["NatGateways"]
             if not nat or nat[0]["State"] in ("deleted", "deleting"):
@@ -84,8 +89,11 @@ def test_prod_cluster_apply_noop_destroy_keeps_data(cluster: tuple[AwsContext, L
     again = eng.plan()
     assert not again.has_changes, [(c.address, c.reason) for c in again.actionable]
     # the no-op plan's AWS calls (bench/ measures them per cluster size): one tagging page; eight
-    # reads per bucket (data and log bucket)
-    assert sum(ctx.calls.counts.values()) <= 50, sorted(ctx.calls.counts.items())
+    # reads per bucket (data and log bucket); four for the KMS key
+    assert sum(ctx.calls.counts.values()) <= 54, sorted(ctx.calls.counts.items())
+    # prod's own key: its metadata, rotation, policy, and one list of the region's aliases
+    assert {op: n for (svc, op), n in ctx.calls.counts.items() if svc == "kms"} == {
+        "DescribeKey": 1, "GetKeyRotationStatus": 1, "GetKeyPolicy": 1, "ListAliases": 1}
     assert ctx.calls.counts[("s3", "GetBucketLogging")] == 2
     assert ctx.calls.counts[("s3", "GetBucketNotificationConfiguration")] == 2
     assert ctx.calls.counts[("tagging", "GetResources")] == 1
@@ -96,13 +104,74 @@ def test_prod_cluster_apply_noop_destroy_keeps_data(cluster: tuple[AwsContext, L
     assert sum("aws_ebs_volume.data" in r for r in destroy.refused) == 3
     assert eng.apply(destroy).ok
     left = tagged_arns(ctx)
+    assert any("aws_kms_key.main" in r for r in destroy.refused)  # what the data is encrypted with
     assert sorted(a.split(":", 5)[5].split("/")[0] for a in left) == [
-        "my-company-proton-data", "my-company-proton-data-logs", "volume", "volume", "volume"]
+        "key", "my-company-proton-data", "my-company-proton-data-logs", "volume", "volume", "volume"]
+    assert not [g for g in ctx.client("logs").describe_log_groups()["logGroups"]
+                if "production-proton" in g["logGroupName"]]  # the log groups went before their key
 
     everything = eng.plan(PlanOptions(destroy=True, allow_data_loss=True))
     assert not everything.refused
     assert eng.apply(everything).ok
     assert tagged_arns(ctx) == []
+
+
+NODE_LOGS, FLOW_LOGS = "/aws/proton/production-proton", "/aws/vpc-flow-logs/production-proton"
+
+
+def log_group_keys(ctx: AwsContext) -> dict[str, str | None]:
+    groups = ctx.client("logs").describe_log_groups(logGroupNamePrefix="/aws/")["logGroups"]
+    return {g["logGroupName"]: g.get("kmsKeyId") for g in groups}
+
+
+def test_the_created_key_encrypts_both_log_groups_and_serves_only_them(
+    cluster: tuple[AwsContext, LocalBackend],
+) -> None:
+    ctx, backend = cluster
+    eng = engine_for(ctx, backend)
+    assert eng.apply(eng.plan()).ok
+    kms = ctx.client("kms")
+    key = kms.describe_key(KeyId="alias/byoc/production-proton")["KeyMetadata"]["Arn"]
+    assert log_group_keys(ctx) == {NODE_LOGS: key, FLOW_LOGS: key}
+    policy = json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+    root, logs = policy["Statement"]
+    assert root["Principal"] == {"AWS": ["arn:aws:iam::123456789012:root"]} and root["Action"] == ["kms:*"]
+    assert logs["Principal"] == {"Service": ["logs.us-west-2.amazonaws.com"]} and logs["Resource"] == ["*"]
+    assert logs["Action"] == ["kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*",
+                              "kms:ReEncrypt*"]
+    assert logs["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+        f"arn:aws:logs:us-west-2:123456789012:log-group:{name}" for name in (NODE_LOGS, FLOW_LOGS)]}}
+
+    # the key taken off a log group by hand: drift names it, the plan puts it back in place
+    with log_group_kms_keys():
+        ctx.client("logs").disassociate_kms_key(logGroupName=FLOW_LOGS)
+        (drifted,) = eng.drift().resources
+        assert drifted.address == "aws_cloudwatch_log_group.flow_logs"
+        assert [(a.name, a.expected, a.actual) for a in drifted.attributes] == [("kms_key_id", key, None)]
+        plan = eng.plan()
+        assert [(c.address, c.action) for c in plan.actionable] == [
+            ("aws_cloudwatch_log_group.flow_logs", "update")]
+        assert eng.apply(plan).ok
+    assert log_group_keys(ctx)[FLOW_LOGS] == key and eng.drift().in_sync
+
+    # the logs statement removed from the key's policy by hand: put back in place
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps({**policy, "Statement": [root]}))
+    plan = eng.plan()
+    assert [(c.address, c.action) for c in plan.actionable] == [("aws_kms_key.main", "update")]
+    assert eng.apply(plan).ok
+    assert json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]) == policy
+    assert not eng.plan().has_changes
+
+
+def test_aws_managed_keys_leave_the_log_groups_to_cloudwatch(
+    cluster: tuple[AwsContext, LocalBackend],
+) -> None:
+    ctx, backend = cluster
+    eng = engine_for(ctx, backend, "security.encryption.create_kms_key=false")
+    assert eng.apply(eng.plan()).ok
+    assert log_group_keys(ctx) == {NODE_LOGS: None, FLOW_LOGS: None}
+    assert KMS_KEY.discover(ctx) == []  # no key of the cluster's own
+    assert not eng.plan().has_changes
 
 
 def test_replacing_a_node_keeps_its_data_volume(cluster: tuple[AwsContext, LocalBackend]) -> None:

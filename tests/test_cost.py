@@ -98,6 +98,7 @@ def test_prod_spec_total_is_the_hand_computed_sum_of_the_table() -> None:
         + 11 * 0.10               # alarms: 3 per node + unhealthy hosts on 2 ports
         + 3.00                    # the dashboard
         + 0.40                    # the admin secret
+        + 1.00                    # the cluster's own KMS key (security.encryption.create_kms_key)
     )
     assert e.total == pytest.approx(hand, abs=0.01)
     assert e.total == pytest.approx(sum(line.monthly for line in e.lines))
@@ -105,6 +106,7 @@ def test_prod_spec_total_is_the_hand_computed_sum_of_the_table() -> None:
     assert items(e)["11 × CloudWatch alarm"].monthly == pytest.approx(1.1)
     monitoring = Line("3 × EC2 detailed monitoring", 6.3, "$2.10/month each")
     assert items(e)[monitoring.item] == monitoring
+    assert items(e)["1 × KMS key"].monthly == pytest.approx(1.0)
     assert e.region == e.priced_region == "us-west-2" and e.as_of == "2026-11-01" and not e.unpriced
     assert any("nominal 100 GB" in n for n in e.approximate_notes)
     assert any("data transfer is not counted" in n for n in e.approximate_notes)
@@ -256,7 +258,7 @@ def test_plan_cost_of_a_new_cluster_a_resize_and_a_destroy() -> None:
     assert before.total == pytest.approx(cluster())
     assert after.total == pytest.approx(cluster(*resize))
     assert after.total - before.total == pytest.approx(3 * (0.68 - 0.34) * 730, abs=0.02)
-    assert "$1,024/month now → $1,769/month after this plan (+$745/month)" in footer(before, after)
+    assert "$1,025/month now → $1,770/month after this plan (+$745/month)" in footer(before, after)
 
     destroy = world.plan(options=PlanOptions(destroy=True, allow_data_loss=True))
     assert {c.action for c in destroy.changes} == {DELETE}
@@ -289,7 +291,7 @@ def test_render_estimate_is_a_table_with_the_total_and_the_notes() -> None:
     row = next(line for line in lines if "c5.2xlarge" in line)
     assert row.split() == ["3", "×", "c5.2xlarge", "on-demand", "$744.60", "$0.34/h", "×", "730", "h"]
     total = next(line for line in lines if line.strip().startswith("Total per month"))
-    assert total.split()[-1] == "$1,023.97"
+    assert total.split()[-1] == "$1,024.97"
     assert "Approximate:" in lines
     assert "  - S3 priced at a nominal 100 GB stored (Standard); requests, versions and Glacier are not " \
         "counted" in lines

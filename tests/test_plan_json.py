@@ -161,8 +161,12 @@ def test_provider_shapes(created: dict[str, Any]) -> None:
     lb_rules = after["aws_security_group.lb"]["ingress"]  # one rule object per port, cidrs gathered
     assert sorted((r["from_port"], tuple(r["cidr_blocks"])) for r in lb_rules) == [
         (3218, ("10.0.0.0/8",)), (8123, ("10.0.0.0/8",))]
-    sse = after["aws_s3_bucket.data"]["server_side_encryption_configuration"]
+    sse = after["aws_s3_bucket.logs"]["server_side_encryption_configuration"]
     assert sse[0]["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "AES256"
+    sse = after["aws_s3_bucket.data"]["server_side_encryption_configuration"]  # prod's own key
+    assert sse[0]["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "aws:kms"
+    assert unknown["aws_s3_bucket.data"]["server_side_encryption_configuration"] == [
+        {"rule": [{"apply_server_side_encryption_by_default": [{"kms_master_key_id": True}]}]}]
     assert after["aws_s3_bucket.data"]["lifecycle_rule"][0]["expiration"] == [
         {"days": 30, "date": "", "expired_object_delete_marker": False}]
     assert "public_access_block" not in after["aws_s3_bucket.data"]
@@ -247,3 +251,17 @@ def test_pretty_and_no_shaper() -> None:
     # without a shaper values pass through, policy documents as JSON text, unknown lists whole
     assert after["after"] == {"name": "r", "assume_role_policy": '{"Statement":[],"Version":"2012-10-17"}'}
     assert after["after_unknown"] == {"x": True}
+
+
+def test_the_created_key_encrypts_the_log_groups_and_its_policy_is_json_text(created: dict[str, Any]) -> None:
+    """prod creates its key: both log groups take its ARN (unknown until it exists, a reference in
+    the configuration), and the key's policy is the provider's JSON string."""
+    changes = {rc["address"]: rc["change"] for rc in created["resource_changes"]}
+    config = {r["address"]: r["expressions"] for r in created["configuration"]["root_module"]["resources"]}
+    for group in ("aws_cloudwatch_log_group.main", "aws_cloudwatch_log_group.flow_logs"):
+        assert changes[group]["after_unknown"]["kms_key_id"] is True
+        assert changes[group]["after"].get("kms_key_id") is None
+        assert config[group]["kms_key_id"]["references"][0] == "aws_kms_key.main.arn"
+    policy = json.loads(changes["aws_kms_key.main"]["after"]["policy"])
+    (logs,) = [s for s in policy["Statement"] if "Service" in s.get("Principal", {})]
+    assert logs["Principal"] == {"Service": ["logs.us-west-2.amazonaws.com"]}

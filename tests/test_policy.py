@@ -32,6 +32,8 @@ FEATURES = ROOT / "tests/policy"
 PROTON_PORTS = (8123, 8463, 3218, 9363)
 
 Props = dict[str, Any]
+#: encryption at rest off (prod creates a key of its own: that goes too)
+OFF = ("security.encryption.enabled=false", "security.encryption.create_kms_key=false")
 
 
 def edited(plan: Plan, address: str, edit: Callable[[Props], Props]) -> Plan:
@@ -68,8 +70,9 @@ def plans() -> dict[str, Plan]:
         # spec: an internet-facing load balancer open to the whole internet on Proton's ports
         "public-lb": w.plan(prod, ("network.public_access=true", "network.allowed_cidrs=[0.0.0.0/0]")),
         # spec: encryption at rest off (EBS); edited: no default bucket encryption (byoc always sets it)
-        "unencrypted": edited(w.plan(prod, ("security.encryption.enabled=false",)), "aws_s3_bucket.data",
-                              no_default_encryption),
+        "unencrypted": edited(w.plan(prod, OFF), "aws_s3_bucket.data", no_default_encryption),
+        # spec: the user's choice of AWS-managed keys (no key of the cluster's own)
+        "aws-managed-keys": w.plan(prod, ("security.encryption.create_kms_key=false",)),
         # edited: SSH to the nodes from anywhere (byoc never opens 22 to a /0)
         "open-ssh": edited(w.plan(prod), "aws_security_group.node", open_ingress(world_rule(22))),
         # edited: the nodes' Proton ports and then all traffic from anywhere
@@ -100,7 +103,7 @@ def checkov_failed(plan_dir: Path) -> dict[str, dict[str, set[str]]]:
                           "--skip-download", "-o", "json", "--quiet"],
                          capture_output=True, text=True, timeout=600, cwd=plan_dir)
     report = json.loads(run.stdout)
-    assert report["summary"]["resource_count"] > 300  # it read all seven plans
+    assert report["summary"]["resource_count"] > 300  # it read all eight plans
     out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for c in report["results"]["failed_checks"]:
         out[Path(c["file_path"]).stem][c["check_id"]].add(c["resource"])
@@ -108,8 +111,9 @@ def checkov_failed(plan_dir: Path) -> dict[str, dict[str, set[str]]]:
 
 
 #: what specs/dev.yaml chooses on top of prod's choices: no detailed monitoring (compute.
-#: detailed_monitoring off) and a week of logs (monitoring.log_retention_days: 7)
-DEV_CHOICES = {"CKV_AWS_126", "CKV_AWS_338"}
+#: detailed_monitoring off), a week of logs (monitoring.log_retention_days: 7) and AWS-managed keys
+#: (no security.encryption.create_kms_key)
+DEV_CHOICES = {"CKV_AWS_126", "CKV_AWS_338", "CKV_AWS_149", "CKV_AWS_158", "CKV_AWS_189"}
 
 
 @pytest.mark.parametrize("name", ["prod", "dev"])
@@ -121,14 +125,28 @@ def test_checkov_passes_the_shipped_specs(checkov_failed: dict[str, dict[str, se
         assert set(checkov_failed[name]) >= DEV_CHOICES
 
 
+#: what choosing AWS-managed keys (no create_kms_key) shows: the secret, the data volumes and the log
+#: groups without a key of the cluster's own (and the data bucket's SSE-S3, CKV_AWS_145, skipped anyway)
+AWS_MANAGED_KEYS = {"CKV_AWS_149": {"aws_secretsmanager_secret.admin"},
+                    "CKV_AWS_189": {f'aws_ebs_volume.data["{i}"]' for i in range(3)},
+                    "CKV_AWS_158": {"aws_cloudwatch_log_group.main", "aws_cloudwatch_log_group.flow_logs"}}
+
+
+def test_checkov_names_the_aws_managed_keys_choice(checkov_failed: dict[str, dict[str, set[str]]]) -> None:
+    failed = checkov_failed["aws-managed-keys"]
+    assert {k: v for k, v in failed.items() if k not in skip_list()} == AWS_MANAGED_KEYS
+    assert failed["CKV_AWS_145"] == {"aws_s3_bucket.data", "aws_s3_bucket.logs"}
+    assert checkov_failed["prod"]["CKV_AWS_145"] == {"aws_s3_bucket.logs"}  # prod's data bucket: its key
+
+
 @pytest.mark.parametrize(("name", "expected"), [
     ("public-lb", {"CKV2_AWS_28": {"aws_lb.main"}}),  # no checkov check is about Proton's ports
     # CKV_AWS_19 passes a bucket without a default-encryption block (S3 encrypts every new object
     # since 2023); terraform-compliance's feature asks for the block
-    # CKV2_AWS_2 follows the attachments' references to the unencrypted volumes
     ("unencrypted", {"CKV_AWS_3": {f'aws_ebs_volume.data["{i}"]' for i in range(3)},
-                     "CKV2_AWS_2": {f'aws_ebs_volume.data["{i}"]' for i in range(3)},
-                     "CKV_AWS_8": {f'aws_instance.node["{i}"]' for i in range(3)}}),
+                     "CKV_AWS_8": {f'aws_instance.node["{i}"]' for i in range(3)},
+                     # unencrypted volumes attached to the nodes (checkov follows the attachments)
+                     "CKV2_AWS_2": {f'aws_ebs_volume.data["{i}"]' for i in range(3)}, **AWS_MANAGED_KEYS}),
     ("open-ssh", {"CKV_AWS_24": {"aws_security_group.node"}}),
     ("open-proton", {check: {"aws_security_group.node"}
                      for check in ("CKV_AWS_24", "CKV_AWS_25", "CKV_AWS_260", "CKV_AWS_277")}),

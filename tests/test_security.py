@@ -24,7 +24,7 @@ VARIANTS = {
     "prod": [],
     "public": PUBLIC,
     "public-nlb-ssh": [*PUBLIC, "load_balancer.type=network", "compute.ssh_key_name=ops"],
-    "kms-key": ["security.encryption.create_kms_key=true"],
+    "aws-managed-keys": ["security.encryption.create_kms_key=false"],
     "cross-account": ['security.cross_account_role={"provider_account_id": "123456789012", '
                       '"external_id": "byoc-external-id-1"}'],
 }
@@ -133,7 +133,8 @@ def test_flow_logs_can_be_turned_off_or_narrowed() -> None:
 
 
 def test_encryption_off_is_a_warned_choice() -> None:
-    spec = load_spec(ROOT / "specs/prod.yaml", ["security.encryption.enabled=false"])
+    spec = load_spec(ROOT / "specs/prod.yaml", ["security.encryption.enabled=false",
+                                                "security.encryption.create_kms_key=false"])
     assert any("encryption at rest is off" in w for w in spec.warnings)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG
-from byoc.model import Resource, make_address, partition
+from byoc.model import Ref, Resource, make_address, partition
 from byoc.spec import Spec
 
 #: the AMI id used when nothing better is known (plans of a cluster that was never applied
@@ -59,6 +59,17 @@ class Balancer:
 def log_group_name(cluster: str) -> str:
     """The log group the nodes ship to (made by ``monitoring``, named in each node's user data)."""
     return f"/aws/proton/{cluster}"
+
+
+#: the address of the KMS key byoc creates when ``security.encryption.create_kms_key`` is set
+CLUSTER_KEY = make_address("aws_kms_key", "main", None)
+
+
+def created_key_arn(spec: Spec) -> Ref | None:
+    """A reference to the ARN of the key byoc creates for the cluster (made by ``storage``), or
+    None when the spec does not create one (AWS-managed keys, or the user's own ``kms_key_arn``)."""
+    enc = spec.data["security"]["encryption"]
+    return Ref(CLUSTER_KEY, "arn") if enc["enabled"] and enc.get("create_kms_key") else None
 
 
 class Builder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from byoc.blueprint.base import Balancer, Builder, Node, log_group_name
+from byoc.blueprint.base import Balancer, Builder, Node, created_key_arn, log_group_name
 from byoc.blueprint.iam import metrics_namespace
 from byoc.model import Ref
 from byoc.spec import Spec
@@ -18,7 +18,7 @@ def build_log_group(b: Builder) -> str:
     return b.add("aws_cloudwatch_log_group", "main", None, {
         "name": log_group_name(b.cluster),
         "retention_in_days": b.spec.data["monitoring"]["log_retention_days"],
-        "kms_key_id": None,
+        "kms_key_id": created_key_arn(b.spec),
     }, label=log_group_name(b.cluster))
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from byoc import proton
-from byoc.blueprint.base import Builder
+from byoc.blueprint.base import Builder, created_key_arn
 from byoc.blueprint.policy import document, statement
 from byoc.model import Ref, canonical_json
 from byoc.spec.cidr import carve
@@ -106,7 +106,7 @@ def _flow_logs(b: Builder, vpc: str, conf: dict[str, Any]) -> None:
     name = flow_logs_group_name(b.cluster)
     retention = conf["retention_days"] or b.spec.data["monitoring"]["log_retention_days"]
     group = b.add("aws_cloudwatch_log_group", "flow_logs", None, {
-        "name": name, "retention_in_days": retention, "kms_key_id": None,
+        "name": name, "retention_in_days": retention, "kms_key_id": created_key_arn(b.spec),
     }, label=name)
     role = b.add("aws_iam_role", "flow_logs", None, {
         "name": flow_logs_role_name(b.cluster),

@@ -1,15 +1,15 @@
-"""Data and secrets: the optional KMS key, the S3 bucket and its log bucket (both protected), and the
-admin password."""
+"""Data and secrets: the optional KMS key (which also encrypts the cluster's log groups), the S3
+bucket and its log bucket (both protected), and the admin password."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from byoc.blueprint.base import Builder
+from byoc.blueprint.base import CLUSTER_KEY, Builder, created_key_arn, log_group_name
 from byoc.blueprint.logdelivery import NLB_LOG_SERVICE, S3_LOGGING_SERVICE, elb_log_principal
+from byoc.blueprint.network import flow_logs_group_name
 from byoc.blueprint.policy import document, statement
-from byoc.model import Ref
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,10 @@ class Storage:
     log_bucket_name: str
 
 
+#: what CloudWatch Logs may do with the created key (AWS docs: "Encrypt log data in CloudWatch Logs
+#: using AWS Key Management Service", the key policy's statement for logs.<region>.amazonaws.com)
+LOGS_KEY_ACTIONS = ["kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+
 #: where in the log bucket the data bucket's server access logs and the load balancer's logs go
 S3_ACCESS_PREFIX = "s3-access/"
 LB_PREFIX = "lb"
@@ -31,15 +35,16 @@ LB_PREFIX = "lb"
 def build_storage(b: Builder) -> Storage:
     d = b.spec.data
     enc = d["security"]["encryption"]
-    kms_key: Any = None
-    if enc["enabled"] and enc.get("create_kms_key"):
+    kms_key: Any = created_key_arn(b.spec)
+    if kms_key is not None:
         key = b.add("aws_kms_key", "main", None, {
-            "description": f"byoc {b.cluster}: Proton data, backups and secrets",
+            "description": f"byoc {b.cluster}: Proton data, backups, secrets and logs",
             "enable_key_rotation": True,
             "deletion_window_in_days": 30,
             "alias": f"alias/byoc/{b.cluster}",
+            "policy": _key_policy(b),
         })
-        kms_key = Ref(key, "arn")
+        assert key == CLUSTER_KEY
     elif enc["enabled"]:
         kms_key = enc.get("kms_key_arn")
 
@@ -78,6 +83,25 @@ def build_storage(b: Builder) -> Storage:
         "password_length": 32,
     })
     return Storage(bucket, arn, secret, kms_key, bool(enc["enabled"]), logs, logs_name)
+
+
+def _key_policy(b: Builder) -> dict[str, Any]:
+    """The created key's policy: the account administers and uses it through IAM (KMS's default
+    statement), and CloudWatch Logs in this region may use it only for the cluster's own log
+    groups (the encryption context CloudWatch Logs sends names the log group)."""
+    account, region = b.facts.account, b.region
+    groups = [log_group_name(b.cluster)]
+    if b.spec.data["network"]["flow_logs"]["enabled"]:
+        groups.append(flow_logs_group_name(b.cluster))
+    suffix = ".amazonaws.com.cn" if b.partition == "aws-cn" else ".amazonaws.com"
+    return document(
+        statement("Allow", ["kms:*"], ["*"], sid="EnableIAMUserPermissions",
+                  principal={"AWS": [f"arn:{b.partition}:iam::{account}:root"]}),
+        statement("Allow", LOGS_KEY_ACTIONS, ["*"], sid="CloudWatchLogsClusterLogGroups",
+                  principal={"Service": [f"logs.{region}{suffix}"]},
+                  condition={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+                      f"arn:{b.partition}:logs:{region}:{account}:log-group:{g}" for g in groups]}}),
+    )
 
 
 def _notification(st: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,16 @@ RETENTION_DAYS = frozenset(
 )
 #: right after CreateLogGroup a follow-up call may briefly not find the group
 _SETTLE_CODES = CONFLICT_CODES | {"ResourceNotFoundException"}
+#: AWS's answer ("The specified KMS key does not exist or is not allowed to be used with Arn …")
+#: while the key's policy does not let CloudWatch Logs use it for the group, which is also the case
+#: for a little while after the key is created or its policy changed: retried that long, no longer
+_KEY_CODES = CONFLICT_CODES | {"AccessDeniedException"}
+KEY_SETTLE_SECONDS = 60.0
+
+
+def _conflict_or_key_settling(exc: BaseException) -> bool:
+    """Retry AccessDeniedException only when it is about the group's KMS key."""
+    return error_code(exc) != "AccessDeniedException" or "KMS key" in str(exc)
 
 
 class LogGroup(ResourceType):
@@ -50,7 +60,11 @@ class LogGroup(ResourceType):
         if props.get("kms_key_id"):
             params["kmsKeyId"] = props["kms_key_id"]
         try:
-            ctx.retry(lambda: logs.create_log_group(**params), codes=CONFLICT_CODES, timeout=120.0)
+            if "kmsKeyId" in params:
+                ctx.retry(lambda: logs.create_log_group(**params), codes=_KEY_CODES,
+                          timeout=KEY_SETTLE_SECONDS, match=_conflict_or_key_settling)
+            else:
+                ctx.retry(lambda: logs.create_log_group(**params), codes=CONFLICT_CODES, timeout=120.0)
         except ClientError as exc:
             if error_code(exc) != "ResourceAlreadyExistsException":
                 raise
@@ -84,9 +98,10 @@ class LogGroup(ResourceType):
         if "kms_key_id" in changed:
             if props["kms_key_id"]:
                 call = partial(logs.associate_kms_key, logGroupName=name, kmsKeyId=props["kms_key_id"])
+                ctx.retry(call, codes=_KEY_CODES, timeout=KEY_SETTLE_SECONDS, match=_conflict_or_key_settling)
             else:
-                call = partial(logs.disassociate_kms_key, logGroupName=name)
-            ctx.retry(call, codes=CONFLICT_CODES, timeout=120.0)
+                ctx.retry(partial(logs.disassociate_kms_key, logGroupName=name), codes=CONFLICT_CODES,
+                          timeout=120.0)
         if "tags" in changed:
             arn = live.attrs["arn"]  # without ":*", as TagResource wants it
             sync_tags(

@@ -1,4 +1,5 @@
-"""``aws_kms_key``: a customer-managed KMS key with its alias and rotation (only when byoc makes the key).
+"""``aws_kms_key``: a customer-managed KMS key with its alias, rotation and key policy (only when byoc
+makes the key).
 
 Data-bearing: deleting it schedules deletion, after which everything encrypted with it is lost.
 Discovery reads ARNs and tags from the tagging index; a key pending deletion or disabled is gone.
@@ -17,7 +18,16 @@ from byoc.aws.errors import error_code
 from byoc.aws.tags import ADDRESS_TAG, address_of, is_owned
 from byoc.errors import CloudError
 from byoc.model import UNKNOWN, Companion, Live
-from byoc.resources._iam import changed_props, ignore_gone, pages, sync_tags, tags_of
+from byoc.resources._iam import (
+    changed_props,
+    ignore_gone,
+    normalise_policy,
+    pages,
+    policy_text,
+    sync_tags,
+    tags_of,
+)
+from byoc.resources._shapes import json_text
 from byoc.resources._tagging import tagged
 from byoc.resources.base import ResourceType
 
@@ -38,8 +48,9 @@ class KmsKey(ResourceType):
     holds_data = True
 
     def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The key's own attributes; its ``alias`` is the provider's ``aws_kms_alias``."""
-        return {k: v for k, v in values.items() if k != "alias"}
+        """The key's own attributes (``policy`` as JSON text); its ``alias`` is the provider's
+        ``aws_kms_alias``."""
+        return {k: json_text(v) if k == "policy" else v for k, v in values.items() if k != "alias"}
 
     def provider_companions(self, values: Mapping[str, Any], aws_id: str | None) -> list[Companion]:
         """``aws_kms_alias`` with ``target_key_id`` referencing the key."""
@@ -73,6 +84,7 @@ class KmsKey(ResourceType):
     ) -> Live | None:
         try:
             rotation = ctx.client("kms").get_key_rotation_status(KeyId=meta["KeyId"])["KeyRotationEnabled"]
+            policy = ctx.client("kms").get_key_policy(KeyId=meta["KeyId"], PolicyName="default")["Policy"]
         except ClientError as exc:
             if error_code(exc) in NOT_FOUND:
                 return None
@@ -82,6 +94,7 @@ class KmsKey(ResourceType):
             "enable_key_rotation": bool(rotation),
             "deletion_window_in_days": DEFAULT_WINDOW,
             "alias": _pick_alias(aliases),
+            "policy": policy,
             "tags": tags,
         }
         return self._live(address, meta, props)
@@ -105,9 +118,11 @@ class KmsKey(ResourceType):
                     return self._adopt(ctx, address, target, tags, p)
                 _check_claimable(ctx, alias, target, tags, address)
                 repoint = True
-        meta = kms.create_key(
-            Description=p["description"], KeyUsage="ENCRYPT_DECRYPT", Tags=_kms_tags(p["tags"])
-        )["KeyMetadata"]
+        params: dict[str, Any] = {"Description": p["description"], "KeyUsage": "ENCRYPT_DECRYPT",
+                                  "Tags": _kms_tags(p["tags"])}
+        if p["policy"] is not None:  # else KMS's default policy: the account administers the key
+            params["Policy"] = policy_text(p["policy"])
+        meta = kms.create_key(**params)["KeyMetadata"]
         key_id = meta["KeyId"]
         if meta["KeyState"] != "Enabled":
             meta = ctx.poll(
@@ -151,6 +166,8 @@ class KmsKey(ResourceType):
                 kms.enable_key_rotation(KeyId=key_id)
             else:
                 kms.disable_key_rotation(KeyId=key_id)
+        if "policy" in changed and p["policy"] is not None:
+            kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy_text(p["policy"]))
         if "alias" in changed:
             self._move_alias(ctx, live, live.props.get("alias") or "", p["alias"])
         if "tags" in changed:
@@ -217,6 +234,8 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
         "enable_key_rotation": bool(props.get("enable_key_rotation")),
         "deletion_window_in_days": int(props.get("deletion_window_in_days") or DEFAULT_WINDOW),
         "alias": props.get("alias") or "",
+        # None: not managed (a state written before byoc set the key's policy)
+        "policy": normalise_policy(props["policy"]) if props.get("policy") else None,
         "tags": dict(props["tags"]),
     }
 

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from byoc.aws.context import AwsContext
 from byoc.errors import CloudError
-from byoc.resources.cloudwatch_log_group import KIND, RETENTION_DAYS
+from byoc.resources.cloudwatch_log_group import KEY_SETTLE_SECONDS, KIND, RETENTION_DAYS
 
 ADDR = "aws_cloudwatch_log_group.proton"
 NAME = "/aws/proton/test"
@@ -139,6 +139,61 @@ def test_update_kms_key_associates_and_disassociates(ctx: AwsContext) -> None:
         ("associate", {"logGroupName": NAME, "kmsKeyId": KEY}),
         ("disassociate", {"logGroupName": NAME}),
     ]
+
+
+KEY_DENIED = f"The specified KMS key does not exist or is not allowed to be used with Arn '{NAME}'"
+
+
+def deny_first(ctx: AwsContext, op: str, message: str, times: int) -> list[int]:
+    def deny(n: int, **kwargs: Any) -> None:
+        if n <= times:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": message}}, op)
+
+    return hook(ctx, op, deny)
+
+
+def test_create_with_a_key_waits_while_its_policy_reaches_cloudwatch_logs(ctx: AwsContext) -> None:
+    # AWS: a key just created, or its policy just changed, is refused for a little while
+    calls = deny_first(ctx, "CreateLogGroup", KEY_DENIED, 2)
+    live = KIND.create(ctx, ADDR, props(kms_key_id=KEY))
+    assert len(calls) == 3 and raw(ctx)[0]["kmsKeyId"] == KEY and live.props == props(kms_key_id=KEY)
+
+
+def test_associate_waits_while_the_key_policy_settles(ctx: AwsContext) -> None:
+    sent: list[int] = []
+
+    def answer(n: int, **kwargs: Any) -> Any:
+        if n <= 2:
+            error = {"Error": {"Code": "AccessDeniedException", "Message": KEY_DENIED}}
+            raise ClientError(error, "AssociateKmsKey")
+        sent.append(n)
+        return AWSResponse("https://logs", 200, {}, None), {}  # moto 5.2 lacks AssociateKmsKey
+
+    live = KIND.create(ctx, ADDR, props())
+    hook(ctx, "AssociateKmsKey", answer)
+    assert KIND.update(ctx, live, props(kms_key_id=KEY), {"kms_key_id"}).props == props(kms_key_id=KEY)
+    assert sent == [3]
+
+
+def test_other_access_denied_is_raised_at_once(ctx: AwsContext) -> None:
+    calls = deny_first(ctx, "CreateLogGroup", "User is not authorized to perform: logs:CreateLogGroup", 5)
+    with pytest.raises(ClientError, match="not authorized"):
+        KIND.create(ctx, ADDR, props(kms_key_id=KEY))
+    assert len(calls) == 1 and raw(ctx) == []
+
+
+def test_a_key_refused_for_good_fails_after_the_settle_time(ctx: AwsContext, monkeypatch: Any) -> None:
+    import types
+
+    import byoc.aws.context as context
+
+    now = [0.0]  # a clock that moves only by what the retries sleep
+    monkeypatch.setattr(context, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(ctx, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    calls = deny_first(ctx, "CreateLogGroup", KEY_DENIED, 1000)
+    with pytest.raises(ClientError, match="KMS key"):
+        KIND.create(ctx, ADDR, props(kms_key_id=KEY))
+    assert 1 < len(calls) < 20 and now[0] <= KEY_SETTLE_SECONDS and raw(ctx) == []
 
 
 def test_name_change_replaces() -> None:

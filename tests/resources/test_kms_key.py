@@ -1,7 +1,8 @@
-"""aws_kms_key against moto: create = discover, alias/rotation/description/tags in place, delete."""
+"""aws_kms_key against moto: create = discover, alias/rotation/description/policy/tags in place, delete."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -14,6 +15,14 @@ from byoc.resources.kms_key import KIND
 
 ADDR = "aws_kms_key.main"
 ALIAS = "alias/byoc/test"
+ROOT = {"Sid": "EnableIAMUserPermissions", "Effect": "Allow",
+        "Principal": {"AWS": ["arn:aws:iam::123456789012:root"]}, "Action": ["kms:*"], "Resource": ["*"]}
+LOGS = {"Sid": "CloudWatchLogs", "Effect": "Allow",
+        "Principal": {"Service": ["logs.us-west-2.amazonaws.com"]},
+        "Action": ["kms:Decrypt*", "kms:Encrypt*"], "Resource": ["*"],
+        "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+            "arn:aws:logs:us-west-2:123456789012:log-group:/aws/proton/test"]}}}
+POLICY = {"Version": "2012-10-17", "Statement": [ROOT, LOGS]}
 
 
 def tags(address: str = ADDR, **extra: str) -> dict[str, str]:
@@ -26,6 +35,7 @@ def props(**over: Any) -> dict[str, Any]:
         "enable_key_rotation": True,
         "deletion_window_in_days": 30,
         "alias": ALIAS,
+        "policy": POLICY,
         "tags": tags(team="a"),
     }
     return {**base, **over}
@@ -87,6 +97,19 @@ def test_create_equals_discover(ctx: AwsContext) -> None:
     kms = ctx.client("kms")
     assert kms.describe_key(KeyId=ALIAS)["KeyMetadata"]["KeyId"] == live.id
     assert kms.get_key_rotation_status(KeyId=live.id)["KeyRotationEnabled"] is True
+    assert json.loads(kms.get_key_policy(KeyId=live.id, PolicyName="default")["Policy"]) == POLICY
+
+
+def test_a_key_without_a_policy_gets_kmss_default_and_discovery_reports_it(ctx: AwsContext) -> None:
+    live = KIND.create(ctx, ADDR, props(policy=None))
+    assert live.props["policy"] is None  # not managed
+    (found,) = KIND.discover(ctx)
+    statement = found.props["policy"]["Statement"][0]
+    assert statement["Principal"] == {"AWS": ["arn:aws:iam::123456789012:root"]}
+    assert statement["Action"] == ["kms:*"]
+    calls = count(ctx, "kms", "PutKeyPolicy")
+    KIND.update(ctx, found, props(policy=None), {"policy"})  # None never overwrites the live policy
+    assert calls == {"PutKeyPolicy": 0}
 
 
 def test_discovery_per_pass_and_per_cluster(ctx: AwsContext) -> None:
@@ -97,13 +120,15 @@ def test_discovery_per_pass_and_per_cluster(ctx: AwsContext) -> None:
         props(alias="alias/byoc/b", enable_key_rotation=False, tags=tags("aws_kms_key.b")),
     )
     raw_key("aws_kms_key.x", cluster="other")
-    kms = count(ctx, "kms", "DescribeKey", "GetKeyRotationStatus", "ListAliases", "ListResourceTags")
+    kms = count(ctx, "kms", "DescribeKey", "GetKeyRotationStatus", "GetKeyPolicy", "ListAliases",
+                "ListResourceTags")
     index = count(ctx, "resourcegroupstaggingapi", "GetResources")
     with ctx.discovery_pass():
         assert sorted(KIND.discover(ctx), key=lambda v: v.address) == [b, a]
         KIND.discover(ctx)  # a second read in the pass shares the index and the aliases
     assert index == {"GetResources": 1}
-    assert kms == {"DescribeKey": 4, "GetKeyRotationStatus": 4, "ListAliases": 1, "ListResourceTags": 0}
+    assert kms == {"DescribeKey": 4, "GetKeyRotationStatus": 4, "GetKeyPolicy": 4, "ListAliases": 1,
+                   "ListResourceTags": 0}
     other = AwsContext(cluster="other", region="us-west-2", sleep=lambda s: None, poll_delay=0.01)
     assert [v.address for v in KIND.discover(other)] == ["aws_kms_key.x"]
 
@@ -126,6 +151,7 @@ def test_update_each_prop_in_place(ctx: AwsContext) -> None:
         ({"enable_key_rotation": False}, "DisableKeyRotation"),
         ({"enable_key_rotation": True}, "EnableKeyRotation"),
         ({"alias": "alias/byoc/renamed"}, "CreateAlias"),
+        ({"policy": {**POLICY, "Statement": [ROOT]}}, "PutKeyPolicy"),
         ({"tags": tags(env="prod")}, "TagResource"),
     ]
     current = props()
@@ -184,9 +210,11 @@ def test_create_adopts_our_key_already_holding_the_alias(ctx: AwsContext) -> Non
     kms = ctx.client("kms")
     key_id = raw_key(ADDR)  # a crashed run: key and alias made, rotation and tags not yet
     kms.create_alias(AliasName=ALIAS, TargetKeyId=key_id)
-    calls = count(ctx, "kms", "CreateKey", "EnableKeyRotation", "UpdateKeyDescription", "TagResource")
+    calls = count(ctx, "kms", "CreateKey", "EnableKeyRotation", "UpdateKeyDescription", "TagResource",
+                  "PutKeyPolicy")
     live = KIND.create(ctx, ADDR, props())
-    assert calls == {"CreateKey": 0, "EnableKeyRotation": 1, "UpdateKeyDescription": 1, "TagResource": 1}
+    assert calls == {"CreateKey": 0, "EnableKeyRotation": 1, "UpdateKeyDescription": 1, "TagResource": 1,
+                     "PutKeyPolicy": 1}
     assert live.id == key_id and live.props == props() and KIND.discover(ctx) == [live]
 
 
