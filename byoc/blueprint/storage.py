@@ -9,6 +9,7 @@ from typing import Any
 from byoc.blueprint.base import Builder
 from byoc.blueprint.logdelivery import NLB_LOG_SERVICE, S3_LOGGING_SERVICE, elb_log_principal
 from byoc.blueprint.policy import document, statement
+from byoc.blueprint.replication import build_replication
 from byoc.model import Ref
 
 
@@ -66,6 +67,7 @@ def build_storage(b: Builder) -> Storage:
         )),
         "lifecycle_rules": _lifecycle(st),
         "logging": [{"target_bucket": logs_name, "target_prefix": S3_ACCESS_PREFIX}],
+        "replication_configuration": build_replication(b, arn, kms_key),
     }, label=name, depends_on=(logs,))
 
     secret = b.add("aws_secretsmanager_secret", "admin", None, {
@@ -131,6 +133,7 @@ def _log_bucket(b: Builder, data_arn: str) -> tuple[str, str]:
             "abort_incomplete_multipart_upload_days": 7,
         }],
         "logging": [],
+        "replication_configuration": [],
     }, label=name)
     return address, name
 

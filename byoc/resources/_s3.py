@@ -1,5 +1,5 @@
 """Pure S3 helpers for ``aws_s3_bucket``: the policy normal form, lifecycle, encryption and logging
-shapes, the seven concurrent per-bucket reads of discovery, and emptying a bucket of every object
+shapes, the eight concurrent per-bucket reads of discovery, and emptying a bucket of every object
 version.
 """
 
@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code
 from byoc.errors import CloudError
+from byoc.resources._replication import NOT_FOUND, replication_from_aws
 
 #: statement keys whose value is a string or a list of strings
 _LIST_KEYS = frozenset({"Action", "NotAction", "Resource", "NotResource"})
@@ -242,11 +243,13 @@ def _reads(s3: Any) -> list[tuple[Callable[..., Any], str | None, Callable[[Any]
          lambda r: {"lifecycle_rules": lifecycle_from_aws(r.get("Rules") or ()) if r else []}),
         # no logging answers an empty status, not an error
         (s3.get_bucket_logging, None, lambda r: {"logging": logging_from_aws(r)}),
+        (s3.get_bucket_replication, NOT_FOUND, lambda r: {
+            "replication_configuration": replication_from_aws(r and r.get("ReplicationConfiguration"))}),
     ]
 
 
 def read_settings(ctx: AwsContext, buckets: list[str]) -> dict[str, dict[str, Any] | None]:
-    """Every bucket's settings as props (seven reads each, run concurrently); None for a bucket
+    """Every bucket's settings as props (eight reads each, run concurrently); None for a bucket
     that no longer exists (the tagging index lags behind deletions)."""
     reads = _reads(ctx.client("s3"))
 
