@@ -359,6 +359,8 @@ def test_rules() -> None:
     assert KIND.pins == frozenset()
     assert KIND.holds_data is True
     assert KIND.hashed == frozenset()
+    # a bucket that destroy keeps gives up its replication (its role goes with the cluster)
+    assert KIND.kept_resets == (("replication_configuration", []),)
 
 
 # -- adoption and names ------------------------------------------------------------------------
