@@ -49,6 +49,9 @@ class KindRules:
     snapshots: bool = False
     #: numeric props that grow in place but cannot shrink: a decrease forces replacement
     grow_only: frozenset[str] = frozenset()
+    #: (prop, value) a data-bearing resource that destroy keeps is set to first: settings that
+    #: name what destroy deletes (the data bucket's replication configuration, its role)
+    kept_resets: tuple[tuple[str, Any], ...] = ()
 
 
 def rules_of(kinds: Mapping[str, Any]) -> dict[str, KindRules]:
@@ -61,6 +64,7 @@ def rules_of(kinds: Mapping[str, Any]) -> dict[str, KindRules]:
             frozenset(getattr(k, "hashed", ())),
             bool(getattr(k, "snapshots", False)),
             frozenset(getattr(k, "grow_only", ())),
+            tuple(getattr(k, "kept_resets", ())),
         )
         for name, k in kinds.items()
     }
@@ -178,6 +182,9 @@ def make_plan(
                 f"{address} ({found.id}) holds data and was kept; "
                 "deleting it needs an explicit flag (--include-data)"
             )
+            kept = _kept(found, rules.get(found.kind, KindRules()), old_deps) if options.destroy else None
+            if kept is not None:
+                changes.append(kept)
             continue
         # a destroy needs no reason: "will be destroyed" says it all
         reason = ("" if options.destroy else "is no longer in the spec"
@@ -333,6 +340,19 @@ def _shrinks(attrs: tuple[AttrChange, ...], grow_only: frozenset[str]) -> tuple[
 def _snapshot_first(rules: KindRules, options: PlanOptions) -> bool:
     """Whether a protected resource may go because a final snapshot keeps its data."""
     return options.final_snapshots and rules.snapshots and not options.allow_data_loss
+
+
+def _kept(found: Live, rules: KindRules, old_deps: tuple[str, ...]) -> Change | None:
+    """The update that a resource destroy keeps gets first (its ``kept_resets``), or None. Its old
+    dependencies order it before the deletes of what those settings name."""
+    after = {**found.props, **{name: value for name, value in rules.kept_resets if name in found.props}}
+    attrs = _attr_changes(found.props, after, frozenset())
+    if not attrs:
+        return None
+    names = ", ".join(a.name for a in attrs)
+    return Change(found.address, found.kind, UPDATE,
+                  f"holds data and is kept; {names} removed first (it names what destroy deletes)",
+                  found.props, after, after, attrs, (), old_deps, found.id, found.attrs, True)
 
 
 def _inferred_deps(found: Live, live: Mapping[str, Live]) -> set[str]:

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from byoc.aws.context import AwsContext
 from byoc.engine import Engine
@@ -90,7 +92,8 @@ def test_prod_cluster_apply_noop_destroy_keeps_data(cluster: tuple[AwsContext, L
     assert not again.has_changes, [(c.address, c.reason) for c in again.actionable]
     # the no-op plan's AWS calls (bench/ measures them per cluster size): one tagging page; eight
     # reads per bucket (data and log bucket); four for the KMS key
-    assert sum(ctx.calls.counts.values()) <= 54, sorted(ctx.calls.counts.items())
+    assert sum(ctx.calls.counts.values()) <= 56, sorted(ctx.calls.counts.items())
+    assert ctx.calls.counts[("s3", "GetBucketReplication")] == 2
     # prod's own key: its metadata, rotation, policy, and one list of the region's aliases
     assert {op: n for (svc, op), n in ctx.calls.counts.items() if svc == "kms"} == {
         "DescribeKey": 1, "GetKeyRotationStatus": 1, "GetKeyPolicy": 1, "ListAliases": 1}
@@ -359,3 +362,83 @@ def test_replacing_the_load_balancer_turns_its_deletion_protection_off_first(
     new = internet.state().resources["aws_lb.main"]  # type: ignore[union-attr]
     assert new.id != old and new.props["enable_deletion_protection"] is True
     assert not internet.plan().has_changes
+
+DR_BUCKET = "my-company-proton-dr"
+REPLICATION = (f"storage.replication={{destination_bucket_arn: arn:aws:s3:::{DR_BUCKET}, "
+               "storage_class: STANDARD_IA}")
+
+
+def call_order(ctx: AwsContext) -> list[str]:
+    """The S3 and IAM operations ``ctx`` sends from now on, in order."""
+    seen: list[str] = []
+    for service in ("s3", "iam"):
+        ctx.client(service).meta.events.register_first(
+            f"before-call.{service}", lambda model, **kw: seen.append(model.name))
+    return seen
+
+
+def test_replication_applies_reads_back_goes_with_the_option_and_before_its_role(
+    cluster: tuple[AwsContext, LocalBackend],
+) -> None:
+    ctx, backend = cluster
+    s3, iam = ctx.client("s3"), ctx.client("iam")
+    dr = boto3.client("s3", region_name="us-east-1")
+    dr.create_bucket(Bucket=DR_BUCKET)  # the user's, in another region
+    dr.put_bucket_versioning(Bucket=DR_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    eng = engine_for(ctx, backend, REPLICATION)
+    result = eng.apply(eng.plan())
+    assert result.ok, [str(f.error) for f in result.failures]
+    role = iam.get_role(RoleName="production-proton-replication")["Role"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert (trust["Principal"], trust["Condition"]) == (
+        {"Service": ["s3.amazonaws.com"]}, {"StringEquals": {"aws:SourceAccount": ["123456789012"]}})
+    conf = s3.get_bucket_replication(Bucket="my-company-proton-data")["ReplicationConfiguration"]
+    assert conf["Role"] == role["Arn"]
+    assert conf["Rules"][0]["Destination"] == {"Bucket": f"arn:aws:s3:::{DR_BUCKET}",
+                                               "StorageClass": "STANDARD_IA"}
+    with pytest.raises(ClientError, match="ReplicationConfigurationNotFound"):
+        s3.get_bucket_replication(Bucket="my-company-proton-data-logs")  # the log bucket is not replicated
+    assert not eng.plan().has_changes
+
+    # removed by hand: drift, and apply puts it back
+    s3.delete_bucket_replication(Bucket="my-company-proton-data")
+    plan = eng.plan()
+    assert [(c.address, [a.name for a in c.attributes]) for c in plan.actionable] == [
+        ("aws_s3_bucket.data", ["replication_configuration"])]
+    assert eng.apply(plan).ok and not eng.plan().has_changes
+
+    # the option off: the configuration goes before its role
+    off = engine_for(ctx, backend)
+    plan = off.plan()
+    assert {c.address: c.action for c in plan.actionable} == {
+        "aws_s3_bucket.data": "update", "aws_iam_role.replication": "delete"}
+    seen = call_order(ctx)
+    assert off.apply(plan).ok and not off.plan().has_changes
+    assert seen.index("DeleteBucketReplication") < seen.index("DeleteRole")
+    with pytest.raises(ClientError, match="ReplicationConfigurationNotFound"):
+        s3.get_bucket_replication(Bucket="my-company-proton-data")
+
+
+def test_destroy_keeps_the_bucket_without_its_replication_and_deletes_the_role_after(
+    cluster: tuple[AwsContext, LocalBackend],
+) -> None:
+    ctx, backend = cluster
+    eng = engine_for(ctx, backend, REPLICATION)
+    assert eng.apply(eng.plan()).ok
+    destroy = eng.plan(PlanOptions(destroy=True))
+    kept = destroy.change("aws_s3_bucket.data")
+    assert kept.action == "update"
+    assert [a.name for a in kept.attributes] == ["replication_configuration"]
+    assert "kept" in kept.reason and any("aws_s3_bucket.data" in r for r in destroy.refused)
+    assert "replication_configuration" in render_plan(destroy)
+    seen = call_order(ctx)
+    result = eng.apply(destroy)
+    assert result.ok, [str(f.error) for f in result.failures]
+    # the role goes only after the kept bucket stopped naming it
+    assert seen.index("DeleteBucketReplication") < seen.index("DeleteRole")
+    s3 = ctx.client("s3")
+    with pytest.raises(ClientError, match="ReplicationConfigurationNotFound"):
+        s3.get_bucket_replication(Bucket="my-company-proton-data")
+    assert s3.get_bucket_versioning(Bucket="my-company-proton-data")["Status"] == "Enabled"  # kept
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        ctx.client("iam").get_role(RoleName="production-proton-replication")

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -104,7 +105,8 @@ def test_a_healthy_dev_spec_fails_nothing(ctx: AwsContext) -> None:
         "credentials": OK, "availability-zones": OK, "instance-type": OK,
         # moto 5.2's Service Quotas knows the VPC quotas only: the others are honestly unchecked
         "quota:vcpus": WARN, "quota:vpcs": OK, "quota:eips": WARN, "quota:nat-gateways": OK,
-        "quota:load-balancers": WARN, "ami": OK, "bucket": OK, "log-bucket": OK, "key-pair": SKIPPED,
+        "quota:load-balancers": WARN, "ami": OK, "bucket": OK, "log-bucket": OK, "replication": SKIPPED,
+        "key-pair": SKIPPED,
         "certificate": SKIPPED,
     }
     assert "account 123456789012 as arn:aws:sts::123456789012:" in checks["credentials"].message
@@ -463,6 +465,31 @@ def test_the_log_bucket_name_is_checked_the_same_way(ctx: AwsContext) -> None:
     s3.put_bucket_tagging(Bucket=f"{BUCKET}-logs", Tagging={"TagSet": [
         {"Key": CLUSTER_TAG, "Value": CLUSTER}, {"Key": ADDRESS_TAG, "Value": "aws_s3_bucket.logs"}]})
     assert run(ctx)["log-bucket"].status == OK
+
+
+def test_the_replication_destination_exists_is_versioned_and_elsewhere(ctx: AwsContext) -> None:
+    spec = dev("storage.replication={destination_bucket_arn: arn:aws:s3:::dev-proton-dr}")
+    check = run(ctx, spec)["replication"]
+    assert check.status == FAIL and check.message == "dev-proton-dr: the destination bucket does not exist"
+    dr = boto3.client("s3", region_name="us-east-1")
+    dr.create_bucket(Bucket="dev-proton-dr")
+    check = run(ctx, spec)["replication"]
+    assert check.status == FAIL and "versioning is off" in check.message
+    assert check.fix.startswith("aws s3api put-bucket-versioning --bucket dev-proton-dr")
+    dr.put_bucket_versioning(Bucket="dev-proton-dr", VersioningConfiguration={"Status": "Enabled"})
+    check = run(ctx, spec)["replication"]
+    assert (check.status, check.message) == (OK, "dev-proton-dr: versioned, in us-east-1")
+    # in the cluster's own region: allowed, but one outage takes both
+    ctx.client("s3").create_bucket(Bucket="dev-proton-dr-west",
+                                   CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    ctx.client("s3").put_bucket_versioning(Bucket="dev-proton-dr-west",
+                                           VersioningConfiguration={"Status": "Enabled"})
+    same = dev("storage.replication={destination_bucket_arn: arn:aws:s3:::dev-proton-dr-west}")
+    assert run(ctx, same)["replication"].status == WARN
+    # another account's bucket that this one may not read: a warning that says what to make sure of
+    refuse(ctx, "s3", "GetBucketVersioning", "AccessDenied")
+    check = run(ctx, spec)["replication"]
+    assert check.status == WARN and "dev-proton-replication" in check.fix
 
 
 def test_key_pair(ctx: AwsContext) -> None:

@@ -27,6 +27,9 @@ VARIANTS = {
     "aws-managed-keys": ["security.encryption.create_kms_key=false"],
     "cross-account": ['security.cross_account_role={"provider_account_id": "123456789012", '
                       '"external_id": "byoc-external-id-1"}'],
+    "replication-kms": ["security.encryption.create_kms_key=true",
+                        'storage.replication={"destination_bucket_arn": "arn:aws:s3:::acme-proton-dr", '
+                        '"destination_kms_key_arn": "arn:aws:kms:eu-west-1:210987654321:key/dr-key"}'],
 }
 #: actions AWS cannot scope to a resource (the service authorisation reference lists no resource types)
 UNSCOPABLE = {"cloudwatch:PutMetricData", "ec2messages:", "ssmmessages:", "ssm:UpdateInstanceInformation",
@@ -251,6 +254,40 @@ def test_iam_has_no_wildcard_actions_and_scopes_resources(variant: str) -> None:
     for role in of(resources, "aws_iam_role"):  # only the intended principals may assume the roles
         for s in role.props["assume_role_policy"]["Statement"]:
             assert s["Principal"] != "*" and s["Principal"].get("AWS") != "*"
+
+
+def test_the_replication_role_reads_the_data_bucket_and_writes_only_replicas() -> None:
+    _, resources = build("replication-kms")
+    [role] = [r for r in of(resources, "aws_iam_role") if r.address == "aws_iam_role.replication"]
+    [trust] = role.props["assume_role_policy"]["Statement"]
+    assert trust["Principal"] == {"Service": ["s3.amazonaws.com"]}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": [FACTS.account]}}
+    data, dr = "arn:aws:s3:::my-company-proton-data", "arn:aws:s3:::acme-proton-dr"
+    by_sid = {s["Sid"]: s for s in role.props["inline_policies"]["s3-replication"]["Statement"]}
+    scopes = {sid: (s["Action"], s["Resource"]) for sid, s in by_sid.items() if "crypt" not in sid}
+    assert scopes == {
+        "SourceBucket": (["s3:GetReplicationConfiguration", "s3:ListBucket"], [data]),
+        "SourceObjects": (["s3:GetObjectVersionAcl", "s3:GetObjectVersionForReplication",
+                           "s3:GetObjectVersionTagging"], [f"{data}/*"]),
+        "DestinationObjects": (["s3:ReplicateObject", "s3:ReplicateTags"], [f"{dr}/*"]),
+    }
+    # each key only through S3 in its own region, for its own bucket's objects
+    assert by_sid["DecryptSource"]["Action"] == ["kms:Decrypt"]
+    via = by_sid["DecryptSource"]["Condition"]["StringLike"]["kms:ViaService"]
+    assert via == ["s3.us-west-2.amazonaws.com"]
+    assert by_sid["EncryptReplicas"]["Resource"] == ["arn:aws:kms:eu-west-1:210987654321:key/dr-key"]
+    assert by_sid["EncryptReplicas"]["Condition"]["StringLike"] == {
+        "kms:ViaService": ["s3.eu-west-1.amazonaws.com"], "kms:EncryptionContext:aws:s3:arn": [dr, f"{dr}/*"]}
+    buckets = {r.address: r for r in of(resources, "aws_s3_bucket")}
+    [conf] = buckets["aws_s3_bucket.data"].props["replication_configuration"]
+    assert conf["rules"][0]["source_selection_criteria"] == [
+        {"sse_kms_encrypted_objects": [{"enabled": True}]}]
+    logs = buckets["aws_s3_bucket.logs"]
+    assert logs.props["replication_configuration"] == []  # the log bucket is not replicated
+    # without the option: no role, no configuration
+    _, plain = build("prod")
+    assert "aws_iam_role.replication" not in {r.address for r in plain}
+    assert all(r.props["replication_configuration"] == [] for r in of(plain, "aws_s3_bucket"))
 
 
 def test_secrets_never_in_state_plan_logs_or_user_data(

@@ -593,6 +593,35 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
         ],
     ),
     (
+        "replication-into-its-own-log-bucket",
+        base(extra="  replication:\n    destination_bucket_arn: arn:aws:s3:::demo-proton-data-test-logs\n"),
+        [],
+        ["spec.yaml:10 storage.replication.destination_bucket_arn: 'demo-proton-data-test-logs' is "
+         "storage.access_logs.bucket_name: replication needs a bucket of your own in another region or "
+         "account; name that bucket's ARN"],
+    ),
+    (
+        "replication-shapes",
+        base(extra="  replication:\n    destination_bucket_arn: s3://demo-proton-dr\n"
+                   "    storage_class: COLD\n"),
+        [],
+        [
+            "spec.yaml:10 storage.replication.destination_bucket_arn: 's3://demo-proton-dr' is not valid: "
+            "expected an S3 bucket ARN such as arn:aws:s3:::my-company-proton-dr",
+            "spec.yaml:11 storage.replication.storage_class: 'COLD' is not one of: STANDARD, STANDARD_IA, "
+            "ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE",
+        ],
+    ),
+    (
+        "replication-of-sse-kms-objects-needs-a-destination-key",
+        base(extra="  replication:\n    destination_bucket_arn: arn:aws:s3:::demo-proton-dr\n"
+                   "security:\n  encryption:\n    create_kms_key: true\n"),
+        [],
+        ["spec.yaml:9 storage.replication.destination_kms_key_arn: is required: the data bucket uses "
+         "SSE-KMS (security.encryption), and S3 replicates SSE-KMS objects only with a key in the "
+         "destination's region to encrypt the replicas; give that key's ARN"],
+    ),
+    (
         "file-and-override-problems-together",
         base(extra="compute:\n  disk_size_gb: 5\n"),
         ["compute.instance_count=-1"],

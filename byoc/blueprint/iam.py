@@ -9,6 +9,7 @@ from typing import Any
 from byoc.blueprint.base import Builder
 from byoc.blueprint.network import FLOW_LOGS_POLICY, flow_logs_role_name
 from byoc.blueprint.policy import document, statement
+from byoc.blueprint.replication import REPLICATION_POLICY, replication_role_name
 from byoc.blueprint.storage import Storage
 from byoc.model import Ref
 from byoc.spec import Spec
@@ -36,6 +37,8 @@ def iam_names(spec: Spec) -> dict[str, dict[str, frozenset[str]]]:
         roles[f"{cluster}-management"] = frozenset({OPERATIONS_POLICY})
     if spec.data["network"]["flow_logs"]["enabled"]:
         roles[flow_logs_role_name(cluster)] = frozenset({FLOW_LOGS_POLICY})
+    if spec.data["storage"].get("replication"):
+        roles[replication_role_name(cluster)] = frozenset({REPLICATION_POLICY})
     return {"aws_iam_role": roles, "aws_iam_instance_profile": {f"{cluster}-node": frozenset()}}
 
 

@@ -10,6 +10,7 @@ from byoc.blueprint.base import CLUSTER_KEY, Builder, created_key_arn, log_group
 from byoc.blueprint.logdelivery import NLB_LOG_SERVICE, S3_LOGGING_SERVICE, elb_log_principal
 from byoc.blueprint.network import flow_logs_group_name
 from byoc.blueprint.policy import document, statement
+from byoc.blueprint.replication import build_replication
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def build_storage(b: Builder) -> Storage:
         "lifecycle_rules": _lifecycle(st),
         "logging": [{"target_bucket": logs_name, "target_prefix": S3_ACCESS_PREFIX}],
         "notification": notification,
+        "replication_configuration": build_replication(b, arn, kms_key),
     }, label=name, depends_on=(logs,))
 
     secret = b.add("aws_secretsmanager_secret", "admin", None, {
@@ -166,6 +168,7 @@ def _log_bucket(b: Builder, data_arn: str, notification: dict[str, Any]) -> tupl
         }],
         "logging": [],
         "notification": notification,
+        "replication_configuration": [],
     }, label=name)
     return address, name
 

@@ -1,5 +1,6 @@
 """Preflight: read-only checks before apply that catch what makes a deploy fail half-way —
-credentials, zones, instance type, service quotas, AMI, bucket name, key pair, certificate.
+credentials, zones, instance type, service quotas, AMI, bucket name, replication destination, key pair,
+certificate.
 
 Every check answers a ``Check``; none raises. AWS errors become that check's fail (or warn).
 """
@@ -29,7 +30,8 @@ __all__ = ["FAIL", "OK", "ORDER", "SKIPPED", "WARN", "Check", "failed", "nodes_a
 #: the checks, in the order ``run_preflight`` reports them
 ORDER = (
     "credentials", "availability-zones", "instance-type", "quota:vcpus", "quota:vpcs", "quota:eips",
-    "quota:nat-gateways", "quota:load-balancers", "ami", "bucket", "log-bucket", "key-pair", "certificate",
+    "quota:nat-gateways", "quota:load-balancers", "ami", "bucket", "log-bucket", "replication", "key-pair",
+    "certificate",
 )
 CREDENTIAL_CODES = frozenset({
     "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException",
@@ -81,6 +83,7 @@ def run_preflight(
         "ami": lambda: _ami(ctx, spec),
         "bucket": lambda: _bucket(ctx, spec, "bucket", BUCKET_ADDRESS),
         "log-bucket": lambda: _bucket(ctx, spec, "log-bucket", LOGS_ADDRESS),
+        "replication": lambda: _replication(ctx, spec),
         "key-pair": lambda: _key_pair(ctx, spec),
         "certificate": lambda: _certificate(ctx, spec),
     }
@@ -260,6 +263,40 @@ def _bucket(ctx: AwsContext, spec: Spec, check: str, address: str) -> Check:
         return Check(check, OK, f"{bucket}: exists in this account without tags (a run stopped "
                      "before tagging it); apply adopts it and writes its tags")
     return Check(check, FAIL, f"{bucket}: the bucket exists and {why}", f"choose another {field}")
+
+
+def _replication(ctx: AwsContext, spec: Spec) -> Check:
+    """``storage.replication``'s destination exists and is versioned (S3 refuses the replication
+    configuration otherwise); in the cluster's own region it is a warning (one outage takes both)."""
+    conf = spec.data["storage"].get("replication")
+    if not conf:
+        return Check("replication", SKIPPED, "storage.replication is not set")
+    field = "storage.replication.destination_bucket_arn"
+    bucket = str(conf["destination_bucket_arn"]).rsplit(":", 1)[-1]
+    s3 = ctx.client("s3")
+    try:
+        status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+        region = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in {"404", "NoSuchBucket", "NotFound"}:
+            return Check("replication", FAIL, f"{bucket}: the destination bucket does not exist",
+                         f"create it, versioned, in another region or account, or fix {field}")
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            return Check("replication", WARN, f"{bucket}: cannot read its versioning or region ({code}; "
+                         "another account's bucket?)",
+                         f"make sure it is versioned and its bucket policy lets the role "
+                         f"{spec.cluster_name}-replication replicate into it")
+        raise
+    if status != "Enabled":
+        return Check("replication", FAIL, f"{bucket}: versioning is {status or 'off'}; S3 replicates only "
+                     "into a versioned bucket",
+                     f"aws s3api put-bucket-versioning --bucket {bucket} "
+                     "--versioning-configuration Status=Enabled")
+    if region == spec.region:
+        return Check("replication", WARN, f"{bucket}: versioned, but in {region} like the cluster: one "
+                     "regional outage takes both copies", "replicate to a bucket in another region")
+    return Check("replication", OK, f"{bucket}: versioned, in {region}")
 
 
 def _key_pair(ctx: AwsContext, spec: Spec) -> Check:

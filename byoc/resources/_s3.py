@@ -1,6 +1,6 @@
-"""Pure S3 helpers for ``aws_s3_bucket``: the policy normal form, lifecycle, encryption, logging and
-event notification shapes, the eight concurrent per-bucket reads of discovery, and emptying a bucket
-of every object version.
+"""Pure S3 helpers for ``aws_s3_bucket``: the policy normal form, lifecycle, encryption, logging,
+event notification and replication shapes, the nine concurrent per-bucket reads of discovery, and
+emptying a bucket of every object version.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code
 from byoc.errors import CloudError
+from byoc.resources._replication import NOT_FOUND, replication_from_aws
 
 #: statement keys whose value is a string or a list of strings
 _LIST_KEYS = frozenset({"Action", "NotAction", "Resource", "NotResource"})
@@ -309,6 +310,8 @@ def _reads(s3: Any) -> list[tuple[Callable[..., Any], str | None, Callable[[Any]
         # no notification configuration answers an empty one too
         (s3.get_bucket_notification_configuration, None,
          lambda r: {"notification": notification_from_aws(r)}),
+        (s3.get_bucket_replication, NOT_FOUND, lambda r: {
+            "replication_configuration": replication_from_aws(r and r.get("ReplicationConfiguration"))}),
     ]
 
 

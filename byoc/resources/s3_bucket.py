@@ -1,6 +1,6 @@
 """``aws_s3_bucket``: the cluster's buckets (data, and the log bucket beside it) with their versioning,
 encryption, public access block, ownership, policy, lifecycle, server access logging, event
-notifications and tags in one kind. It holds data: deleting one empties it first.
+notifications, replication and tags in one kind. It holds data: deleting one empties it first.
 
 Which existing bucket is this cluster's is one rule (``foreign``), shared by discovery
 (``find_untagged`` finds an untagged one by name), create (adopting it) and preflight (not
@@ -20,6 +20,7 @@ from byoc.aws.errors import error_code
 from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG, address_of, tag_list
 from byoc.errors import CloudError
 from byoc.model import UNKNOWN, Companion, Live, canonical_json, partition
+from byoc.resources._replication import replication_from_props, replication_to_aws
 from byoc.resources._s3 import (
     PAB_KEYS,
     empty_bucket,
@@ -52,6 +53,7 @@ SETTINGS = (
     "policy",
     "logging",
     "notification",
+    "replication_configuration",
 )
 ENCRYPTION = frozenset({"sse_algorithm", "kms_master_key_id", "bucket_key_enabled"})
 #: S3's answers while a just-created bucket propagates or another change to it is in flight
@@ -108,6 +110,9 @@ class S3Bucket(ResourceType):
     seconds = (3.0, 3.0)
     force_new = frozenset({"bucket"})
     holds_data = True
+    #: what a kept bucket gives up when destroy deletes the rest of the cluster: its replication
+    #: configuration names the replication role that destroy deletes
+    kept_resets: tuple[tuple[str, Any], ...] = (("replication_configuration", []),)
 
     def __init__(self, page_size: int = 1000, batch: int = 1000) -> None:
         #: ListObjectVersions page size and DeleteObjects batch size when emptying
@@ -187,7 +192,8 @@ class S3Bucket(ResourceType):
             return self._adopt(ctx, address, name)
         # a new bucket: what CreateBucket set; the rest is written whatever S3's defaults are
         return {"versioning": False, "object_ownership": props["object_ownership"], "policy": None,
-                "lifecycle_rules": [], "logging": [], "notification": notification_from_props(None)}
+                "lifecycle_rules": [], "logging": [], "notification": notification_from_props(None),
+                "replication_configuration": []}
 
     def _adopt(self, ctx: AwsContext, address: str, name: str) -> Mapping[str, Any]:
         """The bucket exists in this account: carry on if ``foreign`` says it is ours (tagged for
@@ -222,7 +228,8 @@ class S3Bucket(ResourceType):
     ) -> None:
         """Write the settings that differ from ``current`` (or those in ``changed``), in order:
         public access block, encryption, versioning, ownership, lifecycle, policy, event notifications,
-        logging (last: its target, the log bucket, must let S3's log delivery write first)."""
+        logging (its target, the log bucket, must let S3's log delivery write first), replication (S3
+        accepts it only on a versioned bucket)."""
         s3 = ctx.client("s3")
         want = _props({**props, "bucket": name})
         if changed is None:
@@ -270,6 +277,12 @@ class S3Bucket(ResourceType):
                 codes=TARGET_NOT_READY,
                 timeout=min(ctx.retry_timeout, 60.0),
             )
+        if "replication_configuration" in changed:
+            replication = replication_to_aws(want["replication_configuration"])
+            if replication is None:
+                _call(ctx, s3.delete_bucket_replication, Bucket=name)
+            else:
+                _call(ctx, s3.put_bucket_replication, Bucket=name, ReplicationConfiguration=replication)
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         s3 = ctx.client("s3")
@@ -381,6 +394,7 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
         "lifecycle_rules": lifecycle_rules(props.get("lifecycle_rules")),
         "logging": logging_from_props(props.get("logging")),
         "notification": notification_from_props(props.get("notification")),
+        "replication_configuration": replication_from_props(props.get("replication_configuration")),
         "tags": dict(props["tags"]),
     }
 

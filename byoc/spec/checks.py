@@ -319,6 +319,33 @@ def check_encryption(ctx: _Ctx) -> None:
         )
 
 
+def check_replication(ctx: _Ctx) -> None:
+    """The replication destination is a third bucket, and SSE-KMS objects have a key to go to."""
+    base = ("storage", "replication")
+    conf = ctx.get(*base)
+    if conf is None:
+        return
+    path = (*base, "destination_bucket_arn")
+    target = str(ctx.get(*path)).rsplit(":", 1)[-1]
+    for field in (("storage", "bucket_name"), ("storage", "access_logs", "bucket_name")):
+        with contextlib.suppress(_Skip):
+            if ctx.get(*field) == target:
+                ctx.error(path, f"{target!r} is {'.'.join(field)}: replication needs a bucket of "
+                                "your own in another region or account; name that bucket's ARN")
+    enc = ctx.get("security", "encryption")
+    sse_kms = bool(enc.get("enabled") and (enc.get("create_kms_key") or enc.get("kms_key_arn")))
+    key = conf.get("destination_kms_key_arn")
+    if sse_kms and key is None:
+        ctx.error((*base, "destination_kms_key_arn"),
+                  "is required: the data bucket uses SSE-KMS (security.encryption), and S3 replicates "
+                  "SSE-KMS objects only with a key in the destination's region to encrypt the replicas; "
+                  "give that key's ARN")
+    elif not sse_kms and key is not None:
+        ctx.warn((*base, "destination_kms_key_arn"),
+                 "is used only for SSE-KMS objects; the data bucket uses SSE-S3, so the replicas are "
+                 "encrypted as the destination bucket's default encryption says")
+
+
 def check_backups(ctx: _Ctx) -> None:
     if ctx.get("storage", "backups", "enabled") is False:
         ctx.warn(
@@ -367,6 +394,7 @@ _CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_bucket,
     check_log_bucket,
     check_encryption,
+    check_replication,
     check_backups,
     check_tags,
 )
