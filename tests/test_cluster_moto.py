@@ -364,8 +364,10 @@ def test_replacing_the_load_balancer_turns_its_deletion_protection_off_first(
     assert not internet.plan().has_changes
 
 DR_BUCKET = "my-company-proton-dr"
+DR_KEY = "arn:aws:kms:us-east-1:123456789012:key/abcd1234-12ab-34cd-56ef-1234567890ab"
+#: prod's bucket is SSE-KMS under its own key: its replicas need a key in the destination's region
 REPLICATION = (f"storage.replication={{destination_bucket_arn: arn:aws:s3:::{DR_BUCKET}, "
-               "storage_class: STANDARD_IA}")
+               f"storage_class: STANDARD_IA, destination_kms_key_arn: {DR_KEY}}}")
 
 
 def call_order(ctx: AwsContext) -> list[str]:
@@ -395,7 +397,8 @@ def test_replication_applies_reads_back_goes_with_the_option_and_before_its_role
     conf = s3.get_bucket_replication(Bucket="my-company-proton-data")["ReplicationConfiguration"]
     assert conf["Role"] == role["Arn"]
     assert conf["Rules"][0]["Destination"] == {"Bucket": f"arn:aws:s3:::{DR_BUCKET}",
-                                               "StorageClass": "STANDARD_IA"}
+                                               "StorageClass": "STANDARD_IA",
+                                               "EncryptionConfiguration": {"ReplicaKmsKeyID": DR_KEY}}
     with pytest.raises(ClientError, match="ReplicationConfigurationNotFound"):
         s3.get_bucket_replication(Bucket="my-company-proton-data-logs")  # the log bucket is not replicated
     assert not eng.plan().has_changes
