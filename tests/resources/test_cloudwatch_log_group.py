@@ -4,6 +4,7 @@ and the AWS behaviours moto lacks (retention validation, conflicts, KMS associat
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -188,7 +189,8 @@ def test_a_key_refused_for_good_fails_after_the_settle_time(ctx: AwsContext, mon
     import byoc.aws.context as context
 
     now = [0.0]  # a clock that moves only by what the retries sleep
-    monkeypatch.setattr(context, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    clock = types.SimpleNamespace(monotonic=lambda: now[0], perf_counter=time.perf_counter)
+    monkeypatch.setattr(context, "time", clock)
     monkeypatch.setattr(ctx, "sleep", lambda s: now.__setitem__(0, now[0] + s))
     calls = deny_first(ctx, "CreateLogGroup", KEY_DENIED, 1000)
     with pytest.raises(ClientError, match="KMS key"):
