@@ -12,6 +12,14 @@ from byoc.blueprint.network import flow_logs_group_name
 from byoc.blueprint.policy import document, statement
 from byoc.blueprint.replication import build_replication
 
+#: both buckets block every kind of public access
+BLOCK_ALL_PUBLIC = {
+    "block_public_acls": True,
+    "block_public_policy": True,
+    "ignore_public_acls": True,
+    "restrict_public_buckets": True,
+}
+
 
 @dataclass(frozen=True)
 class Storage:
@@ -60,12 +68,7 @@ def build_storage(b: Builder) -> Storage:
         "sse_algorithm": "aws:kms" if kms_key else "AES256",
         "kms_master_key_id": kms_key,
         "bucket_key_enabled": bool(kms_key),
-        "public_access_block": {
-            "block_public_acls": True,
-            "block_public_policy": True,
-            "ignore_public_acls": True,
-            "restrict_public_buckets": True,
-        },
+        "public_access_block": dict(BLOCK_ALL_PUBLIC),
         "object_ownership": "BucketOwnerEnforced",
         "policy": document(statement(
             "Deny", ["s3:*"], [arn, f"{arn}/*"], sid="DenyInsecureTransport", principal="*",
@@ -153,12 +156,7 @@ def _log_bucket(b: Builder, data_arn: str, notification: dict[str, Any]) -> tupl
         "sse_algorithm": "AES256",
         "kms_master_key_id": None,
         "bucket_key_enabled": False,
-        "public_access_block": {
-            "block_public_acls": True,
-            "block_public_policy": True,
-            "ignore_public_acls": True,
-            "restrict_public_buckets": True,
-        },
+        "public_access_block": dict(BLOCK_ALL_PUBLIC),
         "object_ownership": "BucketOwnerEnforced",
         "policy": document(*statements),
         "lifecycle_rules": [{
