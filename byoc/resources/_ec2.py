@@ -11,9 +11,9 @@ from typing import Any
 
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import EVENTUAL_CODES, error_code, is_not_found
-from byoc.aws.tags import is_owned, owned_filter
+from byoc.aws.tags import is_owned, owned_filter, update_ec2_tags
 from byoc.errors import CloudError
-from byoc.model import canonical_json, partition
+from byoc.model import Live, canonical_json, partition
 
 
 def client_token(ctx: AwsContext, address: str, props: Mapping[str, Any], salt: str = "") -> str:
@@ -128,3 +128,14 @@ def found(read: Callable[[], list[Any]]) -> bool:
         if is_not_found(exc):
             return False
         raise
+
+
+def update_tags_only(
+    ctx: AwsContext, live: Live, props: Mapping[str, Any], changed: set[str],
+    normalise: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> Live:
+    """The in-place update of an EC2 kind whose only mutable prop is its tags (every other prop
+    forces replacement): retag, and answer the desired props in the kind's normal form."""
+    if "tags" in changed:
+        update_ec2_tags(ctx, live.id, live.props["tags"], props["tags"])
+    return Live(live.address, live.kind, live.id, normalise(props), dict(live.attrs))

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from byoc.aws.context import AwsContext
-from byoc.aws.tags import address_of, tag_list, tag_specs, update_ec2_tags
+from byoc.aws.tags import address_of, tag_list, tag_specs
 from byoc.model import Live
-from byoc.resources._ec2 import describe_owned, found, is_gone, user_tags, wait_gone
+from byoc.resources._ec2 import describe_owned, found, is_gone, update_tags_only, user_tags, wait_gone
 from byoc.resources.base import ResourceType
 
 #: ReleaseAddress errors that clear once the address's last holder is fully gone
@@ -36,9 +36,7 @@ class Eip(ResourceType):
         return self._live({**resp, "Tags": tag_list(props["tags"])}, address)
 
     def update(self, ctx: AwsContext, live: Live, props: Mapping[str, Any], changed: set[str]) -> Live:
-        if "tags" in changed:
-            update_ec2_tags(ctx, live.id, live.props["tags"], props["tags"])
-        return Live(live.address, self.kind, live.id, _props(props), dict(live.attrs))
+        return update_tags_only(ctx, live, props, changed, _props)
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         ec2 = ctx.client("ec2")

@@ -10,9 +10,9 @@ from typing import Any
 
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import is_not_found
-from byoc.aws.tags import address_of, tag_list, tag_specs, update_ec2_tags
+from byoc.aws.tags import address_of, tag_list, tag_specs
 from byoc.model import Live
-from byoc.resources._ec2 import describe_owned, ec2_arn, found, user_tags, wait_gone
+from byoc.resources._ec2 import describe_owned, ec2_arn, found, update_tags_only, user_tags, wait_gone
 from byoc.resources.base import ResourceType
 
 _ATTACHED = frozenset({"available", "attached"})
@@ -52,9 +52,7 @@ class InternetGateway(ResourceType):
                 _detach(ctx, live.id, live.props["vpc_id"])
             if props["vpc_id"] is not None:
                 _attach(ctx, live.id, props["vpc_id"])
-        if "tags" in changed:
-            update_ec2_tags(ctx, live.id, live.props["tags"], props["tags"])
-        return Live(live.address, self.kind, live.id, _props(props), dict(live.attrs))
+        return update_tags_only(ctx, live, props, changed, _props)
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         ec2 = ctx.client("ec2")

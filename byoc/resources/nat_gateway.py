@@ -11,10 +11,10 @@ from typing import Any
 
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code, is_not_found
-from byoc.aws.tags import address_of, tag_list, tag_specs, update_ec2_tags
+from byoc.aws.tags import address_of, tag_list, tag_specs
 from byoc.errors import CloudError
 from byoc.model import Live
-from byoc.resources._ec2 import client_token, describe_owned, user_tags
+from byoc.resources._ec2 import client_token, describe_owned, update_tags_only, user_tags
 from byoc.resources.base import ResourceType
 
 #: states of a NAT gateway that is gone or going (AWS keeps deleted ones visible for ~1h)
@@ -66,9 +66,7 @@ class NatGateway(ResourceType):
         return self._live({**nat, "Tags": tag_list(props["tags"])}, address)
 
     def update(self, ctx: AwsContext, live: Live, props: Mapping[str, Any], changed: set[str]) -> Live:
-        if "tags" in changed:
-            update_ec2_tags(ctx, live.id, live.props["tags"], props["tags"])
-        return Live(live.address, self.kind, live.id, _props(props), dict(live.attrs))
+        return update_tags_only(ctx, live, props, changed, _props)
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         try:
