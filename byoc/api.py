@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from byoc.executor import ApplyResult, Event
     from byoc.operations.backup import BackupInfo, Manifest, PruneResult
     from byoc.operations.health import HealthReport, Prober
+    from byoc.operations.logs import LogEvent
+    from byoc.operations.metrics import MetricsReport
     from byoc.operations.scale import ScaleResult
     from byoc.plan import Plan
     from byoc.spec import Spec
@@ -181,6 +183,23 @@ class Cluster:
             probe=probe,
             prober=prober,
         )
+
+    def logs(self, nodes: Sequence[str] | None = None, since: str = "1h", grep: str | None = None,
+             bootstrap: bool = False) -> list[LogEvent]:
+        """The nodes' log lines since ``since`` (30s, 15m, 1h, 2d or an ISO time), oldest first,
+        each with its node; ``grep``: only lines containing that text. Read-only: no lock."""
+        from byoc.operations.logs import cluster_logs
+
+        return cluster_logs(self.engine.ctx, self.engine.state(), nodes=list(nodes or []) or None,
+                            since=since, grep=grep, bootstrap=bootstrap)
+
+    def metrics(self, since: str = "24h", nodes: Sequence[str] | None = None) -> MetricsReport:
+        """Each node's CPU, memory, disk, network and Proton metrics since ``since`` (one batched
+        GetMetricData); ``report.to_dict()`` is what ``byoc metrics --json`` prints. Read-only."""
+        from byoc.operations.metrics import cluster_metrics_report
+
+        return cluster_metrics_report(self.engine.ctx, self.engine.state(), self.spec.data["monitoring"],
+                                      since=since, nodes=list(nodes or []) or None)
 
     def backup(self) -> Manifest:
         """Snapshot every node's data volume and write the manifest; returns it."""

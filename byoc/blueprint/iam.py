@@ -86,10 +86,21 @@ def build_iam(b: Builder, storage: Storage, log_group: str) -> Identity:
     return Identity(role, profile)
 
 
+#: the kinds of alarm ``monitoring.build_alarms`` names ``<cluster>-<kind>-<key>``
+ALARM_KINDS = ("cpu", "status", "disk", "unhealthy")
+
+
+def alarm_arns(b: Builder) -> list[str]:
+    """ARN patterns of the cluster's alarms, per kind: ``<cluster>-*`` alone would also match
+    the alarms of a cluster whose name starts with ``<cluster>-``."""
+    base = f"arn:{b.partition}:cloudwatch:{b.region}:{b.facts.account}:alarm:{b.cluster}"
+    return [f"{base}-{kind}-*" for kind in ALARM_KINDS]
+
+
 def _management_role(b: Builder, path: str, xacct: dict[str, Any], storage: Storage, log_group: str) -> None:
     account = xacct["provider_account_id"]
     read = [
-        "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData", "cloudwatch:ListMetrics",
+        "cloudwatch:GetMetricData", "cloudwatch:ListMetrics",
         "ec2:DescribeInstanceStatus", "ec2:DescribeInstances", "ec2:DescribeSnapshots",
         "ec2:DescribeVolumes", "elasticloadbalancing:DescribeLoadBalancers",
         "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
@@ -106,6 +117,9 @@ def _management_role(b: Builder, path: str, xacct: dict[str, Any], storage: Stor
         "inline_policies": {OPERATIONS_POLICY: document(
             # these Describe/List actions support no resource-level scoping in IAM
             statement("Allow", read, ["*"], sid="Observe"),
+            # DescribeAlarms takes the alarm resource type: the cluster's metric alarms only (their
+            # names are <cluster>-<kind>-<key>, see monitoring.build_alarms)
+            statement("Allow", ["cloudwatch:DescribeAlarms"], alarm_arns(b), sid="ReadAlarms"),
             statement("Allow", ["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"],
                       [Ref(log_group, "arn_wildcard")], sid="ReadLogs"),
             statement("Allow", ["s3:ListBucket"], [storage.bucket_arn], sid="ListBackups",
