@@ -122,8 +122,8 @@ def text_report(report: MetricsReport, width: int = 80) -> list[Line]:
     lines: list[Line] = [
         (_clip(f"Cluster {report.cluster}: {_when(report.start)} to {_when(report.end)}, "
                f"one point per {_period(report.period)}", width), "title"),
-        (_clip("Each line runs oldest to newest; min/avg/max over the window; "
-               f"{FILL} up to the max, {MARK} a threshold.", width), "dim"),
+        (_clip(f"Lines run oldest to newest; {FILL} fills up to the max, {MARK} marks a threshold.", width),
+         "dim"),
     ]
     labels = {k: f"node {k}" for k in report.nodes}
     label_w = max((len(v) for v in labels.values()), default=6)
