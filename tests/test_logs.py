@@ -4,6 +4,7 @@ the node on each line, --grep, --since, --node, follow mode, a missing log group
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -39,10 +40,8 @@ def nodes_of(eng: Engine) -> dict[str, str]:
 
 
 def put(logs: Any, stream: str, *events: tuple[int, str]) -> None:
-    try:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        pass
     logs.put_log_events(logGroupName=GROUP, logStreamName=stream,
                         logEvents=[{"timestamp": t, "message": m} for t, m in events])
 
@@ -97,8 +96,8 @@ def test_node_filter_grep_and_since(cluster: Engine) -> None:
     n = nodes_of(cluster)
     logs = cluster.ctx.client("logs")
     t = now_ms()
-    put(logs, n["0"], (t - 2 * 3600_000, "old: Code: 60. DB::Exception"), (t - 60_000, "Code: 60. DB::Exception"),
-        (t - 50_000, "all fine"))
+    put(logs, n["0"], (t - 2 * 3600_000, "old: Code: 60. DB::Exception"),
+        (t - 60_000, "Code: 60. DB::Exception"), (t - 50_000, "all fine"))
     put(logs, n["1"], (t - 40_000, "Code: 60. DB::Exception on 1"))
 
     only0 = cluster_logs(cluster.ctx, cluster.state(), nodes=["0"], since="1h")

@@ -23,16 +23,16 @@ Line = tuple[str, str]
 
 
 def fmt_value(v: float) -> str:
-    """At most 6 characters: 0.25, 42.5, 1.2k, 35.0M …"""
+    """At most 6 characters below 1000T (7 when negative): 0.25, 42.5, 1.2k, 35.0M …"""
     a = abs(v)
-    if a < 10:
+    if round(a, 2) < 10:
         return f"{v:.2f}"
-    if a < 1000:
+    if round(a, 1) < 1000:
         return f"{v:.1f}"
-    for div, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")):
-        if a < div * 1000 or suffix == "T":
+    for div, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
+        if round(a / div, 1) < 1000:
             return f"{v / div:.1f}{suffix}"
-    return f"{v:.3g}"  # pragma: no cover - unreachable (T catches all)
+    return f"{v / 1e12:.1f}T"
 
 
 def stats_text(st: tuple[float, float, float]) -> str:
