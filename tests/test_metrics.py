@@ -168,3 +168,30 @@ def test_more_than_500_queries_take_as_few_calls_as_needed(ctx: Any) -> None:
     assert report.calls == expected == len(sizes) and sum(sizes) == len(metrics) * len(nodes)
     assert all(n <= MAX_QUERIES for n in sizes)
     assert len(report.series) == len(metrics) * len(nodes)
+
+
+def test_describe_alarms_is_scoped_to_the_clusters_alarms() -> None:
+    """cloudwatch:DescribeAlarms takes the alarm resource type (AWS's service authorization
+    reference): the provider's role may read this cluster's metric alarms only."""
+    import fnmatch
+
+    from byoc import blueprint
+    from byoc.blueprint.base import Facts
+    from tests.daytwo import dev_spec
+
+    spec = dev_spec('security.cross_account_role={provider_account_id: "123456789012", external_id: abc}')
+    built = blueprint.build(spec, Facts(account="210987654321"))
+    role = next(r for r in built if r.kind == "aws_iam_role" and r.props["name"] == "dev-proton-management")
+    statements = next(iter(role.props["inline_policies"].values()))["Statement"]
+    alarms = next(s for s in statements if s.get("Sid") == "ReadAlarms")
+    assert alarms["Action"] in (["cloudwatch:DescribeAlarms"], "cloudwatch:DescribeAlarms")
+    arns = alarms["Resource"] if isinstance(alarms["Resource"], list) else [alarms["Resource"]]
+    assert all(a.startswith("arn:aws:cloudwatch:us-west-2:210987654321:alarm:dev-proton-") for a in arns)
+    wildcard = [s for s in statements if "*" in (s["Resource"] if isinstance(s["Resource"], list)
+                                                 else [s["Resource"]])]
+    assert all("cloudwatch:DescribeAlarms" not in s["Action"] for s in wildcard)
+    base = "arn:aws:cloudwatch:us-west-2:210987654321:alarm:"
+    names = [r.props["alarm_name"] for r in built if r.kind == "aws_cloudwatch_metric_alarm"]
+    assert names and all(any(fnmatch.fnmatchcase(base + n, a) for a in arns) for n in names)
+    # another cluster whose name starts with this one's is not covered
+    assert not any(fnmatch.fnmatchcase(base + "dev-proton-eu-cpu-0", a) for a in arns)

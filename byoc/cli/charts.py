@@ -113,17 +113,20 @@ def _period(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def metric_source(report: MetricsReport, m: Metric) -> str:
-    return f"{m.namespace or metrics_namespace(report.cluster)} {m.name} ({m.stat})"
+def metric_source(report: MetricsReport, m: Metric, short: bool = False) -> str:
+    """Where a chart comes from; ``short`` leaves out the cluster's own namespace."""
+    ns = "" if short and m.namespace is None else (m.namespace or metrics_namespace(report.cluster)) + " "
+    return f"{ns}{m.name} ({m.stat})"
 
 
 def text_report(report: MetricsReport, width: int = 80) -> list[Line]:
     """Every chart as lines of at most ``width`` characters."""
     lines: list[Line] = [
-        (_clip(f"Cluster {report.cluster}: {_when(report.start)} to {_when(report.end)}, "
-               f"one point per {_period(report.period)}", width), "title"),
+        (_clip(f"{report.cluster}: {_when(report.start)} to {_when(report.end)}, a point per "
+               f"{_period(report.period)}", width), "title"),
         (_clip(f"Lines run oldest to newest; {FILL} fills up to the max, {MARK} marks a threshold.", width),
          "dim"),
+        (_clip(f"Metrics without a namespace are in {metrics_namespace(report.cluster)}.", width), "dim"),
     ]
     labels = {k: f"node {k}" for k in report.nodes}
     label_w = max((len(v) for v in labels.values()), default=6)
@@ -133,7 +136,7 @@ def text_report(report: MetricsReport, width: int = 80) -> list[Line]:
         lines.append(("", ""))
         marks = ", ".join(f"{t.label} {t.value:g}" for t in m.thresholds)
         lines.append((_clip(m.title + (f" · {marks}" if marks else ""), width), "title"))
-        lines.append((_clip("  " + metric_source(report, m), width), "dim"))
+        lines.append((_clip("  " + metric_source(report, m, short=True), width), "dim"))
         if all(s.empty for s in series):
             empty = f"  {NO_DATA} for any node: CloudWatch has no {m.name} in this window"
             lines.append((_clip(empty, width), "warn"))
