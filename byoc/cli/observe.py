@@ -21,6 +21,9 @@ from byoc.cli.ui import console
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 NodeOpt = Annotated[list[str] | None, typer.Option(
     "--node", metavar="N", help="Only this node (its key, e.g. 0; repeatable). Default: every node.")]
+SinceOpt = Annotated[str, typer.Option(
+    "--since", metavar="WHEN", help="From this long ago (30s, 15m, 1h, 2d) or this ISO time (UTC unless "
+    "it says otherwise), e.g. 2026-12-02T09:00:00Z.")]
 #: seconds between two polls of --follow
 FOLLOW_INTERVAL = 3.0
 _STYLES = {"title": "bold", "warn": "yellow", "dim": "dim", "": ""}
@@ -30,8 +33,7 @@ def logs(
     spec: SpecArg,
     set_: SetOpt = None,
     node: NodeOpt = None,
-    since: Annotated[str, typer.Option(
-        "--since", metavar="WHEN", help="From this long ago (30s, 15m, 1h, 2d) or this ISO time.")] = "1h",
+    since: SinceOpt = "1h",
     follow: Annotated[bool, typer.Option(
         "--follow", "-f", help="Keep printing new lines as they arrive (polls every few seconds; "
         "Ctrl-C stops).")] = False,
@@ -109,8 +111,7 @@ def metrics(
     spec: SpecArg,
     set_: SetOpt = None,
     node: NodeOpt = None,
-    since: Annotated[str, typer.Option(
-        "--since", metavar="WHEN", help="From this long ago (1h, 24h, 7d) or this ISO time.")] = "24h",
+    since: SinceOpt = "24h",
     as_json: JsonOpt = False,
     html: Annotated[Path | None, typer.Option(
         "--html", metavar="FILE", help="Also write the charts to FILE: one self-contained HTML page "
