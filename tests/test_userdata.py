@@ -98,7 +98,8 @@ def outside_values(text: str) -> str:
     """The script without its assignment blocks and heredoc bodies: what no value may change
     (the password tool, itself in a heredoc, likewise without its own)."""
     tool = password_tool(text)
-    inner = tool.replace(assignment_block(tool, "SECRET_ARN"), "").replace(heredoc(tool, "BYOC_USERS_YAML"), "")
+    inner = tool.replace(assignment_block(tool, "SECRET_ARN"), "")
+    inner = inner.replace(heredoc(tool, "BYOC_USERS_YAML"), "")
     text = text.replace(assignment_block(text), "")
     for name in HEREDOCS:
         text = text.replace(heredoc(text, name), "")
@@ -226,9 +227,11 @@ def test_no_password_in_the_script(script: str) -> None:
     assert "--query SecretString --output text" in script
     uses = [line.strip() for line in script.splitlines() if "$secret" in line and not line.startswith("#")]
     assert uses == [
-        '"$@" --query SecretString --output text) && [[ -n "$secret" && "$secret" != None ]]; then return 0; fi',
+        '"$@" --query SecretString --output text) && [[ -n "$secret" && "$secret" != None ]]; '
+        "then return 0; fi",
         "sha() { printf '%s' \"$secret\" | sha256sum | cut -d' ' -f1; }",
-        "code=$(printf 'user = \"default:%s\"\\n' \"$secret\" | curl -sS -K - -o \"$body\" -w '%{http_code}' \\",
+        "code=$(printf 'user = \"default:%s\"\\n' \"$secret\" | curl -sS -K - -o \"$body\" "
+        "-w '%{http_code}' \\",
     ]
     assert "unset secret" in script and "set -Eeuo pipefail +x" in script
     assert "/dev/urandom" in script
@@ -332,7 +335,8 @@ def test_users_override_sets_default_and_locks_the_well_known_users(script: str)
     # every token is replaced by the password tool: default's by the admin hash, the others by random ones
     assert "yaml=${yaml//__BYOC_SHA256_default__/$new}" in script
     assert "LOCKED_USERS=(proton system pgadmin neutron)" in script
-    assert "yaml=${yaml//__BYOC_SHA256_${user}__/$(head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1)}" in script
+    random = "$(head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1)"
+    assert "yaml=${yaml//__BYOC_SHA256_${user}__/" + random + "}" in script
     assert '[[ "$yaml" != *__BYOC_SHA256_* ]]' in script
     assert 'chown 101:101 "$1" && chmod 0600 "$1"' in script
     assert "inferred from the code" in script and "3.x" in script
@@ -342,13 +346,15 @@ def test_the_password_tool_is_installed_run_now_and_at_every_boot(script: str) -
     tool = password_tool(script)
     assert "cat >\"$PASSWORD_TOOL\" <<'BYOC_PASSWORD_SCRIPT'" in script
     assert 'chmod 0700 "$PASSWORD_TOOL"' in script
-    assert f"\nPASSWORD_TOOL={userdata.PASSWORD_TOOL}\n" in script and f"\nTOOL={userdata.PASSWORD_TOOL}\n" in tool
+    assert f"\nPASSWORD_TOOL={userdata.PASSWORD_TOOL}\n" in script
+    assert f"\nTOOL={userdata.PASSWORD_TOOL}\n" in tool
     # first boot: written before the container starts (nothing to verify yet), hook installed
     step = '"$PASSWORD_TOOL" --install --boot --no-verify || die'
     assert step in script and script.index(step) < script.index("docker run -d --name proton")
     # the hook cloud-init runs at every boot (user data itself runs at the first boot only)
     assert "HOOK=/var/lib/cloud/scripts/per-boot/byoc-proton-password" in tool
-    assert "printf '#!/bin/bash\\nexec %s --boot >>/var/log/byoc-bootstrap.log 2>&1\\n' \"$TOOL\" >\"$HOOK\"" in tool
+    hook = "printf '#!/bin/bash\\nexec %s --boot >>/var/log/byoc-bootstrap.log 2>&1\\n' \"$TOOL\" >\"$HOOK\""
+    assert hook in tool
     # the AWS CLI, when the image lacks it, before the secret is read
     install = 'command -v aws >/dev/null || dnf install -y awscli-2 >/dev/null || die 5 "no AWS CLI"'
     assert install in tool and tool.index(install) < tool.index("read_secret()")
@@ -358,9 +364,9 @@ def test_the_password_tool_is_installed_run_now_and_at_every_boot(script: str) -
 
 
 def test_the_password_tool_refuses_bad_values() -> None:
-    with pytest.raises(ValueError, match="^secret_arn: "):
+    with pytest.raises(ValueError, match=r"^secret_arn: "):
         userdata.password_script("arn:aws:secretsmanager:us-west-2:1:secret:x;id", "us-west-2")
-    with pytest.raises(ValueError, match="^region: "):
+    with pytest.raises(ValueError, match=r"^region: "):
         userdata.password_script(VALID["secret_arn"], "us-west-2; id")
 
 

@@ -110,7 +110,8 @@ def explain(run: NodeRun) -> str:
     if not run.reachable:
         return run.describe()
     if run.exit_code == SQL_FAILED:
-        return head + "Proton refused the query: " + (run.stderr.strip() or run.stdout.strip() or "no message")
+        said = run.stderr.strip() or run.stdout.strip() or "no message"
+        return head + "Proton refused the query: " + said
     if run.exit_code == 0 and run.detail:  # the answer came back but could not be used
         return head + run.detail
     if run.status in ("TimedOut", "ExecutionTimedOut", "Cancelled", "DeliveryTimedOut"):

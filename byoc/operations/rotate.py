@@ -29,7 +29,7 @@ from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code, to_cloud_error
 from byoc.errors import ByocError
 from byoc.operations.query import explain
-from byoc.operations.ssm import QueryResult, node_instances, run_script, run_sql, secret_arn_of
+from byoc.operations.ssm import NodeRun, QueryResult, node_instances, run_script, run_sql, secret_arn_of
 from byoc.state.model import State
 from byoc.userdata import PASSWORD_TOOL, password_script
 
@@ -198,7 +198,7 @@ def rotate_password(
     return result
 
 
-def _tool_failure(run: Any) -> str:
+def _tool_failure(run: NodeRun) -> str:
     if not run.reachable:
         return run.describe() + "; it still uses the previous password"
     words = (run.stderr.strip() or run.stdout.strip()).splitlines()[-3:]

@@ -89,8 +89,8 @@ say "users.d override written"
 
 secret=${secret//\\/\\\\}
 secret=${secret//\"/\\\"}
-body=$(mktemp) code=000 start=$SECONDS
-while ((SECONDS - start < (boot ? 300 : 60))); do
+body=$(mktemp) code=000
+for ((n = 0; n < (boot ? 150 : 30); n++)); do
   code=$(printf 'user = "default:%s"\n' "$secret" | curl -sS -K - -o "$body" -w '%{http_code}' \
     --max-time 10 --data-binary 'SELECT 1' http://127.0.0.1:8123/ 2>/dev/null) || code=000
   if [[ "$code" == 200 ]]; then say "the new password logs in"; exit 0; fi
