@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from byoc.operations.health import HealthReport, Prober
     from byoc.operations.logs import LogEvent
     from byoc.operations.metrics import MetricsReport
+    from byoc.operations.query import QueryOutcome
+    from byoc.operations.rotate import RotationResult
     from byoc.operations.scale import ScaleResult
     from byoc.plan import Plan
     from byoc.spec import Spec
@@ -39,6 +41,8 @@ class Cluster:
         c.restore(backup.backup_id)     # data volumes replaced from the snapshots
         c.scale(3)                      # nodes added in the next AZs (removed: final snapshots)
         c.drift().in_sync               # changed outside byoc?
+        c.query("SELECT version()")     # SQL on a node through SSM (table mode)
+        c.rotate_password()             # a new admin password, node by node
 
     ``engine_options`` go to ``byoc.engine.Engine`` (``ctx``, ``backend``, ``parallelism`` …).
     """
@@ -247,3 +251,21 @@ class Cluster:
         with self._locked("restore"), self._adopting(adopt):
             plan, _ = plan_restore(self.engine, backup_id, force=force)
             return self._run(plan, "restore")
+
+    def query(self, sql: str, *, nodes: Sequence[str] | None = None, max_seconds: int = 60) -> QueryOutcome:
+        """Run ``sql`` on the first node (``nodes`` picks others; ``["all"]`` every one) through SSM
+        Run Command, in table mode on port 8123; each node's columns, types and rows, or its error
+        (``outcome.ok``). The password is read on the node. Read-only for byoc: no lock."""
+        from byoc.operations.query import run_query
+
+        return run_query(self.engine.ctx, self.engine.state(), sql, nodes=nodes, max_seconds=max_seconds)
+
+    def rotate_password(self) -> RotationResult:
+        """Put a new admin password in the secret and apply it node by node (health-gated); an
+        unfinished rotation is resumed with the value already there. Raises RotationError (a
+        ByocError, with ``.result``) at the first node that fails; the rest are left as they were."""
+        from byoc.operations.rotate import plan_rotation, rotate_password
+
+        with self._locked("rotate-password"):
+            state = self.engine.state()
+            return rotate_password(self.engine.ctx, state, plan_rotation(self.engine.ctx, state))

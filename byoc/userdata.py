@@ -57,6 +57,8 @@ PROMETHEUS_CONFIG: Final = "/opt/aws/amazon-cloudwatch-agent/etc/byoc-prometheus
 #: per-instance scrape target (it carries the InstanceId label), written by the script at boot
 PROMETHEUS_TARGETS: Final = "/opt/aws/amazon-cloudwatch-agent/etc/byoc-prometheus-targets.json"
 BOOTSTRAP_LOG: Final = "/var/log/byoc-bootstrap.log"
+#: the node-side script that writes the users.d override (boot, per-boot, rotate-password)
+PASSWORD_TOOL: Final = "/usr/local/sbin/byoc-proton-password"
 
 #: EC2 refuses user data over 16 KiB (before base64)
 MAX_USER_DATA_BYTES: Final = 16 * 1024
@@ -141,11 +143,11 @@ class _ScriptTemplate(string.Template):
 
 
 @functools.cache
-def _template() -> _ScriptTemplate:
-    text = importlib.resources.files("byoc").joinpath("templates/user_data.sh").read_text("utf-8")
+def _template(name: str = "user_data.sh") -> _ScriptTemplate:
+    text = importlib.resources.files("byoc").joinpath(f"templates/{name}").read_text("utf-8")
     template = _ScriptTemplate(text)
     if not template.is_valid():
-        raise RuntimeError("templates/user_data.sh: malformed @@ placeholder")
+        raise RuntimeError(f"templates/{name}: malformed @@ placeholder")
     return template
 
 
@@ -291,9 +293,7 @@ def cloudwatch_agent_config(cfg: NodeConfig) -> dict[str, Any]:
     }
 
 
-_USERS_COMMENT = """\
-Managed by byoc: rewritten at every boot. default's password is the cluster's admin password
-(Secrets Manager); the other built-in users get a random password nobody knows and loopback only."""
+_USERS_COMMENT = f"Managed by byoc: {PASSWORD_TOOL}"
 
 
 def _heredoc_body(name: str, text: str) -> str:
@@ -315,11 +315,9 @@ def _assignment_values(cfg: NodeConfig) -> dict[str, str]:
         "image": q(cfg.image),
         "version": q(cfg.version),
         "data_volume_id": q(cfg.data_volume_id),
-        "secret_arn": q(cfg.secret_arn),
         "log_group": q(cfg.log_group),
         "metrics_namespace": q(cfg.metrics_namespace),
         "ports": " ".join(str(int(p)) for p in cfg.ports),
-        "locked_users": " ".join(q(u) for u in LOCKED_USERS),
         "data_mount": q(DATA_MOUNT),
         "bootstrap_log": q(BOOTSTRAP_LOG),
         "cloudwatch_agent_config": q(CLOUDWATCH_AGENT_CONFIG),
@@ -331,25 +329,46 @@ def _assignment_values(cfg: NodeConfig) -> dict[str, str]:
 def _documents(cfg: NodeConfig) -> dict[str, str]:
     return {
         "cloudwatch_agent_json": _heredoc_body(
-            "BYOC_CLOUDWATCH_AGENT_JSON", json.dumps(cloudwatch_agent_config(cfg))
+            "BYOC_CLOUDWATCH_AGENT_JSON", json.dumps(cloudwatch_agent_config(cfg), separators=(",", ":"))
         ),
         "prometheus_yaml": _heredoc_body("BYOC_PROMETHEUS_YAML", to_yaml(prometheus_config())),
-        "users_yaml": _heredoc_body("BYOC_USERS_YAML", to_yaml(users_override(), _USERS_COMMENT)),
+        "password_script": _heredoc_body(
+            "BYOC_PASSWORD_SCRIPT", password_script(cfg.secret_arn, cfg.region).rstrip("\n")
+        ),
         "config_yaml": _heredoc_body(
-            "BYOC_CONFIG_YAML", to_yaml(config_override(), "Managed by byoc: rewritten at every boot.")
+            "BYOC_CONFIG_YAML",
+            to_yaml(config_override(), "Managed by byoc: the boot script"),
         ),
     }
 
 
-def render_user_data(cfg: NodeConfig) -> str:
-    """The node's whole user data script; equal configs give byte-identical scripts."""
-    template = _template()
-    values = {**_assignment_values(cfg), **_documents(cfg)}
+def password_script(secret_arn: str, region: str) -> str:
+    """The node-side ``byoc-proton-password`` (templates/proton_password.sh): it sets ``default``'s
+    password in the users.d override from the secret and checks that it logs in. The boot script
+    installs it; ``byoc rotate-password`` sends it inline, so nodes booted before it work too."""
+    for name, value in (("secret_arn", secret_arn), ("region", region)):
+        if not isinstance(value, str) or not re.fullmatch(_PATTERNS[name], value, re.ASCII):
+            raise ValueError(f"{name}: invalid value {value!r}; expected {_EXPECTED[name]}")
+    values = {
+        "secret_arn": shlex.quote(secret_arn),
+        "region": shlex.quote(region),
+        "locked_users": " ".join(shlex.quote(u) for u in LOCKED_USERS),
+        "users_yaml": _heredoc_body("BYOC_USERS_YAML", to_yaml(users_override(), _USERS_COMMENT)),
+    }
+    return _substitute(_template("proton_password.sh"), "proton_password.sh", values)
+
+
+def _substitute(template: _ScriptTemplate, name: str, values: Mapping[str, str]) -> str:
     wanted = set(template.get_identifiers())
     if wanted != set(values):
         missing, unused = sorted(wanted - set(values)), sorted(set(values) - wanted)
-        raise RuntimeError(f"templates/user_data.sh: placeholders without values {missing}, unused {unused}")
-    script = template.substitute(values)
+        raise RuntimeError(f"templates/{name}: placeholders without values {missing}, unused {unused}")
+    return template.substitute(values)
+
+
+def render_user_data(cfg: NodeConfig) -> str:
+    """The node's whole user data script; equal configs give byte-identical scripts."""
+    script = _substitute(_template(), "user_data.sh", {**_assignment_values(cfg), **_documents(cfg)})
     size = len(script.encode("utf-8"))
     if size > MAX_USER_DATA_BYTES:
         raise RuntimeError(f"user data is {size} bytes; EC2 allows {MAX_USER_DATA_BYTES}")

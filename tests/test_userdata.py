@@ -44,8 +44,9 @@ VARIABLE = {
     "log_group": "LOG_GROUP",
     "metrics_namespace": "METRICS_NAMESPACE",
 }
-HEREDOCS = ("BYOC_PROMETHEUS_YAML", "BYOC_CLOUDWATCH_AGENT_JSON", "BYOC_USERS_YAML", "BYOC_CONFIG_YAML")
-TEMPLATE = Path(userdata.__file__).parent / "templates" / "user_data.sh"
+HEREDOCS = ("BYOC_PROMETHEUS_YAML", "BYOC_CLOUDWATCH_AGENT_JSON", "BYOC_PASSWORD_SCRIPT", "BYOC_CONFIG_YAML")
+TEMPLATES = Path(userdata.__file__).parent / "templates"
+TEMPLATE = TEMPLATES / "user_data.sh"
 
 
 def config(**changes: Any) -> NodeConfig:
@@ -73,25 +74,36 @@ def heredoc(text: str, name: str) -> str:
     return match.group(1)
 
 
-def assignment_block(text: str) -> str:
-    """The variable assignments at the top of the script, up to the first blank line after them."""
-    start = text.index("\nCLUSTER=")
+def assignment_block(text: str, first: str = "CLUSTER") -> str:
+    """The variable assignments at the top of the script (the boot script's, or with ``first``
+    SECRET_ARN the password tool's), up to the first blank line after them."""
+    start = text.index(f"\n{first}=")
     return text[start : text.index("\n\n", start)]
 
 
 def assigned(text: str, *names: str) -> list[str]:
-    """What bash itself makes of the assignments: the variables' values."""
-    probe = assignment_block(text) + "\nprintf '%s\\0' " + " ".join(f'"${n}"' for n in names)
+    """What bash itself makes of the assignments (the boot script's and its password tool's)."""
+    blocks = assignment_block(text) + "\n" + assignment_block(password_tool(text), "SECRET_ARN")
+    probe = blocks + "\nprintf '%s\\0' " + " ".join(f'"${n}"' for n in names)
     done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
     return done.stdout.split("\0")[:-1]
 
 
+def password_tool(text: str) -> str:
+    """The byoc-proton-password script the boot script installs."""
+    return heredoc(text, "BYOC_PASSWORD_SCRIPT") + "\n"
+
+
 def outside_values(text: str) -> str:
-    """The script without its assignment block and heredoc bodies: what no value may change."""
+    """The script without its assignment blocks and heredoc bodies: what no value may change
+    (the password tool, itself in a heredoc, likewise without its own)."""
+    tool = password_tool(text)
+    inner = tool.replace(assignment_block(tool, "SECRET_ARN"), "")
+    inner = inner.replace(heredoc(tool, "BYOC_USERS_YAML"), "")
     text = text.replace(assignment_block(text), "")
     for name in HEREDOCS:
         text = text.replace(heredoc(text, name), "")
-    return text
+    return text + inner
 
 
 # --- the script parses, passes shellcheck, and carries what it should ---------------------------
@@ -177,7 +189,8 @@ def test_docker_run_publishes_each_port_and_metrics_on_loopback_only(script: str
         "--restart unless-stopped",
         "--ulimit nofile=1048576:1048576",
         '-v "$DATA_MOUNT:/var/lib/proton"',
-        '-v "$USERS_FILE:/etc/proton-server/users.d/zz-byoc-users.yaml:ro"',
+        # the directory: the password tool renames a new override in, which a file mount would not see
+        '-v "$CONF_DIR/users.d:/etc/proton-server/users.d:ro"',
         '-v "$CONFIG_FILE:/etc/proton-server/config.d/zz-byoc.yaml:ro"',
         "-e TELEMETRY_ENABLED=false",
         "--log-driver awslogs",
@@ -208,15 +221,19 @@ def test_health_check_is_get_root_never_ping(script: str) -> None:
 def test_no_password_in_the_script(script: str) -> None:
     for well_known in ("proton@t+", "sys@t+", "neutron@t+", "password: 'pgadmin'"):
         assert well_known not in script
-    # the admin password is read with the instance role, hashed through a pipe, then dropped
+    # the admin password is read with the instance role, hashed through a pipe, then dropped; it
+    # only ever reaches curl on stdin (to check that it logs in), never a file or a command line
     assert '--secret-id "$SECRET_ARN" --region "$REGION"' in script
     assert "--query SecretString --output text" in script
-    uses = [line.strip() for line in script.splitlines() if "$secret" in line]
+    uses = [line.strip() for line in script.splitlines() if "$secret" in line and not line.startswith("#")]
     assert uses == [
-        '--query SecretString --output text) && [[ -n "$secret" && "$secret" != "None" ]]; then',
-        "ADMIN_SHA256=$(printf '%s' \"$secret\" | sha256sum | cut -d' ' -f1)",
+        '"$@" --query SecretString --output text) && [[ -n "$secret" && "$secret" != None ]]; '
+        "then return 0; fi",
+        "sha() { printf '%s' \"$secret\" | sha256sum | cut -d' ' -f1; }",
+        "code=$(printf 'user = \"default:%s\"\\n' \"$secret\" | curl -sS -K - -o \"$body\" "
+        "-w '%{http_code}' \\",
     ]
-    assert "unset secret" in script and "set +x" in script
+    assert "unset secret" in script and "set -Eeuo pipefail +x" in script
     assert "/dev/urandom" in script
 
 
@@ -315,13 +332,42 @@ def test_users_override_sets_default_and_locks_the_well_known_users(script: str)
     assert "networks" not in users["default"]  # default stays reachable, with the admin password
     for name in userdata.LOCKED_USERS:
         assert users[name]["networks"] == {"@replace": "1", "ip": ["::1", "127.0.0.1"]}
-    # every token is replaced at boot: default's by the admin hash, the others by random hashes
-    assert "users_yaml=${users_yaml//__BYOC_SHA256_default__/$ADMIN_SHA256}" in script
+    # every token is replaced by the password tool: default's by the admin hash, the others by random ones
+    assert "yaml=${yaml//__BYOC_SHA256_default__/$new}" in script
     assert "LOCKED_USERS=(proton system pgadmin neutron)" in script
-    assert "users_yaml=${users_yaml//__BYOC_SHA256_${user}__/$random_sha256}" in script
-    assert '[[ "$users_yaml" != *__BYOC_SHA256_* ]]' in script
-    assert 'chmod 0600 "$tmp"' in script
+    random = "$(head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1)"
+    assert "yaml=${yaml//__BYOC_SHA256_${user}__/" + random + "}" in script
+    assert '[[ "$yaml" != *__BYOC_SHA256_* ]]' in script
+    assert 'chown 101:101 "$1" && chmod 0600 "$1"' in script
     assert "inferred from the code" in script and "3.x" in script
+
+
+def test_the_password_tool_is_installed_run_now_and_at_every_boot(script: str) -> None:
+    tool = password_tool(script)
+    assert "cat >\"$PASSWORD_TOOL\" <<'BYOC_PASSWORD_SCRIPT'" in script
+    assert 'chmod 0700 "$PASSWORD_TOOL"' in script
+    assert f"\nPASSWORD_TOOL={userdata.PASSWORD_TOOL}\n" in script
+    assert f"\nTOOL={userdata.PASSWORD_TOOL}\n" in tool
+    # first boot: written before the container starts (nothing to verify yet), hook installed
+    step = '"$PASSWORD_TOOL" --install --boot --no-verify || die'
+    assert step in script and script.index(step) < script.index("docker run -d --name proton")
+    # the hook cloud-init runs at every boot (user data itself runs at the first boot only)
+    assert "HOOK=/var/lib/cloud/scripts/per-boot/byoc-proton-password" in tool
+    hook = "printf '#!/bin/bash\\nexec %s --boot >>/var/log/byoc-bootstrap.log 2>&1\\n' \"$TOOL\" >\"$HOOK\""
+    assert hook in tool
+    # the AWS CLI, when the image lacks it, before the secret is read
+    install = 'command -v aws >/dev/null || dnf install -y awscli-2 >/dev/null || die 5 "no AWS CLI"'
+    assert install in tool and tool.index(install) < tool.index("read_secret()")
+    assert bash_syntax_ok(tool).returncode == 0
+    assert tool == userdata.password_script(VALID["secret_arn"], VALID["region"])
+    assert "every boot" not in script.replace("every later boot", "")  # the old false claim
+
+
+def test_the_password_tool_refuses_bad_values() -> None:
+    with pytest.raises(ValueError, match=r"^secret_arn: "):
+        userdata.password_script("arn:aws:secretsmanager:us-west-2:1:secret:x;id", "us-west-2")
+    with pytest.raises(ValueError, match=r"^region: "):
+        userdata.password_script(VALID["secret_arn"], "us-west-2; id")
 
 
 def test_config_override_logs_to_the_console(script: str) -> None:
@@ -342,8 +388,9 @@ def test_yaml_writer_quotes_what_yaml_would_misread() -> None:
 # --- the template is safe by construction -------------------------------------------------------
 
 
-def test_template_uses_placeholders_only_in_assignments_and_quoted_heredocs() -> None:
-    lines = TEMPLATE.read_text().splitlines()
+@pytest.mark.parametrize("name", ["user_data.sh", "proton_password.sh"])
+def test_template_uses_placeholders_only_in_assignments_and_quoted_heredocs(name: str) -> None:
+    lines = (TEMPLATES / name).read_text().splitlines()
     placeholder = re.compile(r"@@[a-z_]+")
     heredoc_open = re.compile(r"<<-?\s*(\S+)")
     inside: str | None = None
@@ -368,11 +415,11 @@ def test_a_missing_placeholder_value_fails_loudly(monkeypatch: pytest.MonkeyPatc
 
     def fewer(cfg: NodeConfig) -> dict[str, str]:
         values = original(cfg)
-        del values["secret_arn"]
+        del values["image"]
         return values
 
     monkeypatch.setattr(userdata, "_assignment_values", fewer)
-    with pytest.raises(RuntimeError, match="secret_arn"):
+    with pytest.raises(RuntimeError, match="image"):
         render_user_data(config())
 
 
@@ -525,7 +572,7 @@ def test_any_accepted_value_stays_inside_its_quoted_assignment(field: str, data:
     assert assigned(text, VARIABLE[field]) == [value]
     # nothing outside the assignments and the quoted heredocs depends on the value
     assert outside_values(text) == BASELINE
-    for name in HEREDOCS:  # and no value can end a heredoc early
+    for name in (*HEREDOCS, "BYOC_USERS_YAML"):  # and no value can end a heredoc early
         assert name not in heredoc(text, name).splitlines()
 
 

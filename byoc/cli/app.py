@@ -1,6 +1,6 @@
 """The typer application, assembled: the root options, then every command from the modules that
-define them (`core`, `day2`, `drift`, `observe`, `operations`, `scale`, `state`) and the command groups
-(`backups`, `sandbox`, `state`), in the order `byoc --help` lists them. Work is delegated to the engine."""
+define them (`core`, `day2`, `drift`, `nodeops`, `observe`, `operations`, `scale`, `state`) and the command
+groups (`backups`, `sandbox`, `state`), in the order `byoc --help` lists them. Work is delegated to the engine."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli import core, day2, drift, observe, operations, sandbox, scale, state
+from byoc.cli import core, day2, drift, nodeops, observe, operations, sandbox, scale, state
 
 app = typer.Typer(
     name="byoc",
@@ -61,8 +61,10 @@ app.add_typer(day2.backups_app, name="backups")
 app.command()(day2.health)
 app.command()(observe.logs)
 app.command()(observe.metrics)
+app.command()(nodeops.query)
 app.command()(day2.backup)
 app.command()(day2.restore)
+app.command("rotate-password")(nodeops.rotate_password)
 app.command()(drift.drift)
 app.command()(operations.preflight)
 app.command()(operations.cost)

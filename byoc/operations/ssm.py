@@ -252,7 +252,8 @@ def sql_script(secret_arn: str, region: str, sql: str, *, max_seconds: int = 60)
         "secret=${secret//\\\\/\\\\\\\\}; secret=${secret//\\\"/\\\\\\\"}",
         "code=$(printf 'user = \"default:%s\"\\n' \"$secret\" | curl -sS -K - -o \"$body\" "
         f"-w '%{{http_code}}' --max-time {int(max_seconds)} --data-binary @\"$sqlf\" "
-        f"'http://127.0.0.1:{SQL_PORT}/?default_format=JSONCompact&output_format_json_quote_64bit_integers=0')",
+        f"'http://127.0.0.1:{SQL_PORT}/?default_format=JSONCompact&output_format_json_quote_64bit_integers=0"
+        f"&max_execution_time={int(max_seconds)}')",  # Proton stops the query itself, and says so
         "rc=$?",
         "unset secret",
         "if ((rc != 0)); then",

@@ -1,7 +1,6 @@
 #!/bin/bash
-# byoc: bootstrap of one Timeplus Proton node (Amazon Linux 2023), rendered by byoc/userdata.py.
-# Values are substituted shell-quoted into the assignments below; the body only uses "$VARIABLES".
-# Every step is idempotent: running the script again is harmless.
+# byoc: bootstrap of a Timeplus Proton node (Amazon Linux 2023), rendered by byoc/userdata.py.
+# Values are substituted shell-quoted into the assignments below. Every step is idempotent.
 set -Eeuo pipefail
 umask 022
 
@@ -11,11 +10,9 @@ REGION=@@region
 IMAGE=@@image
 VERSION=@@version
 VOLUME_ID=@@data_volume_id
-SECRET_ARN=@@secret_arn
 LOG_GROUP=@@log_group
 METRICS_NAMESPACE=@@metrics_namespace
 PORTS=(@@ports)
-LOCKED_USERS=(@@locked_users)
 DATA_MOUNT=@@data_mount
 BOOTSTRAP_LOG=@@bootstrap_log
 CWA_CONFIG=@@cloudwatch_agent_config
@@ -23,7 +20,7 @@ PROM_CONFIG=@@prometheus_config
 PROM_TARGETS=@@prometheus_targets
 
 CONF_DIR=/etc/byoc/proton
-USERS_FILE="$CONF_DIR/users.d/zz-byoc-users.yaml"
+PASSWORD_TOOL=/usr/local/sbin/byoc-proton-password
 CONFIG_FILE="$CONF_DIR/config.d/zz-byoc.yaml"
 
 touch "$BOOTSTRAP_LOG"
@@ -34,7 +31,7 @@ log() { printf '%s byoc-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; 
 die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: failed at line $LINENO"' ERR
 
-# retry ATTEMPTS DELAY COMMAND...: run COMMAND until it succeeds, sleeping DELAY seconds between tries
+# retry ATTEMPTS DELAY COMMAND...
 retry() {
   local attempts=$1 delay=$2 n=1
   shift 2
@@ -48,7 +45,7 @@ retry() {
 log "start: cluster=$CLUSTER node=$NODE region=$REGION image=$IMAGE:$VERSION volume=$VOLUME_ID"
 log "logs: $LOG_GROUP, metrics: $METRICS_NAMESPACE, ports: ${PORTS[*]}"
 
-# --- 1. instance id, with an IMDSv2 token (works whether or not tokens are required) ----------
+# --- 1. instance id, with an IMDSv2 token
 imds_token() {
   curl -sf -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' --max-time 5
 }
@@ -61,10 +58,8 @@ INSTANCE_ID=$(retry 30 2 imds_get instance-id) || die "cannot read the instance 
 [[ "$INSTANCE_ID" =~ ^i-[0-9a-f]{8,17}$ ]] || die "unexpected instance id from IMDS"
 log "instance $INSTANCE_ID"
 
-# --- 2. the data volume, found by its volume id ----------------------------------------------
-# Nitro: EBS volumes are NVMe devices whose serial number is the volume id without the dash
-# (udev links it as /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol...). Xen: /dev/sdf or
-# /dev/xvdf, the name byoc attaches it with. byoc attaches the volume just after launch.
+# --- 2. the data volume, found by its volume id
+# Nitro: an NVMe device whose serial is the volume id without the dash. Xen: /dev/sdf or /dev/xvdf.
 VOLUME_SERIAL="${VOLUME_ID/-/}"
 find_data_device() {
   local link="/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_$VOLUME_SERIAL" sys serial dev
@@ -89,8 +84,8 @@ until DEVICE=$(find_data_device); do
 done
 log "data volume $VOLUME_ID is $DEVICE"
 
-# --- 3. filesystem (only on a blank volume), fstab by UUID, mount, ownership -------------------
-# A replaced instance gets the old volume back: never format a device that has any signature.
+# --- 3. filesystem (only on a blank volume), fstab by UUID, mount, ownership
+# A replaced instance gets the old volume back: never format a device with any signature.
 FRESH=0
 if probe=$(blkid -p -o export "$DEVICE"); then
   FSTYPE=$(sed -n 's/^TYPE=//p' <<<"$probe")
@@ -119,7 +114,7 @@ if ! grep -qxF "$FSTAB_LINE" /etc/fstab; then
 fi
 mkdir -p "$DATA_MOUNT"
 if ! mountpoint -q "$DATA_MOUNT"; then
-  # the bare mount point is read-only to everyone, so nothing writes to the root disk by mistake
+  # the bare mount point is immutable: nothing lands on the root disk by mistake
   chattr +i "$DATA_MOUNT" || log "warning: cannot make $DATA_MOUNT immutable"
   mount "$DATA_MOUNT"
 fi
@@ -129,7 +124,7 @@ chown 101:101 "$DATA_MOUNT"
 if ((FRESH)); then chown -R 101:101 "$DATA_MOUNT"; fi
 log "$DEVICE mounted at $DATA_MOUNT"
 
-# --- 4. Docker, started only once the data volume is mounted ---------------------------------
+# --- 4. Docker, started only once the data volume is mounted
 retry 5 10 dnf install -y docker
 mkdir -p /etc/systemd/system/docker.service.d
 printf '[Unit]\nRequiresMountsFor=%s\n' "$DATA_MOUNT" >/etc/systemd/system/docker.service.d/byoc-data.conf
@@ -137,8 +132,8 @@ systemctl daemon-reload
 systemctl enable --now docker
 retry 30 2 docker info >/dev/null || die "docker does not start"
 
-# --- 5. CloudWatch agent: data-volume disk and memory use, Proton's Prometheus metrics --------
-# Monitoring must not keep Proton down: a failure here is logged loudly and the boot goes on.
+# --- 5. CloudWatch agent: data-volume disk and memory use, Proton's Prometheus metrics
+# Monitoring must not keep Proton down: a failure is logged and the boot goes on.
 retry 5 10 dnf install -y amazon-cloudwatch-agent || log "WARNING: cannot install the CloudWatch agent"
 mkdir -p "$(dirname "$CWA_CONFIG")"
 cat >"$PROM_CONFIG" <<'BYOC_PROMETHEUS_YAML'
@@ -152,52 +147,18 @@ if /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-con
   -c "file:$CWA_CONFIG"; then
   log "CloudWatch agent configured"
 else
-  log "WARNING: the CloudWatch agent did not start: no disk, memory or Proton metrics from this node"
+  log "WARNING: the CloudWatch agent did not start: no metrics from this node"
 fi
 
-# --- 6. users: default gets the admin password (as a sha256), the well-known users are locked -
-# NOTE: these users.d semantics (YAML attribute "@remove" drops the base users.yaml's plain
-# password, "@replace" swaps the networks list, password_sha256_hex) are inferred from the code
-# of Proton 1.6 (ClickHouse's ConfigProcessor/YAMLParser). Verify them on the pinned 3.x tag
-# (proton-facts.md section 4): 3.x may have changed users.yaml.
-{ xtrace_was_on=0; [[ $- == *x* ]] && xtrace_was_on=1; set +x; } 2>/dev/null
-ADMIN_SHA256=""
-for attempt in 1 2 3 4 5 6 7 8; do
-  # the password only ever lives in this variable: never on disk, a command line or the log
-  if secret=$(AWS_PAGER="" aws secretsmanager get-secret-value --secret-id "$SECRET_ARN" --region "$REGION" \
-    --query SecretString --output text) && [[ -n "$secret" && "$secret" != "None" ]]; then
-    ADMIN_SHA256=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1)
-    break
-  fi
-  log "admin password not readable yet (attempt $attempt; instance role credentials can lag)"
-  if ((attempt < 8)); then sleep $((attempt * 5)); fi
-done
-unset secret
-if ((xtrace_was_on)); then set -x; fi
-[[ "$ADMIN_SHA256" =~ ^[0-9a-f]{64}$ ]] || die "cannot read the admin password from Secrets Manager"
+# --- 6. users (byoc-proton-password): now, at every later boot (per-boot hook), rotate-password
+cat >"$PASSWORD_TOOL" <<'BYOC_PASSWORD_SCRIPT'
+@@password_script
+BYOC_PASSWORD_SCRIPT
+chmod 0700 "$PASSWORD_TOOL"
+"$PASSWORD_TOOL" --install --boot --no-verify || die "cannot set the admin password (see above)"
 
-users_yaml=$(
-  cat <<'BYOC_USERS_YAML'
-@@users_yaml
-BYOC_USERS_YAML
-)
-users_yaml=${users_yaml//__BYOC_SHA256_default__/$ADMIN_SHA256}
-for user in "${LOCKED_USERS[@]}"; do
-  # a fresh random password nobody knows: only its hash is kept
-  random_sha256=$(head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1)
-  users_yaml=${users_yaml//__BYOC_SHA256_${user}__/$random_sha256}
-done
-[[ "$users_yaml" != *__BYOC_SHA256_* ]] || die "users.d override is incomplete"
-install -d -m 0755 "$CONF_DIR" "$CONF_DIR/config.d"
-install -d -m 0700 "$CONF_DIR/users.d"
-tmp=$(mktemp "$USERS_FILE.XXXXXX")
-printf '%s\n' "$users_yaml" >"$tmp"
-chown 101:101 "$tmp"
-chmod 0600 "$tmp"
-mv -f "$tmp" "$USERS_FILE"
-log "users.d override written"
-
-# --- 7. config: server log on the console (docker logs, awslogs), Prometheus on -------------
+# --- 7. config: server log on the console (docker logs, awslogs), Prometheus on
+install -d -m 0755 "$CONF_DIR/config.d"
 tmp=$(mktemp "$CONFIG_FILE.XXXXXX")
 cat >"$tmp" <<'BYOC_CONFIG_YAML'
 @@config_yaml
@@ -205,10 +166,10 @@ BYOC_CONFIG_YAML
 chmod 0644 "$tmp"
 mv -f "$tmp" "$CONFIG_FILE"
 
-# --- 8. the Proton container (replaced if it exists) -----------------------------------------
+# --- 8. the Proton container (replaced if it exists)
 publish=()
 for port in "${PORTS[@]}"; do publish+=(-p "$port:$port"); done
-# the boot health check below needs 8123 on the host; loopback only if it is not published
+# the health check below needs 8123: on the loopback if not published
 if [[ " ${PORTS[*]} " != *" 8123 "* ]]; then publish+=(-p 127.0.0.1:8123:8123); fi
 retry 10 15 docker pull --quiet "$IMAGE:$VERSION" || die "cannot pull $IMAGE:$VERSION"
 if docker container inspect proton >/dev/null 2>&1; then
@@ -220,7 +181,7 @@ docker run -d --name proton --restart unless-stopped \
   "${publish[@]}" \
   -p 127.0.0.1:9363:9363 \
   -v "$DATA_MOUNT:/var/lib/proton" \
-  -v "$USERS_FILE:/etc/proton-server/users.d/zz-byoc-users.yaml:ro" \
+  -v "$CONF_DIR/users.d:/etc/proton-server/users.d:ro" \
   -v "$CONFIG_FILE:/etc/proton-server/config.d/zz-byoc.yaml:ro" \
   -e TELEMETRY_ENABLED=false \
   --label "byoc.cluster=$CLUSTER" --label "byoc.node=$NODE" \
@@ -232,7 +193,7 @@ docker run -d --name proton --restart unless-stopped \
   "$IMAGE:$VERSION" >/dev/null
 log "proton container started"
 
-# --- 9. wait for Proton: GET / answers "Ok." without auth (1.5.9+ has no ping route) --------
+# --- 9. wait for Proton: GET / answers "Ok." without auth (no ping route in 1.5.9+)
 deadline=$((SECONDS + 300))
 until curl -fsS --max-time 5 http://127.0.0.1:8123/ >/dev/null 2>&1; do
   if ((SECONDS >= deadline)); then
