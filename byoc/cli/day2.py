@@ -124,7 +124,7 @@ def backup(
     for note in m.notes:
         warning(err, note)
     con.print(
-        f"\nBackup {m.backup_id} complete ({_CONSISTENCY.get(m.consistency, m.consistency)}): "
+        f"\nBackup {m.backup_id} complete, {_SUMMARY.get(m.consistency, m.consistency)}: "
         f"s3://{bucket_of(s)}/{manifest_key(m.backup_id)}\n"
         f"Restore it with: byoc restore {spec} {m.backup_id}",
         style="bold green",
@@ -136,8 +136,9 @@ def backup(
 _CONSISTENCY = {
     "application": "application-consistent (frozen through SSM)",
     "crash": "crash-consistent (not frozen)",
-    "mixed": "some nodes crash-consistent",
 }
+_SUMMARY = {"application": "application-consistent", "crash": "crash-consistent",
+            "mixed": "some nodes crash-consistent (see above)"}
 
 
 @backups_app.command("list")
