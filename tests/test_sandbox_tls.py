@@ -62,6 +62,10 @@ def test_backup_and_restore_over_tls_while_plain_http_is_denied_by_the_bucket_po
         assert p.returncode == 0 and "No changes." in p.stdout, p.stdout + p.stderr
         p = byoc(["backups", "prune", "specs/dev.yaml", "--auto-approve"], env, work)
         assert p.returncode == 0 and "Nothing to prune" in p.stdout, p.stdout + p.stderr
+        p = byoc(["backup", "specs/dev.yaml", "--crash-consistent"], env, work)
+        assert p.returncode == 0 and "complete, crash-consistent" in p.stdout, p.stdout + p.stderr
+        p = byoc(["backups", "list", "specs/dev.yaml", "--json"], env, work)
+        assert [b["consistency"] for b in json.loads(p.stdout)] == ["application", "crash"], p.stdout
 
         # the same object over TLS and over plain HTTP: the policy allows one and denies the other
         key = f"backups/{backup_id}/manifest.json"

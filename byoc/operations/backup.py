@@ -32,6 +32,8 @@ from byoc.operations.fsfreeze import (
     APPLICATION,
     CRASH,
     DEFAULT_FREEZE_TIMEOUT,
+    MAX_FREEZE_TIMEOUT,
+    MIN_FREEZE_TIMEOUT,
     Freeze,
     frozen,
     frozen_failure,
@@ -182,6 +184,9 @@ def take_backup(
     from byoc.resources.ebs_volume import KIND as VOLUMES
     from byoc.resources.volume_attachment import KIND as ATTACHMENTS
 
+    if not MIN_FREEZE_TIMEOUT <= freeze_timeout <= MAX_FREEZE_TIMEOUT:
+        raise ByocError(f"the freeze timeout is {freeze_timeout} s; give {MIN_FREEZE_TIMEOUT} to "
+                        f"{MAX_FREEZE_TIMEOUT} seconds")
     now = clock()
     backup_id = new_backup_id(spec.cluster_name, now)
     try:
