@@ -83,3 +83,19 @@ def test_backup_and_restore_over_tls_while_plain_http_is_denied_by_the_bucket_po
         no_traceback(p)
     finally:
         assert byoc(["sandbox", "stop", "--state-dir", "sbx"], base, work).returncode == 0
+
+
+def test_secure_transport_is_evaluated_per_statement_and_leaves_other_conditions_to_moto() -> None:
+    from byoc.sandbox import _without_secure_transport
+
+    plain_only = {"Bool": {"aws:SecureTransport": ["false"]}}
+    deny_plain = {"Effect": "Deny", "Action": "s3:*", "Condition": plain_only}
+    assert _without_secure_transport(deny_plain, "true") is None  # over TLS it does not apply
+    assert _without_secure_transport(deny_plain, "false") == {"Effect": "Deny", "Action": "s3:*"}
+    flags = {"AWS:SecureTransport": "true", "aws:MultiFactorAuthPresent": "true"}
+    both = {"Effect": "Allow", "Condition": {"Bool": flags, "StringEquals": {"aws:username": "x"}}}
+    assert _without_secure_transport(both, "true") == {"Effect": "Allow", "Condition": {
+        "Bool": {"aws:MultiFactorAuthPresent": "true"}, "StringEquals": {"aws:username": "x"}}}
+    assert _without_secure_transport(both, "false") is None
+    other = {"Effect": "Deny", "Condition": {"StringEquals": {"aws:username": "x"}}}
+    assert _without_secure_transport(other, "false") is other
