@@ -38,9 +38,9 @@ compliance-venv: $(COMPLIANCE)
 checkov: $(STAMP) $(CHECKOV) $(COMPLIANCE)
 	$(BIN)/python -m pytest -q tests/test_checkov.py tests/test_policy.py
 
-## The main job: validate → plan → apply → plan shows no changes → health → drift → scale 2 → scale 1
-## → destroy → destroy --include-data, on specs/dev.yaml,
-## against the local AWS sandbox (moto's server on 127.0.0.1).
+## The main job: validate → plan → apply → plan shows no changes → health → drift → backup → backups
+## list → restore → plan shows no changes → backups prune → scale 2 → scale 1 → destroy → destroy
+## --include-data, on specs/dev.yaml, against the local AWS sandbox (moto's server on 127.0.0.1, TLS).
 demo: $(STAMP)
 	bash scripts/demo.sh
 

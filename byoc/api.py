@@ -205,12 +205,18 @@ class Cluster:
         return cluster_metrics_report(self.engine.ctx, self.engine.state(), self.spec.data["monitoring"],
                                       since=since, nodes=list(nodes or []) or None)
 
-    def backup(self) -> Manifest:
-        """Snapshot every node's data volume and write the manifest; returns it."""
+    def backup(
+        self, *, crash_consistent: bool = False, allow_crash_consistent: bool = False,
+        freeze_timeout: int = 60,
+    ) -> Manifest:
+        """Snapshot every node's data volume and write the manifest; returns it. Each node's data
+        filesystem is frozen through SSM while its snapshot starts (``crash_consistent`` skips that;
+        ``allow_crash_consistent`` snapshots nodes that cannot be frozen anyway, recorded as such)."""
         from byoc.operations.backup import take_backup
 
         with self._locked("backup"):
-            return take_backup(self.engine.ctx, self.spec)
+            return take_backup(self.engine.ctx, self.spec, crash_consistent=crash_consistent,
+                               allow_crash_consistent=allow_crash_consistent, freeze_timeout=freeze_timeout)
 
     def backups(self) -> list[BackupInfo]:
         """Every backup of the cluster, oldest first (complete, incomplete or damaged)."""

@@ -1,21 +1,30 @@
 """The local AWS sandbox: moto's server on 127.0.0.1, started in the background for demos and tests.
 
-byoc talks to it through ``AWS_ENDPOINT_URL``, which boto3 honours for every service. The
-sandbox records its pid and port in ``<state dir>/sandbox.json``. Where moto forgets in an answer
-what it stored (``moto_answers_as_aws``), the sandbox's moto answers it as AWS does.
+It speaks TLS with a self-signed certificate it generates for 127.0.0.1/localhost (``sandbox-ca.pem``
+in its state directory, key file 0600 beside it). byoc talks to it through ``AWS_ENDPOINT_URL``
+(``https://127.0.0.1:PORT``), which boto3 honours for every service, and trusts it through
+``AWS_CA_BUNDLE``. The sandbox records its pid, port and certificate in ``<state dir>/sandbox.json``.
+Where moto forgets in an answer what it stored (``moto_answers_as_aws``), the sandbox's moto answers
+it as AWS does; and it evaluates a bucket policy's ``aws:SecureTransport`` from the request
+(``secure_transport_from_requests``: true over TLS, false over plain HTTP) where moto alone counts
+every such condition as matching.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,19 +39,47 @@ DUMMY_CREDENTIALS = {
 }
 
 
+#: the sandbox's certificate (what AWS_CA_BUNDLE names) and its private key, in its state directory
+CERT_FILE, KEY_FILE = "sandbox-ca.pem", "sandbox-key.pem"
+
+
 @dataclass(frozen=True)
 class SandboxInfo:
     pid: int
     port: int
     #: running and accepting connections, but it did not answer in time (busy with a long request)
     busy: bool = False
+    #: the certificate the sandbox serves (None: a sandbox of an older byoc, on plain HTTP)
+    ca_bundle: str | None = None
+    #: a second, plain-HTTP listener on the same data (``--plain-http-port``), if asked for
+    plain_port: int | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.ca_bundle else 'http'}://{HOST}:{self.port}"
+
+    @property
+    def plain_endpoint(self) -> str | None:
+        return f"http://{HOST}:{self.plain_port}" if self.plain_port else None
 
     def env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": self.endpoint, **DUMMY_CREDENTIALS}
+        tls = {"AWS_CA_BUNDLE": self.ca_bundle} if self.ca_bundle else {}
+        return {"AWS_ENDPOINT_URL": self.endpoint, **tls, **DUMMY_CREDENTIALS}
+
+    def to_json(self) -> str:
+        return json.dumps({"pid": self.pid, "port": self.port, "ca_bundle": self.ca_bundle,
+                           "plain_port": self.plain_port})
+
+    @classmethod
+    def read(cls, directory: Path) -> SandboxInfo | None:
+        """What ``sandbox.json`` in ``directory`` records (None when there is none, or it is unreadable)."""
+        try:
+            d = json.loads(_info_path(directory).read_text())
+            plain = d.get("plain_port")
+            return cls(int(d["pid"]), int(d["port"]), ca_bundle=d.get("ca_bundle") or None,
+                       plain_port=int(plain) if plain else None)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
 
 
 def is_sandbox_endpoint(url: str | None) -> bool:
@@ -67,10 +104,8 @@ def status(directory: Path, timeout: float | None = None) -> SandboxInfo | None:
     """The running sandbox: its process is alive and it answers, or it accepts connections but did
     not answer within ``timeout`` (``busy``: a slow answer is not a dead sandbox). None when no
     sandbox was started from this directory, its process is gone, or its port is closed."""
-    try:
-        d = json.loads(_info_path(directory).read_text())
-        info = SandboxInfo(int(d["pid"]), int(d["port"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    info = SandboxInfo.read(directory)
+    if info is None:
         return None
     try:
         os.kill(info.pid, 0)
@@ -78,16 +113,20 @@ def status(directory: Path, timeout: float | None = None) -> SandboxInfo | None:
         return None
     except PermissionError:  # alive, owned by someone else
         pass
-    if _answers(info.port, STATUS_TIMEOUT if timeout is None else timeout):
+    if _answers(info, STATUS_TIMEOUT if timeout is None else timeout):
         return info
-    return SandboxInfo(info.pid, info.port, busy=True) if _listening(info.port) else None
+    if not _listening(info.port):
+        return None
+    return SandboxInfo(info.pid, info.port, True, info.ca_bundle, info.plain_port)
 
 
-def _answers(port: int, timeout: float = 1.0) -> bool:
+def _answers(info: SandboxInfo, timeout: float = 1.0) -> bool:
+    """The sandbox answers over its own scheme (with TLS: trusting only its certificate)."""
+    tls = ssl.create_default_context(cafile=info.ca_bundle) if info.ca_bundle else None
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/data.json", timeout=timeout):
+        with urllib.request.urlopen(f"{info.endpoint}/moto-api/data.json", timeout=timeout, context=tls):
             return True
-    except OSError:
+    except (OSError, ssl.SSLError):
         return False
 
 
@@ -115,9 +154,13 @@ def _any_free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(directory: Path, port: int = DEFAULT_PORT, timeout: float = 30.0) -> SandboxInfo:
-    """Start moto's server on 127.0.0.1:port (0: any free port) in the background, or return the
-    one already running from this directory."""
+def start(
+    directory: Path, port: int = DEFAULT_PORT, timeout: float = 30.0, *, plain_port: int | None = None
+) -> SandboxInfo:
+    """Start moto's server over TLS on 127.0.0.1:port (0: any free port) in the background, with a
+    certificate generated for it, or return the one already running from this directory.
+    ``plain_port`` (0: any free one) also serves the same data over plain HTTP (to see a bucket
+    policy's aws:SecureTransport at work)."""
     running = status(directory)
     if running:
         return running
@@ -127,36 +170,85 @@ def start(directory: Path, port: int = DEFAULT_PORT, timeout: float = 30.0) -> S
         raise ByocError(
             "the sandbox needs moto's server: pip install 'byoc[sandbox]' (make demo does this)"
         ) from None
-    if port == 0:
-        port = _any_free_port()
-    elif not _port_free(port):
-        raise ByocError(f"port {port} on {HOST} is in use; choose another with --port (0 picks a free one)")
+    port = _pick_port(port)
+    plain = None if plain_port is None else _pick_port(plain_port, "--plain-http-port")
     directory.mkdir(parents=True, exist_ok=True)
+    cert, key = write_certificate(directory)
     log = open(directory / "sandbox.log", "ab")  # noqa: SIM115
     env = {**os.environ, "MOTO_PORT": str(port)}
+    extra = ["--plain-port", str(plain)] if plain else []
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "-H", HOST, "-p", str(port)],
+        [sys.executable, "-c", SERVE, "-H", HOST, "-p", str(port), "--cert", str(cert), "--key", str(key),
+         *extra],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env=env, start_new_session=True,
     )
-    info = SandboxInfo(proc.pid, port)
+    info = SandboxInfo(proc.pid, port, ca_bundle=str(cert.resolve()), plain_port=plain)
     deadline = time.monotonic() + timeout
-    while not _answers(port):
+    while not _answers(info):
         if proc.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(OSError):
                 proc.kill()
             raise ByocError(f"the sandbox did not start; see {directory / 'sandbox.log'}")
         time.sleep(0.1)
-    _info_path(directory).write_text(json.dumps({"pid": info.pid, "port": info.port}))
+    _info_path(directory).write_text(info.to_json())
     return info
+
+
+def _pick_port(port: int, option: str = "--port") -> int:
+    if port == 0:
+        return _any_free_port()
+    if not _port_free(port):
+        raise ByocError(f"port {port} on {HOST} is in use; choose another with {option} (0 picks a free one)")
+    return port
+
+
+def write_certificate(directory: Path, days: int = 30) -> tuple[Path, Path]:
+    """A new self-signed certificate for 127.0.0.1 and localhost, and its key (mode 0600), in
+    ``directory``; returns their paths. boto3 trusts it through AWS_CA_BUNDLE."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "byoc sandbox on 127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / CERT_FILE, directory / KEY_FILE
+    with contextlib.suppress(FileNotFoundError):
+        key_path.unlink()
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
 
 
 def stop(directory: Path) -> SandboxInfo | None:
     """Stop the sandbox started from this directory; its data is gone with it."""
-    try:
-        d = json.loads(_info_path(directory).read_text())
-        info = SandboxInfo(int(d["pid"]), int(d["port"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    info = SandboxInfo.read(directory)
+    if info is None:
         return None
     with contextlib.suppress(OSError):
         os.kill(info.pid, signal.SIGTERM)
@@ -174,11 +266,104 @@ SERVE = "import sys; from byoc.sandbox import serve; serve(sys.argv[1:])"
 
 
 def serve(argv: list[str]) -> None:
-    """Run moto's server (its own command line, ``-H HOST -p PORT``) answering as AWS does."""
-    from moto.server import main
+    """Run moto's server answering as AWS does: ``-H HOST -p PORT`` (moto's own options), over TLS
+    with ``--cert FILE --key FILE``, and also over plain HTTP on ``--plain-port PORT``."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
+    parser = argparse.ArgumentParser(prog="byoc-sandbox")
+    parser.add_argument("-H", "--host", default=HOST)
+    parser.add_argument("-p", "--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--plain-port", type=int)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
     moto_answers_as_aws()
-    main(argv)
+    secure_transport_from_requests()
+    app = _RecordScheme(DomainDispatcherApplication(create_backend_app))
+    tls = (args.cert, args.key) if args.cert and args.key else None
+    servers = [make_server(args.host, args.port, app, threaded=True, ssl_context=tls,
+                           request_handler=MotoRequestHandler)]
+    if args.plain_port:
+        servers.append(make_server(args.host, args.plain_port, app, threaded=True,
+                                   request_handler=MotoRequestHandler))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for extra in servers[1:]:
+        threading.Thread(target=extra.serve_forever, name="plain-http", daemon=True).start()
+    servers[0].serve_forever()
+
+
+#: per request thread of the sandbox's server: whether the request came over TLS
+_REQUEST = threading.local()
+
+
+class _RecordScheme:
+    """WSGI middleware: notes, for the thread that handles a request, whether it came over TLS."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        _REQUEST.secure = environ.get("wsgi.url_scheme") == "https"
+        return self.app(environ, start_response)
+
+
+def secure_transport_from_requests() -> None:
+    """In the sandbox's moto: bucket policies see ``aws:SecureTransport`` as the request was made
+    (``_RecordScheme``); idempotent."""
+    from moto.s3.models import FakeBucket
+
+    if getattr(FakeBucket, "_byoc_secure_transport", False):
+        return
+    FakeBucket.get_permission = secure_transport_permission(  # type: ignore[method-assign,assignment]
+        lambda: bool(getattr(_REQUEST, "secure", False)))
+    FakeBucket._byoc_secure_transport = True  # type: ignore[attr-defined]
+
+
+def secure_transport_permission(is_secure: Callable[[], bool]) -> Callable[[Any, str, str], Any]:
+    """A ``FakeBucket.get_permission`` that evaluates the policy's ``Bool`` ``aws:SecureTransport``
+    conditions as AWS does, from ``is_secure()`` (was this request made over TLS?): a statement whose
+    condition does not match does not apply; one whose condition matches applies without it (moto
+    evaluates what else it says). moto alone cannot evaluate the condition and counts it as matching,
+    so a TLS-only policy denies every object call. The policy stored on the bucket is untouched."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        doc = json.loads(self.policy.decode())
+        stmts = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
+        secure = "true" if is_secure() else "false"
+        kept = [s for s in (_without_secure_transport(s, secure) for s in stmts) if s is not None]
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**doc, "Statement": kept})).is_action_permitted(action, resource)
+
+    return get_permission
+
+
+def _without_secure_transport(stmt: dict[str, Any], secure: str) -> dict[str, Any] | None:
+    """The statement with its aws:SecureTransport condition evaluated: None when it does not match."""
+    conditions = dict(stmt.get("Condition") or {})
+    flags = {str(k).lower(): (k, v) for k, v in dict(conditions.get("Bool") or {}).items()}
+    if "aws:securetransport" not in flags:
+        return stmt
+    key, value = flags["aws:securetransport"]
+    wanted = {str(v).lower() for v in (value if isinstance(value, list) else [value])}
+    if secure not in wanted:
+        return None
+    rest = {k: v for k, v in conditions["Bool"].items() if k != key}
+    if rest:
+        conditions["Bool"] = rest
+    else:
+        del conditions["Bool"]
+    out = {k: v for k, v in stmt.items() if k != "Condition"}
+    return {**out, "Condition": conditions} if conditions else out
 
 
 def moto_answers_as_aws() -> None:

@@ -11,11 +11,12 @@ PORT="${BYOC_SANDBOX_PORT:-0}"   # 0: any free port
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 rm -rf "$DIR"
-step "Starting the local AWS sandbox on 127.0.0.1"
+step "Starting the local AWS sandbox on 127.0.0.1 (HTTPS, with a certificate it generates)"
 trap '$BYOC sandbox stop --state-dir "$DIR" >/dev/null' EXIT
 SANDBOX_ENV=$($BYOC sandbox start --port "$PORT" --state-dir "$DIR")
 eval "$SANDBOX_ENV"
 echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
+echo "AWS_CA_BUNDLE=$AWS_CA_BUNDLE"
 
 SET=(--set "state.path=$DIR")
 
@@ -36,6 +37,25 @@ $BYOC health "$SPEC" "${SET[@]}"
 
 step "byoc drift $SPEC   (nothing changed outside byoc: exit 0)"
 $BYOC drift "$SPEC" "${SET[@]}"
+
+step "byoc backup $SPEC   (each node's data filesystem frozen through SSM while its snapshot starts)"
+echo "(In the sandbox no node runs SSM commands: its SSM answers every freeze and thaw \"Success\","
+echo " so \"application-consistent\" below is what SSM reported, not a filesystem really frozen.)"
+$BYOC backup "$SPEC" "${SET[@]}"
+
+step "byoc backups list $SPEC"
+$BYOC backups list "$SPEC" "${SET[@]}"
+BACKUP_ID=$($BYOC backups list "$SPEC" "${SET[@]}" --json \
+  | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+
+step "byoc restore $SPEC $BACKUP_ID --auto-approve   (data volumes replaced from the snapshots)"
+$BYOC restore "$SPEC" "$BACKUP_ID" "${SET[@]}" --auto-approve
+
+step "byoc plan $SPEC --detailed-exitcode   (after the restore, nothing left to change: exit 0)"
+$BYOC plan "$SPEC" "${SET[@]}" --detailed-exitcode
+
+step "byoc backups prune $SPEC --auto-approve   (only backups past storage.backups.retention_days, or interrupted ones)"
+$BYOC backups prune "$SPEC" "${SET[@]}" --auto-approve
 
 # scale edits compute.instance_count in the spec file it is given: use a copy
 cp "$SPEC" "$DIR/scaled.yaml"

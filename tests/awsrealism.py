@@ -127,28 +127,13 @@ def https_bucket_policies(monkeypatch: Any) -> None:
     (in-process and server) cannot evaluate a ``Bool`` condition and counts it as matching, so
     every object call is denied. In-process requests are HTTPS (boto3 sends them to
     ``https://…amazonaws.com`` and moto intercepts them), so this evaluates the bucket policy as
-    AWS would for them: a statement conditioned on ``aws:SecureTransport`` = false does not apply.
+    the sandbox's server does for a request over TLS (``byoc.sandbox.secure_transport_permission``).
     The policy stored on the bucket is left untouched."""
-    import json
-
-    from moto.iam.access_control import IAMPolicy, PermissionResult
     from moto.s3.models import FakeBucket
 
-    def insecure_only(stmt: dict[str, Any]) -> bool:
-        value = (stmt.get("Condition") or {}).get("Bool", {}).get("aws:SecureTransport")
-        return value in ("false", ["false"], False, [False])
+    from byoc.sandbox import secure_transport_permission
 
-    def get_permission(self: Any, action: str, resource: str) -> Any:
-        if self.policy is None:
-            return PermissionResult.NEUTRAL
-        doc = json.loads(self.policy.decode())
-        stmts = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
-        kept = [s for s in stmts if not insecure_only(s)]
-        if not kept:
-            return PermissionResult.NEUTRAL
-        return IAMPolicy(json.dumps({**doc, "Statement": kept})).is_action_permitted(action, resource)
-
-    monkeypatch.setattr(FakeBucket, "get_permission", get_permission)
+    monkeypatch.setattr(FakeBucket, "get_permission", secure_transport_permission(lambda: True))
 
 
 def replaced_profiles_show_on_instances() -> Any:

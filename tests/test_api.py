@@ -35,6 +35,7 @@ def test_cluster_apply_backup_restore_destroy(
     assert c.health().status == "healthy"
 
     backup = c.backup()
+    assert backup.consistency == "application"  # moto's SSM answered the freeze "Success"
     (listed,) = c.backups()
     assert listed.backup_id == backup.backup_id and listed.status == "complete"
     restored = c.restore(backup.backup_id)

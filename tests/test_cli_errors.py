@@ -249,6 +249,7 @@ def test_the_sandbox_reads_a_buckets_eventbridge_notifications_back_as_aws_does(
     try:
         env = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
         s3 = boto3.client("s3", region_name="us-west-2", endpoint_url=env["AWS_ENDPOINT_URL"],
+                          verify=env["AWS_CA_BUNDLE"],  # the sandbox speaks TLS with its own certificate
                           aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
         bucket = "sandbox-events"
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})

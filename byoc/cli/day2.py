@@ -77,11 +77,29 @@ def _print_health(con: Any, report: Any) -> None:
         con.print(f"  - {p}", markup=False)
 
 
-def backup(spec: SpecArg, set_: SetOpt = None, as_json: JsonOpt = False, no_color: NoColor = False) -> None:
+def backup(
+    spec: SpecArg,
+    set_: SetOpt = None,
+    crash_consistent: Annotated[bool, typer.Option(
+        "--crash-consistent", help="Freeze nothing and send no SSM command: every snapshot is "
+        "crash-consistent (as after a power cut).")] = False,
+    allow_crash_consistent: Annotated[bool, typer.Option(
+        "--allow-crash-consistent", help="Back up even when some nodes cannot be frozen through SSM "
+        "(unreachable, freeze failed): those nodes' snapshots are crash-consistent, and the manifest "
+        "and the output say which.")] = False,
+    freeze_timeout: Annotated[int, typer.Option(
+        "--freeze-timeout", min=10, max=900, help="Seconds a node's data filesystem may stay frozen: "
+        "each node thaws itself after that even if byoc dies; a snapshot not started within it is "
+        "not called application-consistent.")] = 60,
+    as_json: JsonOpt = False,
+    no_color: NoColor = False,
+) -> None:
     """Snapshot every node's data volume (tagged with the backup id), wait until the snapshots are
     complete, then write the manifest to s3://<bucket>/backups/<backup-id>/manifest.json.
 
-    Snapshots of running nodes are crash-consistent (as after a power cut).
+    Application-consistent by default: through SSM, each node flushes and freezes its data
+    filesystem (fsfreeze) while its snapshot starts, and is thawed as soon as it has. A node that
+    cannot be frozen fails the backup, unless --allow-crash-consistent.
 
     Example: byoc backup specs/prod.yaml
     """
@@ -90,22 +108,37 @@ def backup(spec: SpecArg, set_: SetOpt = None, as_json: JsonOpt = False, no_colo
     s = _load(spec, set_)
     eng = _engine(s, 10)
     with eng.backend.lock("backup"):
-        m = take_backup(eng.ctx, s)
+        m = take_backup(eng.ctx, s, crash_consistent=crash_consistent,
+                        allow_crash_consistent=allow_crash_consistent, freeze_timeout=freeze_timeout)
     if as_json:
         typer.echo(json.dumps(m.to_dict(), indent=2))
         return
     con = console(no_color=no_color)
     for key, n in sorted(m.nodes.items()):
         con.print(
-            f"node {key}: {n.volume_id} ({n.size_gb} GiB, {n.availability_zone}) → {n.snapshot_id}",
+            f"node {key}: {n.volume_id} ({n.size_gb} GiB, {n.availability_zone}) → {n.snapshot_id}  "
+            f"{_CONSISTENCY[n.consistency]}",
             markup=False,
         )
+    err = console(stderr=True, no_color=no_color)
+    for note in m.notes:
+        warning(err, note)
     con.print(
-        f"\nBackup {m.backup_id} complete: s3://{bucket_of(s)}/{manifest_key(m.backup_id)}\n"
+        f"\nBackup {m.backup_id} complete, {_SUMMARY.get(m.consistency, m.consistency)}: "
+        f"s3://{bucket_of(s)}/{manifest_key(m.backup_id)}\n"
         f"Restore it with: byoc restore {spec} {m.backup_id}",
         style="bold green",
         markup=False,
     )
+
+
+#: how a snapshot's consistency reads on the terminal
+_CONSISTENCY = {
+    "application": "application-consistent (frozen through SSM)",
+    "crash": "crash-consistent (not frozen)",
+}
+_SUMMARY = {"application": "application-consistent", "crash": "crash-consistent",
+            "mixed": "some nodes crash-consistent (see above)"}
 
 
 @backups_app.command("list")
@@ -160,7 +193,7 @@ def _print_backups(con: Any, found: list[Any], empty: str) -> None:
         d = b.to_dict()
         nodes = f"{d['nodes']} node(s)" if d["nodes"] is not None else f"{len(b.snapshot_ids)} snapshot(s)"
         con.print(
-            f"{b.backup_id}  {d['created_at']}  {b.status:<10}  {nodes}"
+            f"{b.backup_id}  {d['created_at']}  {b.status:<10}  {nodes:<12}  {d['consistency'] or '-'}"
             + (f"  ({b.problem})" if b.problem else ""),
             markup=False,
         )

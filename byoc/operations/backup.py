@@ -1,6 +1,11 @@
 """Backups: an EBS snapshot of every node's data volume, tagged with the backup id, then a
 manifest in the cluster's bucket (``backups/<backup-id>/manifest.json``); listing and pruning them.
 
+By default each node's data filesystem is frozen through SSM while its snapshot starts
+(``byoc.operations.fsfreeze``): the snapshot is application-consistent. The manifest records per node
+which kind each snapshot is (``application`` or ``crash``); a manifest of format 1 predates freezing,
+so its snapshots read as ``crash``.
+
 The manifest is written last, so a backup that was interrupted leaves snapshots without one:
 ``list_backups`` shows it as incomplete and ``prune_candidates`` picks it (callers hold the state
 lock, so no backup is running at the same time).
@@ -12,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -22,10 +28,21 @@ from byoc.aws.errors import error_code, to_cloud_error
 from byoc.aws.tags import CLUSTER_TAG
 from byoc.errors import ByocError, CloudError
 from byoc.model import parse_address
+from byoc.operations.fsfreeze import (
+    APPLICATION,
+    CRASH,
+    DEFAULT_FREEZE_TIMEOUT,
+    MAX_FREEZE_TIMEOUT,
+    MIN_FREEZE_TIMEOUT,
+    Freeze,
+    frozen,
+    frozen_failure,
+)
 from byoc.resources._snapshots import BACKUP_TAG, create_snapshot, wait_snapshots
 from byoc.spec import Spec
 
-FORMAT_VERSION = 1
+#: 2: each node records its snapshot's ``consistency`` (format 1 manifests are read as ``crash``)
+FORMAT_VERSION = 2
 PREFIX = "backups/"
 COMPLETE, INCOMPLETE, DAMAGED = "complete", "incomplete", "damaged"
 
@@ -40,6 +57,7 @@ class BackupNode:
     snapshot_id: str
     size_gb: int
     availability_zone: str
+    consistency: str = CRASH  # application (frozen through SSM) | crash (as after a power cut)
 
 
 @dataclass(frozen=True)
@@ -54,12 +72,20 @@ class Manifest:
     created_at: str
     nodes: dict[str, BackupNode]
     format_version: int = FORMAT_VERSION
+    #: what the user should know about how it was taken (a node not frozen and why, a late thaw)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def consistency(self) -> str:
+        """``application`` or ``crash`` when every node's snapshot is of that kind, else ``mixed``."""
+        return consistency_of(n.consistency for n in self.nodes.values())
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["nodes"] = {
             k: asdict(v) for k, v in sorted(self.nodes.items(), key=lambda kv: _node_order(kv[0]))
         }
+        out["notes"] = list(self.notes)
         return out
 
     @classmethod
@@ -71,6 +97,9 @@ class Manifest:
                     f"byoc understands ({FORMAT_VERSION}); upgrade byoc"
                 )
             nodes = {str(k): BackupNode(**v) for k, v in dict(data["nodes"]).items()}
+            odd = sorted({n.consistency for n in nodes.values()} - {APPLICATION, CRASH})
+            if odd:
+                raise ValueError(f"consistency {', '.join(odd)} is neither {APPLICATION} nor {CRASH}")
             return cls(
                 str(data["backup_id"]),
                 str(data["cluster"]),
@@ -80,6 +109,7 @@ class Manifest:
                 str(data["created_at"]),
                 nodes,
                 int(data["format_version"]),
+                tuple(str(n) for n in data.get("notes") or ()),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ByocError(f"{source}: not a byoc backup manifest ({type(exc).__name__}: {exc})") from exc
@@ -103,6 +133,7 @@ class BackupInfo:
             "status": self.status,
             "snapshot_ids": list(self.snapshot_ids),
             "nodes": len(self.manifest.nodes) if self.manifest else None,
+            "consistency": self.manifest.consistency if self.manifest else None,
             "manifest": f"{PREFIX}{self.backup_id}/manifest.json" if self.manifest else None,
             "problem": self.problem or None,
         }
@@ -132,11 +163,30 @@ def created_of(backup_id: str) -> float:
     return float(tail) if tail.isdigit() else 0.0
 
 
-def take_backup(ctx: AwsContext, spec: Spec, *, clock: Callable[[], float] = time.time) -> Manifest:
-    """Snapshot every node's data volume, wait until all are complete, then write the manifest."""
+def take_backup(
+    ctx: AwsContext,
+    spec: Spec,
+    *,
+    clock: Callable[[], float] = time.time,
+    crash_consistent: bool = False,
+    allow_crash_consistent: bool = False,
+    freeze_timeout: int = DEFAULT_FREEZE_TIMEOUT,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Manifest:
+    """Snapshot every node's data volume, wait until all are complete, then write the manifest.
+
+    Application-consistent by default: every node's data filesystem is frozen through SSM (all nodes
+    at once, so the snapshots share one point in time), the snapshots are started, and the nodes are
+    thawed at once (each also thaws itself after ``freeze_timeout`` seconds). A node that cannot be
+    frozen fails the backup before any snapshot is taken, unless ``allow_crash_consistent`` (then its
+    snapshot is recorded as ``crash``). ``crash_consistent`` freezes nothing and sends no SSM command.
+    """
     from byoc.resources.ebs_volume import KIND as VOLUMES
     from byoc.resources.volume_attachment import KIND as ATTACHMENTS
 
+    if not MIN_FREEZE_TIMEOUT <= freeze_timeout <= MAX_FREEZE_TIMEOUT:
+        raise ByocError(f"the freeze timeout is {freeze_timeout} s; give {MIN_FREEZE_TIMEOUT} to "
+                        f"{MAX_FREEZE_TIMEOUT} seconds")
     now = clock()
     backup_id = new_backup_id(spec.cluster_name, now)
     try:
@@ -150,18 +200,38 @@ def take_backup(ctx: AwsContext, spec: Spec, *, clock: Callable[[], float] = tim
             f"cluster {spec.cluster_name} has no data volumes to back up in {spec.region}; "
             "run `byoc apply` first"
         )
-    started: dict[str, tuple[Any, str]] = {}
+    volumes.sort(key=lambda v: _node_order(_key(v.address)))
+    targets = {_key(v.address): attached[v.id] for v in volumes if v.id in attached}
+    unattached = {
+        _key(v.address): f"node {_key(v.address)}: its data volume {v.id} is attached to no instance "
+        "(nothing to freeze it on)" for v in volumes if v.id not in attached
+    }
+    started: dict[str, tuple[Any, str, str]] = {}
+    notes: list[str] = []
+    late: dict[str, str] = {}
     try:
-        for vol in sorted(volumes, key=lambda v: _node_order(_key(v.address))):
-            sid = create_snapshot(
-                ctx,
-                vol.id,
-                description=f"byoc backup {backup_id} of {vol.address} ({vol.id})",
-                tags={BACKUP_TAG: backup_id, "Name": f"{backup_id}-{_key(vol.address)}"},
-                address=vol.address,
-            )
-            started[_key(vol.address)] = (vol, sid)
-        done = wait_snapshots(ctx, [sid for _, sid in started.values()], what=f"the snapshots of {backup_id}")
+        with _consistency(ctx, targets, backup_id, crash_consistent, allow_crash_consistent,
+                          freeze_timeout, unattached, monotonic) as fz:
+            for vol in volumes:
+                key = _key(vol.address)
+                sid = create_snapshot(
+                    ctx,
+                    vol.id,
+                    description=f"byoc backup {backup_id} of {vol.address} ({vol.id})",
+                    tags={BACKUP_TAG: backup_id, "Name": f"{backup_id}-{key}"},
+                    address=vol.address,
+                )
+                kind = fz.consistency(key) if fz else CRASH
+                if fz and kind == CRASH and key not in fz.problems:  # frozen, but past its time limit
+                    fz.expired(key, f"the snapshot {sid} of node {key}")
+                    late[key] = fz.problems[key]
+                started[key] = (vol, sid, kind)
+            if late and not allow_crash_consistent:
+                raise frozen_failure(late, timeout_hint=True)
+        if fz:
+            notes = [f"not frozen, crash-consistent: {p}" for _, p in sorted(fz.problems.items())] + fz.notes
+        sids = [sid for _, sid, _ in started.values()]
+        done = wait_snapshots(ctx, sids, what=f"the snapshots of {backup_id}")
         nodes = {
             key: BackupNode(
                 vol.address,
@@ -170,8 +240,9 @@ def take_backup(ctx: AwsContext, spec: Spec, *, clock: Callable[[], float] = tim
                 sid,
                 done[sid].size_gb or int(vol.props["size"]),
                 str(vol.props["availability_zone"]),
+                kind,
             )
-            for key, (vol, sid) in started.items()
+            for key, (vol, sid, kind) in started.items()
         }
         manifest = Manifest(
             backup_id,
@@ -181,6 +252,7 @@ def take_backup(ctx: AwsContext, spec: Spec, *, clock: Callable[[], float] = tim
             spec.region,
             _iso(now),
             nodes,
+            notes=tuple(notes),
         )
         body = json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode()
         _s3(
@@ -196,11 +268,34 @@ def take_backup(ctx: AwsContext, spec: Spec, *, clock: Callable[[], float] = tim
         # a failure byoc sees (not a crash): the snapshots taken so far are of no use without
         # a manifest, so they go; if they cannot, `byoc backups prune` removes them later
         err = exc if isinstance(exc, ByocError) else to_cloud_error(exc)
-        err.args = (f"{err}\n{_discard(ctx, backup_id, [sid for _, sid in started.values()])}",)
+        err.args = (f"{err}\n{_discard(ctx, backup_id, [sid for _, sid, _ in started.values()])}",)
         if err is exc:
             raise
         raise err from exc
     return manifest
+
+
+def _consistency(
+    ctx: AwsContext,
+    targets: Mapping[str, str],
+    backup_id: str,
+    crash_consistent: bool,
+    allow_crash: bool,
+    limit: int,
+    unattached: Mapping[str, str],
+    monotonic: Callable[[], float],
+) -> AbstractContextManager[Freeze | None]:
+    """The nodes frozen for the snapshots (``byoc.operations.fsfreeze.frozen``), or nothing at all."""
+    if crash_consistent:
+        return nullcontext(None)
+    return frozen(ctx, targets, backup_id, limit=limit, allow_crash=allow_crash, unattached=unattached,
+                  monotonic=monotonic)
+
+
+def consistency_of(kinds: Iterable[str]) -> str:
+    """``application``/``crash`` when all are that kind, ``mixed`` otherwise."""
+    found = set(kinds)
+    return found.pop() if len(found) == 1 else ("mixed" if found else CRASH)
 
 
 def _discard(ctx: AwsContext, backup_id: str, snapshot_ids: list[str]) -> str:
@@ -360,19 +455,16 @@ def _s3(ctx: AwsContext, spec: Spec, op: str, key: str, call: Callable[[Any, str
         return call(ctx.client("s3"), bucket)
     except Exception as exc:
         err = to_cloud_error(exc, "aws_s3_bucket.data", f"s3://{bucket}/{key}")
-        if error_code(exc) in {"AccessDenied", "403"}:
-            from byoc.sandbox import is_sandbox_endpoint
-
-            if is_sandbox_endpoint(os.environ.get("AWS_ENDPOINT_URL")):
-                err = CloudError(
-                    f"{op} on s3://{bucket}/{key} was denied by the local sandbox. The bucket's policy "
-                    "denies every request not made over TLS (aws:SecureTransport), and the sandbox speaks "
-                    "plain HTTP (moto also treats the condition as always matching). Real AWS is reached "
-                    "over HTTPS and allows it; backups need real AWS or a bucket without that policy.",
-                    address="aws_s3_bucket.data",
-                    aws_id=bucket,
-                    code=err.code,
-                )
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+        if error_code(exc) in {"AccessDenied", "403"} and endpoint.startswith("http://"):
+            err = CloudError(
+                f"{op} on s3://{bucket}/{key} was denied: the bucket's policy denies every request not made "
+                f"over TLS (aws:SecureTransport), and AWS_ENDPOINT_URL ({endpoint}) is plain HTTP. Use the "
+                "endpoint's https:// address (`byoc sandbox start` prints one, with AWS_CA_BUNDLE).",
+                address="aws_s3_bucket.data",
+                aws_id=bucket,
+                code=err.code,
+            )
         raise err from exc
 
 
