@@ -37,6 +37,8 @@ class Cluster:
         c = Cluster.from_spec("specs/dev.yaml", overrides=["compute.instance_count=2"])
         c.apply()                       # plan and apply (no confirmation: the call is the approval)
         c.health().status               # "healthy" or "degraded"
+        c.logs(since="15m")             # the nodes' log lines, interleaved by time
+        c.metrics(since="24h")          # per node CPU, memory, disk, network, Proton's metrics
         backup = c.backup()             # snapshots + manifest in S3
         c.restore(backup.backup_id)     # data volumes replaced from the snapshots
         c.scale(3)                      # nodes added in the next AZs (removed: final snapshots)

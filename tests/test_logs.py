@@ -223,3 +223,30 @@ def test_cli_logs_and_metrics_end_to_end(aws: MotoServer, work: Path) -> None:
     cpu = next(m for m in json.loads(p.stdout)["metrics"] if m["key"] == "cpu")
     assert cpu["nodes"]["0"]["max"] == 90.0 and len(cpu["nodes"]["0"]["points"]) == 3
     assert json.loads(p.stdout)["get_metric_data_calls"] == 1
+
+    # --follow prints what there is, then new lines; Ctrl-C (SIGINT) ends it with exit 0, no traceback
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    follow = subprocess.Popen([sys.executable, "-m", "byoc", "logs", "specs/dev.yaml", "--since", "5m", "-f"],
+                              env={**env, "PYTHONUNBUFFERED": "1"}, cwd=work, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    import threading
+
+    guard = threading.Timer(120, follow.kill)  # a readline that never returns fails the test instead
+    guard.start()
+    try:
+        assert follow.stdout is not None
+        assert "Ready for connections" in follow.stdout.readline()
+        put(logs, iid, (now_ms(), "a new line"))
+        assert "a new line" in follow.stdout.readline()  # the next poll, 3 s later
+        os.kill(follow.pid, signal.SIGINT)
+        rest, err = follow.communicate(timeout=60)
+    finally:
+        guard.cancel()
+        if follow.poll() is None:
+            follow.kill()
+    assert follow.returncode == 0, err
+    assert "Traceback" not in err and "a new line" not in rest and "Ready" not in rest

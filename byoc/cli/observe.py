@@ -144,5 +144,7 @@ def metrics(
     con = console(no_color=no_color)
     for text, style in text_report(report):
         con.print(text, style=_STYLES[style] or None, markup=False)
+    for message in report.messages:  # e.g. partial data: CloudWatch says what it left out
+        con.print(f"CloudWatch: {message}", style="yellow", markup=False)
     if html is not None:
         con.print(f"\nCharts written to {html}.", markup=False)
