@@ -348,16 +348,18 @@ class Engine:
             health_timeout=self.health_timeout, cancel=cancel, node_check=node_check,
         )
         result = executor.run(plan)
+        done = result.state
+        outputs = outputs_of({a: r.to_live() for a, r in done.resources.items()})
+        if outputs != dict(done.outputs):
+            done = done.with_outputs(outputs)
         running = {VERSION_FACT: self.proton()["version"], IMAGE_FACT: self.proton()["image"]}
         if result.ok and not plan.destroy and not plan.targets and any(
-                result.state.facts.get(k) != v for k, v in running.items()):
+                done.facts.get(k) != v for k, v in running.items()):
             # every node now runs the spec's Proton (a partial or targeted apply keeps the old record,
             # so the next plan is still an upgrade from what some nodes run)
-            executor.save(result.state.with_facts({**result.state.facts, **running}))
-            result.state = executor.state
-        outputs = outputs_of({a: r.to_live() for a, r in result.state.resources.items()})
-        if outputs != dict(result.state.outputs):
-            executor.save(result.state.with_outputs(outputs))
+            done = done.with_facts({**done.facts, **running})
+        if done is not result.state:
+            executor.save(done)
             result.state = executor.state
         return result
 
