@@ -208,7 +208,8 @@ def test_the_backup_is_taken_before_the_first_instance_goes_and_each_node_is_ask
 
 def _refuse_snapshots(ctx: Any) -> None:
     def refuse(**_: Any) -> Any:
-        error = {"Error": {"Code": "UnauthorizedOperation", "Message": "You are not authorized to perform this operation."},
+        error = {"Error": {"Code": "UnauthorizedOperation",
+                           "Message": "You are not authorized to perform this operation."},
                  "ResponseMetadata": {"HTTPStatusCode": 400}}
         return AWSResponse("https://ec2.invalid/", 400, {}, None), error
 
