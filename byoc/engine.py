@@ -35,7 +35,7 @@ from byoc.spec import Spec
 from byoc.state.base import Backend
 from byoc.state.local import LocalBackend
 from byoc.state.model import ResourceState, State
-from byoc.upgrade import IMAGE_FACT, VERSION_FACT
+from byoc.upgrade import IMAGE_FACT, ROLLING_FACT, VERSION_FACT
 
 
 def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | None = None) -> Backend:
@@ -339,6 +339,8 @@ class Engine:
             guarded(self.backend.write)(state)
         node_check = self._before_upgrade(plan, on_event)
         facts = {**state.facts, **plan.facts}
+        if plan.upgrade is not None:  # until every node runs it, some may run either version
+            facts[ROLLING_FACT] = plan.upgrade.to_version
         if plan.facts and dict(state.facts) != facts:
             state = state.with_facts(facts).bumped()
             guarded(self.backend.write)(state)
@@ -353,11 +355,12 @@ class Engine:
         if outputs != dict(done.outputs):
             done = done.with_outputs(outputs)
         running = {VERSION_FACT: self.proton()["version"], IMAGE_FACT: self.proton()["image"]}
-        if result.ok and not plan.destroy and not plan.targets and any(
-                done.facts.get(k) != v for k, v in running.items()):
+        if result.ok and not plan.destroy and not plan.targets and (ROLLING_FACT in done.facts or any(
+                done.facts.get(k) != v for k, v in running.items())):
             # every node now runs the spec's Proton (a partial or targeted apply keeps the old record,
             # so the next plan is still an upgrade from what some nodes run)
-            done = done.with_facts({**done.facts, **running})
+            kept = {k: v for k, v in done.facts.items() if k != ROLLING_FACT}
+            done = done.with_facts({**kept, **running})
         if done is not result.state:
             executor.save(done)
             result.state = executor.state

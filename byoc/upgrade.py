@@ -20,6 +20,9 @@ from byoc.errors import PlanError
 LATEST = "latest"
 #: the state's facts that record what the nodes run (written by a full apply that succeeded)
 VERSION_FACT, IMAGE_FACT = "proton_version", "proton_image"
+#: the version an upgrade apply started rolling to (recorded before its first node, cleared when
+#: every node runs it): while it is there, some nodes may run it and others the recorded one
+ROLLING_FACT = "proton_version_rolling"
 
 #: kinds of move
 UPGRADE, DOWNGRADE, MAJOR, IMAGE, UNPINNED, UNRECORDED = (
@@ -55,11 +58,15 @@ class Upgrade:
     backup: bool = True
     #: a move across major versions was allowed with --allow-major
     allow_major: bool = False
+    #: an earlier upgrade to this version stopped halfway: some nodes run it
+    rolling_from: str | None = None
 
     @property
     def label(self) -> str:
         """``1.6.16 → 1.6.17`` (with the images when they change)."""
         old = self.from_version or "unrecorded version"
+        if self.rolling_from is not None:
+            old = f"{old} (and {self.rolling_from} on the nodes a stopped roll replaced)"
         if self.from_image is not None and self.from_image != self.to_image:
             return f"{self.from_image}:{old} → {self.to_image}:{self.to_version}"
         return f"{old} → {self.to_version}"
@@ -72,6 +79,7 @@ class Upgrade:
             "nodes": list(self.nodes),
             "backup": self.backup,
             "allow_major": self.allow_major,
+            "rolling_from": self.rolling_from,
         }
 
     @classmethod
@@ -81,7 +89,7 @@ class Upgrade:
             move=str(d["move"]), to_version=str(new["proton_version"]), to_image=str(new["image"]),
             from_version=_opt(old.get("proton_version")), from_image=_opt(old.get("image")),
             nodes=tuple(str(n) for n in d.get("nodes", ())), backup=bool(d.get("backup", True)),
-            allow_major=bool(d.get("allow_major", False)),
+            allow_major=bool(d.get("allow_major", False)), rolling_from=_opt(d.get("rolling_from")),
         )
 
 
@@ -139,12 +147,17 @@ def detect(
             f"does not cross the 1.x → 3.x boundary. {_backup_note(backup)}",
             *_check_note(new_version),
         )
-    if old_version == new_version and (old_image in (None, new_image)):
+    rolling = _opt(facts.get(ROLLING_FACT))
+    rolling = rolling if rolling not in (None, old_version, new_version) else None  # else: same roll
+    if old_version == new_version and rolling is None and (old_image in (None, new_image)):
         return None, ()
     move, notes = _move(old_version, new_version, allow_major)
-    if old_version == new_version:
+    if rolling is not None:  # the nodes the stopped roll replaced move from there
+        move, more = _move(rolling, new_version, allow_major)
+        notes = (*notes, *more) if old_version != new_version else more
+    elif old_version == new_version:
         move = IMAGE
-    up = Upgrade(move, new_version, new_image, old_version, old_image, nodes, backup, allow_major)
+    up = Upgrade(move, new_version, new_image, old_version, old_image, nodes, backup, allow_major, rolling)
     what = {DOWNGRADE: "downgrade", MAJOR: "major version move"}.get(move, "upgrade")
     return up, (f"{what} {up.label}: {_backup_note(backup)}", *notes, *_check_note(new_version))
 

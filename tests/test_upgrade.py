@@ -109,6 +109,17 @@ def test_an_image_change_alone_is_an_upgrade_and_an_unrecorded_version_is_said()
     assert detect({}, wanted("1.6.17"), {"0": frozenset({"instance_type"})}) == (None, ())
 
 
+def test_going_back_after_a_stopped_roll_is_a_move_from_what_the_replaced_nodes_run() -> None:
+    stopped = {**FACTS, "proton_version_rolling": "1.6.17"}
+    up, notes = detect(stopped, wanted("1.6.16"), ALL)
+    assert up is not None and up.move == DOWNGRADE and up.rolling_from == "1.6.17" and up.backup
+    assert notes[0].startswith("downgrade 1.6.16 (and 1.6.17 on the nodes a stopped roll replaced) → 1.6.16")
+    up, _ = detect(stopped, wanted("1.6.17"), ALL)  # the same roll, continued
+    assert up is not None and up.move == UPGRADE and up.rolling_from is None
+    with pytest.raises(PlanError, match=r"3\.0\.19 → 1\.6\.16 is a downgrade across major versions"):
+        detect({**FACTS, "proton_version_rolling": "3.0.19"}, wanted("1.6.16"), ALL)
+
+
 def test_the_upgrade_round_trips_through_the_plan_json() -> None:
     up, _ = detect(FACTS, wanted("1.6.17"), ALL, backup=False)
     plan = Plan("c", None, 0, "", "", (), (), upgrade=up)
@@ -116,7 +127,7 @@ def test_the_upgrade_round_trips_through_the_plan_json() -> None:
     assert d["byoc"]["upgrade"] == {
         "move": "upgrade", "from": {"proton_version": "1.6.16", "image": IMG},
         "to": {"proton_version": "1.6.17", "image": IMG}, "nodes": ["0", "1"], "backup": False,
-        "allow_major": False}
+        "allow_major": False, "rolling_from": None}
     assert Plan.from_dict(d).upgrade == up
     assert "upgrade" not in Plan("c", None, 0, "", "", (), ()).to_dict()["byoc"]
 
@@ -256,6 +267,7 @@ def test_a_wrong_version_on_the_first_node_stops_the_roll_and_the_rest_stay(
     assert {node_of(a) for a in result.skipped if a.startswith("aws_instance")} == {"1", "2"}
     state = eng.state()
     assert state is not None and state.facts["proton_version"] == "1.6.16"  # not every node moved
+    assert state.facts["proton_version_rolling"] == "1.6.17"
 
     # applied again while node 0 still reports 1.6.16: the roll does not start
     again = bumped(cluster, tmp_path)
@@ -270,6 +282,9 @@ def test_a_wrong_version_on_the_first_node_stops_the_roll_and_the_rest_stay(
     result = again.apply(again.plan())
     assert result.ok, [str(f.error) for f in result.failures]
     assert instances(again)["0"] == now["0"] and instances(again)["1"] != old["1"]
+    state = again.state()
+    assert state is not None and state.facts["proton_version"] == "1.6.17"
+    assert "proton_version_rolling" not in state.facts
 
 
 class _Except(set[str]):
