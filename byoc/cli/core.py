@@ -22,13 +22,16 @@ from byoc.cli.common import (
 )
 from byoc.cli.options import (
     AdoptOpt,
+    AllowMajor,
     AutoApprove,
     DeleteUnmanaged,
     LockTimeout,
+    NoBackup,
     NoColor,
     ParOpt,
     ReplaceOpt,
     SetOpt,
+    SkipVersionCheck,
     SpecArg,
     TargetOpt,
     UpdateAmi,
@@ -36,16 +39,6 @@ from byoc.cli.options import (
 from byoc.cli.timing import phase
 from byoc.cli.ui import console, print_plan_text
 from byoc.model import DEFAULT_PARALLELISM
-
-NoBackup = Annotated[bool, typer.Option(
-    "--no-backup", help="An upgrade (nodes replaced for a new cluster.proton_version or cluster.image) "
-    "takes no backup before the first node is replaced. A saved plan remembers it.")]
-AllowMajor = Annotated[bool, typer.Option(
-    "--allow-major", help="Allow moving the nodes across major Proton versions (1.x <-> 3.x): the data "
-    "format, the config keys and the users file change. Back up and try it on a copy first.")]
-SkipVersionCheck = Annotated[bool, typer.Option(
-    "--skip-version-check", help="In an upgrade, do not ask each replaced node's Proton for version() "
-    "through SSM before the next node goes (the skip is reported).")]
 
 PrettyOpt = Annotated[bool, typer.Option("--pretty", help="With --json (and -o): indent the plan JSON "
                                          "instead of one line.")]
