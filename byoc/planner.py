@@ -228,6 +228,10 @@ def make_plan(
         upgrade, upgrade_notes = detect_upgrade(state.facts if state else {}, proton,
                                                 replaced_nodes(changes), backup=not options.no_backup,
                                                 allow_major=options.allow_major)
+        if upgrade is not None and not rolling:  # the nodes go together: no gate between them
+            upgrade_notes = (*upgrade_notes[:-1], (
+                "the nodes are replaced together (see above), so apply cannot ask each node for its "
+                "version before the next goes: ask them afterwards (SELECT version() on each node)."))
     return Plan(
         cluster=cluster,
         lineage=state.lineage if state else None,
