@@ -391,8 +391,8 @@ class Engine:
                 on_event(Event("failed", "backup", "backup", time.monotonic() - started, message=str(exc)))
                 raise ByocError(
                     f"the backup before the upgrade {up.label} failed, so nothing was changed: {exc}\n"
-                    "Fix the cause and apply again, or apply with --no-backup to upgrade without a "
-                    "backup (a saved plan: plan again with --no-backup)."
+                    "Fix the cause and apply again, or apply with --no-backup (also with a saved plan) "
+                    "to upgrade without a backup."
                 ) from exc
             on_event(Event("done", "backup", "backup", time.monotonic() - started, message=message))
             on_event(Event("note", "backup", "backup", message=message))
