@@ -94,15 +94,18 @@ class Cluster:
     # -- plan / apply / destroy -------------------------------------------------------------
     def plan(
         self, *, destroy: bool = False, include_data: bool = False, update_ami: bool = False,
-        adopt: bool = False,
+        adopt: bool = False, no_backup: bool = False, allow_major: bool = False,
     ) -> Plan:
         """What apply (or destroy) would change; nothing is changed. With no state, a cluster
-        that AWS already has is refused (AdoptError: its state is elsewhere) unless ``adopt``."""
+        that AWS already has is refused (AdoptError: its state is elsewhere) unless ``adopt``.
+        An upgrade (nodes replaced for a new proton_version or image) takes a backup first unless
+        ``no_backup``; a move across major versions is refused (PlanError) unless ``allow_major``."""
         from byoc.planner import PlanOptions
 
         with self._adopting(adopt):
             return self.engine.plan(
-                PlanOptions(destroy=destroy, allow_data_loss=destroy and include_data), update_ami=update_ami
+                PlanOptions(destroy=destroy, allow_data_loss=destroy and include_data, no_backup=no_backup,
+                            allow_major=allow_major), update_ami=update_ami
             )
 
     def plan_json(self, plan: Plan, *, pretty: bool = False) -> str:
@@ -122,17 +125,32 @@ class Cluster:
         finally:
             self.engine.adopt = before
 
-    def apply(self, plan: Plan | None = None, *, adopt: bool = False) -> ApplyResult:
+    def apply(
+        self, plan: Plan | None = None, *, adopt: bool = False, no_backup: bool = False,
+        allow_major: bool = False, skip_version_check: bool = False,
+    ) -> ApplyResult:
         """Apply ``plan`` (refused if stale), or plan and apply now. Raises ApplyError on failure.
-        ``adopt``: as for ``plan``."""
+        ``adopt``, ``no_backup``, ``allow_major``: as for ``plan`` (``no_backup`` also drops a given
+        plan's backup). An upgrade asks each replaced node's Proton for its version before the next
+        node goes, unless ``skip_version_check``."""
+        import dataclasses
+
+        from byoc.operations.upgrading import upgrade_steps
+
         with self._locked("apply"):
             if plan is None:
-                plan = self.plan(adopt=adopt)
+                plan = self.plan(adopt=adopt, no_backup=no_backup, allow_major=allow_major)
                 recheck = False
             else:
                 self.engine.check_fresh(plan)
                 recheck = True
-            return self._run(plan, "apply", recheck)
+                if no_backup and plan.upgrade is not None:
+                    plan = dataclasses.replace(plan, upgrade=dataclasses.replace(plan.upgrade, backup=False))
+            self.engine.upgrade_steps = upgrade_steps(self.engine, skip_version_check=skip_version_check)
+            try:
+                return self._run(plan, "apply", recheck)
+            finally:
+                self.engine.upgrade_steps = None
 
     def destroy(self, include_data: bool = False, *, adopt: bool = False) -> ApplyResult:
         """Delete the cluster; the bucket and data volumes too only with ``include_data``.

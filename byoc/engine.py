@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ from byoc.aws.tags import account_id
 from byoc.blueprint import Facts
 from byoc.discover import discover
 from byoc.drift import DriftReport, IgnoreRule
-from byoc.errors import AdoptError, PlanError, StateError
+from byoc.errors import AdoptError, ByocError, PlanError, StateError
 from byoc.executor import ApplyResult, Event, Executor, guarded
 from byoc.model import DEFAULT_PARALLELISM, Live, parse_address
 from byoc.outputs import outputs_of
@@ -34,6 +35,7 @@ from byoc.spec import Spec
 from byoc.state.base import Backend
 from byoc.state.local import LocalBackend
 from byoc.state.model import ResourceState, State
+from byoc.upgrade import IMAGE_FACT, ROLLING_FACT, VERSION_FACT
 
 
 def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | None = None) -> Backend:
@@ -64,6 +66,17 @@ def state_location(backend: Backend) -> str:
     return f"{backend.describe()} ({backend.kind})"
 
 
+@dataclasses.dataclass(frozen=True)
+class UpgradeSteps:
+    """What an upgrade plan (``plan.upgrade``) needs around its roll, from the layer above the
+    engine (``byoc.operations.upgrading.upgrade_steps``): ``backup(plan)`` before anything changes
+    (says what it took; raises ByocError to stop the apply), and ``check(node, instance_id)`` once
+    each node is healthy (says what it found; raises CloudError to stop the roll)."""
+
+    backup: Callable[[Plan], str]
+    check: Callable[[str, str], str]
+
+
 class Engine:
     """Plan and apply one cluster. ``kinds`` and ``ctx`` are injectable for tests."""
 
@@ -78,8 +91,11 @@ class Engine:
         ami_resolver: Callable[[str], str] | None = None,
         health_timeout: float = 900.0,
         adopt: bool = False,
+        upgrade_steps: UpgradeSteps | None = None,
     ) -> None:
         self.spec = spec
+        #: an upgrade plan's backup and version check (an upgrade plan is refused without them)
+        self.upgrade_steps = upgrade_steps
         #: take over a cluster that AWS has but no state knows (``--adopt``; see ``plan``)
         self.adopt = adopt
         #: rolling changes: how long a replaced node may take to pass the health checks
@@ -277,7 +293,13 @@ class Engine:
             notes=() if options.destroy else self.notes(),
             facts={} if options.destroy else {
                 "ami": facts.ami, "ami_instance_type": self.spec.data["compute"]["instance_type"]},
+            proton=None if options.destroy else self.proton(),
         )
+
+    def proton(self) -> dict[str, str]:
+        """The Proton the spec asks the nodes to run: ``{"version", "image"}``."""
+        cluster = self.spec.data["cluster"]
+        return {"version": str(cluster["proton_version"]), "image": str(cluster["image"])}
 
     # -- writing -------------------------------------------------------------------------------
     def check_fresh(self, plan: Plan) -> None:
@@ -315,20 +337,66 @@ class Engine:
             # point leaves one, so the next run recovers by adopting (see ``_refuse_takeover``)
             state = State.new(self.spec.cluster_name).bumped()
             guarded(self.backend.write)(state)
-        if plan.facts and dict(state.facts) != dict(plan.facts):
-            state = state.with_facts(plan.facts).bumped()
+        node_check = self._before_upgrade(plan, on_event)
+        facts = {**state.facts, **plan.facts}
+        if plan.upgrade is not None:  # until every node runs it, some may run either version
+            facts[ROLLING_FACT] = plan.upgrade.to_version
+        if plan.facts and dict(state.facts) != facts:
+            state = state.with_facts(facts).bumped()
             guarded(self.backend.write)(state)
         executor = Executor(
             self.kinds, self.ctx, state, self.backend.write,
             parallelism=self.parallelism, on_event=on_event, recheck=recheck,
-            health_timeout=self.health_timeout, cancel=cancel,
+            health_timeout=self.health_timeout, cancel=cancel, node_check=node_check,
         )
         result = executor.run(plan)
-        outputs = outputs_of({a: r.to_live() for a, r in result.state.resources.items()})
-        if outputs != dict(result.state.outputs):
-            executor.save(result.state.with_outputs(outputs))
+        done = result.state
+        outputs = outputs_of({a: r.to_live() for a, r in done.resources.items()})
+        if outputs != dict(done.outputs):
+            done = done.with_outputs(outputs)
+        running = {VERSION_FACT: self.proton()["version"], IMAGE_FACT: self.proton()["image"]}
+        if result.ok and not plan.destroy and not plan.targets and (ROLLING_FACT in done.facts or any(
+                done.facts.get(k) != v for k, v in running.items())):
+            # every node now runs the spec's Proton (a partial or targeted apply keeps the old record,
+            # so the next plan is still an upgrade from what some nodes run)
+            kept = {k: v for k, v in done.facts.items() if k != ROLLING_FACT}
+            done = done.with_facts({**kept, **running})
+        if done is not result.state:
+            executor.save(done)
             result.state = executor.state
         return result
+
+
+    def _before_upgrade(
+        self, plan: Plan, on_event: Callable[[Event], None]
+    ) -> Callable[[str, str], str] | None:
+        """An upgrade plan: the backup, before anything changes (a failed one stops the apply with
+        nothing changed); the version check for the roll's nodes."""
+        up = plan.upgrade
+        if up is None:
+            return None
+        steps = self.upgrade_steps
+        if steps is None:
+            raise PlanError(
+                f"this plan upgrades the nodes ({up.label}: cluster.proton_version or cluster.image "
+                "changed), which only `byoc apply` (or byoc.Cluster.apply) does: it takes a backup "
+                "first and checks each node's version. Run `byoc apply SPEC` first"
+            )
+        if up.backup:
+            on_event(Event("start", "backup", "backup"))
+            started = time.monotonic()
+            try:
+                message = steps.backup(plan)
+            except ByocError as exc:
+                on_event(Event("failed", "backup", "backup", time.monotonic() - started, message=str(exc)))
+                raise ByocError(
+                    f"the backup before the upgrade {up.label} failed, so nothing was changed: {exc}\n"
+                    "Fix the cause and apply again, or apply with --no-backup (also with a saved plan) "
+                    "to upgrade without a backup."
+                ) from exc
+            on_event(Event("done", "backup", "backup", time.monotonic() - started, message=message))
+            on_event(Event("note", "backup", "backup", message=message))
+        return steps.check
 
 
 def read_plan_file(path: str | Path) -> Plan:

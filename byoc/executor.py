@@ -195,6 +195,7 @@ class Executor:
         recheck: bool = False,
         health_timeout: float = 900.0,
         cancel: threading.Event | None = None,
+        node_check: Callable[[str, str], str] | None = None,
     ) -> None:
         self.kinds = kinds
         self.ctx = ctx
@@ -207,6 +208,9 @@ class Executor:
         self.recheck = recheck
         #: how long a rolled node may take to pass the load balancer's health checks
         self.health_timeout = health_timeout
+        #: rolling plans: asked (node key, instance id) once a node is healthy, before the next node
+        #: goes; says what it found, raises CloudError to stop the roll (an upgrade's version check)
+        self.node_check = node_check
         self.known: dict[str, Live] = {}
         self.snapshots: dict[str, str] = {}
         #: address -> the props an operation resolved, recorded from there (resolved once)
@@ -352,22 +356,36 @@ class Executor:
                 wait(self.ctx, live, timeout=self.health_timeout)
             except CloudError as exc:
                 raise self._roll_stopped(op[0], exc, plan) from exc
+        self._check_node(op, plan)
         return self.known.get(op[0])
 
+    def _check_node(self, op: Op, plan: Plan) -> None:
+        """The node is healthy: ask ``node_check`` too (an upgrade's version check)."""
+        node, live = node_of(op[0]), self.known.get(op[0])
+        if self.node_check is None or node is None or live is None:
+            return
+        try:
+            message = self.node_check(node, live.id)
+        except CloudError as exc:
+            why = str(exc.args[0]).rstrip(".") if exc.args else str(exc)
+            raise CloudError(
+                f"node {node} is healthy, but its check failed: {why}. {_roll_position(node, plan)}. "
+                "Fix the cause and run `byoc apply` again to continue the roll.",
+                address=op[0], aws_id=live.id, code=exc.code,
+            ) from exc
+        self.on_event(Event("note", op[0], "wait-healthy", aws_id=live.id, message=message))
+
     def _roll_stopped(self, address: str, exc: CloudError, plan: Plan) -> CloudError:
-        node, order = node_of(address), list(plan.rolling)
+        node = node_of(address)
         why = str(exc.args[0]).rstrip(".") if exc.args else str(exc)  # without the attachment's address
-        if node in order:
-            rest = order[order.index(node) + 1:]
-            what = f"node {node} did not come back: {why}. The roll stopped here " + (
-                f"(nodes {', '.join(rest)} were not touched)" if rest else "(it was the last node)")
-        else:
-            what = (f"node {node} is not healthy: {why}. The roll did not start (nodes "
-                    f"{', '.join(order)} were not touched): it would take a second node out of service")
+        what, where = (f"node {node} did not come back: {why}", _roll_position(node, plan))
+        if node not in plan.rolling:
+            what, where = f"node {node} is not healthy: {why}", (
+                f"{where}: it would take a second node out of service")
         return CloudError(
-            f"{what}. Look at why it fails its health checks (`aws elbv2 describe-target-health`, "
-            "the node's Proton log in the cluster's CloudWatch log group), fix the cause (spec, "
-            "image, version) and run `byoc apply` again to continue the roll.",
+            f"{what}. {where}. Look at why it fails its health checks (`aws elbv2 "
+            "describe-target-health`, the node's Proton log in the cluster's CloudWatch log group), "
+            "fix the cause (spec, image, version) and run `byoc apply` again to continue the roll.",
             address=address, aws_id=self.known[address].id if address in self.known else None,
             code=exc.code,
         )
@@ -596,6 +614,17 @@ def _refs(value: Any) -> list[Ref]:
     from byoc.model import walk_refs
 
     return list(walk_refs(value))
+
+
+def _roll_position(node: str | None, plan: Plan) -> str:
+    """Where a roll stopped, for a message: after ``node`` (a rolled node), or before it started
+    (a node that stays)."""
+    order = list(plan.rolling)
+    if node in order:
+        rest = order[order.index(node) + 1:]
+        return "The roll stopped here " + (
+            f"(nodes {', '.join(rest)} were not touched)" if rest else "(it was the last node)")
+    return f"The roll did not start (nodes {', '.join(order)} were not touched)"
 
 
 def _label(change: Change, op: Op) -> str:

@@ -33,6 +33,7 @@ from byoc.planjson import (
     shape,
     split_unknown,
 )
+from byoc.upgrade import Upgrade
 from byoc.version import __version__
 
 PLAN_FORMAT = 1
@@ -186,6 +187,8 @@ class Plan:
     rolling: tuple[str, ...] = ()
     #: where the state this plan was made against lives (e.g. "state/dev.json (local: /abs/…)")
     state_location: str = ""
+    #: nodes replaced for a new Proton version or image (byoc/upgrade.py): backup first, checked after
+    upgrade: Upgrade | None = None
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -239,6 +242,8 @@ class Plan:
                 # node keys replaced or stopped one at a time, in this order (absent: no roll)
                 **({"rolling": list(self.rolling)} if self.rolling else {}),
                 **({"state_location": self.state_location} if self.state_location else {}),
+                # nodes replaced for a new Proton version or image (absent: not an upgrade)
+                **({"upgrade": self.upgrade.to_dict()} if self.upgrade is not None else {}),
             },
             "planned_values": {"root_module": {"resources": self._planned_values(sh)}},
             "resource_drift": self._resource_drift(sh),
@@ -385,6 +390,7 @@ class Plan:
                 drift=DriftReport.from_dict(x["drift"]) if x.get("drift") else None,
                 rolling=tuple(str(k) for k in x.get("rolling", ())),
                 state_location=str(x.get("state_location") or ""),
+                upgrade=Upgrade.from_dict(x["upgrade"]) if x.get("upgrade") else None,
             )
         except PlanError:
             raise

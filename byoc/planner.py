@@ -27,8 +27,10 @@ from byoc.graph import graph_of
 from byoc.model import UNKNOWN, Live, Ref, Resource, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, AttrChange, Change, Plan
 from byoc.protection import Blocked, blocked_message
-from byoc.rolling import rolling_order
+from byoc.rolling import replaced_nodes, rolling_order
 from byoc.state.model import State
+from byoc.upgrade import Upgrade
+from byoc.upgrade import detect as detect_upgrade
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,10 @@ class PlanOptions:
     #: only the drift report is wanted (nothing will be applied): a protected replacement the
     #: spec asks for is left as a no-op instead of making the plan an error
     report_only: bool = False
+    #: an upgrade (nodes replaced for a new proton_version or image) takes no backup first
+    no_backup: bool = False
+    #: allow a move across major Proton versions (1.x ↔ 3.x, or any other)
+    allow_major: bool = False
 
 
 def make_plan(
@@ -108,8 +114,11 @@ def make_plan(
     options: PlanOptions | None = None,
     notes: tuple[str, ...] = (),
     facts: Mapping[str, Any] | None = None,
+    proton: Mapping[str, str] | None = None,
 ) -> Plan:
-    """Compare and decide; ``rules`` says, per kind, what forces replacement and what holds data."""
+    """Compare and decide; ``rules`` says, per kind, what forces replacement and what holds data.
+    ``proton`` (the spec's ``{"version", "image"}``) makes a plan that replaces nodes for a new
+    version an upgrade (``byoc.upgrade``); a refused version move is a PlanError."""
     protected_kinds = frozenset(k for k, r in rules.items() if r.holds_data)
     options = options or PlanOptions()
     wanted = list(desired)
@@ -213,6 +222,16 @@ def make_plan(
     drift = None if options.destroy else detect(state, live, options.ignore, cluster=cluster,
                                                 desired=afters)
     rolling, rolling_notes = ((), ()) if options.destroy else rolling_order(changes)
+    upgrade: Upgrade | None = None
+    upgrade_notes: tuple[str, ...] = ()
+    if proton is not None and not options.destroy and not options.report_only:
+        upgrade, upgrade_notes = detect_upgrade(state.facts if state else {}, proton,
+                                                replaced_nodes(changes), backup=not options.no_backup,
+                                                allow_major=options.allow_major)
+        if upgrade is not None and not rolling:  # the nodes go together: no gate between them
+            upgrade_notes = (*upgrade_notes[:-1], (
+                "the nodes are replaced together (see above), so apply cannot ask each node for its "
+                "version before the next goes: ask them afterwards (SELECT version() on each node)."))
     return Plan(
         cluster=cluster,
         lineage=state.lineage if state else None,
@@ -226,12 +245,13 @@ def make_plan(
         unmanaged=tuple(unmanaged),
         refused=tuple(refused),
         region=region,
-        notes=(*notes, *rolling_notes),
+        notes=(*notes, *rolling_notes, *upgrade_notes),
         facts=dict(facts or {}),
         adopt=tuple(adopt),
         targets=targets,
         drift=drift,
         rolling=rolling,
+        upgrade=upgrade,
     )
 
 

@@ -62,6 +62,14 @@ def disrupted_nodes(changes: Iterable[Change]) -> list[str]:
     return sorted(out, key=node_order)
 
 
+def replaced_nodes(changes: Iterable[Change]) -> dict[str, frozenset[str]]:
+    """Existing nodes whose instance is replaced (in roll order) → the attributes forcing it."""
+    out = {node: frozenset(a.name for a in c.attributes if a.forces_replacement)
+           for c in changes if c.kind == INSTANCE and c.action == REPLACE
+           and (node := node_of(c.address)) is not None}
+    return {k: out[k] for k in sorted(out, key=node_order)}
+
+
 def rolling_blockers(changes: Sequence[Change], nodes: Iterable[str]) -> list[str]:
     """Shared resources replaced under the disrupted nodes: they need every node gone at once
     (a replaced subnet or security group cannot be deleted while any node still uses it)."""

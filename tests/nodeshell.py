@@ -89,3 +89,21 @@ class NodeShell:
         status = a.status or ("Success" if a.exit_code == 0 else "Failed")
         parsed.update(Status=status, StatusDetails=status, ResponseCode=a.exit_code,
                       StandardOutputContent=a.stdout[:24_000], StandardErrorContent=a.stderr[:8_000])
+
+
+def proton_version(version: str | Callable[[str], str]) -> Answerer:
+    """Answers ``SELECT version()`` (byoc ships SQL base64-encoded) as a node's Proton would, in
+    JSONCompact, with ``version`` or ``version(instance_id)``; other scripts get moto's empty success."""
+    import base64
+    import json
+
+    query = base64.b64encode(b"SELECT version()").decode()
+
+    def answer(iid: str, script: str) -> Answer:
+        if query not in script:
+            return Answer()
+        v = version(iid) if callable(version) else version
+        return Answer(stdout=json.dumps({"meta": [{"name": "version()", "type": "String"}],
+                                         "data": [[v]], "statistics": {"elapsed": 0.001}}))
+
+    return answer

@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("executor", ("byoc.executor",)),
     ("planner", ("byoc.planner", "byoc.rolling", "byoc.protection", "byoc.render", "byoc.cost")),
     # the plan carries the drift report, so drift sits with it
-    ("plan", ("byoc.plan", "byoc.planjson", "byoc.drift")),
+    ("plan", ("byoc.plan", "byoc.planjson", "byoc.drift", "byoc.upgrade")),
     ("blueprint", ("byoc.blueprint.*", "byoc.userdata")),
     ("state", ("byoc.state.*",)),
     ("discovery", ("byoc.discover",)),
@@ -47,7 +47,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: The pure core: no I/O, so it may import neither boto3/botocore nor a layer that does I/O.
 PURE = (
     "byoc.model", "byoc.spec.*", "byoc.state.model", "byoc.graph", "byoc.outputs", "byoc.proton",
-    "byoc.blueprint.*", "byoc.userdata", "byoc.plan", "byoc.planjson", "byoc.drift", "byoc.planner",
+    "byoc.blueprint.*", "byoc.userdata", "byoc.plan", "byoc.planjson", "byoc.drift", "byoc.upgrade",
+    "byoc.planner",
     "byoc.rolling",
     "byoc.protection", "byoc.render", "byoc.cost", "byoc.errors", "byoc.version",
 )

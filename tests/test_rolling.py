@@ -6,33 +6,48 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from byoc.aws.context import AwsContext
 from byoc.engine import Engine
 from byoc.executor import HEALTHY, operation_graph
+from byoc.operations.upgrading import upgrade_steps
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, Change, Plan
 from byoc.render import render_plan, render_plan_json
 from byoc.rolling import node_of, rolling_order
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
-from tests.awsrealism import TargetHealth, free_eips_of_deleted_nat_gateways, record_calls
+from tests.awsrealism import (
+    TargetHealth,
+    free_eips_of_deleted_nat_gateways,
+    https_bucket_policies,
+    record_calls,
+)
 from tests.daytwo import AMI, DEV, quiet_ctx
+from tests.nodeshell import NodeShell, proton_version
 
 THREE = "compute.instance_count=3"
 BUMP = "cluster.proton_version=1.6.17"
 
 
 def engine_for(ctx: AwsContext, backend: LocalBackend, *overrides: str) -> Engine:
+    """An engine with an upgrade's steps (a version bump is an upgrade: backup, version check)."""
     spec = load_spec(str(DEV), overrides)
-    return Engine(spec, ctx=ctx, backend=backend, ami_resolver=lambda itype: AMI, health_timeout=0.3)
+    eng = Engine(spec, ctx=ctx, backend=backend, ami_resolver=lambda itype: AMI, health_timeout=0.3)
+    eng.upgrade_steps = upgrade_steps(eng)
+    return eng
 
 
 @pytest.fixture
-def cluster(moto: None, tmp_path: Path) -> Iterator[tuple[AwsContext, LocalBackend, TargetHealth]]:
+def cluster(
+    moto: None, tmp_path: Path, monkeypatch: Any,
+) -> Iterator[tuple[AwsContext, LocalBackend, TargetHealth]]:
+    https_bucket_policies(monkeypatch)  # the upgrade's backup writes its manifest
     spec = load_spec(str(DEV))
     ctx = quiet_ctx(spec)
+    NodeShell(proton_version("1.6.17")).install(ctx.client("ssm"))  # each new node's Proton answers
     free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
     health = TargetHealth(ctx.client("elbv2"), draining=2, initial=2)
     backend = LocalBackend(tmp_path, spec.cluster_name)

@@ -22,13 +22,16 @@ from byoc.cli.common import (
 )
 from byoc.cli.options import (
     AdoptOpt,
+    AllowMajor,
     AutoApprove,
     DeleteUnmanaged,
     LockTimeout,
+    NoBackup,
     NoColor,
     ParOpt,
     ReplaceOpt,
     SetOpt,
+    SkipVersionCheck,
     SpecArg,
     TargetOpt,
     UpdateAmi,
@@ -86,6 +89,8 @@ def plan(
     replace: ReplaceOpt = None,
     delete_unmanaged: DeleteUnmanaged = False,
     update_ami: UpdateAmi = False,
+    no_backup: NoBackup = False,
+    allow_major: AllowMajor = False,
     adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
@@ -111,7 +116,8 @@ def plan(
     with phase("aws"):
         p = engine.plan(PlanOptions(
             destroy=destroy, allow_data_loss=include_data, targets=tuple(target or ()),
-            replace=tuple(replace or ()), delete_unmanaged=delete_unmanaged), update_ami=update_ami)
+            replace=tuple(replace or ()), delete_unmanaged=delete_unmanaged, no_backup=no_backup,
+            allow_major=allow_major), update_ami=update_ami)
     with phase("render"):
         if out is not None:
             _write_plan(out, render_plan_json(p, shaper(), pretty=pretty))
@@ -154,6 +160,9 @@ def apply(
     include_data: Annotated[bool, typer.Option(
         "--include-data", help="Allow replacing (-replace, or a spec change that replaces them) or "
         "deleting (--delete-unmanaged) the S3 bucket and the data volumes.")] = False,
+    no_backup: NoBackup = False,
+    allow_major: AllowMajor = False,
+    skip_version_check: SkipVersionCheck = False,
     adopt: AdoptOpt = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
     no_color: NoColor = False,
@@ -167,18 +176,25 @@ def apply(
 
     Examples: byoc apply specs/prod.yaml · byoc apply --auto-approve specs/dev.yaml · byoc apply prod.plan
     """
+    from byoc.operations.upgrading import upgrade_steps
     from byoc.render import render_plan
 
     wait = _duration(lock_timeout)
     saved = _maybe_plan_file(target)
     if saved is not None:
-        if set_ or targets or replaces or delete_unmanaged or include_data or adopt:
+        if set_ or targets or replaces or delete_unmanaged or include_data or adopt or allow_major:
             from byoc.errors import ByocError
 
-            raise ByocError("--set, -target, -replace, --delete-unmanaged, --include-data and --adopt "
-                            "cannot be used with a saved plan; they were fixed when the plan was made")
+            raise ByocError("--set, -target, -replace, --delete-unmanaged, --include-data, --allow-major "
+                            "and --adopt cannot be used with a saved plan; they were fixed when the plan "
+                            "was made")
+        if no_backup and saved.upgrade is not None:
+            import dataclasses
+
+            saved = dataclasses.replace(saved, upgrade=dataclasses.replace(saved.upgrade, backup=False))
         s = _load(Path(saved.spec_source), list(saved.spec_overrides))
         engine = _engine(s, parallelism)
+        engine.upgrade_steps = upgrade_steps(engine, skip_version_check=skip_version_check)
         with engine.backend.lock("apply", timeout=wait):
             engine.check_fresh(saved)
             _run(engine, saved, no_color, recheck=True)
@@ -186,11 +202,13 @@ def apply(
     s = _load(target, set_)
     _show_warnings(s, no_color)
     engine = _engine(s, parallelism, adopt)
+    engine.upgrade_steps = upgrade_steps(engine, skip_version_check=skip_version_check)
     with engine.backend.lock("apply", timeout=wait):
         from byoc.planner import PlanOptions
 
         p = engine.plan(PlanOptions(allow_data_loss=include_data, targets=tuple(targets or ()),
-                                    replace=tuple(replaces or ()), delete_unmanaged=delete_unmanaged),
+                                    replace=tuple(replaces or ()), delete_unmanaged=delete_unmanaged,
+                                    no_backup=no_backup, allow_major=allow_major),
                         update_ami=update_ami)
         con = console(no_color=no_color)
         print_plan_text(con, render_plan(p))

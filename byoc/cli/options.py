@@ -41,3 +41,13 @@ LockTimeout = Annotated[str, typer.Option(
 UpdateAmi = Annotated[bool, typer.Option(
     "--update-ami", help="Use today's Amazon Linux 2023 AMI instead of the pinned one "
     "(replaces running nodes; their data volumes are kept).")]
+# an upgrade (byoc/upgrade.py): `byoc plan` and `byoc apply`
+NoBackup = Annotated[bool, typer.Option(
+    "--no-backup", help="An upgrade (nodes replaced for a new cluster.proton_version or cluster.image) "
+    "takes no backup before the first node is replaced. A saved plan remembers it.")]
+AllowMajor = Annotated[bool, typer.Option(
+    "--allow-major", help="Allow moving the nodes across major Proton versions (1.x <-> 3.x): the data "
+    "format, the config keys and the users file change. Back up and try it on a copy first.")]
+SkipVersionCheck = Annotated[bool, typer.Option(
+    "--skip-version-check", help="In an upgrade, do not ask each replaced node's Proton for version() "
+    "through SSM before the next node goes (the skip is reported).")]

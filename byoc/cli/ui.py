@@ -52,9 +52,10 @@ _VERBS = {
     "destroy": ("Destroying...", "Destruction complete"),
     "wait-healthy": ("Waiting until healthy in every target group...", "Healthy"),
     "final-snapshot": ("Taking the final snapshot...", "Final snapshot complete"),
+    "backup": ("Taking a backup before the upgrade...", "Backup complete"),
 }
 _STILL = {"create": "Still creating...", "update": "Still modifying...", "destroy": "Still destroying...",
-          "wait-healthy": "Still waiting until healthy..."}
+          "wait-healthy": "Still waiting until healthy...", "backup": "Still backing up..."}
 #: Terraform's period of "Still creating... [10s elapsed]" lines
 STILL_EVERY = 10.0
 
