@@ -1,6 +1,7 @@
 """The typer application, assembled: the root options, then every command from the modules that
 define them (`core`, `day2`, `drift`, `nodeops`, `observe`, `operations`, `scale`, `state`) and the command
-groups (`backups`, `sandbox`, `state`), in the order `byoc --help` lists them. Work is delegated to the engine."""
+groups (`backups`, `sandbox`, `state`), in the order `byoc --help` lists them. Work is delegated to the
+engine."""
 
 from __future__ import annotations
 
