@@ -19,6 +19,7 @@ from byoc.executor import Event
 from byoc.operations.backup import COMPLETE, list_backups
 from byoc.operations.upgrading import upgrade_steps
 from byoc.plan import Plan
+from byoc.planner import PlanOptions
 from byoc.render import render_plan
 from byoc.rolling import node_of
 from byoc.upgrade import DOWNGRADE, IMAGE, MAJOR, UNPINNED, UNRECORDED, UPGRADE, detect, version_matches
@@ -161,7 +162,6 @@ def test_apply_records_the_version_and_a_bump_plans_an_upgrade(cluster: Engine, 
     assert ("upgrade 1.6.16 → 1.6.17: a backup is taken before the first node is replaced "
             "(--no-backup to skip)") in text
     assert json.loads(json.dumps(plan.to_dict()))["byoc"]["upgrade"]["backup"] is True
-    from byoc.planner import PlanOptions
 
     quiet = bumped(cluster, tmp_path).plan(PlanOptions(no_backup=True))
     assert quiet.upgrade is not None and not quiet.upgrade.backup
@@ -171,7 +171,6 @@ def test_apply_records_the_version_and_a_bump_plans_an_upgrade(cluster: Engine, 
 def test_a_major_move_is_refused_at_plan_time_and_allowed_with_allow_major(
     cluster: Engine, tmp_path: Path
 ) -> None:
-    from byoc.planner import PlanOptions
 
     before = cluster.state()
     eng = bumped(cluster, tmp_path, "cluster.proton_version=3.0.19")
@@ -228,7 +227,6 @@ def _refuse_snapshots(ctx: Any) -> None:
 
 
 def test_a_failed_backup_stops_the_apply_with_nothing_replaced(cluster: Engine, tmp_path: Path) -> None:
-    from byoc.planner import PlanOptions
 
     NodeShell(proton_version("1.6.17")).install(cluster.ctx.client("ssm"))
     old, serial = instances(cluster), cluster.state().serial  # type: ignore[union-attr]
@@ -306,14 +304,16 @@ def test_no_answer_or_no_ssm_stops_the_roll_and_skip_version_check_says_it_skipp
 
     NodeShell(unreachable=_Except(old.values())).install(cluster.ctx.client("ssm"))
     again = bumped(cluster, tmp_path)
-    result = again.apply(again.plan())
+    with pytest.raises(ByocError, match="could not be frozen through SSM"):  # the backup asks SSM first
+        again.apply(again.plan())
+    result = again.apply(again.plan(PlanOptions(no_backup=True)))
     (failure,) = result.failures
     assert "not reachable through SSM" in str(failure.error)
     assert "The roll did not start" in str(failure.error)  # node 0, replaced before, is asked first
 
     events: list[Event] = []
     skipping = bumped(cluster, tmp_path, skip=True)
-    result = skipping.apply(skipping.plan(), on_event=events.append)
+    result = skipping.apply(skipping.plan(PlanOptions(no_backup=True)), on_event=events.append)
     assert result.ok, [str(f.error) for f in result.failures]
     notes = [e.message for e in events if e.kind == "note" and e.action == "wait-healthy"]
     assert len(notes) == 3 and all("version check skipped (--skip-version-check)" in n for n in notes)
