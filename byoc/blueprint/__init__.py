@@ -14,6 +14,7 @@ from byoc.blueprint.lb import build_lb
 from byoc.blueprint.monitoring import build_alarms, build_log_group, subscription_names
 from byoc.blueprint.network import build_network
 from byoc.blueprint.nodes import build_nodes
+from byoc.blueprint.privatelink import build_private_link
 from byoc.blueprint.storage import build_storage
 from byoc.graph import graph_of
 from byoc.model import Resource
@@ -34,6 +35,7 @@ def build(spec: Spec, facts: Facts | None = None) -> list[Resource]:
     identity = build_iam(b, storage, log_group)
     nodes = build_nodes(b, net, storage, identity)
     balancer = build_lb(b, net, nodes, storage)
+    build_private_link(b, balancer)
     build_alarms(b, nodes, balancer)
     return b.nodes
 
