@@ -142,8 +142,10 @@ def test_principals_are_found_on_the_cluster_service_and_removed(ctx: AwsContext
     assert live.address == principal_address(ROLE) and live.id == f"{svc.id}/{ROLE}" and live.props == props
     assert PRINCIPAL.create(ctx, principal_address(ROLE), props) == live  # look before adding
     # one added by hand is found too, at its own address (the plan shows it as unmanaged)
-    ctx.client("ec2").modify_vpc_endpoint_service_permissions(ServiceId=svc.id, AddAllowedPrincipals=[STRANGER])
-    assert {x.address for x in PRINCIPAL.discover(ctx)} == {principal_address(ROLE), principal_address(STRANGER)}
+    ctx.client("ec2").modify_vpc_endpoint_service_permissions(ServiceId=svc.id,
+                                                              AddAllowedPrincipals=[STRANGER])
+    found = {x.address for x in PRINCIPAL.discover(ctx)}
+    assert found == {principal_address(ROLE), principal_address(STRANGER)}
     assert PRINCIPAL.read(ctx, live.id) == live
     PRINCIPAL.delete(ctx, live)
     assert [x.address for x in PRINCIPAL.discover(ctx)] == [principal_address(STRANGER)]
@@ -205,7 +207,8 @@ def test_apply_then_plan_is_empty_and_the_output_is_the_service_name(linked: tup
     assert eng.drift().in_sync
 
 
-def test_a_principal_added_outside_is_unmanaged_one_removed_is_put_back(linked: tuple[Any, list[str]]) -> None:
+def test_a_principal_added_outside_is_unmanaged_one_removed_is_put_back(
+        linked: tuple[Any, list[str]]) -> None:
     eng, _ = linked
     ec2 = eng.ctx.client("ec2")
     sid = eng.state().resources[SVC].id
@@ -248,7 +251,8 @@ def test_acceptance_changes_in_place(linked: tuple[Any, list[str]], tmp_path: Pa
     plan = eng2.plan()
     assert [(c.address, c.action) for c in plan.actionable] == [(SVC, "update")]
     assert eng2.apply(plan).ok
-    assert "ModifyVpcEndpointServiceConfiguration" in calls and "CreateVpcEndpointServiceConfiguration" not in calls
+    assert "ModifyVpcEndpointServiceConfiguration" in calls
+    assert "CreateVpcEndpointServiceConfiguration" not in calls
     assert eng2.plan().actionable == ()
 
 
@@ -264,7 +268,8 @@ def test_destroy_removes_the_allowlist_then_the_service_then_the_load_balancer(
     assert eng.ctx.client("ec2").describe_vpc_endpoint_service_configurations()["ServiceConfigurations"] == []
 
 
-def test_destroy_with_consumers_connected_stops_before_the_load_balancer(linked: tuple[Any, list[str]]) -> None:
+def test_destroy_with_consumers_connected_stops_before_the_load_balancer(
+        linked: tuple[Any, list[str]]) -> None:
     eng, calls = linked
     connections_attached(eng.ctx)
     result = eng.apply(eng.plan(PlanOptions(destroy=True)))

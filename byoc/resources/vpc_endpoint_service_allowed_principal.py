@@ -26,7 +26,8 @@ from byoc.resources.vpc_endpoint_service import owned_services
 
 KIND_NAME = "aws_vpc_endpoint_service_allowed_principal"
 #: what a service created a moment ago may answer (EC2 reads are eventually consistent)
-_NEW_SERVICE_CODES = EVENTUAL_CODES | {"InvalidVpcEndpointServiceId.NotFound", "InvalidVpcEndpointService.NotFound"}
+_NEW_SERVICE_CODES = EVENTUAL_CODES | {"InvalidVpcEndpointServiceId.NotFound",
+                                       "InvalidVpcEndpointService.NotFound"}
 
 
 def address_for(service_address: str, principal: str) -> str | None:
