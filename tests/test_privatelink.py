@@ -21,6 +21,7 @@ from byoc.spec import load_spec
 from byoc.toolbox import state_rm
 from tests.awsrealism import SNS_COUNTS, https_bucket_policies
 from tests.daytwo import DEV, dev_spec, engine_for
+from tests.test_checkov import CHECKOV
 
 ACCOUNT = "arn:aws:iam::111122223333:root"
 ROLE = "arn:aws:iam::444455556666:role/analytics/reader"
@@ -330,3 +331,29 @@ def test_plan_json_of_private_link_matches_the_provider_schema() -> None:
                   if rc["type"] == "aws_vpc_endpoint_service_allowed_principal"]
     assert sorted(rc["index"] for rc in principals) == sorted(
         ["arn:aws:iam::123456789012:root", "arn:aws:iam::210987654321:role/proton-consumer"])
+
+
+@pytest.mark.skipif(not CHECKOV.exists(), reason="checkov is not installed: run `make checkov-venv`")
+def test_checkov_wants_manual_acceptance_and_finds_nothing_else_on_private_link(tmp_path: Path) -> None:
+    """CKV_AWS_123 (manual acceptance) passes byoc's default and fails ``acceptance_required:
+    false``; no other check fails on the PrivateLink resources of the prod spec."""
+    import json
+    import subprocess
+
+    from byoc.render import render_plan_json
+    from byoc.resources import shaper
+    from tests.test_golden import World
+
+    world = World()
+    for name, acceptance in (("accepting", True), ("open", False)):
+        plan = world.plan("specs/prod.yaml", link(ACCOUNT, acceptance=acceptance))
+        (tmp_path / f"{name}.json").write_text(render_plan_json(plan, shaper()))
+    run = subprocess.run([str(CHECKOV), "-d", str(tmp_path), "--framework", "terraform_plan",
+                          "--skip-download", "-o", "json"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    report = json.loads(run.stdout)
+    failed, passed = ({(Path(c["file_path"]).stem, c["check_id"], c["resource"])
+                       for c in report["results"][key]} for key in ("failed_checks", "passed_checks"))
+    assert ("accepting", "CKV_AWS_123", SVC) in passed
+    assert ("open", "CKV_AWS_123", SVC) in failed
+    assert {f for f in failed if "vpc_endpoint_service" in f[2]} == {("open", "CKV_AWS_123", SVC)}
