@@ -357,3 +357,19 @@ def test_checkov_wants_manual_acceptance_and_finds_nothing_else_on_private_link(
     assert ("accepting", "CKV_AWS_123", SVC) in passed
     assert ("open", "CKV_AWS_123", SVC) in failed
     assert {f for f in failed if "vpc_endpoint_service" in f[2]} == {("open", "CKV_AWS_123", SVC)}
+
+
+def test_replacing_the_load_balancer_replaces_the_service_first(linked: tuple[Any, list[str]],
+                                                                 tmp_path: Path) -> None:
+    eng, _ = linked
+    old = eng.state().outputs["private_link_service_name"]
+    spec = dev_spec(*link(ACCOUNT, ROLE), "network.public_access=true")
+    public = engine_for(spec, eng.ctx, tmp_path)  # the same state directory as the fixture's
+    plan = public.plan()
+    actions = {c.address: c.action for c in plan.actionable}
+    assert actions["aws_lb.main"] == actions[SVC] == "replace"
+    assert actions[principal_address(ACCOUNT)] == "replace"  # its service's id changes
+    result = public.apply(plan)
+    assert result.ok, [str(f.error) for f in result.failures]
+    new = public.state().outputs["private_link_service_name"]
+    assert new != old and public.plan().actionable == ()
