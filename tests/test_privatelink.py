@@ -5,6 +5,9 @@ validation, the service name in the outputs and the plan JSON in the provider's 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -337,8 +340,6 @@ def test_plan_json_of_private_link_matches_the_provider_schema() -> None:
 def test_checkov_wants_manual_acceptance_and_finds_nothing_else_on_private_link(tmp_path: Path) -> None:
     """CKV_AWS_123 (manual acceptance) passes byoc's default and fails ``acceptance_required:
     false``; no other check fails on the PrivateLink resources of the prod spec."""
-    import json
-    import subprocess
 
     from byoc.render import render_plan_json
     from byoc.resources import shaper
@@ -373,3 +374,37 @@ def test_replacing_the_load_balancer_replaces_the_service_first(linked: tuple[An
     assert result.ok, [str(f.error) for f in result.failures]
     new = public.state().outputs["private_link_service_name"]
     assert new != old and public.plan().actionable == ()
+
+
+def test_cli_end_to_end_output_drift_and_a_bad_spec(server: Any, work: Path) -> None:
+    """The real CLI against the moto server: apply, `byoc output -raw` gives the service name,
+    a principal added by hand makes `byoc drift` exit 2, validation names the field."""
+
+    from tests.motoserver import MotoServer
+
+    assert isinstance(server, MotoServer)
+    server.reset()
+    env = server.env()
+    sets = [arg for s in link(ACCOUNT) for arg in ("--set", s)]
+
+    def byoc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "byoc", *args], env=env, cwd=work,
+                              capture_output=True, text=True, timeout=300)
+
+    bad = byoc("validate", "specs/dev.yaml", "--set", link(ACCOUNT)[1])
+    assert bad.returncode == 1 and "network.private_link" in bad.stderr and "Traceback" not in bad.stderr
+    assert "load_balancer.type is application" in bad.stderr
+    p = byoc("apply", "specs/dev.yaml", *sets, "--auto-approve")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "aws_vpc_endpoint_service.main: Creation complete" in p.stdout
+    p = byoc("output", "specs/dev.yaml", *sets, "private_link_service_name", "-raw")
+    assert p.returncode == 0 and p.stdout.startswith("com.amazonaws.vpce.us-west-2.vpce-svc-"), p.stderr
+    sid = p.stdout.rsplit(".", 1)[1]
+    server.client("ec2").modify_vpc_endpoint_service_permissions(ServiceId=sid,
+                                                                 AddAllowedPrincipals=[STRANGER])
+    p = byoc("drift", "specs/dev.yaml", *sets, "--json")
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert json.dumps(principal_address(STRANGER)) in p.stdout  # as JSON quotes it
+    p = byoc("destroy", "specs/dev.yaml", *sets, "--auto-approve")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert server.client("ec2").describe_vpc_endpoint_service_configurations()["ServiceConfigurations"] == []
