@@ -87,6 +87,17 @@ def test_service_is_created_with_its_tags_and_found_by_discovery(ctx: AwsContext
     assert SERVICE.discover(other) == []
 
 
+def test_a_plan_without_private_link_reads_no_service_but_an_audit_finds_a_stray(ctx: AwsContext) -> None:
+    live = SERVICE.create(ctx, SVC, service_props(make_nlb(ctx)))
+    calls = record_calls(ctx)
+    ctx.known = {"aws_vpc_endpoint_service": {}}  # neither spec nor state has one: a plain plan
+    assert SERVICE.discover(ctx) == [] and PRINCIPAL.discover(ctx) == [] and calls == []
+    ctx.known = {"aws_vpc_endpoint_service": {live.id: frozenset()}}  # the state has one
+    assert SERVICE.discover(ctx) == [live]
+    ctx.known = None  # drift, destroy, --delete-unmanaged: everything tagged for the cluster
+    assert SERVICE.discover(ctx) == [live]
+
+
 def test_a_second_create_after_a_crash_adopts_the_first(ctx: AwsContext) -> None:
     lb = make_nlb(ctx)
     first = SERVICE.create(ctx, SVC, service_props(lb))

@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from byoc.blueprint.base import Balancer, Builder
 from byoc.model import Ref, Sorted
+from byoc.spec import Spec
 
 SERVICE = "main"
+
+
+def service_names(spec: Spec) -> dict[str, frozenset[str]]:
+    """The endpoint service ``build_private_link`` adds for ``spec``, by name (none without
+    PrivateLink: a plan then need not look for one, see ``VpcEndpointService.discover``)."""
+    return {SERVICE: frozenset()} if spec.data["network"].get("private_link") else {}
 
 
 def build_private_link(b: Builder, balancer: Balancer) -> str | None:

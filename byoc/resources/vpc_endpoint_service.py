@@ -34,7 +34,10 @@ _IN_USE_CODES = frozenset({"ExistingVpcEndpointConnections", "InvalidParameter",
 
 def owned_services(ctx: AwsContext) -> list[dict[str, Any]]:
     """The cluster's endpoint services (one memoised describe per discovery pass, shared with
-    the allowed principals' discovery), without those being deleted."""
+    the allowed principals' discovery), without those being deleted. A plan whose spec and state
+    have no service reads none (a full audit — drift, destroy, ``--delete-unmanaged`` — does)."""
+    if ctx.expected(KIND_NAME) == {}:
+        return []
     items = owned_items(ctx, DESCRIBE, KEY)
     return [s for s in items if str(s.get("ServiceState", "")).lower() not in _GONE_STATES]
 
