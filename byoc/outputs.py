@@ -44,6 +44,10 @@ def outputs_of(resources: Mapping[str, Live]) -> dict[str, Any]:
             name = ENDPOINT_NAMES.get(int(port or 0), str(port))
             endpoints[name] = f"{scheme}://{dns}:{port}"
         out["endpoints"] = endpoints
+    service = resources.get("aws_vpc_endpoint_service.main")
+    if service and service.attrs.get("service_name"):
+        # what a consumer names when creating an interface endpoint (docs/operations.md, PrivateLink)
+        out["private_link_service_name"] = service.attrs["service_name"]
     nodes = ids("aws_instance.node")
     if nodes:
         out["instance_ids"] = nodes

@@ -97,16 +97,21 @@ def test_known_names_are_the_blueprints(tmp_path: Path) -> None:
     from byoc import blueprint
 
     xacct = 'security.cross_account_role={provider_account_id: "123456789012", external_id: abc}'
-    for overrides in ((), (xacct, "monitoring.alarm_email=ops@example.com")):
+    link = ("load_balancer.type=network",
+            'network.private_link={"allowed_principals": ["arn:aws:iam::123456789012:root"]}')
+    for overrides in ((), (xacct, "monitoring.alarm_email=ops@example.com", *link)):
         spec = load_spec(str(ROOT / "specs/dev.yaml"), overrides)
         built = blueprint.build(spec)
         expected: dict[str, dict[str, frozenset[str]]] = {
-            "aws_iam_role": {}, "aws_iam_instance_profile": {}, "aws_sns_topic_subscription": {}}
+            "aws_iam_role": {}, "aws_iam_instance_profile": {}, "aws_sns_topic_subscription": {},
+            "aws_vpc_endpoint_service": {}}
         for r in built:
             if r.kind in ("aws_iam_role", "aws_iam_instance_profile"):
                 expected[r.kind][r.props["name"]] = frozenset(r.props.get("inline_policies") or ())
             elif r.kind == "aws_sns_topic_subscription":
                 expected[r.kind][r.props["protocol"]] = frozenset()
+            elif r.kind == "aws_vpc_endpoint_service":
+                expected[r.kind][r.address.split(".")[1]] = frozenset()
         assert blueprint.known_names(spec) == expected
         assert len(expected["aws_iam_role"]) == (3 if overrides else 2)  # node, flow logs (, management)
 
@@ -131,6 +136,7 @@ def test_expected_names_add_what_the_state_records(tmp_path: Path) -> None:
                          "dev-proton-old": frozenset()},
         "aws_iam_instance_profile": {"dev-proton-node": frozenset()},
         "aws_sns_topic_subscription": {"arn:sub": frozenset()},
+        "aws_vpc_endpoint_service": {},
     }
 
 

@@ -166,7 +166,8 @@ def rendered(plan: Plan) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize("spec", ["specs/prod.yaml", "specs/dev.yaml", "tests/data/every-option.yaml"])
+@pytest.mark.parametrize("spec", ["specs/prod.yaml", "specs/dev.yaml", "tests/data/every-option.yaml",
+                                  "tests/data/every-option-network.yaml"])
 def test_create_plans_match_the_provider_schema(spec: str) -> None:
     data = rendered(World().plan(spec))
     assert plan_problems(data) == []
@@ -184,10 +185,12 @@ def test_create_plans_match_the_provider_schema(spec: str) -> None:
 
 
 def test_every_option_spec_holds_every_kind() -> None:
-    """The every-option spec is the one that shows each kind byoc has (so each mapping is checked)."""
+    """The every-option specs (application and network load balancer) are the ones that show each
+    kind byoc has (so each mapping is checked)."""
     from byoc.resources import registry
 
-    kinds = {rc["type"] for rc in rendered(World().plan("tests/data/every-option.yaml"))["resource_changes"]}
+    kinds = {rc["type"] for spec in ("every-option", "every-option-network")
+             for rc in rendered(World().plan(f"tests/data/{spec}.yaml"))["resource_changes"]}
     assert set(registry()) <= kinds
 
 

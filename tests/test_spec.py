@@ -59,6 +59,7 @@ def test_prod_spec_matches_the_reference_example() -> None:
         "public_access": False,
         "allowed_cidrs": ["10.0.0.0/8"],
         "flow_logs": {"enabled": True, "traffic_type": "ALL", "retention_days": None},
+        "private_link": None,
     }
     assert d["compute"]["instance_type"] == "c5.2xlarge"
     assert d["compute"]["detailed_monitoring"] is True

@@ -14,6 +14,7 @@ from byoc.blueprint.lb import build_lb
 from byoc.blueprint.monitoring import build_alarms, build_log_group, subscription_names
 from byoc.blueprint.network import build_network
 from byoc.blueprint.nodes import build_nodes
+from byoc.blueprint.privatelink import build_private_link, service_names
 from byoc.blueprint.storage import build_storage
 from byoc.graph import graph_of
 from byoc.model import Resource
@@ -34,6 +35,7 @@ def build(spec: Spec, facts: Facts | None = None) -> list[Resource]:
     identity = build_iam(b, storage, log_group)
     nodes = build_nodes(b, net, storage, identity)
     balancer = build_lb(b, net, nodes, storage)
+    build_private_link(b, balancer)
     build_alarms(b, nodes, balancer)
     return b.nodes
 
@@ -44,5 +46,7 @@ def desired_graph(spec: Spec, facts: Facts | None = None) -> nx.DiGraph:
 
 def known_names(spec: Spec) -> dict[str, dict[str, frozenset[str]]]:
     """The names ``build`` gives the kinds that discovery can read by name (IAM), and the topic
-    subscriptions it adds — kind → name → part names — without the facts ``build`` needs."""
-    return {**iam_names(spec), "aws_sns_topic_subscription": subscription_names(spec)}
+    subscriptions and PrivateLink service it adds — kind → name → part names — without the facts
+    ``build`` needs."""
+    return {**iam_names(spec), "aws_sns_topic_subscription": subscription_names(spec),
+            "aws_vpc_endpoint_service": service_names(spec)}

@@ -20,6 +20,8 @@ MODULES = (
     "ebs_volume", "instance", "volume_attachment",
     # load balancer
     "lb", "lb_target_group", "lb_listener", "lb_target_group_attachment",
+    # PrivateLink in front of a network load balancer
+    "vpc_endpoint_service", "vpc_endpoint_service_allowed_principal",
     # monitoring
     "cloudwatch_log_group", "sns_topic", "sns_topic_subscription", "cloudwatch_metric_alarm",
     "cloudwatch_dashboard",

@@ -207,6 +207,34 @@ def check_public_tls(ctx: _Ctx) -> None:
         )
 
 
+def check_private_link(ctx: _Ctx) -> None:
+    """PrivateLink fronts a network load balancer only; its principals live in the region's
+    partition; consumers get through the load balancer's security group only from allowed_cidrs."""
+    if not ctx.get("network", "private_link"):
+        return
+    path = ("network", "private_link")
+    lb_type = ctx.get("load_balancer", "type")
+    if lb_type != "network":
+        ctx.error(path, f"PrivateLink needs a network load balancer, but load_balancer.type is {lb_type}; "
+                        "set load_balancer.type: network or remove network.private_link")
+    region = ctx.get("aws", "region")
+    want = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    for index, arn in ctx.items("network", "private_link", "allowed_principals"):
+        if str(arn).split(":")[1:2] != [want]:
+            ctx.error((*path, "allowed_principals", index),
+                      f"{arn} is not in the {want} partition of {region}; AWS allows only principals "
+                      f"of the same partition (arn:{want}:iam::…)")
+    if ctx.get("network", "public_access"):
+        ctx.warn(path, "network.public_access is on: the load balancer is reachable from allowed_cidrs "
+                       "over the internet as well as through PrivateLink; turn public_access off to "
+                       "offer PrivateLink only")
+    if not ctx.get("network", "allowed_cidrs"):
+        ctx.warn(("network", "allowed_cidrs"),
+                 "network.allowed_cidrs is empty: the load balancer's security group also filters "
+                 "PrivateLink traffic (by the consumers' client addresses), so no consumer can "
+                 "connect; add the consumers' client CIDRs")
+
+
 def check_bucket(ctx: _Ctx) -> None:
     _bucket_name(ctx, ("storage", "bucket_name"), ctx.get("storage", "bucket_name"))
 
@@ -391,6 +419,7 @@ _CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_allowed_cidrs,
     check_ssh_exposure,
     check_public_tls,
+    check_private_link,
     check_bucket,
     check_log_bucket,
     check_encryption,
