@@ -94,7 +94,25 @@ def assumed_credentials(
         except Exception as exc:  # botocore's ClientError, a connection error, expired source keys
             raise assume_error(role, exc) from exc
 
+    _quiet_refresh_failures()
     return DeferredRefreshableCredentials(refresh_using=fetch, method="assume-role")
+
+
+class _ReportedByByoc:
+    """A logging filter: botocore logs a failed refresh with its traceback before raising it; when the
+    error is byoc's own (``assume_error``), byoc reports it, once and without a traceback."""
+
+    def filter(self, record: Any) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, CloudError) and exc.code == "AssumeRoleFailed")
+
+
+def _quiet_refresh_failures() -> None:
+    import logging
+
+    logger = logging.getLogger("botocore.credentials")
+    if not any(isinstance(f, _ReportedByByoc) for f in logger.filters):
+        logger.addFilter(_ReportedByByoc())
 
 
 def assume_error(role: AssumeRole, exc: BaseException) -> CloudError:

@@ -16,6 +16,8 @@ import typer
 
 from byoc.cli.ui import console, error
 
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (on stderr); "
+                                        "for cron, read the exit code.")]
 ClustersOpt = Annotated[int, typer.Option(
     "--clusters", min=1, max=256, metavar="N",
     help="With several specs: how many clusters are checked at once (their AWS calls share the "
@@ -93,3 +95,37 @@ def run(run_: FleetRun, check: Any, specs: list[Path], *, set_: list[str] | None
             error(err, str(exc))
     code = exit_code(records)
     raise typer.Exit(1 if failures else code)
+
+
+def render_health(con: Any, r: Any) -> None:
+    c = r.counts
+    con.print(f"{r.spec}: cluster {r.cluster}: {r.status} "
+              f"({c['healthy']} of {c['expected']} node(s) healthy)", markup=False)
+    for p in (r.report or {}).get("problems", []):
+        con.print(f"  - {p}", markup=False)
+    for n in (r.report or {}).get("nodes", []):
+        for p in n.get("problems", []):
+            con.print(f"  - node {n.get('key')}: {p}", markup=False)
+
+
+def render_plan(con: Any, r: Any) -> None:
+    c = r.counts
+    what = ("no changes" if r.status == "no_changes" else
+            f"{c['add']} to add, {c['change']} to change, {c['destroy']} to destroy")
+    con.print(f"{r.spec}: cluster {r.cluster}: {what}", markup=False)
+
+
+HEALTH = FleetRun("health", "degraded", render_health)
+PLAN = FleetRun("plan", "changes", render_plan)
+
+
+def plan_fleet(specs: list[Path], set_: list[str] | None, out: Path | None, destroy: bool,
+               target: list[str] | None, replace: list[str] | None, **kw: Any) -> None:
+    """`byoc plan SPEC...`: each cluster's plain plan (what apply would change), as a fleet."""
+    from byoc.errors import ByocError
+    from byoc.fleet import plan_check
+
+    if out is not None or destroy or target or replace:
+        raise ByocError("byoc plan over several specs (or with --shard/--notify) checks for changes only: "
+                        "-o, --destroy, -target and -replace take one spec")
+    run(PLAN, plan_check, specs, set_=set_, **kw)
