@@ -374,3 +374,54 @@ def test_assume_role_spec_validation(tmp_path: Path) -> None:
             load_spec(str(DEV), (f"aws.assume_role={json.dumps(conf)}",))
     with pytest.raises(SpecError, match="aws-cn partition"):
         load_spec(str(DEV), ('aws.assume_role={"role_arn": "arn:aws-cn:iam::111111111111:role/x"}',))
+
+
+# -- the cross-account role byoc creates (docs/operations.md "The role in the customer's account") --
+#: API name → IAM action, where they differ (the rest: the same name, service prefix mapped below)
+IAM_ACTION = {
+    "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
+    "s3:GetBucketNotificationConfiguration": "s3:GetBucketNotification",
+    "s3:GetBucketReplication": "s3:GetReplicationConfiguration",
+    "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+}
+PREFIX = {"monitoring": "cloudwatch", "tagging": "tag"}
+#: what drift calls that the management role does not allow (the docs list these)
+DRIFT_LACKS = {
+    "ec2:DescribeAddresses", "ec2:DescribeFlowLogs", "ec2:DescribeInternetGateways",
+    "ec2:DescribeNatGateways", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeVpcs", "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes", "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTargetGroupAttributes", "iam:GetInstanceProfile", "iam:GetRolePolicy",
+    "iam:ListInstanceProfiles", "iam:ListRolePolicies", "iam:ListRoleTags", "iam:ListRoles",
+    "logs:DescribeLogGroups", "cloudwatch:GetDashboard", "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration", "s3:GetBucketLogging", "s3:GetBucketNotification",
+    "s3:GetBucketOwnershipControls", "s3:GetBucketPolicy", "s3:GetReplicationConfiguration",
+    "s3:GetBucketVersioning", "s3:GetBucketPublicAccessBlock", "secretsmanager:ListSecrets",
+    "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic", "tag:GetResources",
+}
+
+
+def iam_actions(counts: Any) -> set[str]:
+    names = {f"{PREFIX.get(s, s)}:{a}" for s, a in counts}
+    return {IAM_ACTION.get(n, n) for n in names} - {"sts:GetCallerIdentity"}  # needs no permission
+
+
+def test_cross_account_role_allows_health_and_what_drift_lacks(tmp_path: Path, moto: None,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from byoc.operations.health import check_health
+    from tests.daytwo import applied, engine_for, quiet_ctx
+
+    eng = applied(tmp_path, monkeypatch, 'security.cross_account_role={"provider_account_id": '
+                  '"111111111111", "external_id": "abc-123"}', count=1)
+    state = eng.state()
+    assert state is not None
+    policy = state.resources["aws_iam_role.management"].props["inline_policies"]
+    allowed = {a for doc in policy.values() for st in doc["Statement"] for a in st["Action"]}
+    health = engine_for(eng.spec, quiet_ctx(eng.spec), tmp_path)
+    assert check_health(health.ctx, health.state(), expected_nodes=1).status == "healthy"
+    assert iam_actions(health.ctx.calls.counts) - allowed == set()
+    drift = engine_for(eng.spec, quiet_ctx(eng.spec), tmp_path)
+    assert drift.drift().in_sync
+    assert iam_actions(drift.ctx.calls.counts) - allowed == DRIFT_LACKS
