@@ -425,3 +425,26 @@ def test_cross_account_role_allows_health_and_what_drift_lacks(tmp_path: Path, m
     drift = engine_for(eng.spec, quiet_ctx(eng.spec), tmp_path)
     assert drift.drift().in_sync
     assert iam_actions(drift.ctx.calls.counts) - allowed == DRIFT_LACKS
+
+
+def test_the_kinds_registry_is_whole_in_every_thread_of_a_fresh_process() -> None:
+    """Clusters side by side make their engines in threads at once: none may see the registry half
+    filled (its clusters' discovery would skip kinds and report their resources missing)."""
+    import subprocess
+    import sys
+
+    code = """
+import threading
+from byoc import resources
+sizes, start = [], threading.Barrier(8)
+def one():
+    start.wait()
+    sizes.append(len(resources.registry()))
+threads = [threading.Thread(target=one) for _ in range(8)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(sorted(set(sizes)), len(resources.MODULES))
+"""
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        sizes, modules = out.rsplit(" ", 1)
+        assert sizes == f"[{int(modules)}]", out
