@@ -436,13 +436,17 @@ def test_the_kinds_registry_is_whole_in_every_thread_of_a_fresh_process() -> Non
     code = """
 import threading
 from byoc import resources
-sizes, start = [], threading.Barrier(8)
-def one():
-    start.wait()
-    sizes.append(len(resources.registry()))
-threads = [threading.Thread(target=one) for _ in range(8)]
+seen, done = set(), threading.Event()
+def first():
+    resources.registry()
+    done.set()
+def spin():
+    while not resources.REGISTRY and not done.is_set():
+        pass
+    seen.add(len(resources.registry()))  # asked while another thread fills it
+threads = [threading.Thread(target=spin) for _ in range(3)] + [threading.Thread(target=first)]
 [t.start() for t in threads]; [t.join() for t in threads]
-print(sorted(set(sizes)), len(resources.MODULES))
+print(sorted(seen), len(resources.MODULES))
 """
     for _ in range(3):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
