@@ -88,9 +88,11 @@ def apply_one(path: Path) -> None:
     role_account = spec.data["aws"]["assume_role"]["role_arn"].split(":")[4]
     if account_id(engine.ctx) != role_account:
         raise SystemExit(f"{path}: the assumed role's calls land in account {account_id(engine.ctx)}")
-    result = engine.apply(engine.plan())
-    if not result.ok:
-        raise SystemExit(f"{path}: setup apply failed: {[str(f.error) for f in result.failures]}")
+    for _attempt in range(3):  # moto's server answers an occasional 500 to calls at once: apply again
+        result = engine.apply(engine.plan())
+        if result.ok:
+            return
+    raise SystemExit(f"{path}: setup apply failed: {[str(f.error) for f in result.failures]}")
 
 
 def drift(specs: list[Path], args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
