@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from byoc.aws.context import AwsContext
-from byoc.aws.credentials import AssumeRole, assumed_credentials, check_assumable
+from byoc.aws.credentials import AssumeRole, Caller, assumed_credentials, check_assumable
 from byoc.aws.tags import account_id
 from byoc.engine import Engine, backend_for
 from byoc.errors import ByocError
@@ -137,11 +137,12 @@ def run_fleet(specs: Sequence[Path], check: Check, options: FleetOptions | None 
     order."""
     options = options or FleetOptions()
     gate = gate or CallGate(options.parallelism)
+    caller = Caller([*gate.hooks(), *options.event_hooks])
     workers = max(1, min(options.clusters, len(specs)))
     finished = itertools.count(1)
 
     def one(spec: Path) -> Record:
-        record = _one(spec, check, options, gate)
+        record = _one(spec, check, options, gate, caller)
         if next(finished) % workers == 0:
             # a finished cluster's SDK clients are cycles of objects, which the CLI's lazy collector
             # (byoc.cli._short_lived_gc) would keep until the exit: a fleet's memory grows by a
@@ -153,7 +154,7 @@ def run_fleet(specs: Sequence[Path], check: Check, options: FleetOptions | None 
         return list(pool.map(one, specs))
 
 
-def _one(path: Path, check: Check, options: FleetOptions, gate: CallGate) -> Record:
+def _one(path: Path, check: Check, options: FleetOptions, gate: CallGate, caller: Caller) -> Record:
     from byoc.spec import load_spec
 
     cluster = account = None
@@ -164,7 +165,7 @@ def _one(path: Path, check: Check, options: FleetOptions, gate: CallGate) -> Rec
         role = AssumeRole.of_spec(spec.data["aws"], cluster)
         hooks = [*gate.hooks(), *options.event_hooks]
         per_cluster = max(1, min(PER_CLUSTER, options.parallelism))
-        credentials = None if role is None else assumed_credentials(role, spec.region, event_hooks=hooks)
+        credentials = None if role is None else assumed_credentials(role, spec.region, caller=caller)
         ctx = AwsContext(cluster=cluster, region=spec.region, parallelism=per_cluster, event_hooks=hooks,
                          credentials=credentials, **options.context)
         if role is not None:

@@ -9,6 +9,7 @@ role, says whether an external id was given, and what to check.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,29 +55,50 @@ def default_session_name(cluster: str) -> str:
     return _SESSION_BAD.sub("-", f"byoc-{cluster}")[:SESSION_NAME_MAX]
 
 
+class Caller:
+    """byoc's own credentials, found the usual way, in one botocore session (with the process's shared
+    service models) whose STS clients every role assumed with it shares: a fleet run makes one STS
+    client, not one per cluster. The clients carry ``event_hooks`` like the contexts' own (the
+    fleet's call gate, tests' injections)."""
+
+    def __init__(self, event_hooks: Iterable[tuple[str, Callable[..., Any]]] = ()) -> None:
+        import botocore.session
+
+        from byoc.aws.models import session_with_shared_models
+
+        self.session = session_with_shared_models(botocore.session.Session())
+        self._hooks = list(event_hooks)
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        key = (service, *sorted(kwargs.items()))
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self.session.create_client(service, **kwargs)
+                for event, hook in self._hooks:
+                    client.meta.events.register_first(event, hook)
+            return client
+
+
 def assumed_credentials(
     role: AssumeRole,
     region: str,
     *,
-    base_session: Any = None,
+    caller: Caller | None = None,
     event_hooks: Iterable[tuple[str, Callable[..., Any]]] = (),
 ) -> Any:
-    """Refreshable credentials of ``role``, from the caller's credentials (``base_session``: a botocore
-    session; by default a new one, which finds them the usual way). Nothing is called until first
-    use. The STS client carries ``event_hooks`` like the context's own clients (the fleet's call
-    gate, tests' injections)."""
-    import botocore.session
+    """Refreshable credentials of ``role``, made with the ``caller``'s (by default a new ``Caller``
+    with ``event_hooks``). Nothing is called until first use."""
     from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
-    base = base_session or botocore.session.Session()
-    hooks = list(event_hooks)
+    caller = caller or Caller(event_hooks)
+    base = caller.session
 
     def sts_client(service: str, **kwargs: Any) -> Any:
         kwargs.setdefault("region_name", region)
-        client = base.create_client(service, **kwargs)
-        for event, hook in hooks:
-            client.meta.events.register_first(event, hook)
-        return client
+        return caller.client(service, **kwargs)
 
     source = base.get_credentials()
     if source is None:
