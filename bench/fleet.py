@@ -102,16 +102,21 @@ def drift(specs: list[Path], args: argparse.Namespace, env: dict[str, str]) -> d
                "--parallelism", str(args.parallelism), "--clusters", str(args.in_flight)]
     if len(specs) == 1:
         command += ["--shard", "1/1"]  # a fleet run of one, for its summary line
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     started = time.monotonic()
     p = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu
     m = re.search(r"Fleet: (\d+) cluster\(s\).*: (\d+) fine, (\d+) drifted, (\d+) failed \(([\d.]+)s",
                   p.stdout)
     if p.returncode != 0 or m is None:
         raise SystemExit(f"drift failed (exit {p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
     return {"exit": p.returncode, "fleet_seconds": float(m.group(5)), "process_seconds": round(wall, 2),
+            # CPU of byoc's process (one core at most for its Python threads): what the wall time
+            # cannot go below, whatever the delay and --parallelism
+            "process_cpu_seconds": round(cpu, 2),
             # ru_maxrss of children is the largest child's so far: this one's when it is the largest
             "maxrss_mib": round(max(after, before) / 1024, 1), "maxrss_grew": after > before}
 
@@ -181,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wall {f['fleet_seconds']:.2f}s (process {f['process_seconds']:.2f}s) vs work bound "
           f"{bound:.2f}s = {f['calls']} calls x {args.delay:g} ms / {args.parallelism}: "
           f"{f['wall_over_bound']}x the bound")
+    print(f"CPU of the fleet's process: {f['process_cpu_seconds']:.1f}s "
+          f"({f['process_cpu_seconds'] / args.clusters:.2f}s per cluster; the single run: "
+          f"{single['process_cpu_seconds']:.1f}s)")
     print(f"peak memory of the fleet's process: {f['maxrss_mib']} MiB; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"wrote {args.out}")
