@@ -38,8 +38,19 @@ from byoc.state.model import ResourceState, State
 from byoc.upgrade import IMAGE_FACT, ROLLING_FACT, VERSION_FACT
 
 
-def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | None = None) -> Backend:
-    """The state store the spec asks for (``kind`` overrides ``state.backend``, for migrations)."""
+def credentials_for(spec: Spec) -> Any:
+    """The credentials of the spec's ``aws.assume_role`` (refreshed, fetched on first use), or None
+    for the caller's own."""
+    from byoc.aws.credentials import AssumeRole, assumed_credentials
+
+    role = AssumeRole.of_spec(spec.data["aws"], spec.cluster_name)
+    return None if role is None else assumed_credentials(role, spec.region)
+
+
+def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | None = None,
+                credentials: Any = None) -> Backend:
+    """The state store the spec asks for (``kind`` overrides ``state.backend``, for migrations). An
+    S3 state is read with ``credentials`` (by default the spec's assumed role, as the cluster)."""
     conf = spec.data.get("state") or {}
     kind = kind or conf.get("backend", "local")
     if kind == "s3":
@@ -47,7 +58,8 @@ def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | Non
 
         if not conf.get("bucket"):
             raise StateError(f"{spec.source}: state.bucket is needed for the s3 backend")
-        ctx = AwsContext(cluster=spec.cluster_name, region=conf.get("region") or spec.region)
+        ctx = AwsContext(cluster=spec.cluster_name, region=conf.get("region") or spec.region,
+                         credentials=credentials or credentials_for(spec))
         return S3Backend(
             ctx.client, bucket=conf["bucket"], cluster=spec.cluster_name, key=conf.get("key"),
             lock_table=conf.get("dynamodb_table") if conf.get("lock") == "dynamodb" else None,
@@ -107,10 +119,11 @@ class Engine:
             kinds = registry()
         self.kinds = kinds
         self.parallelism = parallelism
+        credentials = credentials_for(spec) if ctx is None else getattr(ctx, "credentials", None)
         self.ctx = ctx if ctx is not None else AwsContext(
-            cluster=spec.cluster_name, region=spec.region, parallelism=parallelism
+            cluster=spec.cluster_name, region=spec.region, parallelism=parallelism, credentials=credentials
         )
-        self.backend = backend or backend_for(spec)
+        self.backend = backend or backend_for(spec, credentials=credentials)
 
     # -- reading -------------------------------------------------------------------------------
     def state(self) -> State | None:

@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # the terminal, and the scripts' entry points (nothing imports them)
     ("cli", ("byoc.cli.*", "byoc.__main__", "byoc.docgen")),
     # the Python API: ``byoc.Cluster`` (the package ``byoc`` hands it out)
-    ("api", ("byoc", "byoc.api")),
+    ("api", ("byoc", "byoc.api", "byoc.fleet")),
     ("operations", ("byoc.operations.*",)),
     ("engine", ("byoc.engine",)),
     # the engine's state-editing half: typed against its own EngineLike protocol, called by the engine

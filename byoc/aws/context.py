@@ -34,7 +34,8 @@ class AwsContext:
     """What the kinds share during one run: cluster identity, clients, and the retry policy.
 
     ``sleep`` and ``poll_delay`` are injectable so tests do not wait; ``client_factory`` is the
-    seam through which tests may hand in their own boto3 clients.
+    seam through which tests may hand in their own boto3 clients. ``credentials`` (botocore's, e.g.
+    an assumed role's) sign every client made here instead of the caller's own.
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class AwsContext:
         retry_timeout: float = 600.0,
         client_factory: Callable[[str], Any] | None = None,
         event_hooks: Iterable[tuple[str, Callable[..., Any]]] = (),
+        credentials: Any = None,
     ) -> None:
         self.cluster = cluster
         self.region = region
@@ -57,6 +59,9 @@ class AwsContext:
         self.retry_timeout = retry_timeout
         self._client_factory = client_factory
         self._event_hooks = list(event_hooks)
+        #: botocore credentials every client signs with (an assumed role's, byoc/aws/credentials.py);
+        #: None: the caller's own, found the usual boto3 way
+        self.credentials = credentials
         self._clients: dict[str, Any] = {}
         #: seconds spent making this context's clients (``BYOC_TIMINGS``)
         self.client_seconds = 0.0
@@ -113,6 +118,10 @@ class AwsContext:
             self._session = session_with_shared_models(botocore.session.Session())
             self._session.get_component("response_parser_factory").set_parser_defaults(
                 timestamp_parser=TimestampParser())
+            if self.credentials is not None:
+                from byoc.aws.credentials import use_credentials
+
+                use_credentials(self._session, self.credentials)
         config = Config(
             retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
             max_pool_connections=max(10, self.parallelism * 2),

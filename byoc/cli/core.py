@@ -20,6 +20,7 @@ from byoc.cli.common import (
     cost_footer,
     preflight_or_stop,
 )
+from byoc.cli.fleet import ClustersOpt, NotifyOpt, QuietOpt, ShardOpt, is_fleet, plan_fleet
 from byoc.cli.options import (
     AdoptOpt,
     AllowMajor,
@@ -33,6 +34,7 @@ from byoc.cli.options import (
     SetOpt,
     SkipVersionCheck,
     SpecArg,
+    SpecsArg,
     TargetOpt,
     UpdateAmi,
 )
@@ -70,7 +72,7 @@ def graph(spec: SpecArg, set_: SetOpt = None) -> None:
 
 
 def plan(
-    spec: SpecArg,
+    specs: SpecsArg,
     set_: SetOpt = None,
     out: Annotated[Path | None, typer.Option("-o", "--out", help="Save the plan to this file "
                                              "for `byoc apply PLANFILE`.")] = None,
@@ -97,14 +99,21 @@ def plan(
     lock_timeout: Annotated[str, typer.Option(
         "--lock-timeout", metavar="DURATION",
         help="Accepted for Terraform's sake: byoc plan reads the state without locking it.")] = "0s",
+    quiet: QuietOpt = False, clusters: ClustersOpt = 8, shard: ShardOpt = None, notify: NotifyOpt = None,
 ) -> None:
     """Show what apply would change: spec vs state vs what exists in AWS.
 
     The state is STATE.PATH/<cluster>.json; a relative state.path (and the default, state/) is
     relative to the working directory, as in Terraform. The plan's first line shows it.
+    Several specs: a fleet, as `byoc drift` runs it (one line per cluster; exit 1 if any failed,
+    else 2 if any has changes).
 
     Example: byoc plan specs/prod.yaml -o prod.plan && byoc apply prod.plan
     """
+    if is_fleet(specs, shard, notify):
+        plan_fleet(specs, set_, out, destroy, target, replace, parallelism=parallelism, clusters=clusters,
+                   shard=shard, notify=notify, as_json=as_json, quiet=quiet, no_color=no_color)
+    spec = specs[0]
     from byoc.planner import PlanOptions
     from byoc.render import render_plan, render_plan_json
     from byoc.resources import shaper

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from byoc.cli.common import _confirm, _duration, _engine, _load, _run
-from byoc.cli.options import AdoptOpt, AutoApprove, LockTimeout, NoColor, ParOpt, SetOpt, SpecArg
+from byoc.cli.fleet import HEALTH, ClustersOpt, NotifyOpt, QuietOpt, ShardOpt, is_fleet, run
+from byoc.cli.options import AdoptOpt, AutoApprove, LockTimeout, NoColor, ParOpt, SetOpt, SpecArg, SpecsArg
 from byoc.cli.timing import phase
 from byoc.cli.ui import console, print_plan_text, warning
 from byoc.model import DEFAULT_PARALLELISM
@@ -23,7 +24,7 @@ backups_app = typer.Typer(help="List and prune the cluster's backups.", no_args_
 
 
 def health(
-    spec: SpecArg,
+    specs: SpecsArg,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
     probe: Annotated[
@@ -35,22 +36,30 @@ def health(
         ),
     ] = False,
     no_color: NoColor = False,
+    quiet: QuietOpt = False, parallelism: ParOpt = 10, clusters: ClustersOpt = 8, shard: ShardOpt = None,
+    notify: NotifyOpt = None,
 ) -> None:
     """Each node's EC2 state and status checks, its health in every target group, and (with
     --probe) Proton's own answer; a cluster summary. Exit 0 healthy, 2 degraded, 1 error.
+    Several specs: a fleet, as `byoc drift` runs it (one line per cluster, exit 1 if any failed).
 
     Example: byoc health specs/prod.yaml --probe
     """
+    from byoc.fleet import health_check
     from byoc.operations.health import check_health
 
+    if is_fleet(specs, shard, notify):
+        run(HEALTH, health_check(probe), specs, set_=set_, parallelism=parallelism, clusters=clusters,
+            shard=shard, notify=notify, as_json=as_json, quiet=quiet, no_color=no_color)
+    spec = specs[0]
     s = _load(spec, set_)
-    eng = _engine(s, 10)
+    eng = _engine(s, parallelism)
     with phase("aws"):
         report = check_health(eng.ctx, eng.state(), expected_nodes=s.instance_count, probe=probe)
     with phase("render"):
-        if as_json:
+        if as_json and not quiet:
             typer.echo(json.dumps(report.to_dict(), indent=2))
-        else:
+        elif not quiet:
             _print_health(console(no_color=no_color), report)
     raise typer.Exit(report.exit_code)
 

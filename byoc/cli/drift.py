@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from byoc.cli.common import _engine, _load, render_drift
+from byoc.cli.fleet import ClustersOpt, FleetRun, NotifyOpt, ShardOpt, is_fleet, run
 from byoc.cli.options import NoColor, ParOpt, SetOpt
 from byoc.cli.timing import phase
 from byoc.cli.ui import console, error
@@ -24,6 +25,9 @@ def drift(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (on stderr); "
                                         "for cron, read the exit code.")] = False,
     parallelism: ParOpt = DEFAULT_PARALLELISM,
+    clusters: ClustersOpt = 8,
+    shard: ShardOpt = None,
+    notify: NotifyOpt = None,
     no_color: NoColor = False,
 ) -> None:
     """Report what changed in AWS outside byoc: modified attributes (expected = last applied,
@@ -32,9 +36,21 @@ def drift(
 
     Accepted differences go in the spec's drift.ignore list. `byoc apply SPEC` repairs drift.
 
-    Examples: byoc drift specs/prod.yaml · byoc drift --quiet specs/*.yaml || alert
+    With several specs (a fleet, e.g. one per customer account, each with aws.assume_role) the
+    clusters are checked side by side, --clusters at a time, with at most --parallelism AWS calls
+    at once across all; one cluster's failure never stops the others; --json gives one record per
+    cluster; --notify tells someone when any drifted or failed.
+
+    Examples: byoc drift specs/prod.yaml · byoc drift --quiet specs/*.yaml || alert ·
+    byoc drift -q --shard 1/4 --notify sns:arn:aws:sns:us-east-1:111122223333:drift specs/customers/*.yaml
     """
     from byoc.errors import ByocError
+    from byoc.fleet import drift_check
+
+    if is_fleet(specs, shard, notify):
+        run(FleetRun("drift", "drifted", _render_record), drift_check, specs, set_=set_,
+            parallelism=parallelism, clusters=clusters, shard=shard, notify=notify, as_json=as_json,
+            quiet=quiet, no_color=no_color)
 
     reports: list[DriftReport] = []
     errors: list[dict[str, str]] = []
@@ -63,3 +79,7 @@ def drift(
         raise typer.Exit(1)
     if any(not r.in_sync for r in reports):
         raise typer.Exit(2)
+
+
+def _render_record(con: Any, record: Any) -> None:
+    con.print(f"{record.spec}: " + render_drift(record.value), markup=False, highlight=False, end="")

@@ -10,6 +10,9 @@ import typer
 
 SpecArg = Annotated[Path, typer.Argument(help="The cluster spec (YAML), e.g. specs/prod.yaml.",
                                          show_default=False, metavar="SPEC")]
+SpecsArg = Annotated[list[Path], typer.Argument(
+    help="The cluster spec (YAML), e.g. specs/prod.yaml; several for a fleet, checked side by side.",
+    show_default=False, metavar="SPEC...")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="KEY.PATH=VALUE",

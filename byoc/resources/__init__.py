@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,9 @@ MODULES = (
 )
 
 REGISTRY: dict[str, ResourceType] = {}
+#: held while the registry is filled: a thread must never see it half-filled (engines in threads)
+_FILLING = threading.Lock()
+_FILLED = threading.Event()
 
 
 def register(kind: ResourceType) -> None:
@@ -36,9 +40,13 @@ def register(kind: ResourceType) -> None:
 
 def registry() -> dict[str, ResourceType]:
     """All registered kinds by name (loaded on first use, so `byoc --help` stays fast)."""
-    if not REGISTRY:
-        for name in MODULES:
-            register(importlib.import_module(f"byoc.resources.{name}").KIND)
+    if not _FILLED.is_set():
+        with _FILLING:
+            if not _FILLED.is_set():
+                for name in MODULES:
+                    kind = importlib.import_module(f"byoc.resources.{name}").KIND
+                    REGISTRY.setdefault(kind.kind, kind)
+                _FILLED.set()
     return REGISTRY
 
 

@@ -382,6 +382,24 @@ def check_backups(ctx: _Ctx) -> None:
         )
 
 
+def _partition(region: str) -> str:
+    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
+def check_assume_role(ctx: _Ctx) -> None:
+    """The role to assume lives in the region's partition (STS in cn-north-1 cannot hand out a
+    role of the aws partition)."""
+    arn = ctx.get("aws", "assume_role", "role_arn")
+    region = ctx.get("aws", "region")
+    if not isinstance(arn, str) or not isinstance(region, str):
+        return
+    partition, wanted = arn.split(":")[1], _partition(region)
+    if partition in ("aws", "aws-cn", "aws-us-gov") and partition != wanted:
+        ctx.error(("aws", "assume_role", "role_arn"),
+                  f"is in the {partition} partition but the region {region} is in {wanted}; "
+                  f"give the role's ARN as arn:{wanted}:iam::<account>:role/<name>")
+
+
 def check_tags(ctx: _Ctx) -> None:
     for key, value in ctx.items("tags"):
         assert isinstance(key, str)
@@ -424,6 +442,7 @@ _CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_log_bucket,
     check_encryption,
     check_replication,
+    check_assume_role,
     check_backups,
     check_tags,
 )
