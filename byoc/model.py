@@ -21,6 +21,11 @@ ADDRESS_RE = re.compile(r'^(?P<kind>[a-z0-9_]+)\.(?P<name>[a-z0-9_]+)(?:\["(?P<k
 DEFAULT_PARALLELISM = 20
 
 
+def default_state_key(cluster: str) -> str:
+    """The object key of a cluster's state in the s3 backend when ``state.key`` is not set."""
+    return f"byoc/{cluster}/state.json"
+
+
 def partition(region: str) -> str:
     """The AWS partition of a region, for ARNs: aws, aws-cn or aws-us-gov."""
     if region.startswith("cn-"):

@@ -35,7 +35,10 @@ VARIANTS = {
 UNSCOPABLE = {"cloudwatch:PutMetricData", "ec2messages:", "ssmmessages:", "ssm:UpdateInstanceInformation",
               "ec2:Describe", "elasticloadbalancing:Describe", "cloudwatch:Describe", "cloudwatch:GetMetric",
               "cloudwatch:ListMetrics", "logs:DescribeLogGroups", "ssm:DescribeInstanceInformation",
-              "ec2:CreateSnapshot", "ec2:CreateTags", "sts:GetCallerIdentity"}
+              "ec2:CreateSnapshot", "ec2:CreateTags", "sts:GetCallerIdentity",
+              # list calls for which the Service Authorization Reference names no resource type
+              "iam:ListRoles", "iam:ListInstanceProfiles", "kms:ListAliases", "secretsmanager:ListSecrets",
+              "tag:GetResources"}
 
 
 def build(name: str) -> tuple[Any, list[Resource]]:

@@ -11,7 +11,7 @@ from byoc.blueprint.network import FLOW_LOGS_POLICY, flow_logs_role_name
 from byoc.blueprint.policy import document, statement
 from byoc.blueprint.replication import REPLICATION_POLICY, replication_role_name
 from byoc.blueprint.storage import Storage
-from byoc.model import Ref
+from byoc.model import Ref, default_state_key
 from byoc.spec import Spec
 
 NODE_POLICY = "proton-node"
@@ -127,6 +127,60 @@ def _management_role(b: Builder, path: str, xacct: dict[str, Any], storage: Stor
             statement("Allow", ["s3:GetObject"], [f"{storage.bucket_arn}/backups/*"], sid="ReadBackups"),
             *([statement("Allow", ["kms:Decrypt"], [storage.kms_key], sid="DecryptBackups")]
               if storage.kms_key is not None else []),
+            *_drift_statements(b, path, storage),
         )},
         "max_session_duration": 3600,
     })
+
+
+#: what `byoc drift` reads besides what health and the operations above read: each kind's
+#: Describe/List call, which IAM cannot scope to a resource
+DRIFT_READ = [
+    "ec2:DescribeAddresses", "ec2:DescribeFlowLogs", "ec2:DescribeInternetGateways",
+    "ec2:DescribeNatGateways", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets", "ec2:DescribeVpcAttribute", "ec2:DescribeVpcs",
+    "ec2:DescribeVpcEndpointServiceConfigurations", "ec2:DescribeVpcEndpointServicePermissions",
+    "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "iam:ListInstanceProfiles", "iam:ListRoles", "kms:ListAliases", "logs:DescribeLogGroups",
+    "secretsmanager:ListSecrets", "tag:GetResources",
+]
+
+
+def _drift_statements(b: Builder, path: str, storage: Storage) -> list[dict[str, Any]]:
+    """Read-only access for `byoc drift` from the provider's account: the unscopable Describe/List
+    calls, and the reads that IAM scopes to the cluster's own buckets, roles, topic, dashboard, key
+    and (with the s3 backend) state object. Nothing here changes anything."""
+    iam = f"arn:{b.partition}:iam::{b.facts.account}"
+    buckets = [storage.bucket_arn, f"arn:{b.partition}:s3:::{storage.log_bucket_name}"]
+    out = [
+        statement("Allow", DRIFT_READ, ["*"], sid="DriftDescribe"),
+        statement("Allow", [
+            "s3:GetBucketLogging", "s3:GetBucketNotification", "s3:GetBucketOwnershipControls",
+            "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock", "s3:GetBucketTagging",
+            "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration",
+            "s3:GetReplicationConfiguration",
+        ], buckets, sid="DriftBuckets"),
+        statement("Allow", ["iam:GetInstanceProfile", "iam:GetRole", "iam:GetRolePolicy",
+                            "iam:ListRolePolicies", "iam:ListRoleTags"],
+                  [f"{iam}:role{path}*", f"{iam}:instance-profile{path}*"], sid="DriftRoles"),
+        statement("Allow", ["sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic"],
+                  [f"arn:{b.partition}:sns:{b.region}:{b.facts.account}:{b.cluster}-alarms"],
+                  sid="DriftTopic"),
+        statement("Allow", ["cloudwatch:GetDashboard"],
+                  [f"arn:{b.partition}:cloudwatch::{b.facts.account}:dashboard/{b.cluster}"],
+                  sid="DriftDashboard"),
+    ]
+    if storage.kms_key is not None:
+        out.append(statement("Allow", ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
+                                       "kms:ListResourceTags"], [storage.kms_key], sid="DriftKey"))
+    state = b.spec.data.get("state") or {}
+    if state.get("backend") == "s3" and state.get("bucket"):
+        key = state.get("key") or default_state_key(b.cluster)
+        out += [
+            statement("Allow", ["s3:GetObject"], [f"arn:{b.partition}:s3:::{state['bucket']}/{key}"],
+                      sid="ReadState"),
+            statement("Allow", ["s3:ListBucket"], [f"arn:{b.partition}:s3:::{state['bucket']}"],
+                      sid="ListState"),
+        ]
+    return out

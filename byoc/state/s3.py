@@ -18,6 +18,7 @@ from typing import Any
 
 from byoc.aws.errors import error_code, to_cloud_error
 from byoc.errors import LockError, StateError
+from byoc.model import default_state_key
 from byoc.state.base import LockInfo, check_successor, conflict_message
 from byoc.state.model import ResourceState, State
 
@@ -30,7 +31,7 @@ LOCK_POLL = 2.0
 
 
 def default_key(cluster: str) -> str:
-    return f"byoc/{cluster}/state.json"
+    return default_state_key(cluster)
 
 
 class S3Backend:
