@@ -16,13 +16,26 @@ from byoc.errors import ByocError
 def iam_policy(
     spec: SpecArg,
     set_: SetOpt = None,
-    use: Annotated[str, typer.Option(
-        "--for", metavar="USE", help="plan | drift (read-only) | apply (plan, apply, destroy) | ops (day-2: "
-        "health, logs, metrics, query, backup, restore, backups, scale, rotate-password).")] = "apply",
-    fmt: Annotated[str, typer.Option(
-        "--format", metavar="FORMAT", help="json (the documents and the boundary) | cloudformation (a "
-        "template with AWS::IAM::ManagedPolicy for each, the boundary included) | terraform (aws_iam_policy "
-        "resources with jsonencode).")] = "json",
+    use: Annotated[
+        str,
+        typer.Option(
+            "--for",
+            metavar="USE",
+            help="plan | drift (read-only) | apply (plan, apply, destroy) | ops (day-2: "
+            "health, logs, metrics, query, backup, restore, backups, scale, rotate-password).",
+        ),
+    ] = "apply",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="json (the documents and the boundary) | cloudformation (a "
+            "template with AWS::IAM::ManagedPolicy for each, the boundary included) | terraform "
+            "(aws_iam_policy "
+            "resources with jsonencode).",
+        ),
+    ] = "json",
 ) -> None:
     """Print the IAM policy that running byoc --for USE on this spec needs, and nothing more: actions
     scoped by the cluster's names and its byoc:cluster tag, roles created only with the permissions
@@ -38,6 +51,6 @@ def iam_policy(
     if fmt not in FORMATS:
         raise ByocError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     policy = deployer_policy(_load(spec, set_), use)
-    typer.echo(render(policy, fmt), nl=False if fmt == "terraform" else True)
+    typer.echo(render(policy, fmt), nl=fmt != "terraform")
     for note in policy.notes:
         console(stderr=True).print(f"note: {note}", markup=False)
