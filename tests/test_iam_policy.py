@@ -29,7 +29,7 @@ import pytest
 from byoc.api import Cluster
 from byoc.aws.calls import CallRecorder
 from byoc.cli import main
-from byoc.engine import Engine
+from byoc.engine import Engine, backend_for
 from byoc.iampolicy import (
     READ_ONLY_ACTIONS,
     READ_ONLY_PREFIXES,
@@ -42,7 +42,6 @@ from byoc.iampolicy import (
 )
 from byoc.operations.upgrading import upgrade_steps
 from byoc.spec import load_spec
-from byoc.state import LocalBackend
 from tests.awsrealism import TargetHealth, free_eips_of_deleted_nat_gateways, https_bucket_policies
 from tests.daytwo import AMI, DEV, ROOT, quiet_ctx
 from tests.nodeshell import Answer, NodeShell, proton_version
@@ -52,12 +51,74 @@ PROD = ROOT / "specs/prod.yaml"
 BUMP = "cluster.proton_version=1.6.17"
 
 
-class Recorder:
-    """Every AWS call byoc makes, as its IAM action, under the use it is made for."""
+ACCOUNT, REGION = "123456789012", "us-west-2"
+BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/byoc-dev-proton-boundary"
+STATE_BUCKET = "acme-byoc-state"
+#: the use of the test's own calls (not byoc's): not checked
+SETUP = "setup"
+#: the lifecycle's cluster: two nodes, remote state, roles bounded
+LIFECYCLE = (
+    "compute.instance_count=2",
+    "state.backend=s3",
+    f"state.bucket={STATE_BUCKET}",
+    f"security.permissions_boundary_arn={BOUNDARY}",
+)
 
-    def __init__(self) -> None:
+
+def _arn(service: str, op: str, params: dict[str, Any], cluster: str) -> str:
+    """The ARN an IAM policy sees for a call, from its parameters, where it can be told ("*" else)."""
+    p = params
+    first = next((p[k][0] for k in ("AlarmNames", "DashboardNames", "ResourceArns") if p.get(k)), None)
+    if service == "s3" and "Bucket" in p:
+        key = p.get("Key") or ("x" if op in ("DeleteObjects",) else None)
+        return f"arn:aws:s3:::{p['Bucket']}" + (f"/{key}" if key else "")
+    if service == "iam":
+        if "RoleName" in p:
+            return f"arn:aws:iam::{ACCOUNT}:role/byoc/{cluster}/{p['RoleName']}"
+        if "InstanceProfileName" in p:
+            return f"arn:aws:iam::{ACCOUNT}:instance-profile/byoc/{cluster}/{p['InstanceProfileName']}"
+    if service == "logs" and "logGroupName" in p:
+        return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{p['logGroupName']}"
+    if service == "logs" and "resourceArn" in p:
+        return str(p["resourceArn"])
+    if service == "secretsmanager" and ("SecretId" in p or "Name" in p):
+        name = str(p.get("SecretId") or p["Name"])
+        return (
+            name
+            if name.startswith("arn:")
+            else f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf"
+        )
+    if service == "sns" and ("TopicArn" in p or "ResourceArn" in p or op == "CreateTopic"):
+        return str(p.get("TopicArn") or p.get("ResourceArn") or f"arn:aws:sns:{REGION}:{ACCOUNT}:{p['Name']}")
+    if service == "monitoring" and (first or "AlarmName" in p or "DashboardName" in p or "ResourceARN" in p):
+        if "DashboardName" in p or op == "DeleteDashboards":
+            return f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{p.get('DashboardName') or first}"
+        return str(
+            p.get("ResourceARN")
+            or f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{p.get('AlarmName') or first}"
+        )
+    if service == "elasticloadbalancing":
+        given = next((p[k] for k in ("ListenerArn", "TargetGroupArn", "LoadBalancerArn") if k in p), first)
+        if op == "CreateListener":
+            return str(given).replace(":loadbalancer/", ":listener/") + "/0123456789abcdef"
+        if given:
+            return str(given)
+        kind = {"CreateLoadBalancer": "loadbalancer/app", "CreateTargetGroup": "targetgroup"}.get(op)
+        if kind:
+            return f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:{kind}/{p['Name']}/0123456789abcdef"
+    if service == "dynamodb" and "TableName" in p:
+        return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p['TableName']}"
+    return "*"  # EC2, KMS, SSM and the Describe/List calls: tag-scoped or "*" (conditions not evaluated)
+
+
+class Recorder:
+    """Every AWS call byoc makes — its IAM action and, where the parameters tell, its resource's
+    ARN — under the use it is made for (botocore's ``before-parameter-build`` on every client)."""
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster = cluster
         self.use = "apply"
-        self.calls: dict[str, set[str]] = defaultdict(set)
+        self.calls: dict[str, set[tuple[str, str]]] = defaultdict(set)
 
     @contextmanager
     def using(self, use: str) -> Iterator[None]:
@@ -67,24 +128,29 @@ class Recorder:
         finally:
             self.use = before
 
+    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        service = model.service_model.endpoint_prefix
+        arn = _arn(service, model.name, params, self.cluster)
+        self.calls[self.use].add((iam_action(service, model.name), arn))
+
     def install(self, monkeypatch: pytest.MonkeyPatch) -> Recorder:
-        original = CallRecorder._before
+        original = CallRecorder.register
 
-        def before(this: CallRecorder, model: Any = None, context: Any = None, **kw: Any) -> None:
-            if model is not None:
-                self.calls[self.use].add(iam_action(model.service_model.endpoint_prefix, model.name))
-            original(this, model=model, context=context, **kw)
+        def register(this: CallRecorder, client: Any) -> None:
+            original(this, client)
+            client.meta.events.register("before-parameter-build", self._record)
 
-        monkeypatch.setattr(CallRecorder, "_before", before)
+        monkeypatch.setattr(CallRecorder, "register", register)
         return self
 
 
-def _permitted(policy: DeployerPolicy, action: str) -> bool:
+def _permitted(policy: DeployerPolicy, action: str, arn: str = "*") -> bool:
     """moto's evaluator over every document of the policy: allowed by one, denied by none."""
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
     results = [
-        IAMPolicy(json.dumps(_actions_only(doc))).is_action_permitted(action, "*") for doc in policy.documents
+        IAMPolicy(json.dumps(_evaluated(doc, arn))).is_action_permitted(action, arn)
+        for doc in policy.documents
     ]
     return PermissionResult.PERMITTED in results and PermissionResult.DENIED not in results
 
@@ -103,29 +169,41 @@ def _nodes(iid: str, script: str) -> Answer:
     )
 
 
-def _actions_only(doc: dict[str, Any]) -> dict[str, Any]:
-    """The document as moto evaluates it here: every statement on Resource "*" (the recorder keeps
-    actions, not ARNs), and a Deny with a Condition left out (moto ignores conditions: it would
-    deny unconditionally what the condition only denies for another boundary)."""
+def _evaluated(doc: dict[str, Any], arn: str) -> dict[str, Any]:
+    """The document as moto evaluates it here: Conditions left out (moto evaluates StringEquals
+    only, on values the caller passes) and so a Deny with a Condition too (it would deny outright
+    what it denies for another boundary only); for a call whose ARN is unknown ("*"), every
+    statement on Resource "*" (only the action is checked)."""
     return {
         **doc,
         "Statement": [
-            {**{k: v for k, v in st.items() if k != "Condition"}, "Resource": "*"}
+            {**{k: v for k, v in st.items() if k != "Condition"}, **({"Resource": "*"} if arn == "*" else {})}
             for st in doc["Statement"]
             if not (st["Effect"] == "Deny" and "Condition" in st)
         ],
     }
 
 
-def _lifecycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+def _boundary_of(iam: Any, role: str) -> str | None:
+    return iam.get_role(RoleName=role)["Role"].get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
+
+
+def _lifecycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, set[tuple[str, str]]]:
     https_bucket_policies(monkeypatch)
-    rec = Recorder().install(monkeypatch)
-    spec = load_spec(str(DEV), ("compute.instance_count=2",))
+    spec = load_spec(str(DEV), LIFECYCLE)
+    rec = Recorder(spec.cluster_name).install(monkeypatch)
     ctx = quiet_ctx(spec)
+    # the boundary as the user creates it from `byoc iam-policy` (moto validates the document)
+    iam, s3 = ctx.client("iam"), ctx.client("s3")
+    with rec.using(SETUP):
+        boundary = json.dumps(boundary_document(spec))
+        iam.create_policy(PolicyName="byoc-dev-proton-boundary", PolicyDocument=boundary)
+        s3.create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_versioning(Bucket=STATE_BUCKET, VersioningConfiguration={"Status": "Enabled"})
     NodeShell(_nodes).install(ctx.client("ssm"))
     free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
     TargetHealth(ctx.client("elbv2"), draining=1, initial=1)
-    backend = LocalBackend(tmp_path, spec.cluster_name)
+    backend = backend_for(spec)
     options: dict[str, Any] = {"ctx": ctx, "backend": backend, "ami_resolver": lambda itype: AMI}
     c = Cluster(spec, **options)
     with rec.using("apply"):
@@ -134,6 +212,16 @@ def _lifecycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, set
         assert not c.plan().has_changes
     with rec.using("drift"):
         assert c.drift().in_sync
+    # the roles carry the boundary; one lifted by hand is drift, and apply puts it back
+    with rec.using(SETUP):
+        assert _boundary_of(iam, "dev-proton-node") == BOUNDARY
+        iam.delete_role_permissions_boundary(RoleName="dev-proton-node")
+    with rec.using("drift"):
+        assert [r.address for r in c.drift().resources] == ["aws_iam_role.node"]
+    with rec.using("apply"):
+        assert c.apply().ok
+    with rec.using(SETUP):
+        assert _boundary_of(iam, "dev-proton-node") == BOUNDARY
     with rec.using("ops"):
         assert c.health().status == "healthy"
         c.logs(since="1h")
@@ -147,13 +235,14 @@ def _lifecycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, set
         assert c.scale(3, update_spec=False).result.ok
         assert c.scale(2, update_spec=False).result.ok
     with rec.using("apply"):  # a rolling replacement: a Proton version bump
-        bumped = load_spec(str(DEV), ("compute.instance_count=2", BUMP))
+        bumped = load_spec(str(DEV), (*LIFECYCLE, BUMP))
         eng = Engine(bumped, health_timeout=0.3, **options)
         eng.upgrade_steps = upgrade_steps(eng)
         assert eng.apply(eng.plan()).ok
         c = Cluster(bumped, **options)
         assert c.destroy().ok
         assert c.destroy(include_data=True).ok
+    rec.calls.pop(SETUP, None)
     return rec.calls
 
 
@@ -162,11 +251,16 @@ def test_every_call_of_the_lifecycle_is_allowed_by_the_policy_for_its_use(
 ) -> None:
     calls = _lifecycle(tmp_path, monkeypatch)
     assert set(calls) == {"apply", "plan", "drift", "ops"}
-    spec = load_spec(str(DEV), ("compute.instance_count=2",))
-    for use, actions in calls.items():
+    spec = load_spec(str(DEV), LIFECYCLE)
+    for use, recorded in calls.items():
         policy = deployer_policy(spec, use)
-        missing = sorted(a for a in actions if not _permitted(policy, a))
+        missing = sorted(f"{a} on {arn}" for a, arn in recorded if not _permitted(policy, a, arn))
         assert not missing, f"--for {use} lacks {missing}"
+    apply = {a for a, _ in calls["apply"]}
+    assert len(apply) > 100 and {"iam:CreateRole", "ec2:RunInstances", "s3:PutObject"} <= apply
+    scoped = {arn for _, arn in calls["apply"] if arn != "*"}
+    assert f"arn:aws:s3:::{STATE_BUCKET}/byoc/dev-proton/state.json" in scoped
+    assert "arn:aws:iam::123456789012:role/byoc/dev-proton/dev-proton-node" in scoped
     # and the evaluator does refuse: an action byoc never calls is not allowed by any use
     for use in USES:
         assert not _permitted(deployer_policy(spec, use), "iam:CreateUser")

@@ -84,10 +84,17 @@ class IamRole(ResourceType):
         return self._with_policies(ctx, role, tags, policies) if is_owned(ctx, tags) else None
 
     def _read_rest(self, ctx: AwsContext, role: Mapping[str, Any], address: str | None = None) -> Live | None:
-        """Tags and inline policies of a listed role; None if not ours or gone meanwhile."""
+        """Tags and inline policies of a listed role (``address`` given: ``role`` is GetRole's answer
+        already); None if not ours or gone meanwhile. A listed role is read again with GetRole:
+        ListRoles leaves out its tags and its permissions boundary."""
         name = role["RoleName"]
-        tags = unless_gone(lambda: tags_of(pages(ctx.client("iam"), "list_role_tags", "Tags", RoleName=name)))
-        if tags is None or (address is None and not is_owned(ctx, tags)):
+        if address is None:
+            got = unless_gone(lambda: ctx.client("iam").get_role(RoleName=name)["Role"])
+            if got is None:
+                return None
+            role = got
+        tags = tags_of(role.get("Tags"))
+        if address is None and not is_owned(ctx, tags):
             return None
         return self._with_policies(ctx, role, tags, None, address)
 
