@@ -418,3 +418,17 @@ def test_parliament_finds_nothing_above_low() -> None:
         [sys.executable, "-c", script], input=json.dumps(docs), capture_output=True, text=True, check=True
     )
     assert json.loads(run.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("arn", "message"),
+    [
+        ("arn:aws-cn:iam::123456789012:policy/b", "partition 'aws-cn', but region us-west-2 is in 'aws'"),
+        ("arn:aws:iam::123456789012:role/b", "permissions_boundary_arn"),
+    ],
+)
+def test_a_boundary_arn_that_cannot_be_is_refused_naming_the_field(arn: str, message: str) -> None:
+    from byoc.errors import SpecError
+
+    with pytest.raises(SpecError, match=re.escape(message)):
+        load_spec(str(DEV), (f"security.permissions_boundary_arn={arn}",))
