@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from byoc.api import Cluster
+from byoc.aws.context import AwsContext
 from byoc.aws.calls import CallRecorder
 from byoc.cli import main
 from byoc.engine import Engine, backend_for
@@ -42,6 +43,7 @@ from byoc.iampolicy import (
 )
 from byoc.operations.upgrading import upgrade_steps
 from byoc.spec import load_spec
+from byoc.state import LocalBackend
 from tests.awsrealism import TargetHealth, free_eips_of_deleted_nat_gateways, https_bucket_policies
 from tests.daytwo import AMI, DEV, ROOT, quiet_ctx
 from tests.nodeshell import Answer, NodeShell, proton_version
@@ -274,6 +276,40 @@ def _all_actions(policy: DeployerPolicy) -> set[str]:
     return {
         a for doc in policy.documents for s in doc["Statement"] if s["Effect"] == "Allow" for a in s["Action"]
     }
+
+
+def test_the_prod_cluster_with_its_key_and_replication_needs_nothing_more(
+    moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """specs/prod.yaml (its own KMS key, flow logs, three NAT gateways, S3 events) with replication:
+    apply, a no-op plan, drift, destroy with data, each call checked against its use's policy."""
+    import boto3
+
+    from tests.test_cluster_moto import DR_BUCKET, REPLICATION
+
+    overrides = (REPLICATION, f"security.permissions_boundary_arn={BOUNDARY.replace('dev-proton', 'prod')}")
+    spec = load_spec(str(PROD), overrides)
+    rec = Recorder(spec.cluster_name).install(monkeypatch)
+    dr = boto3.client("s3", region_name="us-east-1")  # the user's bucket in another region (not byoc's)
+    dr.create_bucket(Bucket=DR_BUCKET)
+    dr.put_bucket_versioning(Bucket=DR_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01)
+    free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
+    c = Cluster(spec, ctx=ctx, backend=LocalBackend(tmp_path, spec.cluster_name), ami_resolver=lambda i: AMI)
+    with rec.using("apply"):
+        assert c.apply().ok
+    with rec.using("plan"):
+        assert not c.plan().has_changes
+    with rec.using("drift"):
+        assert c.drift().in_sync
+    with rec.using("apply"):
+        assert c.destroy(include_data=True).ok
+    assert {a for a, _ in rec.calls["apply"]} >= {"kms:CreateKey", "s3:PutReplicationConfiguration",
+                                                   "ec2:CreateFlowLogs"}
+    for use, recorded in rec.calls.items():
+        policy = deployer_policy(spec, use)
+        missing = sorted(f"{a} on {arn}" for a, arn in recorded if not _permitted(policy, a, arn))
+        assert not missing, f"--for {use} lacks {missing}"
 
 
 @pytest.mark.parametrize("use", ["plan", "drift"])
