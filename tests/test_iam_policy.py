@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from byoc.api import Cluster
-from byoc.aws.context import AwsContext
 from byoc.aws.calls import CallRecorder
+from byoc.aws.context import AwsContext
 from byoc.cli import main
 from byoc.engine import Engine, backend_for
 from byoc.iampolicy import (
@@ -304,8 +304,11 @@ def test_the_prod_cluster_with_its_key_and_replication_needs_nothing_more(
         assert c.drift().in_sync
     with rec.using("apply"):
         assert c.destroy(include_data=True).ok
-    assert {a for a, _ in rec.calls["apply"]} >= {"kms:CreateKey", "s3:PutReplicationConfiguration",
-                                                   "ec2:CreateFlowLogs"}
+    assert {a for a, _ in rec.calls["apply"]} >= {
+        "kms:CreateKey",
+        "s3:PutReplicationConfiguration",
+        "ec2:CreateFlowLogs",
+    }
     for use, recorded in rec.calls.items():
         policy = deployer_policy(spec, use)
         missing = sorted(f"{a} on {arn}" for a, arn in recorded if not _permitted(policy, a, arn))
@@ -468,3 +471,14 @@ def test_a_boundary_arn_that_cannot_be_is_refused_naming_the_field(arn: str, mes
 
     with pytest.raises(SpecError, match=re.escape(message)):
         load_spec(str(DEV), (f"security.permissions_boundary_arn={arn}",))
+
+
+def test_the_security_doc_shows_the_prod_apply_policy_as_generated() -> None:
+    doc = (ROOT / "docs/security.md").read_text()
+    section = doc[doc.index("### The policy for `specs/prod.yaml`, `--for apply`") :]
+    section = section[: section.index("\n### ")]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    statements = [s for d in deployer_policy(load_spec(str(PROD)), "apply").documents for s in d["Statement"]]
+    assert len(rows) == len(statements)
+    for row, st in zip(rows, statements, strict=True):
+        assert f"`{st['Sid']}`" in row and all(f"`{a}`" in row for a in st["Action"]), st["Sid"]
