@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from byoc.errors import ByocError
 from byoc.iamactions import GRANTS, READ_ONLY_ACTIONS, READ_ONLY_PREFIXES, Grant
 from byoc.spec import Spec
 
@@ -274,9 +275,9 @@ def _role_statements(names: _Names) -> list[dict[str, Any]]:
 
 
 def deployer_policy(spec: Spec, use: str) -> DeployerPolicy:
-    """The policy for ``use`` of ``spec`` (``USES``); ValueError for another use."""
+    """The policy for ``use`` of ``spec`` (``USES``); ByocError for another use."""
     if use not in USES:
-        raise ValueError(f"--for must be one of {', '.join(USES)}, not {use!r}")
+        raise ByocError(f"--for must be one of {', '.join(USES)}, not {use!r}")
     names = _Names(spec)
     groups = names.groups()
     statements = [s for g in GRANTS if use in g.uses for s in _grant_statements(g, names, groups)]
@@ -433,7 +434,7 @@ def render(policy: DeployerPolicy, fmt: str) -> str:
         return json.dumps(_cloudformation(policy), indent=2)
     if fmt == "terraform":
         return _terraform(policy)
-    raise ValueError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    raise ByocError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
 
 def _logical(name: str) -> str:

@@ -186,6 +186,16 @@ def _evaluated(doc: dict[str, Any], arn: str) -> dict[str, Any]:
     }
 
 
+def _apply_plan_drift(rec: Recorder, c: Cluster) -> None:
+    """Apply, then a plan that is empty and a drift that is in sync, each under its use."""
+    with rec.using("apply"):
+        assert c.apply().ok
+    with rec.using("plan"):
+        assert not c.plan().has_changes
+    with rec.using("drift"):
+        assert c.drift().in_sync
+
+
 def _boundary_of(iam: Any, role: str) -> str | None:
     return iam.get_role(RoleName=role)["Role"].get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
 
@@ -208,12 +218,7 @@ def _lifecycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, set
     backend = backend_for(spec)
     options: dict[str, Any] = {"ctx": ctx, "backend": backend, "ami_resolver": lambda itype: AMI}
     c = Cluster(spec, **options)
-    with rec.using("apply"):
-        assert c.apply().ok
-    with rec.using("plan"):
-        assert not c.plan().has_changes
-    with rec.using("drift"):
-        assert c.drift().in_sync
+    _apply_plan_drift(rec, c)
     # the roles carry the boundary; one lifted by hand is drift, and apply puts it back
     with rec.using(SETUP):
         assert _boundary_of(iam, "dev-proton-node") == BOUNDARY
@@ -296,12 +301,7 @@ def test_the_prod_cluster_with_its_key_and_replication_needs_nothing_more(
     ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01)
     free_eips_of_deleted_nat_gateways(ctx.client("ec2"))
     c = Cluster(spec, ctx=ctx, backend=LocalBackend(tmp_path, spec.cluster_name), ami_resolver=lambda i: AMI)
-    with rec.using("apply"):
-        assert c.apply().ok
-    with rec.using("plan"):
-        assert not c.plan().has_changes
-    with rec.using("drift"):
-        assert c.drift().in_sync
+    _apply_plan_drift(rec, c)
     with rec.using("apply"):
         assert c.destroy(include_data=True).ok
     assert {a for a, _ in rec.calls["apply"]} >= {
@@ -340,6 +340,32 @@ def test_plan_and_drift_policies_change_nothing(use: str, spec_file: Path) -> No
         )
     }
     assert writes and not (actions & writes)
+    # and by a list written here: what would change the cluster or read its secrets
+    assert not actions & {
+        "ec2:RunInstances",
+        "ec2:TerminateInstances",
+        "ec2:CreateTags",
+        "ec2:DeleteVolume",
+        "ec2:CreateSnapshot",
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "iam:PassRole",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:DeleteBucket",
+        "s3:PutBucketPolicy",
+        "kms:ScheduleKeyDeletion",
+        "kms:Decrypt",
+        "kms:PutKeyPolicy",
+        "ssm:SendCommand",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "elasticloadbalancing:DeleteLoadBalancer",
+        "logs:DeleteLogGroup",
+        "cloudwatch:PutMetricAlarm",
+        "sns:Subscribe",
+        "dynamodb:PutItem",
+    }
 
 
 def test_the_roles_byoc_creates_are_bounded_and_the_deployer_cannot_lift_it() -> None:
@@ -423,8 +449,27 @@ def test_cli_formats(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_the_api_gives_the_same_policy() -> None:
+    from byoc.errors import ByocError
+
     c = Cluster.from_spec(PROD)
     assert c.iam_policy("drift").documents == deployer_policy(load_spec(str(PROD)), "drift").documents
+    with pytest.raises(ByocError, match="--for must be one of"):
+        c.iam_policy("everything")
+
+
+def test_the_plan_json_carries_the_boundary_in_the_providers_shape() -> None:
+    from byoc.blueprint import build
+    from byoc.resources import shaper
+
+    spec = load_spec(str(DEV), (f"security.permissions_boundary_arn={BOUNDARY}",))
+    roles = [r for r in build(spec) if r.kind == "aws_iam_role"]
+    assert {r.address for r in roles} == {"aws_iam_role.node", "aws_iam_role.flow_logs"}
+    assert all(r.props["permissions_boundary"] == BOUNDARY for r in roles)
+    kept = {"name": "x", "permissions_boundary": BOUNDARY}
+    assert shaper().values("aws_iam_role", kept)["permissions_boundary"] == BOUNDARY
+    assert all(
+        "permissions_boundary" not in r.props for r in build(load_spec(str(DEV))) if r.kind == "aws_iam_role"
+    )
 
 
 def test_parliament_finds_nothing_above_low() -> None:
