@@ -33,6 +33,8 @@ FORMATS = ("json", "cloudformation", "terraform")
 #: IAM's limit for a managed policy document, in characters without whitespace
 MAX_POLICY = 6144
 CLUSTER_TAG = "byoc:cluster"
+#: the public SSM parameters byoc reads the Amazon Linux 2023 AMI from (``byoc.resources.ami``)
+AMI_PARAMETERS = "/aws/service/ami-amazon-linux-latest/"
 
 #: API operations whose IAM action has another name (the rest: ``<service>:<operation>``)
 _RENAMED = {
@@ -146,6 +148,9 @@ class _Names:
         state = self.spec.data.get("state") or {}
         remote = state.get("backend") == "s3" and state.get("bucket")
         key = state.get("key") or f"byoc/{c}/state.json"
+        cert = (self.spec.data.get("load_balancer") or {}).get("certificate_arn")
+        given_key = self.spec.data["security"]["encryption"].get("kms_key_arn")
+        destination = (self.spec.data["storage"].get("replication") or {}).get("destination_bucket_arn")
         return {
             "*": ["*"],
             "iam": [f"arn:{p}:iam::*:role/byoc/{c}/*", f"arn:{p}:iam::*:instance-profile/byoc/{c}/*"],
@@ -185,6 +190,10 @@ class _Names:
             "images": [f"arn:{p}:ec2:{r}::image/*", f"arn:{p}:ec2:{r}:*:key-pair/*"],
             "kms_alias": [f"arn:{p}:kms:{r}:*:alias/byoc/{c}*", f"arn:{p}:kms:{r}:*:key/*"],
             "ssm_document": [f"arn:{p}:ssm:{r}:*:document/AWS-RunShellScript"],
+            "ami_parameter": [f"arn:{p}:ssm:{r}:*:parameter{AMI_PARAMETERS}*"],
+            "certificate": [cert] if cert else [],
+            "destination": [destination] if destination else [],
+            "given_key": [given_key] if given_key else [],
         }
 
 

@@ -14,6 +14,7 @@ left out of the evaluation).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -41,6 +42,7 @@ from byoc.iampolicy import (
     iam_action,
     policy_size,
 )
+from byoc.operations.preflight import run_preflight
 from byoc.operations.upgrading import upgrade_steps
 from byoc.spec import load_spec
 from byoc.state import LocalBackend
@@ -108,6 +110,8 @@ def _arn(service: str, op: str, params: dict[str, Any], cluster: str) -> str:
         kind = {"CreateLoadBalancer": "loadbalancer/app", "CreateTargetGroup": "targetgroup"}.get(op)
         if kind:
             return f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:{kind}/{p['Name']}/0123456789abcdef"
+    if service == "ssm" and op == "GetParameter":
+        return f"arn:aws:ssm:{REGION}::parameter{p['Name']}"
     if service == "dynamodb" and "TableName" in p:
         return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p['TableName']}"
     return "*"  # EC2, KMS, SSM and the Describe/List calls: tag-scoped or "*" (conditions not evaluated)
@@ -192,8 +196,20 @@ def _apply_plan_drift(rec: Recorder, c: Cluster) -> None:
         assert c.apply().ok
     with rec.using("plan"):
         assert not c.plan().has_changes
+        run_preflight(c.engine.ctx, c.spec)  # `byoc preflight`, and `byoc apply` before it changes anything
+        _lookup_ami(c)
     with rec.using("drift"):
         assert c.drift().in_sync
+
+
+def _lookup_ami(c: Cluster) -> None:
+    """The AMI lookup of a spec without compute.ami (the tests pass an ami_resolver): its public
+    SSM parameter, which moto may not hold (the call is made and recorded either way)."""
+    from byoc.errors import CloudError
+    from byoc.resources.ami import resolve_ami
+
+    with contextlib.suppress(CloudError):
+        resolve_ami(c.engine.ctx, c.spec.data["compute"]["instance_type"])
 
 
 def _boundary_of(iam: Any, role: str) -> str | None:
@@ -268,6 +284,8 @@ def test_every_call_of_the_lifecycle_is_allowed_by_the_policy_for_its_use(
     scoped = {arn for _, arn in calls["apply"] if arn != "*"}
     assert f"arn:aws:s3:::{STATE_BUCKET}/byoc/dev-proton/state.json" in scoped
     assert "arn:aws:iam::123456789012:role/byoc/dev-proton/dev-proton-node" in scoped
+    assert any(arn.startswith("arn:aws:ssm:us-west-2::parameter/aws/service/") for _, arn in calls["plan"])
+    assert {"sts:GetCallerIdentity", "servicequotas:GetServiceQuota"} <= {a for a, _ in calls["plan"]}
     # and the evaluator does refuse: an action byoc never calls is not allowed by any use
     for use in USES:
         assert not _permitted(deployer_policy(spec, use), "iam:CreateUser")
