@@ -339,6 +339,20 @@ def boundary_document(spec: Spec) -> dict[str, Any]:
     c, p, r = names.cluster, names.p, names.region
     replication = (spec.data["storage"].get("replication") or {}).get("destination_bucket_arn")
     buckets = groups["buckets"] + ([replication] if replication else [])
+    # keys the spec names (not tagged for the cluster): its kms_key_arn, the replicas' key
+    keys = [
+        spec.data["security"]["encryption"].get("kms_key_arn"),
+        (spec.data["storage"].get("replication") or {}).get("destination_kms_key_arn"),
+    ]
+    named_keys = (
+        [
+            _statement(
+                "NamedKeys", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [k for k in keys if k]
+            )
+        ]
+        if any(keys)
+        else []
+    )
     return _doc(
         [
             _statement(
@@ -431,6 +445,7 @@ def boundary_document(spec: Spec) -> dict[str, Any]:
                     }
                 },
             ),
+            *named_keys,
         ]
     )
 

@@ -545,3 +545,39 @@ def test_the_security_doc_shows_the_prod_apply_policy_as_generated() -> None:
     assert len(rows) == len(statements)
     for row, st in zip(rows, statements, strict=True):
         assert f"`{st['Sid']}`" in row and all(f"`{a}`" in row for a in st["Action"]), st["Sid"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("security.cross_account_role={provider_account_id: '111122223333', external_id: byoc-ext-123}",),
+        (
+            "security.encryption.create_kms_key=false",
+            "security.encryption.kms_key_arn=arn:aws:kms:us-west-2:123456789012:key/abcd1234-12ab-34cd-56ef-1234567890ab",
+        ),
+    ],
+)
+def test_the_boundary_allows_every_action_of_every_role_byoc_creates(overrides: tuple[str, ...]) -> None:
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    from byoc.blueprint import build
+    from tests.test_cluster_moto import DR_KEY, REPLICATION
+
+    spec = load_spec(str(PROD), (REPLICATION, *overrides))
+    boundary = boundary_document(spec)
+    text = json.dumps(boundary)
+    assert DR_KEY in text  # the replicas' key is named: it is in another region, not tagged
+    if spec.data["security"]["encryption"].get("kms_key_arn"):
+        assert spec.data["security"]["encryption"]["kms_key_arn"] in text
+    evaluator = IAMPolicy(json.dumps(_evaluated(boundary, "*")))
+    roles = [r for r in build(spec) if r.kind == "aws_iam_role"]
+    assert len(roles) == (4 if overrides and "cross_account" in overrides[0] else 3)
+    for role in roles:
+        for doc in role.props["inline_policies"].values():
+            for st in doc["Statement"]:
+                for action in st["Action"]:
+                    assert evaluator.is_action_permitted(action, "*") == PermissionResult.PERMITTED, (
+                        role.address,
+                        action,
+                    )
