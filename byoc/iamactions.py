@@ -34,6 +34,16 @@ def _g(sid: str, scope: str, uses: frozenset[str], *actions: str) -> Grant:
     return Grant(sid, tuple(sorted(set(actions))), scope, uses)
 
 
+#: what using a key for EBS volumes (RunInstances, CreateVolume with a customer key) asks of the caller
+KEY_USE = (
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+)
+
 GRANTS: tuple[Grant, ...] = (
     # -- reading: discovery, plan, drift (every Describe here is authorised on * only) ----------------
     _g(
@@ -122,13 +132,8 @@ GRANTS: tuple[Grant, ...] = (
         "UseGivenKey",
         "given_key",
         WRITE,
-        "kms:CreateGrant",
-        "kms:Decrypt",
         "kms:DescribeKey",
-        "kms:GenerateDataKey",
-        "kms:GenerateDataKeyWithoutPlaintext",
-        "kms:ReEncryptFrom",
-        "kms:ReEncryptTo",
+        *KEY_USE,
     ),
     _g("ReadLogGroups", "log_groups", READ, "logs:ListTagsForResource"),
     _g("ReadSecret", "secret", READ, "secretsmanager:DescribeSecret"),
@@ -244,12 +249,7 @@ GRANTS: tuple[Grant, ...] = (
         "kms:TagResource",
         "kms:UntagResource",
         "kms:UpdateKeyDescription",
-        "kms:CreateGrant",
-        "kms:Decrypt",
-        "kms:GenerateDataKey",
-        "kms:GenerateDataKeyWithoutPlaintext",
-        "kms:ReEncryptFrom",
-        "kms:ReEncryptTo",
+        *KEY_USE,
     ),
     _g("KeyAliases", "kms_alias", WRITE, "kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"),
     _g(
