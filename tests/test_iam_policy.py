@@ -60,6 +60,8 @@ BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/byoc-dev-proton-boundary"
 STATE_BUCKET = "acme-byoc-state"
 #: the use of the test's own calls (not byoc's): not checked
 SETUP = "setup"
+#: `byoc health`'s calls, checked against the cross-account role too
+HEALTH = "health"
 #: the lifecycle's cluster: two nodes, remote state, roles bounded
 LIFECYCLE = (
     "compute.instance_count=2",
@@ -190,6 +192,25 @@ def _evaluated(doc: dict[str, Any], arn: str) -> dict[str, Any]:
     }
 
 
+def _management_policy(spec: Any) -> dict[str, Any]:
+    """The inline policy of the read-only role ``security.cross_account_role`` makes."""
+    from byoc.blueprint import build
+
+    xacct = "security.cross_account_role={provider_account_id: '111122223333', external_id: byoc-ext-123}"
+    with_role = load_spec(str(spec.source), (*LIFECYCLE, xacct))
+    (role,) = [r for r in build(with_role) if r.address == "aws_iam_role.management"]
+    return dict(role.props["inline_policies"]["proton-operations"])
+
+
+def _allows(doc: dict[str, Any], action: str) -> bool:
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    return bool(
+        IAMPolicy(json.dumps(_evaluated(doc, "*"))).is_action_permitted(action, "*")
+        == PermissionResult.PERMITTED
+    )
+
+
 def _apply_plan_drift(rec: Recorder, c: Cluster) -> None:
     """Apply, then a plan that is empty and a drift that is in sync, each under its use."""
     with rec.using("apply"):
@@ -246,7 +267,8 @@ def _lifecycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, set
     with rec.using(SETUP):
         assert _boundary_of(iam, "dev-proton-node") == BOUNDARY
     with rec.using("ops"):
-        assert c.health().status == "healthy"
+        with rec.using(HEALTH):
+            assert c.health().status == "healthy"
         c.logs(since="1h")
         c.metrics(since="1h")
         assert c.query("SELECT version()").ok
@@ -273,8 +295,20 @@ def test_every_call_of_the_lifecycle_is_allowed_by_the_policy_for_its_use(
     moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _lifecycle(tmp_path, monkeypatch)
-    assert set(calls) == {"apply", "plan", "drift", "ops"}
+    assert set(calls) == {"apply", "plan", "drift", "ops", HEALTH}
     spec = load_spec(str(DEV), LIFECYCLE)
+    # health is day 2 (--for ops), and the provider's read-only role is enough for it
+    health = calls.pop(HEALTH)
+    calls["ops"] |= health
+    management = _management_policy(spec)
+    # the state read is not the role's (the provider keeps the state where it can read it)
+    state = {(a, arn) for a, arn in health if arn.startswith(f"arn:aws:s3:::{STATE_BUCKET}/")}
+    assert state and {a for a, _ in health - state} == {
+        "ec2:DescribeInstanceStatus",
+        "elasticloadbalancing:DescribeTargetHealth",
+    }
+    assert all(_allows(management, a) for a, _ in health - state)
+    assert not _allows(management, "iam:GetRole")  # ... but not for drift (docs/security.md)
     for use, recorded in calls.items():
         policy = deployer_policy(spec, use)
         missing = sorted(f"{a} on {arn}" for a, arn in recorded if not _permitted(policy, a, arn))
