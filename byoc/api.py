@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from byoc.drift import DriftReport
     from byoc.engine import Engine
     from byoc.executor import ApplyResult, Event
+    from byoc.iampolicy import DeployerPolicy
     from byoc.operations.backup import BackupInfo, Manifest, PruneResult
     from byoc.operations.health import HealthReport, Prober
     from byoc.operations.logs import LogEvent
@@ -285,6 +286,13 @@ class Cluster:
         from byoc.operations.query import run_query
 
         return run_query(self.engine.ctx, self.engine.state(), sql, nodes=nodes, max_seconds=max_seconds)
+
+    def iam_policy(self, use: str = "apply") -> DeployerPolicy:
+        """The IAM policy running byoc for ``use`` (plan, drift, apply, ops) on this spec needs, and
+        the permissions boundary of the roles byoc creates (``byoc iam-policy``). No AWS call."""
+        from byoc.iampolicy import deployer_policy
+
+        return deployer_policy(self.spec, use)
 
     def rotate_password(self) -> RotationResult:
         """Put a new admin password in the secret and apply it node by node (health-gated); an

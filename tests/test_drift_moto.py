@@ -304,7 +304,7 @@ def test_plan_reads_iam_by_name_and_the_full_audit_lists_the_path(cluster: Clust
     assert read == {"GetRole", "GetRolePolicy", "GetInstanceProfile"}
     assert not plan.actionable and plan.unmanaged == ()
     report, read = calls_of(cluster, "iam", cluster.engine().drift)
-    assert {"ListRoles", "ListRoleTags", "ListRolePolicies", "ListInstanceProfiles"} <= read
+    assert {"ListRoles", "GetRole", "ListRolePolicies", "ListInstanceProfiles"} <= read
     assert [(r.address, r.status) for r in report.resources] == [
         ("aws_iam_role.node", MODIFIED), ("aws_iam_role.stray", UNMANAGED)]
     plan, read = calls_of(cluster, "iam", lambda: cluster.engine().plan(PlanOptions(delete_unmanaged=True)))

@@ -28,7 +28,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # the engine's state-editing half: typed against its own EngineLike protocol, called by the engine
     ("toolbox", ("byoc.toolbox",)),
     ("executor", ("byoc.executor",)),
-    ("planner", ("byoc.planner", "byoc.rolling", "byoc.protection", "byoc.render", "byoc.cost")),
+    ("planner", ("byoc.planner", "byoc.rolling", "byoc.protection", "byoc.render", "byoc.cost",
+                 "byoc.iampolicy", "byoc.iamactions")),
     # the plan carries the drift report, so drift sits with it
     ("plan", ("byoc.plan", "byoc.planjson", "byoc.drift", "byoc.upgrade")),
     ("blueprint", ("byoc.blueprint.*", "byoc.userdata")),
@@ -51,6 +52,7 @@ PURE = (
     "byoc.planner",
     "byoc.rolling",
     "byoc.protection", "byoc.render", "byoc.cost", "byoc.errors", "byoc.version",
+    "byoc.iampolicy", "byoc.iamactions",
 )
 IO_LAYERS = frozenset({"cli", "api", "operations", "engine", "toolbox", "executor", "state", "discovery",
                        "resources", "aws"})

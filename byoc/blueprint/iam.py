@@ -1,9 +1,10 @@
 """Identities: the nodes' role and instance profile (least privilege, no wildcard actions) and
-the optional cross-account management role for the provider (trust requires sts:ExternalId)."""
+the optional cross-account management role for the provider (trust requires sts:ExternalId); every
+role byoc makes carries ``security.permissions_boundary_arn`` when the spec sets it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from byoc.blueprint.base import Builder
@@ -83,7 +84,17 @@ def build_iam(b: Builder, storage: Storage, log_group: str) -> Identity:
     xacct = b.spec.data["security"].get("cross_account_role")
     if xacct:
         _management_role(b, path, xacct, storage, log_group)
+    _bound_roles(b)
     return Identity(role, profile)
+
+
+def _bound_roles(b: Builder) -> None:
+    """Every role built so far (node, management, flow logs, replication: all of the cluster's)
+    gets the spec's permissions boundary, if it names one."""
+    boundary = b.spec.data["security"].get("permissions_boundary_arn")
+    if boundary:
+        b.nodes[:] = [replace(r, props={**r.props, "permissions_boundary": boundary})
+                      if r.kind == "aws_iam_role" else r for r in b.nodes]
 
 
 #: the kinds of alarm ``monitoring.build_alarms`` names ``<cluster>-<kind>-<key>``

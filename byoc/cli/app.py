@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from byoc.cli import core, day2, drift, nodeops, observe, operations, sandbox, scale, state
+from byoc.cli import core, day2, drift, iam, nodeops, observe, operations, sandbox, scale, state
 
 app = typer.Typer(
     name="byoc",
@@ -62,6 +62,7 @@ app.add_typer(day2.backups_app, name="backups")
 app.command()(day2.health)
 app.command()(observe.logs)
 app.command()(observe.metrics)
+app.command("iam-policy")(iam.iam_policy)
 app.command()(nodeops.query)
 app.command()(day2.backup)
 app.command()(day2.restore)

@@ -3,7 +3,8 @@
 A plan's discovery reads the roles the spec and state name (GetRole, then GetRolePolicy for each
 known inline policy); a full audit (``ctx.known`` None) lists roles by path (IAM is outside the
 tagging API) with their tags and inline policies, so it finds strangers too. Policy documents are
-compared in ``_iam.normalise_policy``'s normal form.
+compared in ``_iam.normalise_policy``'s normal form. A role given ``permissions_boundary`` (the
+spec's ``security.permissions_boundary_arn``) is created with it and has it put back when it differs.
 """
 
 from __future__ import annotations
@@ -83,10 +84,17 @@ class IamRole(ResourceType):
         return self._with_policies(ctx, role, tags, policies) if is_owned(ctx, tags) else None
 
     def _read_rest(self, ctx: AwsContext, role: Mapping[str, Any], address: str | None = None) -> Live | None:
-        """Tags and inline policies of a listed role; None if not ours or gone meanwhile."""
+        """Tags and inline policies of a listed role (``address`` given: ``role`` is GetRole's answer
+        already); None if not ours or gone meanwhile. A listed role is read again with GetRole:
+        ListRoles leaves out its tags and its permissions boundary."""
         name = role["RoleName"]
-        tags = unless_gone(lambda: tags_of(pages(ctx.client("iam"), "list_role_tags", "Tags", RoleName=name)))
-        if tags is None or (address is None and not is_owned(ctx, tags)):
+        if address is None:
+            got = unless_gone(lambda: ctx.client("iam").get_role(RoleName=name)["Role"])
+            if got is None:
+                return None
+            role = got
+        tags = tags_of(role.get("Tags"))
+        if address is None and not is_owned(ctx, tags):
             return None
         return self._with_policies(ctx, role, tags, None, address)
 
@@ -120,6 +128,9 @@ class IamRole(ResourceType):
             "max_session_duration": role.get("MaxSessionDuration") or 3600,
             "tags": tags,
         }
+        boundary = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        if boundary:
+            props["permissions_boundary"] = boundary
         return self._live(address or address_of(tags, self.kind, name), role, props)
 
     def _live(self, address: str, role: Mapping[str, Any], props: Mapping[str, Any]) -> Live:
@@ -139,6 +150,8 @@ class IamRole(ResourceType):
         }
         if p["description"]:
             params["Description"] = p["description"]
+        if p.get("permissions_boundary"):
+            params["PermissionsBoundary"] = p["permissions_boundary"]
         try:
             role = iam.create_role(**params)["Role"]
         except ClientError as exc:
@@ -186,6 +199,8 @@ class IamRole(ResourceType):
                     iam.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=policy_text(doc))
             for policy in sorted(set(old) - set(new)):
                 ignore_gone(partial(iam.delete_role_policy, RoleName=name, PolicyName=policy))
+        if "permissions_boundary" in changed and p.get("permissions_boundary"):
+            iam.put_role_permissions_boundary(RoleName=name, PermissionsBoundary=p["permissions_boundary"])
         if "tags" in changed:
             sync_tags(
                 live.props["tags"],
@@ -226,7 +241,7 @@ class IamRole(ResourceType):
 
 def _props(props: Mapping[str, Any]) -> dict[str, Any]:
     """The blueprint's shape, exactly (policy documents in normal form)."""
-    return {
+    out: dict[str, Any] = {
         "name": props["name"],
         "path": props["path"],
         "description": props.get("description") or "",
@@ -238,6 +253,9 @@ def _props(props: Mapping[str, Any]) -> dict[str, Any]:
         "max_session_duration": int(props.get("max_session_duration") or 3600),
         "tags": dict(props["tags"]),
     }
+    if props.get("permissions_boundary"):  # only when set: a role without one reads as before
+        out["permissions_boundary"] = str(props["permissions_boundary"])
+    return out
 
 
 KIND = IamRole()

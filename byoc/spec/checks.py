@@ -347,6 +347,20 @@ def check_encryption(ctx: _Ctx) -> None:
         )
 
 
+def check_permissions_boundary(ctx: _Ctx) -> None:
+    """The boundary policy is in the cluster's partition (IAM refuses another one's)."""
+    from byoc.model import partition
+
+    path = ("security", "permissions_boundary_arn")
+    arn, region = ctx.get(*path), ctx.get("aws", "region")
+    if not isinstance(arn, str) or not isinstance(region, str):
+        return
+    want = partition(region)
+    if arn.split(":")[1] != want:
+        ctx.error(path, f"is in partition {arn.split(':')[1]!r}, but region {region} is in {want!r}: "
+                        f"use the boundary policy's ARN in {want} (`byoc iam-policy` prints it)")
+
+
 def check_replication(ctx: _Ctx) -> None:
     """The replication destination is a third bucket, and SSE-KMS objects have a key to go to."""
     base = ("storage", "replication")
@@ -441,6 +455,7 @@ _CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_bucket,
     check_log_bucket,
     check_encryption,
+    check_permissions_boundary,
     check_replication,
     check_assume_role,
     check_backups,

@@ -220,13 +220,14 @@ def test_discovery_is_per_cluster_by_path_and_tags(ctx: AwsContext) -> None:
     )
     calls = count(ctx, "ListRoles", "ListRoleTags", "ListRolePolicies", "GetRolePolicy", "GetRole")
     assert KIND.discover(ctx) == [live]
-    # one list; tags of both roles under the path; policies of ours only
+    # one list; both roles under the path read (GetRole: ListRoles omits tags and boundary); policies
+    # of ours only
     assert calls == {
         "ListRoles": 1,
-        "ListRoleTags": 2,
+        "ListRoleTags": 0,
         "ListRolePolicies": 1,
         "GetRolePolicy": 1,
-        "GetRole": 0,
+        "GetRole": 2,
     }
     assert KIND.discover(other_ctx()) == []
 
