@@ -148,12 +148,17 @@ NODE_EGRESS = [
 ]
 
 
+def _cidr_source(cidr: str) -> dict[str, str]:
+    """A rule's source for a client network: IPv6 networks go in AWS's Ipv6Ranges, not IpRanges."""
+    return {"ipv6_cidr_block": cidr} if ":" in cidr else {"cidr_block": cidr}
+
+
 def _security_groups(
     b: Builder, vpc: str, lb_type: str, allowed: list[str], ssh_key: str | None, private_cidrs: list[str]
 ) -> tuple[str, str]:
     ports = proton.listener_ports(lb_type)
     lb_ingress = [
-        _rule(p, {"cidr_block": c}, f"Proton {p} from allowed network") for p in ports for c in allowed
+        _rule(p, _cidr_source(c), f"Proton {p} from allowed network") for p in ports for c in allowed
     ]
     # the load balancer talks only to the nodes, on the listeners' ports (traffic and health
     # checks): to the private subnets they live in (naming the nodes' group here would make the
@@ -172,7 +177,7 @@ def _security_groups(
     if ssh_key:
         # the nodes sit in private subnets: SSH can only come from networks routed into the VPC,
         # so an allowed "whole internet" is never opened for SSH (it would be a needless 0.0.0.0/0:22)
-        node_ingress += [_rule(22, {"cidr_block": c}, "SSH from allowed network")
+        node_ingress += [_rule(22, _cidr_source(c), "SSH from allowed network")
                          for c in allowed if not c.endswith("/0")]
     node_sg = b.add(
         "aws_security_group", "node", None,
