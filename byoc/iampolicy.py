@@ -332,7 +332,13 @@ def _doc(statements: list[dict[str, Any]]) -> dict[str, Any]:
 def boundary_document(spec: Spec) -> dict[str, Any]:
     """What the roles byoc creates may ever do: the union of the node, flow log, replication and
     cross-account roles' policies (``byoc.blueprint``), scoped to the cluster's names."""
-    from byoc.blueprint.iam import metrics_namespace
+    from byoc.blueprint.iam import (
+        DRIFT_BUCKET_READ,
+        DRIFT_KEY_READ,
+        DRIFT_READ,
+        DRIFT_ROLE_READ,
+        metrics_namespace,
+    )
 
     names = _Names(spec)
     groups = names.groups()
@@ -411,6 +417,22 @@ def boundary_document(spec: Spec) -> dict[str, Any]:
             _statement(
                 "ReadAlarms", ["cloudwatch:DescribeAlarms"], [f"arn:{p}:cloudwatch:{r}:*:alarm:{c}-*"]
             ),
+            # the cross-account role's reads for drift (byoc.blueprint.iam._drift_statements)
+            _statement("DriftDescribe", DRIFT_READ, ["*"]),
+            _statement("DriftBuckets", DRIFT_BUCKET_READ, groups["buckets"]),
+            _statement("DriftRoles", DRIFT_ROLE_READ, groups["iam"]),
+            _statement(
+                "DriftTopic", ["sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic"], groups["topics"]
+            ),
+            _statement("DriftDashboard", ["cloudwatch:GetDashboard"], groups["dashboard"]),
+            _statement(
+                "DriftKeys",
+                DRIFT_KEY_READ,
+                [f"arn:{p}:kms:{r}:*:key/*"],
+                {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": [c]}},
+            ),
+            *([_statement("DriftState", ["s3:GetObject", "s3:ListBucket"], groups["state"])]
+              if groups["state"] else []),
             _statement("AdminPassword", ["secretsmanager:GetSecretValue"], names.secret),
             _statement(
                 "SessionManager",

@@ -465,7 +465,8 @@ def test_the_roles_byoc_creates_are_bounded_and_the_deployer_cannot_lift_it() ->
         "cloudwatch:PutMetricData",
     ):
         assert action in boundary
-    assert "iam:" not in boundary
+    # byoc's roles may read IAM (the cross-account role's drift reads) but never change it
+    assert all(a.startswith(("Get", "List")) for a in re.findall(r'"iam:([A-Za-z*]+)"', boundary))
     # the spec's ARN, when given, is the one the policy names
     arn = "arn:aws:iam::123456789012:policy/custom-boundary"
     given = load_spec(str(PROD), (f"security.permissions_boundary_arn={arn}",))

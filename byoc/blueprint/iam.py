@@ -157,6 +157,19 @@ DRIFT_READ = [
     "secretsmanager:ListSecrets", "tag:GetResources",
 ]
 
+#: the buckets' configuration reads of drift (scoped to the cluster's buckets)
+DRIFT_BUCKET_READ = [
+    "s3:GetBucketLogging", "s3:GetBucketNotification", "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock", "s3:GetBucketTagging",
+    "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration",
+    "s3:GetReplicationConfiguration",
+]
+#: the roles' and instance profile's reads of drift (scoped to the cluster's IAM path)
+DRIFT_ROLE_READ = ["iam:GetInstanceProfile", "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies",
+                   "iam:ListRoleTags"]
+#: the created key's reads of drift
+DRIFT_KEY_READ = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"]
+
 
 def _drift_statements(b: Builder, path: str, storage: Storage) -> list[dict[str, Any]]:
     """Read-only access for `byoc drift` from the provider's account: the unscopable Describe/List
@@ -166,15 +179,9 @@ def _drift_statements(b: Builder, path: str, storage: Storage) -> list[dict[str,
     buckets = [storage.bucket_arn, f"arn:{b.partition}:s3:::{storage.log_bucket_name}"]
     out = [
         statement("Allow", DRIFT_READ, ["*"], sid="DriftDescribe"),
-        statement("Allow", [
-            "s3:GetBucketLogging", "s3:GetBucketNotification", "s3:GetBucketOwnershipControls",
-            "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock", "s3:GetBucketTagging",
-            "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration",
-            "s3:GetReplicationConfiguration",
-        ], buckets, sid="DriftBuckets"),
-        statement("Allow", ["iam:GetInstanceProfile", "iam:GetRole", "iam:GetRolePolicy",
-                            "iam:ListRolePolicies", "iam:ListRoleTags"],
-                  [f"{iam}:role{path}*", f"{iam}:instance-profile{path}*"], sid="DriftRoles"),
+        statement("Allow", DRIFT_BUCKET_READ, buckets, sid="DriftBuckets"),
+        statement("Allow", DRIFT_ROLE_READ, [f"{iam}:role{path}*", f"{iam}:instance-profile{path}*"],
+                  sid="DriftRoles"),
         statement("Allow", ["sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic"],
                   [f"arn:{b.partition}:sns:{b.region}:{b.facts.account}:{b.cluster}-alarms"],
                   sid="DriftTopic"),
@@ -183,8 +190,7 @@ def _drift_statements(b: Builder, path: str, storage: Storage) -> list[dict[str,
                   sid="DriftDashboard"),
     ]
     if storage.kms_key is not None:
-        out.append(statement("Allow", ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
-                                       "kms:ListResourceTags"], [storage.kms_key], sid="DriftKey"))
+        out.append(statement("Allow", DRIFT_KEY_READ, [storage.kms_key], sid="DriftKey"))
     state = b.spec.data.get("state") or {}
     if state.get("backend") == "s3" and state.get("bucket"):
         key = state.get("key") or default_state_key(b.cluster)
