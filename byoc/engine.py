@@ -380,6 +380,16 @@ class Engine:
         return result
 
 
+    def refuse_upgrade_without_steps(self, plan: Plan) -> None:
+        """An upgrade plan needs the backup and version check (``upgrade_steps``) that only apply
+        sets up: scale and restore call this right after planning, before they ask anything."""
+        if plan.upgrade is not None and self.upgrade_steps is None:
+            raise PlanError(
+                f"this plan upgrades the nodes ({plan.upgrade.label}: cluster.proton_version or "
+                "cluster.image changed), which only `byoc apply` (or byoc.Cluster.apply) does: it takes "
+                "a backup first and checks each node's version. Run `byoc apply SPEC` first"
+            )
+
     def _before_upgrade(
         self, plan: Plan, on_event: Callable[[Event], None]
     ) -> Callable[[str, str], str] | None:
@@ -388,13 +398,9 @@ class Engine:
         up = plan.upgrade
         if up is None:
             return None
+        self.refuse_upgrade_without_steps(plan)
         steps = self.upgrade_steps
-        if steps is None:
-            raise PlanError(
-                f"this plan upgrades the nodes ({up.label}: cluster.proton_version or cluster.image "
-                "changed), which only `byoc apply` (or byoc.Cluster.apply) does: it takes a backup "
-                "first and checks each node's version. Run `byoc apply SPEC` first"
-            )
+        assert steps is not None
         if up.backup:
             on_event(Event("start", "backup", "backup"))
             started = time.monotonic()

@@ -336,6 +336,10 @@ def test_an_engine_without_upgrade_steps_refuses_an_upgrade(cluster: Engine, tmp
     with pytest.raises(PlanError, match="only `byoc apply`"):
         eng.apply(eng.plan())
     assert instances(eng) == old
+    from byoc.operations.scale import plan_scale
+
+    with pytest.raises(PlanError, match="only `byoc apply`"):  # refused when planned, before any question
+        plan_scale(eng, 4)
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -119,4 +119,6 @@ def plan_restore(engine: Engine, backup_id: str, *, force: bool = False) -> tupl
 
     manifest = read_manifest(engine.ctx, engine.spec, backup_id)
     points = restore_points(engine.ctx, manifest, engine.spec, engine.state(), force=force)
-    return engine.plan(PlanOptions(final_snapshots=True), restore=points.points), points
+    plan = engine.plan(PlanOptions(final_snapshots=True), restore=points.points)
+    engine.refuse_upgrade_without_steps(plan)  # before the plan is shown and confirmed
+    return plan, points

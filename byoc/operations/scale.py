@@ -72,6 +72,7 @@ def plan_scale(engine: Engine, count: int) -> ScalePlan:
     scaled = copy.copy(engine)  # same AWS context, kinds, state store and AMI resolver
     scaled.spec = scaled_spec(engine.spec, count)
     plan = scaled.plan(PlanOptions(final_snapshots=True))
+    scaled.refuse_upgrade_without_steps(plan)  # before the plan is shown and confirmed
     nodes = {action: tuple(sorted((node_of(c.address) or "" for c in plan.changes
                                    if c.kind == INSTANCE and c.action == action), key=node_order))
              for action in (CREATE, DELETE)}
