@@ -38,10 +38,14 @@ class NodeShell:
     unreachable: set[str] = field(default_factory=set)
     #: polls an invocation stays InProgress before its answer is given
     in_progress_polls: int = 0
+    #: polls that, just after SendCommand, find no invocation yet (AWS's eventual consistency:
+    #: InvocationDoesNotExist); moto has every invocation at once
+    not_yet_polls: int = 0
     #: (instance id, script) of every delivered command, in order
     sent: list[tuple[str, str]] = field(default_factory=list)
     _scripts: dict[str, str] = field(default_factory=dict)
     _polls: dict[tuple[str, str], int] = field(default_factory=dict)
+    _missing: dict[tuple[str, str, str], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def install(self, client: Any) -> NodeShell:
@@ -49,8 +53,23 @@ class NodeShell:
         events.register("before-parameter-build.ssm.SendCommand", self._read_send)
         events.register("before-call.ssm.SendCommand", self._before_send)
         events.register("after-call.ssm.SendCommand", self._after_send)
+        events.register("before-parameter-build.ssm.GetCommandInvocation", self._read_get)
+        events.register("before-call.ssm.GetCommandInvocation", self._before_get)
         events.register("after-call.ssm.GetCommandInvocation", self._after_get)
         return self
+
+    def _read_get(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["byoc_invocation"] = (str(params.get("CommandId")), str(params.get("InstanceId")))
+
+    def _before_get(self, context: dict[str, Any], **_: Any) -> Any:
+        key = ("not-yet", *context["byoc_invocation"])
+        with self._lock:
+            n = self._missing[key] = self._missing.get(key, 0) + 1
+        if n > self.not_yet_polls:
+            return None
+        error = {"Error": {"Code": "InvocationDoesNotExist", "Message": ""},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return AWSResponse("https://ssm.invalid/", 400, {}, None), error
 
     def scripts_for(self, iid: str) -> list[str]:
         return [s for i, s in self.sent if i == iid]

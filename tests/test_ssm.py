@@ -31,7 +31,9 @@ def cluster(moto: None, tmp_path: Path, monkeypatch: Any) -> Any:
 
 
 def test_every_node_runs_the_script_and_answers(cluster: Any) -> None:
-    shell = NodeShell(lambda iid, script: Answer(stdout=f"hello from {iid}\n"), in_progress_polls=2)
+    # as in AWS: no invocation at first, then InProgress, then the answer
+    shell = NodeShell(lambda iid, script: Answer(stdout=f"hello from {iid}\n"), in_progress_polls=2,
+                      not_yet_polls=2)
     shell.install(cluster.ctx.client("ssm"))
     nodes = node_instances(cluster.state())
     runs = run_script(cluster.ctx, nodes, "echo hello", comment="test")
