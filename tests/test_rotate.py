@@ -399,6 +399,37 @@ def test_the_node_must_answer_with_the_new_password_and_be_healthy(cluster: Any,
     assert exc.value.result.already == ["0"] and exc.value.result.failed == "1"  # 0 took it before
 
 
+def test_an_interrupted_roll_says_how_to_resume_and_the_rerun_finishes(
+    cluster: Any, fleet: Any, capsys: Any, monkeypatch: Any
+) -> None:
+    import byoc.operations.rotate as rotation
+
+    f, _ = fleet
+    old = value(f, CURRENT)
+    real = rotation.rotate_password
+
+    def interrupted(ctx: Any, state: Any, plan: Any, progress: Any = None) -> Any:
+        def stop_at_node_1(node: str, what: str) -> None:
+            if node == "1":
+                raise KeyboardInterrupt
+        return real(ctx, state, plan, progress=stop_at_node_1)
+
+    monkeypatch.setattr(rotation, "rotate_password", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        main(["rotate-password", "specs/dev.yaml", "--auto-approve", "--no-color"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 1 and "Traceback" not in out + err
+    assert "password rotation interrupted" in " ".join(err.split()) and "resumes" in err
+    new = value(f, CURRENT)
+    assert new != old and value(f, PREVIOUS) == old
+    monkeypatch.setattr(rotation, "rotate_password", real)
+    with pytest.raises(SystemExit) as exc:  # the lock was released; the rerun resumes, no third value
+        main(["rotate-password", "specs/dev.yaml", "--auto-approve", "--no-color"])
+    out, err = capsys.readouterr()
+    assert exc.value.code in (0, None), err
+    assert "Resuming an unfinished rotation" in out and value(f, CURRENT) == new
+
+
 def test_cli_confirms_and_holds_the_lock(cluster: Any, fleet: Any, capsys: Any) -> None:
     f, _ = fleet
     before = f.stages()

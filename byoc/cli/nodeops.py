@@ -107,6 +107,7 @@ def rotate_password(
 
     Example: byoc rotate-password specs/prod.yaml
     """
+    from byoc.errors import ByocError
     from byoc.operations.rotate import RotationError, plan_rotation
     from byoc.operations.rotate import rotate_password as rotate
 
@@ -135,6 +136,13 @@ def rotate_password(
             if as_json:
                 typer.echo(json.dumps(exc.result.to_dict(), indent=2))
             raise
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM mid-roll: say where that leaves the cluster
+            raise ByocError(
+                "password rotation interrupted. The secret may already hold the new password "
+                "(AWSCURRENT, the old one kept as AWSPREVIOUS); a node whose SSM command was sent "
+                "finishes it on its own. Run `byoc rotate-password` again: it resumes with the same "
+                "new password."
+            ) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
