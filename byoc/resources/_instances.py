@@ -13,10 +13,12 @@ from botocore.exceptions import ClientError
 
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import is_not_found
-from byoc.aws.tags import ADDRESS_TAG, owned_filter, tag_specs
+from byoc.aws.tags import ADDRESS_TAG, owned_filter, tag_list, tag_specs
 from byoc.errors import CloudError
+from byoc.resources._batch import Batcher, batcher
 from byoc.resources._ec2 import ec2_arn, user_tags
 from byoc.resources._volumes import (
+    BATCH,
     ENCRYPTION_TAG,
     MARKET_TAG,
     ROOT_OF_TAG,
@@ -53,16 +55,38 @@ def cluster_instances(ctx: AwsContext) -> list[Described]:
     return ctx.memo("ec2", "describe_instances_cluster", lambda: describe(ctx, owned_filter(ctx)))
 
 
+def _instances_named(ctx: AwsContext, ids: list[str]) -> dict[str, Described]:
+    """Instances by id, in any state, in one call: an ``instance-id`` filter answers the ids AWS
+    knows and skips the rest (one not visible yet just after RunInstances fails nothing), where
+    ``InstanceIds`` would refuse the whole call."""
+    pages = ctx.client("ec2").get_paginator("describe_instances").paginate(
+        Filters=[{"Name": "instance-id", "Values": ids}]
+    )
+    return {i["InstanceId"]: (r.get("OwnerId", ""), i)
+            for page in pages for r in page["Reservations"] for i in r["Instances"]}
+
+
 def get(ctx: AwsContext, instance_id: str) -> Described | None:
-    """One instance in any state; None when AWS does not know it (yet, or any more)."""
+    """One instance in any state; None when AWS does not know it (yet, or any more). Batched
+    with the other instances read at that moment (every node waiting to be running: one call)."""
+    reader = batcher(ctx, "ec2:instances",
+                     lambda: Batcher(lambda ids: _instances_named(ctx, ids), size=BATCH))
     try:
-        res = ctx.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return reader.get(instance_id)
     except Exception as exc:
         if is_not_found(exc):
             return None
         raise
-    found = [(r.get("OwnerId", ""), i) for r in res for i in r["Instances"]]
-    return found[0] if found else None
+
+
+def owned(ctx: AwsContext) -> list[Described]:
+    """A fresh look (no memo) at the cluster's live instances, shared with the other nodes looking
+    at the same moment (each node's create looks for one an interrupted run launched)."""
+    def read(keys: list[str]) -> dict[str, list[Described]]:
+        return dict.fromkeys(keys, describe(ctx, owned_filter(ctx)))
+
+    reader = batcher(ctx, "ec2:owned-instances", lambda: Batcher(read, size=1))
+    return reader.get("owned") or []
 
 
 def state_of(item: Described | None) -> str | None:
@@ -104,6 +128,27 @@ def with_volumes(
     if missing:
         vols.update(volumes_by_id(ctx, missing))
     return vols
+
+
+def launched_root(inst: Mapping[str, Any], address: str, props: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The root volume of an instance just launched from ``props``, as reading it back would show
+    it (its size, type and encryption are what was asked; encryption is reported as asked anyway,
+    see ``encryption_props``), under the id the instance's block device mapping gives: the
+    create's read-back needs no DescribeVolumes. [] when the mapping does not show it yet."""
+    ids = [m["Ebs"]["VolumeId"] for m in inst.get("BlockDeviceMappings") or ()
+           if (m.get("Ebs") or {}).get("VolumeId")]
+    if len(ids) != 1:
+        return []
+    root = props["root_block_device"]
+    asked = encryption_tag(root["encrypted"], root.get("kms_key_id"))
+    return [{
+        "VolumeId": ids[0],
+        "Size": int(root["volume_size"]),
+        "VolumeType": root["volume_type"],
+        "Encrypted": bool(root["encrypted"]),
+        "KmsKeyId": root.get("kms_key_id"),
+        "Tags": tag_list({ROOT_OF_TAG: address, ENCRYPTION_TAG: asked}),
+    }]
 
 
 def props_and_attrs(

@@ -14,6 +14,7 @@ from byoc.aws.context import AwsContext
 from byoc.aws.errors import is_not_found
 from byoc.aws.tags import CLUSTER_TAG, account_id, owned_filter
 from byoc.errors import CloudError
+from byoc.resources._batch import Batcher, batcher
 from byoc.resources._ec2 import ec2_arn, user_tags
 
 #: the root volume of the instance at this address (instead of ``byoc:address``)
@@ -51,27 +52,41 @@ def _fetch_volumes(ctx: AwsContext, filters: list[dict[str, Any]]) -> list[dict[
     ]
 
 
-def volumes_by_id(ctx: AwsContext, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Volumes by id in one call (a ``volume-id`` filter: unknown ids are skipped, not errors)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
+#: ids per DescribeVolumes of the batched reads (EC2 takes at most 200 values per filter)
+BATCH = 200
+
+
+def _volumes_named(ctx: AwsContext, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Volumes by id, in any state, in one call: a ``volume-id`` filter answers the ids AWS knows
+    and skips the rest (one not visible yet just after CreateVolume fails nothing), where
+    ``VolumeIds`` would refuse the whole call."""
     pages = ctx.client("ec2").get_paginator("describe_volumes").paginate(
-        Filters=[{"Name": "volume-id", "Values": wanted}]
+        Filters=[{"Name": "volume-id", "Values": ids}]
     )
-    return {v["VolumeId"]: v for page in pages for v in page["Volumes"] if v.get("State") not in GONE_STATES}
+    return {v["VolumeId"]: v for page in pages for v in page["Volumes"]}
+
+
+def _reader(ctx: AwsContext) -> Batcher[str, dict[str, Any]]:
+    """The context's batched volume reader: every volume waited on at one moment, one call."""
+    return batcher(ctx, "ec2:volumes", lambda: Batcher(lambda ids: _volumes_named(ctx, ids), size=BATCH))
+
+
+def volumes_by_id(ctx: AwsContext, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The live volumes among ``ids`` (unknown ids are skipped, not errors), read together with
+    whatever other volumes are being read at the same moment."""
+    found = _reader(ctx).get_many(sorted(set(ids)))
+    return {k: v for k, v in found.items() if v.get("State") not in GONE_STATES}
 
 
 def describe_volume(ctx: AwsContext, volume_id: str, *, deleting: bool = False) -> dict[str, Any] | None:
     """The volume as AWS describes it now; None when it does not exist (any more, or yet) or,
-    unless ``deleting``, is being deleted."""
+    unless ``deleting``, is being deleted. Batched with the other volumes read at that moment."""
     try:
-        vols = ctx.client("ec2").describe_volumes(VolumeIds=[volume_id])["Volumes"]
+        vol = _reader(ctx).get(volume_id)
     except Exception as exc:
         if is_not_found(exc):
             return None
         raise
-    vol: dict[str, Any] | None = vols[0] if vols else None
     if vol is None or vol.get("State") == "deleted" or (vol.get("State") in GONE_STATES and not deleting):
         return None
     return vol

@@ -14,6 +14,7 @@ from byoc.aws.errors import unless_gone
 from byoc.aws.tags import ADDRESS_TAG, account_id, address_of, is_owned, tag_list
 from byoc.errors import CloudError
 from byoc.model import Live, partition
+from byoc.resources._batch import Batcher, batcher
 from byoc.resources._ec2 import wait_gone
 from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags
 from byoc.resources._tagging import tagged, tags_list_to_dict
@@ -54,7 +55,7 @@ class MetricAlarm(ResourceType):
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
         name = props["alarm_name"]
-        existing = next(iter(_describe(ctx, [name])), None)
+        existing = _named(ctx, name)
         if existing is not None:
             # PutMetricAlarm would silently overwrite it: carry on only with our own half-made one
             tags = tags_list_to_dict(
@@ -94,7 +95,7 @@ class MetricAlarm(ResourceType):
     def delete(self, ctx: AwsContext, live: Live) -> None:
         cw = ctx.client("cloudwatch")
         unless_gone(lambda: ctx.retry(lambda: cw.delete_alarms(AlarmNames=[live.id]), codes=CONFLICT_CODES))
-        wait_gone(ctx, lambda: bool(_describe(ctx, [live.id])), address=live.address, aws_id=live.id)
+        wait_gone(ctx, lambda: _named(ctx, live.id) is not None, address=live.address, aws_id=live.id)
 
     def _live(self, alarm: Mapping[str, Any], tags: Mapping[str, str]) -> Live:
         props: dict[str, Any] = {prop: alarm.get(field) for prop, field in _FIELDS.items()}
@@ -151,6 +152,15 @@ def _describe(ctx: AwsContext, names: list[str]) -> list[dict[str, Any]]:
         wanted = set(batch)
         out.extend(a for page in pages for a in page.get("MetricAlarms", ()) if a["AlarmName"] in wanted)
     return out
+
+
+
+def _named(ctx: AwsContext, name: str) -> dict[str, Any] | None:
+    """The metric alarm called ``name``, if it exists: one DescribeAlarms for every alarm looked
+    at in that moment (a node's alarms, and the other nodes')."""
+    reader = batcher(ctx, "cloudwatch:alarms", lambda: Batcher(
+        lambda names: {a["AlarmName"]: a for a in _describe(ctx, names)}, size=BATCH))
+    return reader.get(name)
 
 
 KIND = MetricAlarm()

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code, is_not_found
-from byoc.aws.tags import address_of, is_owned, owned_filter, update_ec2_tags
+from byoc.aws.tags import ADDRESS_TAG, address_of, is_owned, update_ec2_tags
 from byoc.errors import CloudError
 from byoc.model import UNKNOWN, Live, canonical_json
 from byoc.resources import _instances as read
@@ -55,9 +55,10 @@ class Instance(ResourceType):
 
     def find(self, ctx: AwsContext, address: str) -> Live | None:
         """A fresh look (no memo) for the instance tagged with ``address``."""
-        filters = owned_filter(ctx)  # no tag:byoc:address filter: moto reads its [ ] as a glob
-        return next((x for x in self._lives(ctx, read.describe(ctx, filters), None) if x.address == address),
-                    None)
+        # no tag:byoc:address filter (moto reads its [ ] as a glob): the cluster's instances, read
+        # once for the nodes looking at the same moment; only the one at ``address`` is read further
+        items = [it for it in read.owned(ctx) if user_tags(it[1]).get(ADDRESS_TAG) == address]
+        return next(iter(self._lives(ctx, items, None)), None)
 
     # -- create ------------------------------------------------------------------------------
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
@@ -84,7 +85,8 @@ class Instance(ResourceType):
             timeout=min(ctx.retry_timeout, 300.0),
         )
         instance_id = resp["Instances"][0]["InstanceId"]
-        return self._live_of(ctx, self._wait_running(ctx, instance_id, address), address)
+        found = self._wait_running(ctx, instance_id, address)
+        return self._live_of(ctx, found, address, read.launched_root(found[1], address, props))
 
     def _adopt(self, ctx: AwsContext, existing: Live, props: Mapping[str, Any]) -> Live:
         """Carry on with an instance an interrupted run launched under this address."""
@@ -199,9 +201,11 @@ class Instance(ResourceType):
                              code="InvalidInstanceID.NotFound")
         return self._live_of(ctx, found, address)
 
-    def _live_of(self, ctx: AwsContext, found: read.Described, address: str) -> Live:
-        """The Live of an instance just described (e.g. by the wait that saw it running)."""
-        lives = self._lives(ctx, [found], None)
+    def _live_of(self, ctx: AwsContext, found: read.Described, address: str,
+                 volumes: list[dict[str, Any]] | None = None) -> Live:
+        """The Live of an instance just described (e.g. by the wait that saw it running); its root
+        volume from ``volumes`` if there, else read."""
+        lives = self._lives(ctx, [found], volumes)
         if not lives:
             raise CloudError("the instance lost its byoc tags", address=address,
                              aws_id=found[1]["InstanceId"], code="InvalidInstanceID.NotFound")

@@ -8,7 +8,7 @@ and instance (``aws_lb_target_group.main["8123"]`` + ``aws_instance.node["0"]`` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -18,6 +18,7 @@ from byoc.aws.errors import error_code, is_not_found
 from byoc.aws.tags import ADDRESS_TAG, is_owned
 from byoc.errors import CloudError
 from byoc.model import Live, make_address, parse_address
+from byoc.resources._batch import Batcher, batcher
 from byoc.resources._elb import cluster_instances, is_registered, owned_target_groups, target_health
 from byoc.resources.base import ResourceType
 
@@ -63,11 +64,11 @@ class TargetGroupAttachment(ResourceType):
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
         want = _props(props)
-        elb = ctx.client("elbv2")
-        target = {"Id": want["target_id"], "Port": want["port"]}
-        # a just-launched instance may be unknown to ELB for a moment
+        # a just-launched instance may be unknown to ELB for a moment; the nodes registering in
+        # this group at the same moment share one call (each attachment is recorded once AWS took it)
+        registrar = _batched(ctx, "register", want["target_group_arn"], _register)
         ctx.retry(
-            lambda: elb.register_targets(TargetGroupArn=want["target_group_arn"], Targets=[target]),
+            lambda: registrar.get((want["target_id"], want["port"])),
             codes={"InvalidTarget"},
             timeout=min(ctx.retry_timeout, _REGISTER_TIMEOUT),
         )
@@ -166,18 +167,74 @@ def _id(props: Mapping[str, Any]) -> str:
     return f"{props['target_group_arn']}|{props['target_id']}|{props['port']}"
 
 
-def _state(ctx: AwsContext, want: Mapping[str, Any]) -> dict[str, Any] | None:
-    """DescribeTargetHealth of this one target; None when the group or the instance is gone."""
+#: (instance id, port): one target of a group
+Target = tuple[str, int]
+#: targets per RegisterTargets / DescribeTargetHealth of the batched calls
+_BATCH = 100
+
+
+#: a call about some targets of one group: {target: its answer}
+_Call = Callable[[AwsContext, str, list[Target]], dict[Target, Any]]
+
+
+def _batched(ctx: AwsContext, what: str, tg_arn: str, call: _Call) -> Batcher[Target, Any]:
+    """The context's batcher of ``call`` for the targets of one group."""
+    return batcher(ctx, f"elbv2:{what}:{tg_arn}",
+                   lambda: Batcher(lambda keys: call(ctx, tg_arn, keys), size=_BATCH))
+
+
+def _one_at_a_time(ctx: AwsContext, tg_arn: str, keys: list[Target], call: _Call) -> dict[Target, Any]:
+    """``call`` for each target alone, its error kept as its own answer: AWS refuses a whole call
+    for one target it does not know (InvalidTarget), and must not fail the others."""
+    out: dict[Target, Any] = {}
+    for key in keys:
+        try:
+            out.update(call(ctx, tg_arn, [key]))
+        except ClientError as exc:
+            out[key] = exc
+    return out
+
+
+def _register(ctx: AwsContext, tg_arn: str, keys: list[Target]) -> dict[Target, Any]:
+    """RegisterTargets for ``keys`` in one call: {target: True}."""
+    try:
+        ctx.client("elbv2").register_targets(
+            TargetGroupArn=tg_arn, Targets=[{"Id": i, "Port": p} for i, p in keys])
+    except ClientError as exc:
+        if error_code(exc) == "InvalidTarget" and len(keys) > 1:
+            return _one_at_a_time(ctx, tg_arn, keys, _register)
+        raise
+    return dict.fromkeys(keys, True)
+
+
+def _health(ctx: AwsContext, tg_arn: str, keys: list[Target]) -> dict[Target, Any]:
+    """DescribeTargetHealth of ``keys`` in one call; none found when the group or an instance is
+    gone (a batch refused for one unknown instance is read again one target at a time)."""
     try:
         descs = ctx.client("elbv2").describe_target_health(
-            TargetGroupArn=want["target_group_arn"], Targets=[{"Id": want["target_id"], "Port": want["port"]}]
+            TargetGroupArn=tg_arn, Targets=[{"Id": i, "Port": p} for i, p in keys]
         )["TargetHealthDescriptions"]
     except ClientError as exc:
+        if error_code(exc) == "InvalidTarget" and len(keys) > 1:
+            return _one_at_a_time(ctx, tg_arn, keys, _health)
         if is_not_found(exc) or error_code(exc) == "InvalidTarget":
-            return None
+            return {}
         raise
-    match = [d for d in descs if d["Target"]["Id"] == want["target_id"]]
-    return dict(match[0]) if match else None
+    out: dict[Target, Any] = {}
+    for desc in descs:
+        target = desc["Target"]
+        for key in keys:
+            if target["Id"] == key[0] and int(target.get("Port") or key[1]) == key[1]:
+                out.setdefault(key, dict(desc))
+    return out
+
+
+def _state(ctx: AwsContext, want: Mapping[str, Any]) -> dict[str, Any] | None:
+    """DescribeTargetHealth of this one target (with the group's other targets read at that
+    moment); None when the group or the instance is gone."""
+    found: dict[str, Any] | None = _batched(ctx, "health", want["target_group_arn"], _health).get(
+        (want["target_id"], want["port"]))
+    return found
 
 
 KIND = TargetGroupAttachment()

@@ -15,6 +15,7 @@ from byoc.aws.errors import error_code, is_not_found
 from byoc.aws.tags import ADDRESS_TAG, is_owned, tag_list
 from byoc.errors import CloudError
 from byoc.model import Live, make_address, parse_address
+from byoc.resources import _instances as read
 from byoc.resources._ec2 import user_tags
 from byoc.resources._volumes import (
     STOP_TAG,
@@ -164,14 +165,7 @@ class VolumeAttachment(ResourceType):
             ec2.create_tags(Resources=[vol["VolumeId"]], Tags=tag_list({STOP_TAG: "false"}))
 
     def _instance_state(self, ctx: AwsContext, instance_id: str) -> str | None:
-        try:
-            res = ctx.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
-        except Exception as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        states = [i["State"]["Name"] for r in res for i in r["Instances"]]
-        return states[0] if states else None
+        return read.state_of(read.get(ctx, instance_id))
 
     def _wait_instance(self, ctx: AwsContext, instance_id: str, done: set[str], address: str) -> None:
         try:

@@ -1,0 +1,178 @@
+"""The nodes' waits batched on moto: one DescribeVolumes / DescribeInstances answers every node
+waiting at that moment; an id AWS does not show yet (eventual consistency) fails nothing and is
+found later; an item that goes to a failure state fails its own operation only.
+
+AWS answers in tens of milliseconds, so the nodes' calls overlap there; moto in-process answers
+at once, so a few tests add that latency (``lag``) to see the calls overlap. Counts are asserted,
+never times.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byoc.aws.context import AwsContext
+from byoc.engine import Engine
+from byoc.resources._volumes import describe_volume, volumes_by_id
+from tests.awsrealism import SNS_COUNTS, https_bucket_policies
+from tests.daytwo import dev_spec, engine_for
+
+NODES = 5
+
+
+def lag(**kwargs: Any) -> None:
+    """Each call takes 20 ms, as AWS's do (tens of ms): calls of several nodes overlap."""
+    time.sleep(0.02)
+
+
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *hooks: tuple[str, Any], count: int = NODES,
+           ) -> Engine:
+    https_bucket_policies(monkeypatch)
+    spec = dev_spec(count=count)
+    ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, sleep=lambda s: None, poll_delay=0.01,
+                     event_hooks=(*SNS_COUNTS, *hooks))
+    return engine_for(spec, ctx, tmp_path)
+
+
+def edit_answers(op: str, key: str, edit: Any) -> tuple[str, Any]:
+    """An ``after-call`` hook for EC2 describe ``op`` calling ``edit(item, address)`` on each item
+    (``key``: "Volumes" or "Instances") of every answer, with the item's ``byoc:address``."""
+
+    def hook(parsed: dict[str, Any], **kw: Any) -> None:
+        if key == "Volumes":
+            parsed[key] = [v for v in parsed.get(key, ()) if edit(v, _address(v)) is not False]
+            return
+        for r in parsed.get("Reservations", ()):
+            r["Instances"] = [i for i in r["Instances"] if edit(i, _address(i)) is not False]
+
+    return (f"after-call.ec2.{op}", hook)
+
+
+def _address(item: dict[str, Any]) -> str:
+    return next((t["Value"] for t in item.get("Tags") or () if t["Key"] == "byoc:address"), "")
+
+
+def test_waits_of_many_nodes_share_their_describes(moto: None, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    eng = engine(tmp_path, monkeypatch, ("before-send", lag))
+    plan = eng.plan()
+    before = Counter(eng.ctx.calls.counts)
+    result = eng.apply(plan)
+    assert result.ok, [str(f.error) for f in result.failures]
+    calls = Counter(eng.ctx.calls.counts) - before
+    volumes, instances = calls[("ec2", "DescribeVolumes")], calls[("ec2", "DescribeInstances")]
+    # Per node, one at a time, the apply polls its volumes 4 times (the data volume to be
+    # available, then attached; the attachment's look first; the root volume's read-back) and
+    # its instance 3 times (the look for a crashed run's, running, the attachment's look): 35
+    # calls for 5 nodes. Shared, the nodes' polls of one moment are one call.
+    assert volumes + instances <= 4 * NODES, calls
+    assert volumes < 3 * NODES and instances < 2 * NODES, calls
+    assert eng.plan().has_changes is False
+
+
+def test_an_id_not_visible_yet_fails_nothing_and_is_found_later(moto: None, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Just after CreateVolume / RunInstances AWS may not show the new id (describing it by id
+    fails with InvalidVolume.NotFound / InvalidInstanceID.NotFound): each new volume and instance
+    is left out of the first answer it would be in, batched with others or not."""
+    lock = threading.Lock()
+    hidden: Counter[str] = Counter()
+    shown_beside: list[str] = []  # ids answered in an answer that left a new one out
+
+    def first_answer_misses_it(op: str, key: str) -> tuple[str, Any]:
+        def hook(parsed: dict[str, Any], **kw: Any) -> None:
+            items = parsed.get(key, ()) if key == "Volumes" else [
+                i for r in parsed.get("Reservations", ()) for i in r["Instances"]]
+            id_key = "VolumeId" if key == "Volumes" else "InstanceId"
+            with lock:
+                new = [i for i in items if _address(i) and not hidden[i[id_key]]]
+                for item in new:
+                    hidden[item[id_key]] += 1
+                if new and len(items) > len(new):
+                    shown_beside.extend(i[id_key] for i in items if i not in new)
+            drop = {i[id_key] for i in new}
+            if key == "Volumes":
+                parsed[key] = [v for v in items if v["VolumeId"] not in drop]
+            else:
+                for r in parsed.get("Reservations", ()):
+                    r["Instances"] = [i for i in r["Instances"] if i["InstanceId"] not in drop]
+        return (f"after-call.ec2.{op}", hook)
+
+    eng = engine(tmp_path, monkeypatch, ("before-send", lag),
+                 first_answer_misses_it("DescribeVolumes", "Volumes"),
+                 first_answer_misses_it("DescribeInstances", "Instances"), count=3)
+    result = eng.apply(eng.plan())
+    assert result.ok, [str(f.error) for f in result.failures]
+    state = eng.backend.read()
+    assert state is not None
+    made = {r.id for a, r in state.resources.items()
+            if a.startswith(("aws_ebs_volume.", "aws_instance."))}
+    assert len(made) == 6 and made <= set(hidden), (made, hidden)
+
+
+def test_a_batch_answers_the_visible_volumes_and_a_later_poll_finds_the_new_one(ctx: AwsContext) -> None:
+    ec2 = ctx.client("ec2")
+    old = ec2.create_volume(AvailabilityZone="us-west-2a", Size=10)["VolumeId"]
+    new = ec2.create_volume(AvailabilityZone="us-west-2a", Size=10)["VolumeId"]
+    answers: list[list[str]] = []
+
+    def not_yet(parsed: dict[str, Any], **kw: Any) -> None:
+        if not answers:  # the first answer does not show the new volume yet
+            parsed["Volumes"] = [v for v in parsed["Volumes"] if v["VolumeId"] != new]
+        answers.append(sorted(v["VolumeId"] for v in parsed["Volumes"]))
+
+    ec2.meta.events.register("after-call.ec2.DescribeVolumes", not_yet)
+    assert set(volumes_by_id(ctx, [old, new])) == {old}  # no InvalidVolume.NotFound for the batch
+    assert describe_volume(ctx, new) is not None
+    assert answers == [[old], [new]]
+
+
+def test_a_volume_that_fails_fails_its_own_node_only(moto: None, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = 'aws_ebs_volume.data["1"]'
+
+    def error_state(vol: dict[str, Any], address: str) -> None:
+        if address == bad and vol["State"] == "available":
+            vol["State"] = "error"
+
+    eng = engine(tmp_path, monkeypatch, ("before-send", lag),
+                 edit_answers("DescribeVolumes", "Volumes", error_state), count=3)
+    result = eng.apply(eng.plan())
+    assert [f.address for f in result.failures] == [bad]
+    message = str(result.failures[0].error)
+    assert bad in message and "'error' instead of available" in message
+    state = eng.backend.read()
+    assert state is not None
+    for node in ("0", "2"):
+        assert f'aws_volume_attachment.data["{node}"]' in state.resources
+        assert f'aws_lb_target_group_attachment.node["8123-{node}"]' in state.resources
+    assert bad not in state.resources and 'aws_volume_attachment.data["1"]' not in state.resources
+
+
+def test_an_instance_terminated_while_waited_on_fails_its_own_node_only(
+        moto: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = 'aws_instance.node["2"]'
+    reason = {"Code": "Server.InsufficientInstanceCapacity", "Message": "insufficient capacity"}
+
+    def terminated(inst: dict[str, Any], address: str) -> None:
+        if address == bad:
+            inst.update(State={"Code": 48, "Name": "terminated"}, StateReason=reason)
+
+    eng = engine(tmp_path, monkeypatch, ("before-send", lag),
+                 edit_answers("DescribeInstances", "Instances", terminated), count=3)
+    result = eng.apply(eng.plan())
+    assert [f.address for f in result.failures] == [bad]
+    message = str(result.failures[0].error)
+    assert bad in message and "terminated instead of running: insufficient capacity" in message
+    state = eng.backend.read()
+    assert state is not None
+    for node in ("0", "1"):
+        assert f'aws_instance.node["{node}"]' in state.resources
+        assert f'aws_volume_attachment.data["{node}"]' in state.resources
+    assert bad not in state.resources
