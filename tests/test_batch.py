@@ -90,7 +90,7 @@ def test_a_missing_id_fails_nobody_and_is_found_by_a_later_call() -> None:
 def test_an_ids_own_error_is_raised_for_that_id_only() -> None:
     call = Gate(errors={"bad": ValueError("bad alone")})
     batcher: Batcher[str, Any] = Batcher(call, size=200, few=0)
-    first, t1 = ask_all(batcher, ["x"])
+    _, t1 = ask_all(batcher, ["x"])
     until(lambda: len(call.batches) == 1)
     rest, t2 = ask_all(batcher, ["good", "bad"])
     until(lambda: len(batcher._pending) == 2)
@@ -135,7 +135,7 @@ def test_a_few_callers_each_call_at_once() -> None:
     another's call; past that, they share."""
     call = Gate(hold=3)
     batcher: Batcher[str, Any] = Batcher(call, size=200, few=3)
-    first, t1 = ask_all(batcher, ["a"])
+    _, t1 = ask_all(batcher, ["a"])
     until(lambda: len(call.batches) == 1)
     for i, key in enumerate("bc", start=2):  # each calls while the first is held
         _, more = ask_all(batcher, [key])
