@@ -47,11 +47,11 @@ class Batcher(Generic[K, V]):
     failed alone). An error raised by ``call`` is every caller's of that batch."""
 
     def __init__(
-        self, call: Callable[[list[K]], Answers[K, V]], *, size: int, few: int = FEW
+        self, call: Callable[[list[K]], Answers[K, V]], *, size: int, few: int | None = None
     ) -> None:
         self._call = call
         self.size = size
-        self.few = few
+        self.few = FEW if few is None else few
         self._cv = threading.Condition()
         self._pending: list[_Ticket[K, V]] = []
         self._flying = 0  # calls in flight
