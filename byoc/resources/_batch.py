@@ -10,7 +10,6 @@ in flight are gathered, and one of them sends the next call for all of them when
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
@@ -22,7 +21,7 @@ V = TypeVar("V")
 
 #: while at most this many callers wait on one batcher, each calls at once; more, and they share
 #: one call at a time (a burst of thirty nodes: two or three calls instead of thirty)
-FEW = int(os.environ.get("BYOC_FEW", "3"))
+FEW = 3
 
 #: what a batch call answers per id: the item, or the error of that id alone (absent: not found)
 Answers = Mapping[K, "V | BaseException"]
