@@ -46,13 +46,16 @@ def edit_answers(op: str, key: str, edit: Any) -> tuple[str, Any]:
     (``key``: "Volumes" or "Instances") of every answer, with the item's ``byoc:address``."""
 
     def hook(parsed: dict[str, Any], **kw: Any) -> None:
-        if key == "Volumes":
-            parsed[key] = [v for v in parsed.get(key, ()) if edit(v, _address(v)) is not False]
-            return
-        for r in parsed.get("Reservations", ()):
-            r["Instances"] = [i for i in r["Instances"] if edit(i, _address(i)) is not False]
+        for item in _items(parsed, key):
+            edit(item, _address(item))
 
     return (f"after-call.ec2.{op}", hook)
+
+
+def _items(parsed: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    if key == "Volumes":
+        return list(parsed.get(key, ()))
+    return [i for r in parsed.get("Reservations", ()) for i in r["Instances"]]
 
 
 def _address(item: dict[str, Any]) -> str:
@@ -86,19 +89,15 @@ def test_an_id_not_visible_yet_fails_nothing_and_is_found_later(moto: None, tmp_
     is left out of the first answer it would be in, batched with others or not."""
     lock = threading.Lock()
     hidden: Counter[str] = Counter()
-    shown_beside: list[str] = []  # ids answered in an answer that left a new one out
 
     def first_answer_misses_it(op: str, key: str) -> tuple[str, Any]:
         def hook(parsed: dict[str, Any], **kw: Any) -> None:
-            items = parsed.get(key, ()) if key == "Volumes" else [
-                i for r in parsed.get("Reservations", ()) for i in r["Instances"]]
+            items = _items(parsed, key)
             id_key = "VolumeId" if key == "Volumes" else "InstanceId"
             with lock:
                 new = [i for i in items if _address(i) and not hidden[i[id_key]]]
                 for item in new:
                     hidden[item[id_key]] += 1
-                if new and len(items) > len(new):
-                    shown_beside.extend(i[id_key] for i in items if i not in new)
             drop = {i[id_key] for i in new}
             if key == "Volumes":
                 parsed[key] = [v for v in items if v["VolumeId"] not in drop]
@@ -136,6 +135,20 @@ def test_a_batch_answers_the_visible_volumes_and_a_later_poll_finds_the_new_one(
     assert answers == [[old], [new]]
 
 
+def apply_with_one_failing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hook: tuple[str, Any],
+                           bad: str, message: str, kept: list[str]) -> None:
+    """A 3-node apply where ``hook`` breaks the resource at ``bad``: only it fails, saying
+    ``message`` with its address, and the ``kept`` addresses are made."""
+    eng = engine(tmp_path, monkeypatch, ("before-send", lag), hook, count=3)
+    result = eng.apply(eng.plan())
+    assert [f.address for f in result.failures] == [bad]
+    error = str(result.failures[0].error)
+    assert bad in error and message in error, error
+    state = eng.backend.read()
+    assert state is not None
+    assert bad not in state.resources and set(kept) <= set(state.resources)
+
+
 def test_a_volume_that_fails_fails_its_own_node_only(moto: None, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     bad = 'aws_ebs_volume.data["1"]'
@@ -144,18 +157,11 @@ def test_a_volume_that_fails_fails_its_own_node_only(moto: None, tmp_path: Path,
         if address == bad and vol["State"] == "available":
             vol["State"] = "error"
 
-    eng = engine(tmp_path, monkeypatch, ("before-send", lag),
-                 edit_answers("DescribeVolumes", "Volumes", error_state), count=3)
-    result = eng.apply(eng.plan())
-    assert [f.address for f in result.failures] == [bad]
-    message = str(result.failures[0].error)
-    assert bad in message and "'error' instead of available" in message
-    state = eng.backend.read()
-    assert state is not None
-    for node in ("0", "2"):
-        assert f'aws_volume_attachment.data["{node}"]' in state.resources
-        assert f'aws_lb_target_group_attachment.node["8123-{node}"]' in state.resources
-    assert bad not in state.resources and 'aws_volume_attachment.data["1"]' not in state.resources
+    kept = [f'{kind}["{n}"]' for n in "02" for kind in ("aws_volume_attachment.data",
+                                                        "aws_lb_target_group_attachment.node")]
+    kept = [k.replace('node["', 'node["8123-') for k in kept]
+    apply_with_one_failing(tmp_path, monkeypatch, edit_answers("DescribeVolumes", "Volumes", error_state),
+                           bad, "'error' instead of available", kept)
 
 
 def test_an_instance_terminated_while_waited_on_fails_its_own_node_only(
@@ -167,15 +173,6 @@ def test_an_instance_terminated_while_waited_on_fails_its_own_node_only(
         if address == bad:
             inst.update(State={"Code": 48, "Name": "terminated"}, StateReason=reason)
 
-    eng = engine(tmp_path, monkeypatch, ("before-send", lag),
-                 edit_answers("DescribeInstances", "Instances", terminated), count=3)
-    result = eng.apply(eng.plan())
-    assert [f.address for f in result.failures] == [bad]
-    message = str(result.failures[0].error)
-    assert bad in message and "terminated instead of running: insufficient capacity" in message
-    state = eng.backend.read()
-    assert state is not None
-    for node in ("0", "1"):
-        assert f'aws_instance.node["{node}"]' in state.resources
-        assert f'aws_volume_attachment.data["{node}"]' in state.resources
-    assert bad not in state.resources
+    kept = [f'{kind}["{n}"]' for n in "01" for kind in ("aws_instance.node", "aws_volume_attachment.data")]
+    apply_with_one_failing(tmp_path, monkeypatch, edit_answers("DescribeInstances", "Instances", terminated),
+                           bad, "terminated instead of running: insufficient capacity", kept)
