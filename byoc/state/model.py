@@ -90,6 +90,18 @@ class State:
     def with_resource(self, rs: ResourceState) -> State:
         return replace(self, resources={**self.resources, rs.address: rs})
 
+    def with_changes(self, changes: Mapping[str, ResourceState | None]) -> State:
+        """Several resources recorded (or, where None, forgotten) at once: one new document."""
+        if not changes:
+            return self
+        resources = dict(self.resources)
+        for address, rs in changes.items():
+            if rs is None:
+                resources.pop(address, None)
+            else:
+                resources[address] = rs
+        return replace(self, resources=resources)
+
     def without(self, address: str) -> State:
         return replace(self, resources={a: r for a, r in self.resources.items() if a != address})
 
