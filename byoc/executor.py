@@ -362,8 +362,9 @@ class Executor:
             pool.shutdown(wait=True)
             writes.close()
             self._batch = False
+            settled = self._settle()
             if self._dirty and not writes.failed:  # stopped by an error: what was recorded is kept
-                self.save(self._settle())
+                self.save(settled)
         for op in sorted(blocked):
             change = g.nodes[op]["change"]
             self.on_event(Event("skipped", op[0], _label(change, op),
