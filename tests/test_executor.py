@@ -304,3 +304,22 @@ def test_what_a_kind_does_before_a_delete_is_told_between_start_and_done() -> No
     assert mine == [("start", ""), ("note", "deletion protection turned off"), ("done", "")]
     note = next(e for e in h.events if e.kind == "note")
     assert note.action == "destroy" and note.aws_id
+
+
+def test_the_garbage_collector_is_set_for_the_run_and_given_back_after() -> None:
+    """While operations run, the young generation is collected less often and the objects that
+    existed before are frozen; afterwards both are as they were."""
+    import gc
+
+    h = Harness()
+    before, seen = gc.get_threshold(), []
+    real = h.kinds["fake_net"].create
+
+    def create(ctx: Any, address: str, props: Any) -> Any:
+        seen.append((gc.get_threshold()[0], gc.get_freeze_count() > 0))
+        return real(ctx, address, props)
+
+    h.kinds["fake_net"].create = create  # type: ignore[method-assign]
+    assert h.apply(h.plan(world())).ok
+    assert seen == [(max(before[0], 20_000), True)]
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

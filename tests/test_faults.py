@@ -328,3 +328,27 @@ def test_credentials_refused_by_one_service_are_reported_once_without_a_kind(
     assert str(err.value).startswith("DescribeVpcs failed: AWS was not able to validate the provided "
                                      "access credentials. The AWS credentials in use are not valid")
     assert str(err.value).endswith("choose others with AWS_PROFILE [AuthFailure]")
+
+
+@pytest.mark.parametrize(("status", "parsed", "retried"), [
+    (200, {"Vpcs": []}, False),
+    (200, {"Error": {"Code": "ThrottlingException"}}, True),  # an error in a 200 answer (S3 does this)
+    (503, {"Error": {"Code": "ServiceUnavailable"}}, True),
+    (400, {"Error": {"Code": "RequestLimitExceeded"}}, True),
+    (400, {"Error": {"Code": "InvalidParameterValue"}}, False),
+])
+def test_the_retry_handler_answers_a_plain_success_at_once_and_still_retries_errors(
+    status: int, parsed: dict[str, Any], retried: bool
+) -> None:
+    """The needs-retry handler decides a success without botocore's retry context, and every
+    error it retried before is retried still (a delay), whatever the status says."""
+    ctx = AwsContext(cluster="c1", region="us-east-1")
+    client = ctx.client("ec2")
+    operation = client.meta.service_model.operation_model("DescribeVpcs")
+    _, delay = client.meta.events.emit_until_response(
+        "needs-retry.ec2.DescribeVpcs", response=(SimpleNamespace(status_code=status, headers={}), parsed),
+        endpoint=None, operation=operation, attempts=1, caught_exception=None,
+        request_dict={"context": {}})
+    assert (delay is not None) is retried
+    if retried:
+        assert delay >= 0

@@ -72,8 +72,15 @@ def test_incremental_text_is_exactly_the_pretty_printed_document(tmp_path: Path)
         lambda s: s.with_resource(vpc("10.1.0.0/16")),
         lambda s: s.with_facts({"ami": "ami-1"}),
         lambda s: s.with_final_snapshot("aws_ebs_volume.d", "vol-1", "snap-1", "2026-01-01T00:00:00Z"),
+        lambda s: s.with_outputs({"endpoint": "a", "nodes": ["n0"]}),
+        lambda s: s.with_outputs({"endpoint": "b", "nodes": ["n0", "n1"]}),
+        lambda s: s.with_facts({"ami": "ami-2"}),
+        lambda s: s.with_changes({"aws_vpc.main": vpc("10.2.0.0/16"), 'aws_subnet.a["x"]': None,
+                                  "aws_eip.a": ResourceState("aws_eip.a", "aws_eip", "eip-1", {}, {})}),
+        lambda s: s.with_changes({}),
         lambda s: s.without("aws_vpc.main"),
         lambda s: s.without('aws_subnet.a["x"]'),
+        lambda s: s.with_changes({"aws_eip.a": None}),
     ]
     for step in steps:
         state = step(state).bumped()

@@ -6,6 +6,7 @@ quota, no blind repeat of a create, unreachable endpoints remembered).
 from __future__ import annotations
 
 import datetime
+import logging
 import random
 import re
 import threading
@@ -64,7 +65,6 @@ class CallRecorder:
 
     def __init__(self) -> None:
         import collections
-        import logging
 
         self.log = logging.getLogger(CALL_LOG)
         self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -90,7 +90,7 @@ class CallRecorder:
     def _after(
         self, model: Any = None, context: Any = None, http_response: Any = None, **kwargs: Any
     ) -> None:
-        if model is None:
+        if model is None or not self.log.isEnabledFor(logging.INFO):
             return
         started = (context or {}).get("byoc_started")
         took = f" {time.monotonic() - started:.3f}s" if started else ""
@@ -163,6 +163,8 @@ class SdkRetries:
         """The delay before the next attempt, or None: do not repeat the call."""
         if operation is None:
             return None
+        if caught_exception is None and attempts < MAX_ATTEMPTS and _succeeded(response, operation):
+            return None  # what botocore's checks would conclude, without building their context
         what = (operation.service_model.endpoint_prefix, operation.name, attempts)
         if caught_exception is not None and type(caught_exception).__name__ in UNREACHABLE_ERRORS:
             return self._unreachable(what, caught_exception)
@@ -198,6 +200,18 @@ class SdkRetries:
         self.log.info("aws %s %s attempt %d: cannot reach %s (%s); trying again in %.2fs",
                       *what, endpoint, why, delay)
         return delay
+
+
+def _succeeded(response: Any, operation: Any) -> bool:
+    """Whether an answer is a plain success that no retry condition of botocore's standard policy
+    (error codes, 5xx/429 statuses, modeled retryable errors) can match: a status below 400 and no
+    error in what was parsed. (DynamoDB's checksum check looks at successes too: not one of these.)"""
+    if not isinstance(response, tuple) or len(response) != 2:
+        return False
+    status = getattr(response[0], "status_code", None)
+    parsed = response[1]
+    return (isinstance(status, int) and status < 400 and isinstance(parsed, dict) and "Error" not in parsed
+            and operation.service_model.endpoint_prefix != "dynamodb")
 
 
 def _answer(response: Any, caught_exception: BaseException | None) -> str:

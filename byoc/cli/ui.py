@@ -97,19 +97,25 @@ class Progress:
             if event.kind == "start":
                 now = self.clock()
                 self.inflight[event.address] = (now, event.action, now + self.interval)
-                self.con.print(f"{event.address}: {start}")
+                self._line(f"{event.address}: {start}")
             elif event.kind == "done":
                 self.inflight.pop(event.address, None)
                 ident = f" [id={event.aws_id}]" if event.aws_id else ""
-                self.con.print(f"{event.address}: {finish} after {_dur(event.elapsed)}{ident}")
+                self._line(f"{event.address}: {finish} after {_dur(event.elapsed)}{ident}")
             elif event.kind == "failed":
                 self.inflight.pop(event.address, None)
-                self.con.print(Text(f"{event.address}: failed after {_dur(event.elapsed)}", style="red"))
+                self._line(Text(f"{event.address}: failed after {_dur(event.elapsed)}", style="red"))
             elif event.kind == "skipped":
-                self.con.print(Text(f"{event.address}: {event.message}", style="yellow"))
+                self._line(Text(f"{event.address}: {event.message}", style="yellow"))
             elif event.kind == "note":
-                self.con.print(f"{event.address}: {event.message}")
+                self._line(f"{event.address}: {event.message}")
             self._refresh()
+
+    def _line(self, line: str | Text) -> None:
+        """One line of progress, printed as it is: no markup parsed in it (an address or an AWS
+        message may hold brackets) and no highlighting guessed over it; about a third of the
+        cost of a plain ``print`` per line (an apply at 30 nodes prints some 600)."""
+        self.con.print(line, highlight=False, markup=False)
 
     def tick(self) -> None:
         """A "Still ..." line for each operation in flight whose next one is due; the live status."""
@@ -119,7 +125,7 @@ class Progress:
                 if now < due:
                     continue
                 still = _STILL.get(action, "Still working...")
-                self.con.print(f"{address}: {still} [{_dur(now - started)} elapsed]")
+                self._line(f"{address}: {still} [{_dur(now - started)} elapsed]")
                 while due <= now:
                     due += self.interval
                 self.inflight[address] = (started, action, due)

@@ -21,7 +21,7 @@ from typing import IO
 
 from byoc.errors import LockError, StateError
 from byoc.state.base import LockInfo, check_successor, conflict_message
-from byoc.state.model import ResourceState, State
+from byoc.state.model import State
 
 #: how often a held lock is tried again while ``--lock-timeout`` lasts (seconds)
 LOCK_POLL = 0.25
@@ -48,7 +48,7 @@ class LocalBackend:
         self._seen: tuple[str, int] | None = None
         self._has_seen = False
         #: each resource's text as last written (see State.to_json)
-        self._texts: dict[int, tuple[ResourceState, str]] = {}
+        self._texts: dict[int, tuple[object, str]] = {}
 
     def describe(self) -> str:
         return str(self.path)

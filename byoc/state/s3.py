@@ -20,7 +20,7 @@ from byoc.aws.errors import error_code, to_cloud_error
 from byoc.errors import LockError, StateError
 from byoc.model import default_state_key
 from byoc.state.base import LockInfo, check_successor, conflict_message
-from byoc.state.model import ResourceState, State
+from byoc.state.model import State
 
 #: what S3 answers to a conditional write whose condition does not hold
 _CONFLICT = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
@@ -61,7 +61,7 @@ class S3Backend:
         #: the state this backend last read or wrote (what its ETag stands for)
         self._last: State | None = None
         #: each resource's text as last written (see State.to_json)
-        self._texts: dict[int, tuple[ResourceState, str]] = {}
+        self._texts: dict[int, tuple[object, str]] = {}
         self._held: LockInfo | None = None
 
     def describe(self) -> str:
