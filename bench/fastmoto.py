@@ -99,7 +99,7 @@ def _tags_by_id(get_tags: Any) -> Any:
         if any(c in rid for c in "*?["):  # an id moto would read as a pattern: its own way
             return get_tags(self)
         tags = self.ec2_backend.tags
-        own = tags[rid] if rid in tags else {}  # the index is a defaultdict: a lookup must not add
+        own = tags.get(rid, {})  # a defaultdict: .get adds no entry
         kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(rid), "")
         return [{"resource_id": rid, "key": k, "value": v, "resource_type": kind} for k, v in own.items()]
 
