@@ -12,7 +12,7 @@ below when all three share it, as they do here and do not against AWS), which of
 the peak memory of the fleet's process (ru_maxrss). Timings here are measurements, never tests.
 
 Usage: python bench/fleet.py [--clusters 100] [--accounts 5] [--delay 50] [--parallelism 5,10,20]
-       [--in-flight 8] [--setup-workers 4]
+       [--in-flight 16] [--setup-workers 4]
 """
 
 from __future__ import annotations
@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallelism", default="5,10,20",
                     help="AWS calls in flight across the fleet; several (comma-separated) sweep them over "
                     "one setup")
-    ap.add_argument("--in-flight", type=int, default=8, help="clusters in flight (byoc drift --clusters)")
+    ap.add_argument("--in-flight", type=int, default=16,
+                    help="clusters in flight (byoc drift --clusters); one cluster alone keeps about two "
+                    "calls in flight (its critical path), so 8 would leave a parallelism of 20 partly unused")
     ap.add_argument("--setup-workers", type=int, default=4, help="clusters applied at once in the setup")
     ap.add_argument("--out", default=str(ROOT / "bench/results/fleet.json"))
     args = ap.parse_args(argv)
