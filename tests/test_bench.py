@@ -276,7 +276,7 @@ def test_the_fleet_benchmark_says_which_bound_holds() -> None:
     assert slow["cpu_bound_seconds"] == 6.0 and slow["wall_over_bound"] == 1.2
     fast = bounds(run, calls=1000, delay_ms=50, parallelism=20)  # 2.5 s of work, 6 s of CPU
     assert fast["bound_that_holds"] == "cpu" and fast["wall_over_work_bound"] == 4.8
-    assert fast["wall_over_bound"] == 2.0
+    assert fast["wall_over_bound"] == 2.0 and fast["machine_share"] == 0.5
     mine = cpu_seconds(os.getpid())
     assert mine is None or mine > 0
     assert cpu_seconds(2**22 + 12345) is None  # no such process
