@@ -155,8 +155,8 @@ def bounds(run: dict[str, Any], calls: int, delay_ms: float, parallelism: int) -
     wall = run["fleet_seconds"]
     return {"work_bound_seconds": round(work, 2), "cpu_bound_seconds": round(cpu, 2),
             "bound_that_holds": "work" if work >= cpu else "cpu",
-            # the share of the machine's CPU the three got while the fleet ran: well below 1 when
-            # other processes took the rest (the CPU bound assumes every core is theirs)
+            # the share of the machine's CPU the three used while the fleet ran: when the CPU bound
+            # holds, a share well below 1 says other processes took the rest (the bound assumes not)
             "machine_share": round(cpu / wall, 3) if wall else None,
             "wall_over_work_bound": round(run["fleet_seconds"] / work, 3) if work else None,
             "wall_over_bound": round(run["fleet_seconds"] / bound, 3) if bound else None}
