@@ -233,7 +233,7 @@ def _same(a: Any, b: Any) -> bool:
     if t in _EXACT:
         return bool(a == b)
     if t is dict:
-        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+        return a.keys() == b.keys() and all(type(k) is str and _same(v, b[k]) for k, v in a.items())
     if t is list or t is tuple:
         return len(a) == len(b) and all(map(_same, a, b))
     return False
