@@ -144,22 +144,25 @@ def drift(specs: list[Path], args: argparse.Namespace, env: dict[str, str], para
 
 
 def bounds(run: dict[str, Any], calls: int, delay_ms: float, parallelism: int) -> dict[str, Any]:
-    """The run's two lower bounds of the wall time and which holds: the work bound (the calls at the
-    delay, ``parallelism`` at a time) and the machine's CPU bound (byoc's, moto's and the proxy's CPU
-    over the cores; byoc's own CPU alone when /proc could not tell the servers')."""
+    """The run's lower bounds of the wall time and which holds: the work bound (the calls at the
+    delay, ``parallelism`` at a time), the machine's CPU bound (byoc's, moto's and the proxy's CPU
+    over the cores; byoc's own CPU alone when /proc could not tell the servers') and byoc's process
+    (its CPU: one process runs its Python on one core at a time; about, as the SDK's C code runs
+    beside it and its start-up is in it)."""
     work = calls * delay_ms / 1000 / parallelism
     cores = os.cpu_count() or 1
     servers = [run.get("moto_cpu_seconds"), run.get("proxy_cpu_seconds")]
-    cpu = (run["process_cpu_seconds"] + sum(c for c in servers if c is not None)) / cores
-    bound = max(work, cpu)
+    process = run["process_cpu_seconds"]
+    cpu = (process + sum(c for c in servers if c is not None)) / cores
+    holds, bound = max((("work", work), ("cpu", cpu), ("process", process)), key=lambda b: b[1])
     wall = run["fleet_seconds"]
     return {"work_bound_seconds": round(work, 2), "cpu_bound_seconds": round(cpu, 2),
-            "bound_that_holds": "work" if work >= cpu else "cpu",
+            "process_bound_seconds": round(process, 2), "bound_that_holds": holds,
             # the share of the machine's CPU the three used while the fleet ran: when the CPU bound
             # holds, a share well below 1 says other processes took the rest (the bound assumes not)
             "machine_share": round(cpu / wall, 3) if wall else None,
-            "wall_over_work_bound": round(run["fleet_seconds"] / work, 3) if work else None,
-            "wall_over_bound": round(run["fleet_seconds"] / bound, 3) if bound else None}
+            "wall_over_work_bound": round(wall / work, 3) if work else None,
+            "wall_over_bound": round(wall / bound, 3) if bound else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{f['wall_over_work_bound']}x")
         print(f"  CPU bound of this machine {f['cpu_bound_seconds']:.2f}s = "
               f"(byoc {f['process_cpu_seconds']:.1f}s + moto {f.get('moto_cpu_seconds')}s"
-              f" + proxy {f.get('proxy_cpu_seconds')}s) / {cores} cores; "
+              f" + proxy {f.get('proxy_cpu_seconds')}s) / {cores} cores; byoc's one process "
+              f"{f['process_bound_seconds']:.2f}s; "
               f"the {f['bound_that_holds']} bound holds: wall = {f['wall_over_bound']}x it; they had "
               f"{f['machine_share']:.0%} of the machine's CPU meanwhile")
         print(f"  byoc CPU {f['process_cpu_seconds'] / args.clusters:.3f}s per cluster (the single run: "

@@ -263,13 +263,14 @@ def test_the_benchmark_reads_a_resources_tags_as_moto_does() -> None:
 
 def test_the_fleet_benchmark_says_which_bound_holds() -> None:
     """bench/fleet.py: the work bound (calls x delay / parallelism) against the machine's CPU bound
-    (byoc's, moto's and the proxy's CPU over the cores), and the wall time over the larger."""
+    (byoc's, moto's and the proxy's CPU over the cores) and byoc's one process (its CPU), and the
+    wall time over the largest."""
     import os
 
     from bench.fleet import bounds, cpu_seconds
 
     cores = os.cpu_count() or 1
-    run = {"fleet_seconds": 12.0, "process_cpu_seconds": 4.0 * cores, "moto_cpu_seconds": 2.0 * cores,
+    run = {"fleet_seconds": 12.0, "process_cpu_seconds": 4.0, "moto_cpu_seconds": 6.0 * cores - 4.0,
            "proxy_cpu_seconds": None}
     slow = bounds(run, calls=1000, delay_ms=50, parallelism=5)  # 10 s of work, 6 s of CPU
     assert slow["bound_that_holds"] == "work" and slow["work_bound_seconds"] == 10.0
@@ -277,6 +278,9 @@ def test_the_fleet_benchmark_says_which_bound_holds() -> None:
     fast = bounds(run, calls=1000, delay_ms=50, parallelism=20)  # 2.5 s of work, 6 s of CPU
     assert fast["bound_that_holds"] == "cpu" and fast["wall_over_work_bound"] == 4.8
     assert fast["wall_over_bound"] == 2.0 and fast["machine_share"] == 0.5
+    if cores > 1:  # one process's CPU over the machine's (on one core the two are the same)
+        one = bounds({**run, "process_cpu_seconds": 8.0, "moto_cpu_seconds": 0.0}, 1000, 50, 20)
+        assert one["bound_that_holds"] == "process" and one["wall_over_bound"] == 1.5
     mine = cpu_seconds(os.getpid())
     assert mine is None or mine > 0
     assert cpu_seconds(2**22 + 12345) is None  # no such process
