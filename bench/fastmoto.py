@@ -39,6 +39,7 @@ def _lighter_moto() -> None:
     import moto.core.responses
     import moto.core.utils
     import moto.ec2.models.amis
+    import moto.ec2.models.core
     import moto.kms.models
 
     modules = frozenset(moto.backends.list_of_moto_modules())
@@ -50,6 +51,8 @@ def _lighter_moto() -> None:
         moto.kms.models.generate_private_key)
     amis = moto.ec2.models.amis.AmiBackend
     amis.describe_images = _image_by_id(amis.describe_images)  # type: ignore[method-assign]
+    tagged = moto.ec2.models.core.TaggedEC2Resource
+    tagged.get_tags = _tags_by_id(tagged.get_tags)  # type: ignore[method-assign]
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     from moto.moto_api._internal.models import MotoAPIBackend
 
@@ -78,6 +81,27 @@ def _image_by_id(describe_images: Any) -> Any:
             ami = self.amis.get(wanted)
             return [ami] if ami is not None else []
         return describe_images(self, ami_ids=ami_ids, filters=filters, exec_users=exec_users, owners=owners)
+
+    return wrapper
+
+
+def _tags_by_id(get_tags: Any) -> Any:
+    """moto's ``TaggedEC2Resource.get_tags`` (``describe_tags`` filtered by the resource's id, which
+    matches every tag of the account against that id), reading the one resource's entry of the
+    tag index instead: the same list, in the same order."""
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    @functools.wraps(get_tags)
+    def wrapper(self: Any) -> Any:
+        rid = getattr(self, "id", None)
+        if not rid:
+            return []
+        if any(c in rid for c in "*?["):  # an id moto would read as a pattern: its own way
+            return get_tags(self)
+        tags = self.ec2_backend.tags
+        own = tags.get(rid, {})  # a defaultdict: .get adds no entry
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(rid), "")
+        return [{"resource_id": rid, "key": k, "value": v, "resource_type": kind} for k, v in own.items()]
 
     return wrapper
 

@@ -3,13 +3,16 @@
 role's ARN), against a moto server behind the latency-injecting, call-counting proxy.
 
 Setup, not timed: the clusters are applied with the proxy at 0 ms, several at a time. Then, at the
-per-call delay, one cluster is checked alone and then the whole fleet, each by the real CLI in a
-process of its own (as cron runs it). Printed: AWS calls per cluster (the fleet's against the single
-cluster's), wall time against the work bound (calls x delay / --parallelism), and the peak memory
-of the fleet's process (ru_maxrss). Timings here are measurements, never tests.
+per-call delay, one cluster is checked alone and then the whole fleet once for each --parallelism
+(a sweep over one setup), each by the real CLI in a process of its own (as cron runs it). Printed:
+AWS calls per cluster (the fleet's against the single cluster's), wall time against the work bound
+(calls x delay / parallelism) and against this machine's CPU bound (the CPU that byoc's process, the
+moto server and the proxy spent on the run, over the machine's cores: what the wall time cannot go
+below when all three share it, as they do here and do not against AWS), which of the two holds, and
+the peak memory of the fleet's process (ru_maxrss). Timings here are measurements, never tests.
 
-Usage: python bench/fleet.py [--clusters 100] [--accounts 5] [--delay 50] [--parallelism 20]
-       [--in-flight 8] [--setup-workers 4]
+Usage: python bench/fleet.py [--clusters 100] [--accounts 5] [--delay 50] [--parallelism 5,10,20]
+       [--in-flight 16] [--setup-workers 4]
 """
 
 from __future__ import annotations
@@ -95,18 +98,35 @@ def apply_one(path: Path) -> None:
     raise SystemExit(f"{path}: setup apply failed: {[str(f.error) for f in result.failures]}")
 
 
-def drift(specs: list[Path], args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a running process has used so far; None where /proc cannot say."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def drift(specs: list[Path], args: argparse.Namespace, env: dict[str, str], parallelism: int,
+          servers: dict[str, int]) -> dict[str, Any]:
     """``byoc drift SPEC...`` in a process of its own: exit code, the fleet's own wall time (its
-    summary line), the process's wall time and its peak memory."""
+    summary line), the process's wall time, CPU and peak memory, and the CPU the ``servers`` (name
+    → pid: the moto server, the proxy) spent meanwhile."""
     command = [sys.executable, "-m", "byoc", "drift", *map(str, specs),
-               "--parallelism", str(args.parallelism), "--clusters", str(args.in_flight)]
+               "--parallelism", str(parallelism), "--clusters", str(args.in_flight)]
     if len(specs) == 1:
         command += ["--shard", "1/1"]  # a fleet run of one, for its summary line
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     before, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    served = {name: cpu_seconds(pid) for name, pid in servers.items()}
+    load = os.getloadavg()[0]
     started = time.monotonic()
     p = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     wall = time.monotonic() - started
+    spent = {}
+    for name, pid in servers.items():
+        now, then = cpu_seconds(pid), served[name]
+        spent[f"{name}_cpu_seconds"] = None if now is None or then is None else round(now - then, 2)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     after, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu
     m = re.search(r"Fleet: (\d+) cluster\(s\).*: (\d+) fine, (\d+) drifted, (\d+) failed \(([\d.]+)s",
@@ -116,9 +136,33 @@ def drift(specs: list[Path], args: argparse.Namespace, env: dict[str, str]) -> d
     return {"exit": p.returncode, "fleet_seconds": float(m.group(5)), "process_seconds": round(wall, 2),
             # CPU of byoc's process (one core at most for its Python threads): what the wall time
             # cannot go below, whatever the delay and --parallelism
-            "process_cpu_seconds": round(cpu, 2),
+            "process_cpu_seconds": round(cpu, 2), **spent,
             # ru_maxrss of children is the largest child's so far: this one's when it is the largest
-            "maxrss_mib": round(max(after, before) / 1024, 1), "maxrss_grew": after > before}
+            "maxrss_mib": round(max(after, before) / 1024, 1), "maxrss_grew": after > before,
+            # other processes' load on the machine, which these timings share it with
+            "load_average_before": round(load, 2), "load_average_after": round(os.getloadavg()[0], 2)}
+
+
+def bounds(run: dict[str, Any], calls: int, delay_ms: float, parallelism: int) -> dict[str, Any]:
+    """The run's lower bounds of the wall time and which holds: the work bound (the calls at the
+    delay, ``parallelism`` at a time), the machine's CPU bound (byoc's, moto's and the proxy's CPU
+    over the cores; byoc's own CPU alone when /proc could not tell the servers') and byoc's process
+    (its CPU: one process runs its Python on one core at a time; about, as the SDK's C code runs
+    beside it and its start-up is in it)."""
+    work = calls * delay_ms / 1000 / parallelism
+    cores = os.cpu_count() or 1
+    servers = [run.get("moto_cpu_seconds"), run.get("proxy_cpu_seconds")]
+    process = run["process_cpu_seconds"]
+    cpu = (process + sum(c for c in servers if c is not None)) / cores
+    holds, bound = max((("work", work), ("cpu", cpu), ("process", process)), key=lambda b: b[1])
+    wall = run["fleet_seconds"]
+    return {"work_bound_seconds": round(work, 2), "cpu_bound_seconds": round(cpu, 2),
+            "process_bound_seconds": round(process, 2), "bound_that_holds": holds,
+            # the share of the machine's CPU the three used while the fleet ran: when the CPU bound
+            # holds, a share well below 1 says other processes took the rest (the bound assumes not)
+            "machine_share": round(cpu / wall, 3) if wall else None,
+            "wall_over_work_bound": round(wall / work, 3) if work else None,
+            "wall_over_bound": round(wall / bound, 3) if bound else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,11 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clusters", type=int, default=100)
     ap.add_argument("--accounts", type=int, default=5)
     ap.add_argument("--delay", type=float, default=50, help="per-call delay in ms")
-    ap.add_argument("--parallelism", type=int, default=20, help="AWS calls in flight across the fleet")
-    ap.add_argument("--in-flight", type=int, default=8, help="clusters in flight (byoc drift --clusters)")
+    ap.add_argument("--parallelism", default="5,10,20",
+                    help="AWS calls in flight across the fleet; several (comma-separated) sweep them over "
+                    "one setup")
+    ap.add_argument("--in-flight", type=int, default=16,
+                    help="clusters in flight (byoc drift --clusters); one cluster alone keeps about two "
+                    "calls in flight (its critical path), so 8 would leave a parallelism of 20 partly unused")
     ap.add_argument("--setup-workers", type=int, default=4, help="clusters applied at once in the setup")
     ap.add_argument("--out", default=str(ROOT / "bench/results/fleet.json"))
     args = ap.parse_args(argv)
+    sweep = [int(p) for p in str(args.parallelism).split(",") if p.strip()]
 
     from tests.motoserver import MotoServer
 
@@ -151,46 +200,53 @@ def main(argv: list[str] | None = None) -> int:
             proxy.take()
             proxy.delay = args.delay / 1000
 
-            single = drift(specs[:1], args, env)
+            servers = {"moto": server.proc.pid, "proxy": proxy.proc.pid}
+            single = drift(specs[:1], args, env, max(sweep), servers)
             single_calls = len(proxy.take())
-            fleet = drift(specs, args, env)
-            fleet_calls = proxy.take()
+            runs = []
+            for parallelism in sweep:
+                fleet = drift(specs, args, env, parallelism, servers)
+                runs.append((parallelism, fleet, proxy.take()))
     finally:
         proxy.stop()
         server.proc.terminate()
         server.proc.wait(timeout=10)
 
-    per_cluster = len(fleet_calls) / args.clusters
-    bound = len(fleet_calls) * args.delay / 1000 / args.parallelism
-    by_action: dict[str, int] = {}
-    for c in fleet_calls:
-        key = f"{c.service}:{c.action}"
-        by_action[key] = by_action.get(key, 0) + 1
-    results = {
+    cores = os.cpu_count()
+    print(f"single cluster: {single_calls} AWS calls, {single['fleet_seconds']:.2f}s")
+    results: dict[str, Any] = {
         "clusters": args.clusters, "accounts": args.accounts, "delay_ms": args.delay,
-        "parallelism": args.parallelism, "in_flight": args.in_flight, "setup_seconds": round(setup, 1),
-        "single": {**single, "calls": single_calls},
-        "fleet": {**fleet, "calls": len(fleet_calls), "calls_per_cluster": round(per_cluster, 2),
-                  "work_bound_seconds": round(bound, 2),
-                  "wall_over_bound": round(fleet["fleet_seconds"] / bound, 3) if bound else None},
-        "calls_per_cluster_over_single": round(per_cluster / single_calls, 4) if single_calls else None,
-        "by_action": dict(sorted(by_action.items())),
-        "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+        "in_flight": args.in_flight, "setup_seconds": round(setup, 1), "cpus": cores,
+        "single": {**single, "calls": single_calls}, "sweep": [],
     }
+    for parallelism, fleet, fleet_calls in runs:
+        per_cluster = len(fleet_calls) / args.clusters
+        by_action: dict[str, int] = {}
+        for c in fleet_calls:
+            key = f"{c.service}:{c.action}"
+            by_action[key] = by_action.get(key, 0) + 1
+        f = {"parallelism": parallelism, **fleet, "calls": len(fleet_calls),
+             "calls_per_cluster": round(per_cluster, 2),
+             "calls_per_cluster_over_single": round(per_cluster / single_calls, 4) if single_calls else None,
+             **bounds(fleet, len(fleet_calls), args.delay, parallelism),
+             "by_action": dict(sorted(by_action.items()))}
+        results["sweep"].append(f)
+        print(f"\n--parallelism {parallelism}: {f['calls']} AWS calls = {per_cluster:.2f} per cluster "
+              f"({f['calls_per_cluster_over_single']}x a single cluster's)")
+        print(f"  wall {f['fleet_seconds']:.2f}s (process {f['process_seconds']:.2f}s); work bound "
+              f"{f['work_bound_seconds']:.2f}s = {f['calls']} calls x {args.delay:g} ms / {parallelism}: "
+              f"{f['wall_over_work_bound']}x")
+        print(f"  CPU bound of this machine {f['cpu_bound_seconds']:.2f}s = "
+              f"(byoc {f['process_cpu_seconds']:.1f}s + moto {f.get('moto_cpu_seconds')}s"
+              f" + proxy {f.get('proxy_cpu_seconds')}s) / {cores} cores; byoc's one process "
+              f"{f['process_bound_seconds']:.2f}s; "
+              f"the {f['bound_that_holds']} bound holds: wall = {f['wall_over_bound']}x it; they had "
+              f"{f['machine_share']:.0%} of the machine's CPU meanwhile")
+        print(f"  byoc CPU {f['process_cpu_seconds'] / args.clusters:.3f}s per cluster (the single run: "
+              f"{single['process_cpu_seconds']:.1f}s); peak memory {f['maxrss_mib']} MiB; load average "
+              f"{f['load_average_before']} -> {f['load_average_after']} on {cores} CPUs")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    f = results["fleet"]
-    print(f"single cluster: {single_calls} AWS calls, {single['fleet_seconds']:.2f}s")
-    print(f"fleet of {args.clusters}: {f['calls']} AWS calls = {per_cluster:.2f} per cluster "
-          f"({results['calls_per_cluster_over_single']}x a single cluster's)")
-    print(f"wall {f['fleet_seconds']:.2f}s (process {f['process_seconds']:.2f}s) vs work bound "
-          f"{bound:.2f}s = {f['calls']} calls x {args.delay:g} ms / {args.parallelism}: "
-          f"{f['wall_over_bound']}x the bound")
-    print(f"CPU of the fleet's process: {f['process_cpu_seconds']:.1f}s "
-          f"({f['process_cpu_seconds'] / args.clusters:.2f}s per cluster; the single run: "
-          f"{single['process_cpu_seconds']:.1f}s)")
-    print(f"peak memory of the fleet's process: {f['maxrss_mib']} MiB; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"wrote {args.out}")
     return 0
 

@@ -186,8 +186,9 @@ def detect(
             out.append(ResourceDrift(address, rs.kind, MISSING, rs.id))
             continue
         raw = _differences(rs.props, found.props, rs.id, found.id)
-        diffs = _differences(without_ignored(address, rs.props, rules),
-                             without_ignored(address, found.props, rules), rs.id, found.id)
+        diffs = raw if not any(r.matches(address) for r in rules) else _differences(
+            without_ignored(address, rs.props, rules), without_ignored(address, found.props, rules),
+            rs.id, found.id)
         ignored.extend(f"{address}: {n}" for n in raw
                        if n not in diffs or canonical_json(diffs[n]) != canonical_json(raw[n]))
         attrs = []
@@ -213,9 +214,29 @@ def _differences(
         if contains_unknown(expected[name]):
             continue
         got = actual.get(name)
-        if name not in actual or canonical_json(expected[name]) != canonical_json(got):
+        if name not in actual or not (_same(expected[name], got)
+                                      or canonical_json(expected[name]) == canonical_json(got)):
             out[name] = (expected[name], got)
     return out
+
+
+_EXACT = frozenset({str, int, bool, type(None)})
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` are plain data of the very same types and values, so that their canonical JSON
+    is the same: the quick answer for the usual attribute that did not drift. False says only "not
+    known": ``canonical_json`` decides (a tuple and a list, a Ref, a float)."""
+    t = type(a)
+    if t is not type(b):
+        return False
+    if t in _EXACT:
+        return bool(a == b)
+    if t is dict:
+        return a.keys() == b.keys() and all(type(k) is str and _same(v, b[k]) for k, v in a.items())
+    if t is list or t is tuple:
+        return len(a) == len(b) and all(map(_same, a, b))
+    return False
 
 
 def accept_ignored(

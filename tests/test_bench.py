@@ -234,6 +234,58 @@ def test_the_benchmark_finds_an_image_by_id_as_moto_does(monkeypatch: pytest.Mon
         assert [a.id for a in fast(backend, ami_ids=some[:2])] == some[:2]
 
 
+def test_the_benchmark_reads_a_resources_tags_as_moto_does() -> None:
+    """bench.fastmoto's tag lookup by id answers as moto's scan of every tag: the same tags in the
+    same order, none for an untagged resource, and no entry added to moto's index by asking."""
+    import boto3
+    from moto import mock_aws
+    from moto.ec2.models.core import TaggedEC2Resource
+
+    from bench.fastmoto import _tags_by_id
+
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name="us-west-2")
+        tags = [{"Key": k, "Value": v} for k, v in (("b", "2"), ("a", "1"), ("byoc:cluster", "x"))]
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16",
+                             TagSpecifications=[{"ResourceType": "vpc", "Tags": tags}])["Vpc"]["VpcId"]
+        bare = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+        group = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"]
+        ec2.create_tags(Resources=[group], Tags=[{"Key": "c", "Value": "3"}])
+        from moto.ec2.models import ec2_backends
+
+        backend = ec2_backends["123456789012"]["us-west-2"]
+        fast = _tags_by_id(TaggedEC2Resource.get_tags)
+        for resource in (backend.vpcs[vpc], backend.vpcs[bare], backend.get_security_group_from_id(group)):
+            assert fast(resource) == TaggedEC2Resource.get_tags(resource)
+        assert [t["key"] for t in fast(backend.vpcs[vpc])] == ["b", "a", "byoc:cluster"]
+        assert fast(backend.vpcs[bare]) == [] and bare not in backend.tags
+
+
+def test_the_fleet_benchmark_says_which_bound_holds() -> None:
+    """bench/fleet.py: the work bound (calls x delay / parallelism) against the machine's CPU bound
+    (byoc's, moto's and the proxy's CPU over the cores) and byoc's one process (its CPU), and the
+    wall time over the largest."""
+    import os
+
+    from bench.fleet import bounds, cpu_seconds
+
+    cores = os.cpu_count() or 1
+    run = {"fleet_seconds": 12.0, "process_cpu_seconds": 4.0, "moto_cpu_seconds": 6.0 * cores - 4.0,
+           "proxy_cpu_seconds": None}
+    slow = bounds(run, calls=1000, delay_ms=50, parallelism=5)  # 10 s of work, 6 s of CPU
+    assert slow["bound_that_holds"] == "work" and slow["work_bound_seconds"] == 10.0
+    assert slow["cpu_bound_seconds"] == 6.0 and slow["wall_over_bound"] == 1.2
+    fast = bounds(run, calls=1000, delay_ms=50, parallelism=20)  # 2.5 s of work, 6 s of CPU
+    assert fast["bound_that_holds"] == "cpu" and fast["wall_over_work_bound"] == 4.8
+    assert fast["wall_over_bound"] == 2.0 and fast["machine_share"] == 0.5
+    if cores > 1:  # one process's CPU over the machine's (on one core the two are the same)
+        one = bounds({**run, "process_cpu_seconds": 8.0, "moto_cpu_seconds": 0.0}, 1000, 50, 20)
+        assert one["bound_that_holds"] == "process" and one["wall_over_bound"] == 1.5
+    mine = cpu_seconds(os.getpid())
+    assert mine is None or mine > 0
+    assert cpu_seconds(2**22 + 12345) is None  # no such process
+
+
 def test_byoc_timings_reports_its_split_and_the_cli_section_reads_it(tmp_path: Path) -> None:
     """BYOC_TIMINGS=1 makes a command print one line of where its time went (stderr, at exit), in
     the form bench/run.py's CLI section parses; without it nothing is printed."""

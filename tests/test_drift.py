@@ -92,3 +92,17 @@ def test_spec_rules_and_json_round_trip() -> None:
 
 def test_no_state_and_nothing_live_is_in_sync() -> None:
     assert detect(None, {}, cluster="c").in_sync
+
+
+def test_values_compare_as_their_canonical_json() -> None:
+    """What counts as a change is what the canonical JSON tells apart, whichever way it is found:
+    a tuple and a list of the same items, or maps in another order, are the same; a boolean and a
+    number, 1 and 1.5, a string and a number, or a nested value that changed are not."""
+    same = {"list": [1, "a", {"k": [True, None]}], "map": {"b": 1, "a": 2}, "n": 1, "s": "x", "f": 1.5}
+    also = {"list": (1, "a", {"k": (True, None)}), "map": {"a": 2, "b": 1}, "n": 1, "s": "x", "f": 1.5}
+    state = State("c", "l", 1, {NODE: ResourceState(NODE, "aws_instance", "i-1", same)})
+    assert detect(state, {NODE: Live(NODE, "aws_instance", "i-1", also)}).in_sync
+    for name, other in (("n", True), ("n", 1.0), ("s", 1), ("list", [1, "a", {"k": [1, None]}]),
+                        ("map", {"a": 2, "b": "1"}), ("map", {1: 2, "b": 1}), ("f", 1)):
+        report = detect(state, {NODE: Live(NODE, "aws_instance", "i-1", {**same, name: other})})
+        assert [a.name for a in report.resources[0].attributes] == [name], (name, other)

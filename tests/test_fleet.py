@@ -129,6 +129,37 @@ def test_fleet_drift_in_sync_one_unassumable_role_exit_1(fleet_dir: Path) -> Non
     assert all(r.calls > 0 for r in records if r.status != "error")
 
 
+def test_an_assumed_roles_account_is_taken_from_its_arn_not_asked_again(fleet_dir: Path) -> None:
+    """The ARNs drift compares need the account: with an assumed role it is the role's own (no
+    GetCallerIdentity per cluster), and the clusters are still in sync in their own accounts."""
+    asked: list[str] = []
+    count = ("before-call.sts.GetCallerIdentity", lambda **_: asked.append("GetCallerIdentity"))
+    opts = dataclasses.replace(options(parallelism=4, clusters=3), event_hooks=(count, *TEST_HOOKS))
+    records = run_fleet(specs(fleet_dir, "a", "b", "c"), drift_check, opts)
+    assert [(r.status, r.account) for r in records] == [("in_sync", ACCOUNTS[c]) for c in "abc"]
+    assert asked == []
+    # in sync: the ARNs built with that account (the volumes') matched the state's
+    assert all(r.counts["checked"] > 20 for r in records)
+
+
+def test_clusters_with_different_roles_never_share_credentials_or_clients(fleet_dir: Path) -> None:
+    """Each cluster signs with its own role's session: a and b (one account, two sessions) and c
+    (another account) have their own credentials and their own SDK clients."""
+    seen: dict[str, Engine] = {}
+
+    def keep(engine: Engine) -> fleet.Outcome:
+        seen[engine.spec.cluster_name] = engine
+        return drift_check(engine)
+
+    records = run_fleet(specs(fleet_dir, "a", "b", "c"), keep, options(parallelism=4, clusters=3))
+    assert [r.status for r in records] == ["in_sync"] * 3
+    ctxs = [seen[f"fleet-{c}"].ctx for c in "abc"]
+    keys = [c.credentials.get_frozen_credentials().access_key for c in ctxs]
+    assert len({id(c.credentials) for c in ctxs}) == 3 and len(set(keys)) == 3
+    for service in ("ec2", "iam", "s3"):
+        assert len({id(c.client(service)) for c in ctxs}) == 3
+
+
 def test_gate_bounds_the_calls_in_flight_across_the_fleet(fleet_dir: Path) -> None:
     """Counted by hooks of the test's own, inside the gate: from sending an attempt to parsing its answer."""
     lock = threading.Lock()
