@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from byoc.blueprint.base import Builder
+from byoc.blueprint.base import Builder, rotation_enabled, rotation_function_name
 from byoc.blueprint.network import FLOW_LOGS_POLICY, flow_logs_role_name
 from byoc.blueprint.policy import document, statement
 from byoc.blueprint.replication import REPLICATION_POLICY, replication_role_name
@@ -17,6 +17,8 @@ from byoc.spec import Spec
 
 NODE_POLICY = "proton-node"
 OPERATIONS_POLICY = "proton-operations"
+#: the password rotation function's inline policy (blueprint.rotation)
+ROTATION_POLICY = "password-rotation"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ def iam_names(spec: Spec) -> dict[str, dict[str, frozenset[str]]]:
         roles[flow_logs_role_name(cluster)] = frozenset({FLOW_LOGS_POLICY})
     if spec.data["storage"].get("replication"):
         roles[replication_role_name(cluster)] = frozenset({REPLICATION_POLICY})
+    if rotation_enabled(spec):
+        roles[rotation_function_name(cluster)] = frozenset({ROTATION_POLICY})
     return {"aws_iam_role": roles, "aws_iam_instance_profile": {f"{cluster}-node": frozenset()}}
 
 

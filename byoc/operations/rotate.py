@@ -18,7 +18,6 @@ PutSecretValue, and no hash of it is printed either.
 
 from __future__ import annotations
 
-import shlex
 import time
 import uuid
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from byoc.errors import ByocError
 from byoc.operations.query import explain
 from byoc.operations.ssm import NodeRun, QueryResult, node_instances, run_script, run_sql, secret_arn_of
 from byoc.state.model import State
-from byoc.userdata import PASSWORD_TOOL, password_script
+from byoc.userdata import tool_command
 
 CURRENT, PREVIOUS = "AWSCURRENT", "AWSPREVIOUS"
 #: what ``byoc-proton-password --status`` may print
@@ -44,28 +43,6 @@ HEALTH_TIMEOUT = 300.0
 DEFAULT_PASSWORD_LENGTH = 32
 
 Progress = Callable[[str, str], None]  # (node, what happened)
-
-
-def tool_command(secret_arn: str, region: str, *args: str) -> str:
-    """The SSM command that runs the node-side script with ``args``. ``--status`` runs it from the
-    command itself and leaves the node as it was; otherwise the script is installed first (with its
-    per-boot hook: ``--install``), so a node booted by an older byoc gets both."""
-    tool = password_script(secret_arn, region).rstrip("\n")
-    quoted = " ".join(shlex.quote(a) for a in args)
-    if args == ("--status",):
-        return "\n".join(["#!/bin/bash", "bash -s -- --status <<'BYOC_PASSWORD_SCRIPT'", tool,
-                          "BYOC_PASSWORD_SCRIPT"]) + "\n"
-    return "\n".join([
-        "#!/bin/bash",
-        "set -euo pipefail",
-        "umask 077",
-        f"cat >{PASSWORD_TOOL}.new <<'BYOC_PASSWORD_SCRIPT'",
-        tool,
-        "BYOC_PASSWORD_SCRIPT",
-        f"chmod 0700 {PASSWORD_TOOL}.new",
-        f"mv -f {PASSWORD_TOOL}.new {PASSWORD_TOOL}",
-        f"exec {PASSWORD_TOOL} --install {quoted}",
-    ]) + "\n"
 
 
 @dataclass(frozen=True)
