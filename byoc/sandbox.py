@@ -284,6 +284,7 @@ def serve(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     moto_answers_as_aws()
+    lambda_without_docker()
     secure_transport_from_requests()
     app = _RecordScheme(DomainDispatcherApplication(create_backend_app))
     tls = (args.cert, args.key) if args.cert and args.key else None
@@ -364,6 +365,42 @@ def _without_secure_transport(stmt: dict[str, Any], secure: str) -> dict[str, An
         del conditions["Bool"]
     out = {k: v for k, v in stmt.items() if k != "Condition"}
     return {**out, "Condition": conditions} if conditions else out
+
+
+def lambda_without_docker() -> None:
+    """moto runs a Lambda function's code in Docker, which the sandbox does not need: Secrets
+    Manager's RotateSecret invokes the password rotation function, and moto without Docker answers
+    that invocation itself (the function's code is tested in-process by byoc's tests). moto also
+    drops a function's ``DeadLetterConfig``: kept here and answered as AWS does. Idempotent."""
+    from moto.awslambda.models import LambdaFunction
+    from moto.core.config import default_user_config
+
+    default_user_config["lambda"] = {"use_docker": False}
+    if getattr(LambdaFunction, "_byoc_dlq", False):
+        return
+    init, configuration, update = (LambdaFunction.__init__, LambdaFunction.get_configuration,
+                                   LambdaFunction.update_configuration)
+
+    def __init__(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        init(self, account_id, spec, *args, **kwargs)
+        self.byoc_dead_letter = dict(spec.get("DeadLetterConfig") or {})
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        out: dict[str, Any] = configuration(self, *args, **kwargs)
+        if getattr(self, "byoc_dead_letter", None):
+            out["DeadLetterConfig"] = dict(self.byoc_dead_letter)
+        return out
+
+    def update_configuration(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+        if "DeadLetterConfig" in config_updates:
+            self.byoc_dead_letter = dict(config_updates["DeadLetterConfig"] or {})
+        out: dict[str, Any] = update(self, config_updates)
+        return out
+
+    LambdaFunction.__init__ = __init__  # type: ignore[method-assign]
+    LambdaFunction.get_configuration = get_configuration  # type: ignore[method-assign]
+    LambdaFunction.update_configuration = update_configuration  # type: ignore[method-assign]
+    LambdaFunction._byoc_dlq = True  # type: ignore[attr-defined]
 
 
 def moto_answers_as_aws() -> None:

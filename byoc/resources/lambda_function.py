@@ -52,6 +52,10 @@ class LambdaFunction(ResourceType):
     force_new = frozenset({"function_name"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:
+        """Once per discovery pass (the permission kind reads the same functions)."""
+        return list(ctx.memo("lambda", "functions", lambda: self._discover(ctx)))
+
+    def _discover(self, ctx: AwsContext) -> list[Live]:
         lam = ctx.client("lambda")
         out = []
         for page in lam.get_paginator("list_functions").paginate():

@@ -18,9 +18,10 @@ from botocore.exceptions import ClientError
 
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code
+from byoc.aws.tags import ADDRESS_TAG
 from byoc.model import Live
 from byoc.resources.base import ResourceType
-from byoc.resources.secretsmanager_secret import KIND as SECRET
+from byoc.resources.secretsmanager_secret import listed
 
 SECRET_KIND = "aws_secretsmanager_secret"
 #: Secrets Manager cannot invoke a function whose permission is too new yet
@@ -33,14 +34,15 @@ class SecretRotation(ResourceType):
     force_new = frozenset({"secret_id"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:
+        """From ListSecrets' answer (it carries the rotation settings), shared with the secret kind."""
         out = []
-        for secret in SECRET.discover(ctx):
-            if not secret.address.startswith(f"{SECRET_KIND}.") or ".unmanaged[" in secret.address:
-                continue
-            live = self._read(ctx, secret.id, self.kind + secret.address[len(SECRET_KIND):])
-            if live is not None:
-                out.append(live)
-        return out
+        for meta in listed(ctx):
+            address = {t["Key"]: t["Value"] for t in meta.get("Tags") or ()}.get(ADDRESS_TAG, "")
+            if address.startswith(f"{SECRET_KIND}."):
+                live = self._live(meta, self.kind + address[len(SECRET_KIND):])
+                if live is not None:
+                    out.append(live)
+        return sorted(out, key=lambda x: x.address)
 
     def read(self, ctx: AwsContext, aws_id: str) -> Live | None:
         return next((x for x in self.discover(ctx) if x.id == aws_id), None)
@@ -61,7 +63,7 @@ class SecretRotation(ResourceType):
 
     def delete(self, ctx: AwsContext, live: Live) -> None:
         try:
-            ctx.client("secretsmanager").cancel_rotation(SecretId=live.id)
+            ctx.client("secretsmanager").cancel_rotate_secret(SecretId=live.id)
         except ClientError as exc:
             code = error_code(exc)
             if code == "ResourceNotFoundException":
@@ -100,6 +102,9 @@ class SecretRotation(ResourceType):
             if error_code(exc) == "ResourceNotFoundException":
                 return None
             raise
+        return self._live(meta, address)
+
+    def _live(self, meta: Mapping[str, Any], address: str) -> Live | None:
         if not meta.get("RotationEnabled") or not meta.get("RotationLambdaARN"):
             return None
         rules = meta.get("RotationRules") or {}
