@@ -1,0 +1,203 @@
+"""The rotation function's code (byoc/templates/rotation_lambda.py), in-process against a dev cluster
+applied on moto with scheduled rotation on: its four steps with a real moto Secrets Manager and EC2,
+and the nodes answered through SSM by ``NodeShell`` as byoc-proton-password and Proton would (each
+node holds one version of the secret; the command names the version it is to hold). Also the zip:
+deterministic, with the same placeholders as the function."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byoc.blueprint import rotation as blueprint
+from byoc.resources.lambda_function import code_hash
+from byoc.templates import rotation_lambda as fn
+from tests.daytwo import applied
+from tests.nodeshell import Answer, NodeShell
+
+REGION = "us-west-2"
+_VERSION = re.compile(r"--version-id '?([A-Za-z0-9-]+)'?")
+
+
+class Nodes:
+    """Each node's users override: the version of the secret it holds; ``refuse``: nodes whose Proton
+    refuses a new password (the script puts the previous override back and exits 3); ``deaf``: nodes
+    that take it but then do not answer SELECT 1 with it."""
+
+    def __init__(self, holds: dict[str, str]) -> None:
+        self.holds = holds
+        self.refuse: set[str] = set()
+        self.deaf: set[str] = set()
+
+    def answer(self, iid: str, script: str) -> Answer:
+        found = _VERSION.findall(script)  # the last: the command's own (the script's usage names one too)
+        assert found, script[:200]
+        version = found[-1]
+        if "byoc-proton-password" in script:  # apply.sh: the node-side script with --version-id
+            if iid in self.refuse:
+                return Answer(stderr="byoc-proton-password: previous override restored\nbyoc-proton-password: "
+                              "ERROR: Proton refuses the new password (HTTP 516)", exit_code=3)
+            if self.holds[iid] == version:
+                return Answer(stdout="byoc-proton-password: unchanged\n")
+            self.holds[iid] = version
+            return Answer(stdout="byoc-proton-password: users.d override written\n"
+                          "byoc-proton-password: the new password logs in\n")
+        assert "SELECT 1" in script
+        if self.holds[iid] == version and iid not in self.deaf:
+            return Answer(stdout="1\n")
+        return Answer(stderr="Code: 516. DB::Exception: default: Authentication failed", exit_code=22)
+
+
+@pytest.fixture
+def world(moto: None, tmp_path: Path, monkeypatch: Any) -> Any:
+    eng = applied(tmp_path, monkeypatch, "security.password_rotation.enabled=true", count=3)
+    ctx = eng.ctx
+    state = eng.state()
+    assert state is not None
+    iids = [state.resources[f'aws_instance.node["{k}"]'].id for k in ("0", "1", "2")]
+    arn = state.resources["aws_secretsmanager_secret.admin"].id
+    sm = ctx.client("secretsmanager")
+    current = _stage(sm, arn, fn.CURRENT)
+    nodes = Nodes({iid: current for iid in iids})
+    shell = NodeShell(nodes.answer).install(ctx.client("ssm"))
+    template = dict(blueprint.package_files(REGION))["apply.sh"].decode()
+    rotation = fn.Rotation(sm, ctx.client("ssm"), ctx.client("ec2"), template, sleep=lambda s: None)
+    return ctx, arn, iids, nodes, shell, rotation
+
+
+def _stage(sm: Any, arn: str, stage: str) -> str | None:
+    stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    return next((v for v, s in stages.items() if stage in s), None)
+
+
+def start(arn: str) -> str:
+    """What Secrets Manager does before it invokes the function: a new version id staged AWSPENDING,
+    without a value yet (moto's RotateSecret would also move AWSCURRENT at once: not as AWS does)."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    token = str(uuid.uuid4())
+    secret = secretsmanager_backends["123456789012"][REGION].secrets[arn]
+    secret.remove_version_stages_from_old_versions([fn.PENDING])
+    secret.versions[token] = {"createdate": int(time.time()), "version_id": token,
+                              "version_stages": [fn.PENDING]}
+    return token
+
+
+def value(sm: Any, arn: str, **which: str) -> str:
+    """The value by version/stage; AWSCURRENT's by default, named (moto's GetSecretValue without a
+    stage keeps answering the version that was current before UpdateSecretVersionStage; AWS's does not)."""
+    return str(sm.get_secret_value(SecretId=arn, **(which or {"VersionStage": fn.CURRENT}))["SecretString"])
+
+
+def test_the_four_steps_move_every_node_then_awscurrent(world: Any) -> None:
+    ctx, arn, iids, nodes, shell, rotation = world
+    sm = ctx.client("secretsmanager")
+    old = _stage(sm, arn, fn.CURRENT)
+    old_value = value(sm, arn)
+    token = start(arn)
+    rotation.run("createSecret", arn, token)
+    new_value = value(sm, arn, VersionId=token, VersionStage=fn.PENDING)
+    assert new_value != old_value and len(new_value) == fn.PASSWORD_LENGTH
+    rotation.run("createSecret", arn, token)  # a retry makes no second value
+    assert value(sm, arn, VersionId=token) == new_value
+
+    rotation.run("setSecret", arn, token)
+    assert nodes.holds == {iid: token for iid in iids}
+    # node by node, in node order: each takes the value and answers SELECT 1 with it before the next
+    kinds = [(iid, "apply" if "byoc-proton-password" in s else "check") for iid, s in shell.sent]
+    assert kinds == [(i, k) for i in iids for k in ("apply", "check")]
+    assert _stage(sm, arn, fn.CURRENT) == old  # nothing moved in the secret yet
+
+    rotation.run("testSecret", arn, token)
+    rotation.run("finishSecret", arn, token)
+    assert _stage(sm, arn, fn.CURRENT) == token and _stage(sm, arn, "AWSPREVIOUS") == old
+    assert value(sm, arn) == new_value
+    rotation.run("finishSecret", arn, token)  # already current: nothing to do
+    # the password went to no node in a command: each node reads it by version id itself
+    assert not any(new_value in s or old_value in s for _, s in shell.sent)
+
+
+def test_a_node_that_refuses_stops_the_roll_puts_the_others_back_and_the_retry_finishes(world: Any) -> None:
+    ctx, arn, iids, nodes, shell, rotation = world
+    sm = ctx.client("secretsmanager")
+    old = _stage(sm, arn, fn.CURRENT)
+    token = start(arn)
+    rotation.run("createSecret", arn, token)
+    nodes.refuse.add(iids[1])
+    with pytest.raises(fn.RotationFailed) as failed:
+        rotation.run("setSecret", arn, token)
+    message = str(failed.value)
+    assert f"node 1 ({iids[1]})" in message and "Proton refuses the new password" in message
+    assert "Nodes 0 were put back on the AWSCURRENT password" in message
+    # node 1 went back to the current value, node 2 kept it (its script restored it), node 3 untouched
+    assert nodes.holds == {iid: old for iid in iids}
+    assert not shell.scripts_for(iids[2])
+    assert _stage(sm, arn, fn.CURRENT) == old and _stage(sm, arn, fn.PENDING) == token
+
+    # Secrets Manager retries the rotation with the same token: the value stays, the roll finishes
+    pending = value(sm, arn, VersionId=token)
+    nodes.refuse.clear()
+    rotation.run("createSecret", arn, token)
+    rotation.run("setSecret", arn, token)
+    rotation.run("testSecret", arn, token)
+    rotation.run("finishSecret", arn, token)
+    assert nodes.holds == {iid: token for iid in iids}
+    assert _stage(sm, arn, fn.CURRENT) == token and value(sm, arn) == pending
+
+
+def test_a_node_that_takes_it_but_does_not_answer_is_put_back_too(world: Any) -> None:
+    ctx, arn, iids, nodes, shell, rotation = world
+    sm = ctx.client("secretsmanager")
+    old = _stage(sm, arn, fn.CURRENT)
+    token = start(arn)
+    rotation.run("createSecret", arn, token)
+    nodes.deaf.add(iids[0])
+    with pytest.raises(fn.RotationFailed, match="does not answer SELECT 1"):
+        rotation.run("setSecret", arn, token)
+    assert nodes.holds[iids[0]] == old and not shell.scripts_for(iids[1])
+
+
+def test_testsecret_fails_while_a_node_does_not_hold_the_pending_value(world: Any) -> None:
+    ctx, arn, iids, nodes, shell, rotation = world
+    token = start(arn)
+    rotation.run("createSecret", arn, token)
+    nodes.holds[iids[0]] = token  # one node only
+    with pytest.raises(fn.RotationFailed, match=f"node 1 \\({iids[1]}\\)"):
+        rotation.run("testSecret", arn, token)
+
+
+def test_a_token_that_is_not_pending_or_not_of_the_secret_is_refused(world: Any) -> None:
+    ctx, arn, iids, nodes, shell, rotation = world
+    sm = ctx.client("secretsmanager")
+    with pytest.raises(fn.RotationFailed, match="has no version"):
+        rotation.run("setSecret", arn, str(uuid.uuid4()))
+    current = _stage(sm, arn, fn.CURRENT)
+    rotation.run("setSecret", arn, current)  # already AWSCURRENT: nothing to do, no node touched
+    assert not shell.sent
+    with pytest.raises(fn.RotationFailed, match="ARN"):
+        rotation.run("setSecret", "byoc/x; rm -rf /", current)
+
+
+def test_the_zip_is_deterministic_and_carries_the_function_and_its_node_command() -> None:
+    data = blueprint.package_zip(REGION)
+    blueprint.package_zip.cache_clear()
+    blueprint.package_files.cache_clear()
+    assert blueprint.package_zip(REGION) == data  # same bytes when built again
+    assert blueprint.source_code_hash(REGION) == code_hash(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.namelist() == ["rotation_lambda.py", "apply.sh"]
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        apply = zf.read("apply.sh").decode()
+        code = zf.read("rotation_lambda.py").decode()
+    assert code == Path(fn.__file__).read_text()
+    assert (blueprint.ARN_PLACEHOLDER, blueprint.VERSION_PLACEHOLDER) == (fn.ARN_PLACEHOLDER, fn.VERSION_PLACEHOLDER)
+    assert f"SECRET_ARN={fn.ARN_PLACEHOLDER}" in apply and f"--version-id {fn.VERSION_PLACEHOLDER}" in apply
+    assert "REGION=us-west-2" in apply
+    assert blueprint.package_zip("eu-west-1") != data  # the node command names the region
