@@ -42,8 +42,9 @@ class Nodes:
         version = found[-1]
         if "byoc-proton-password" in script:  # apply.sh: the node-side script with --version-id
             if iid in self.refuse:
-                return Answer(stderr="byoc-proton-password: previous override restored\nbyoc-proton-password: "
-                              "ERROR: Proton refuses the new password (HTTP 516)", exit_code=3)
+                return Answer(stderr="byoc-proton-password: previous override restored\n"
+                              "byoc-proton-password: ERROR: Proton refuses the new password (HTTP 516)",
+                              exit_code=3)
             if self.holds[iid] == version:
                 return Answer(stdout="byoc-proton-password: unchanged\n")
             self.holds[iid] = version
@@ -165,7 +166,7 @@ def test_a_node_that_takes_it_but_does_not_answer_is_put_back_too(world: Any) ->
 
 
 def test_testsecret_fails_while_a_node_does_not_hold_the_pending_value(world: Any) -> None:
-    ctx, arn, iids, nodes, shell, rotation = world
+    _, arn, iids, nodes, _, rotation = world
     token = start(arn)
     rotation.run("createSecret", arn, token)
     nodes.holds[iids[0]] = token  # one node only
@@ -174,7 +175,7 @@ def test_testsecret_fails_while_a_node_does_not_hold_the_pending_value(world: An
 
 
 def test_a_token_that_is_not_pending_or_not_of_the_secret_is_refused(world: Any) -> None:
-    ctx, arn, iids, nodes, shell, rotation = world
+    ctx, arn, _, _, shell, rotation = world
     sm = ctx.client("secretsmanager")
     with pytest.raises(fn.RotationFailed, match="has no version"):
         rotation.run("setSecret", arn, str(uuid.uuid4()))
@@ -197,7 +198,8 @@ def test_the_zip_is_deterministic_and_carries_the_function_and_its_node_command(
         apply = zf.read("apply.sh").decode()
         code = zf.read("rotation_lambda.py").decode()
     assert code == Path(fn.__file__).read_text()
-    assert (blueprint.ARN_PLACEHOLDER, blueprint.VERSION_PLACEHOLDER) == (fn.ARN_PLACEHOLDER, fn.VERSION_PLACEHOLDER)
+    assert blueprint.ARN_PLACEHOLDER == fn.ARN_PLACEHOLDER
+    assert blueprint.VERSION_PLACEHOLDER == fn.VERSION_PLACEHOLDER
     assert f"SECRET_ARN={fn.ARN_PLACEHOLDER}" in apply and f"--version-id {fn.VERSION_PLACEHOLDER}" in apply
     assert "REGION=us-west-2" in apply
     assert blueprint.package_zip("eu-west-1") != data  # the node command names the region
