@@ -149,9 +149,10 @@ def _role(b: Builder, storage: Storage, group: str, queue: str, key: Any) -> str
         statement("Allow", ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
                             "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"],
                   [Ref(storage.secret, "arn")], sid="ThisSecret"),
-        # these actions support no resource scoping in IAM
-        statement("Allow", ["secretsmanager:GetRandomPassword", "ssm:GetCommandInvocation",
-                            "ec2:DescribeInstances"], ["*"], sid="Unscoped"),
+        # these actions support no resource scoping in IAM (tracing: X-Ray's daemon actions)
+        statement("Allow", ["ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
+                            "secretsmanager:GetRandomPassword", "ssm:GetCommandInvocation",
+                            "xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"], sid="Unscoped"),
         statement("Allow", ["ssm:SendCommand"], [f"{arn}:ec2:{region}:{account}:instance/*"],
                   sid="CommandTheClusterNodes",
                   condition={"StringEquals": {"ssm:resourceTag/byoc:cluster": [b.cluster]}}),
@@ -160,12 +161,12 @@ def _role(b: Builder, storage: Storage, group: str, queue: str, key: Any) -> str
         statement("Allow", ["logs:CreateLogStream", "logs:PutLogEvents"], [Ref(group, "arn_wildcard")],
                   sid="OwnLogs"),
         statement("Allow", ["sqs:SendMessage"], [Ref(queue, "arn")], sid="DeadLetters"),
-        # AWSLambdaVPCAccessExecutionRole's network interface actions and X-Ray's daemon actions:
-        # AWS scopes neither to a resource
+        # Lambda makes the function's network interfaces in the private subnets with its role
+        # (AWSLambdaVPCAccessExecutionRole's actions, scoped to this account and region)
         statement("Allow", ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
-                            "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces",
-                            "ec2:UnassignPrivateIpAddresses", "xray:PutTelemetryRecords",
-                            "xray:PutTraceSegments"], ["*"], sid="VpcAndTracing"),
+                            "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"],
+                  [f"{arn}:ec2:{region}:{account}:{what}/*"
+                   for what in ("network-interface", "security-group", "subnet")], sid="NetworkInterfaces"),
     ]
     if key is not None:
         statements.append(statement("Allow", ["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="Kms"))
