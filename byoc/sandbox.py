@@ -376,6 +376,7 @@ def lambda_without_docker() -> None:
     from moto.core.config import default_user_config
 
     default_user_config["lambda"] = {"use_docker": False}
+    _rotation_rules_as_aws()
     if getattr(LambdaFunction, "_byoc_dlq", False):
         return
     init, configuration, update = (LambdaFunction.__init__, LambdaFunction.get_configuration,
@@ -401,6 +402,36 @@ def lambda_without_docker() -> None:
     LambdaFunction.get_configuration = get_configuration  # type: ignore[method-assign]
     LambdaFunction.update_configuration = update_configuration  # type: ignore[method-assign]
     LambdaFunction._byoc_dlq = True  # type: ignore[attr-defined]
+
+
+def _rotation_rules_as_aws() -> None:
+    """moto keeps only a rotation's AutomaticallyAfterDays (and counts a schedule expression as
+    rotation off): the whole RotationRules kept and answered, rotation on with either, as in AWS."""
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+
+    if getattr(FakeSecret, "_byoc_rules", False):
+        return
+    rotate, as_dict = SecretsManagerBackend.rotate_secret, FakeSecret.to_dict
+
+    def rotate_secret(self: Any, secret_id: str, *args: Any, **kwargs: Any) -> Any:
+        out = rotate(self, secret_id, *args, **kwargs)
+        rules = kwargs.get("rotation_rules")
+        if rules:
+            secret = self.secrets[secret_id]
+            secret.byoc_rules = dict(rules)
+            secret.rotation_enabled = bool(rules.get("AutomaticallyAfterDays")
+                                           or rules.get("ScheduleExpression"))
+        return out
+
+    def to_dict(self: Any) -> dict[str, Any]:
+        out: dict[str, Any] = as_dict(self)
+        if "RotationRules" in out and getattr(self, "byoc_rules", None):
+            out["RotationRules"] = dict(self.byoc_rules)
+        return out
+
+    SecretsManagerBackend.rotate_secret = rotate_secret  # type: ignore[method-assign]
+    FakeSecret.to_dict = to_dict  # type: ignore[method-assign]
+    FakeSecret._byoc_rules = True  # type: ignore[attr-defined]
 
 
 def moto_answers_as_aws() -> None:

@@ -158,7 +158,7 @@ DRIFT_READ = [
     "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerAttributes",
     "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTargetGroupAttributes",
     "iam:ListInstanceProfiles", "iam:ListRoles", "kms:ListAliases", "logs:DescribeLogGroups",
-    "secretsmanager:ListSecrets", "tag:GetResources",
+    "secretsmanager:ListSecrets", "tag:GetResources", "lambda:ListFunctions", "sqs:ListQueues",
 ]
 
 #: the buckets' configuration reads of drift (scoped to the cluster's buckets)
@@ -195,6 +195,17 @@ def _drift_statements(b: Builder, path: str, storage: Storage) -> list[dict[str,
     ]
     if storage.kms_key is not None:
         out.append(statement("Allow", DRIFT_KEY_READ, [storage.kms_key], sid="DriftKey"))
+    if rotation_enabled(b.spec):  # the rotation function and its queue (blueprint.rotation)
+        name = rotation_function_name(b.cluster)
+        out += [
+            statement("Allow", ["lambda:GetFunction", "lambda:GetFunctionCodeSigningConfig",
+                                "lambda:GetPolicy"],
+                      [f"arn:{b.partition}:lambda:{b.region}:{b.facts.account}:function:{name}"],
+                      sid="DriftRotationFunction"),
+            statement("Allow", ["sqs:GetQueueAttributes", "sqs:ListQueueTags"],
+                      [f"arn:{b.partition}:sqs:{b.region}:{b.facts.account}:{name}-dlq"],
+                      sid="DriftRotationQueue"),
+        ]
     state = b.spec.data.get("state") or {}
     if state.get("backend") == "s3" and state.get("bucket"):
         key = state.get("key") or default_state_key(b.cluster)

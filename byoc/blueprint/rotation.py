@@ -156,7 +156,7 @@ def _role(b: Builder, storage: Storage, group: str, queue: str, key: Any) -> str
         statement("Allow", ["ssm:SendCommand"], [f"{arn}:ec2:{region}:{account}:instance/*"],
                   sid="CommandTheClusterNodes",
                   condition={"StringEquals": {"ssm:resourceTag/byoc:cluster": [b.cluster]}}),
-        statement("Allow", ["ssm:SendCommand"], [f"{arn}:ssm:{region}::document/AWS-RunShellScript"],
+        statement("Allow", ["ssm:SendCommand"], [f"{arn}:ssm:{region}:*:document/AWS-RunShellScript"],
                   sid="RunShellScript"),
         statement("Allow", ["logs:CreateLogStream", "logs:PutLogEvents"], [Ref(group, "arn_wildcard")],
                   sid="OwnLogs"),
