@@ -406,7 +406,9 @@ def lambda_without_docker() -> None:
 
 def _rotation_rules_as_aws() -> None:
     """moto keeps only a rotation's AutomaticallyAfterDays (and counts a schedule expression as
-    rotation off): the whole RotationRules kept and answered, rotation on with either, as in AWS."""
+    rotation off): the whole RotationRules kept and answered, rotation on with either, as in AWS.
+    And with RotateImmediately false, AWS removes the AWSPENDING version its testSecret run used;
+    moto leaves it (a rotation that looks in progress): removed here."""
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
 
     if getattr(FakeSecret, "_byoc_rules", False):
@@ -416,8 +418,11 @@ def _rotation_rules_as_aws() -> None:
     def rotate_secret(self: Any, secret_id: str, *args: Any, **kwargs: Any) -> Any:
         out = rotate(self, secret_id, *args, **kwargs)
         rules = kwargs.get("rotation_rules")
+        secret = self.secrets[secret_id]
+        if not kwargs.get("rotate_immediately", True):
+            for version in [v for v, d in secret.versions.items() if d["version_stages"] == ["AWSPENDING"]]:
+                del secret.versions[version]
         if rules:
-            secret = self.secrets[secret_id]
             secret.byoc_rules = dict(rules)
             secret.rotation_enabled = bool(rules.get("AutomaticallyAfterDays")
                                            or rules.get("ScheduleExpression"))

@@ -70,7 +70,7 @@ def world(moto: None, tmp_path: Path, monkeypatch: Any) -> Any:
     shell = NodeShell(nodes.answer).install(ctx.client("ssm"))
     template = dict(blueprint.package_files(REGION))["apply.sh"].decode()
     rotation = fn.Rotation(sm, ctx.client("ssm"), ctx.client("ec2"), template, sleep=lambda s: None)
-    return ctx, arn, iids, nodes, shell, rotation
+    return ctx, arn, iids, nodes, shell, rotation, state
 
 
 def _stage(sm: Any, arn: str, stage: str) -> str | None:
@@ -98,7 +98,7 @@ def value(sm: Any, arn: str, **which: str) -> str:
 
 
 def test_the_four_steps_move_every_node_then_awscurrent(world: Any) -> None:
-    ctx, arn, iids, nodes, shell, rotation = world
+    ctx, arn, iids, nodes, shell, rotation, _state = world
     sm = ctx.client("secretsmanager")
     old = _stage(sm, arn, fn.CURRENT)
     old_value = value(sm, arn)
@@ -126,7 +126,7 @@ def test_the_four_steps_move_every_node_then_awscurrent(world: Any) -> None:
 
 
 def test_a_node_that_refuses_stops_the_roll_puts_the_others_back_and_the_retry_finishes(world: Any) -> None:
-    ctx, arn, iids, nodes, shell, rotation = world
+    ctx, arn, iids, nodes, shell, rotation, _state = world
     sm = ctx.client("secretsmanager")
     old = _stage(sm, arn, fn.CURRENT)
     token = start(arn)
@@ -154,7 +154,7 @@ def test_a_node_that_refuses_stops_the_roll_puts_the_others_back_and_the_retry_f
 
 
 def test_a_node_that_takes_it_but_does_not_answer_is_put_back_too(world: Any) -> None:
-    ctx, arn, iids, nodes, shell, rotation = world
+    ctx, arn, iids, nodes, shell, rotation, _state = world
     sm = ctx.client("secretsmanager")
     old = _stage(sm, arn, fn.CURRENT)
     token = start(arn)
@@ -166,7 +166,7 @@ def test_a_node_that_takes_it_but_does_not_answer_is_put_back_too(world: Any) ->
 
 
 def test_testsecret_fails_while_a_node_does_not_hold_the_pending_value(world: Any) -> None:
-    _, arn, iids, nodes, _, rotation = world
+    _, arn, iids, nodes, _, rotation, _state = world
     token = start(arn)
     rotation.run("createSecret", arn, token)
     nodes.holds[iids[0]] = token  # one node only
@@ -175,7 +175,7 @@ def test_testsecret_fails_while_a_node_does_not_hold_the_pending_value(world: An
 
 
 def test_a_token_that_is_not_pending_or_not_of_the_secret_is_refused(world: Any) -> None:
-    ctx, arn, _, _, shell, rotation = world
+    ctx, arn, _, _, shell, rotation, _state = world
     sm = ctx.client("secretsmanager")
     with pytest.raises(fn.RotationFailed, match="has no version"):
         rotation.run("setSecret", arn, str(uuid.uuid4()))
@@ -203,3 +203,37 @@ def test_the_zip_is_deterministic_and_carries_the_function_and_its_node_command(
     assert f"SECRET_ARN={fn.ARN_PLACEHOLDER}" in apply and f"--version-id {fn.VERSION_PLACEHOLDER}" in apply
     assert "REGION=us-west-2" in apply
     assert blueprint.package_zip("eu-west-1") != data  # the node command names the region
+
+
+# -- `byoc rotate-password` with scheduled rotation: one mechanism ---------------------------------
+
+
+def test_rotate_password_starts_secrets_managers_rotation_and_touches_no_node(world: Any) -> None:
+    from byoc.operations.rotate import plan_rotation, rotate_password
+
+    ctx, arn, _, _, shell, _, state = world
+    calls: list[dict[str, Any]] = []
+    ctx.client("secretsmanager").meta.events.register(
+        "provide-client-params.secrets-manager.RotateSecret", lambda params, **_: calls.append(dict(params)))
+    plan = plan_rotation(ctx, state)
+    assert plan.function and plan.function.endswith(":function:dev-proton-password-rotation")
+    assert "rotated by Secrets Manager on a schedule" in plan.describe()
+    result = rotate_password(ctx, state, plan)
+    assert result.started and result.ok and result.version_id
+    assert calls == [{"SecretId": arn, "RotateImmediately": True}]  # the configured function and rules
+    assert not shell.sent  # no node was asked anything: the function does the roll
+
+
+def test_rotate_password_refuses_while_a_rotation_is_in_progress(world: Any) -> None:
+    from byoc.errors import ByocError
+    from byoc.operations.rotate import plan_rotation
+
+    ctx, arn, _, _, shell, _, state = world
+    token = start(arn)
+    with pytest.raises(ByocError) as refused:
+        plan_rotation(ctx, state)
+    message = str(refused.value)
+    assert f"version {token} is AWSPENDING" in message and "Nothing was changed" in message
+    assert "/aws/lambda/dev-proton-password-rotation" in message
+    assert not shell.sent
+
