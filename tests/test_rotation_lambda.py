@@ -237,3 +237,48 @@ def test_rotate_password_refuses_while_a_rotation_is_in_progress(world: Any) -> 
     assert "/aws/lambda/dev-proton-password-rotation" in message
     assert not shell.sent
 
+
+
+# -- the spec ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (("security.password_rotation.enabled=true", "network.nat_gateway=none"),
+     "security.password_rotation.enabled: needs a NAT gateway, but network.nat_gateway is none"),
+    (("security.password_rotation.schedule_days=0",), "security.password_rotation.schedule_days"),
+    (("security.password_rotation.schedule_days=1001",), "security.password_rotation.schedule_days"),
+    (("security.password_rotation.schedule_expression=every day",),
+     "security.password_rotation.schedule_expression"),
+    (("security.password_rotation.duration=25h",), "security.password_rotation.duration"),
+])
+def test_a_rotation_that_cannot_be_is_refused_naming_the_field(overrides: tuple[str, ...],
+                                                               message: str) -> None:
+    from byoc.errors import SpecError
+    from byoc.spec import load_spec
+
+    with pytest.raises(SpecError, match=re.escape(message)):
+        load_spec("specs/dev.yaml", overrides)
+
+
+def test_off_unless_the_spec_says_so_and_the_rules_follow_the_provider() -> None:
+    from byoc.blueprint import build
+    from byoc.spec import load_spec
+
+    dev = load_spec("specs/dev.yaml")
+    assert dev.data["security"]["password_rotation"] == {
+        "enabled": False, "schedule_days": 30, "schedule_expression": None, "duration": None,
+        "code_signing_config_arn": None}
+    assert not [r for r in build(dev) if "rotation" in r.address]
+    cron = load_spec("specs/dev.yaml", ("security.password_rotation.enabled=true",
+                                        "security.password_rotation.schedule_expression=cron(0 4 ? * SUN *)",
+                                        "security.password_rotation.duration=3h"))
+    [rot] = [r for r in build(cron) if r.kind == "aws_secretsmanager_secret_rotation"]
+    assert rot.props["rotation_rules"] == {"automatically_after_days": None,
+                                           "schedule_expression": "cron(0 4 ? * SUN *)", "duration": "3h"}
+    assert rot.props["rotate_immediately"] is False
+    [fn] = [r for r in build(cron) if r.kind == "aws_lambda_function"]
+    assert fn.props["runtime"] == "python3.12" and fn.props["reserved_concurrent_executions"] == 1
+    assert fn.props["tracing_config"] == {"mode": "Active"} and "environment" not in fn.props
+    [sg] = [r for r in build(cron) if r.address == "aws_security_group.rotation"]
+    assert sg.props["ingress"] == []
+    assert [(e["from_port"], e["to_port"]) for e in sg.props["egress"]] == [(443, 443)]
