@@ -125,19 +125,26 @@ def test_the_four_steps_move_every_node_then_awscurrent(world: Any) -> None:
     assert not any(new_value in s or old_value in s for _, s in shell.sent)
 
 
-def test_a_node_that_refuses_stops_the_roll_puts_the_others_back_and_the_retry_finishes(world: Any) -> None:
-    ctx, arn, iids, nodes, shell, rotation, _state = world
+def begun(world: Any) -> tuple[Any, str | None, str]:
+    """A rotation started and its value created: (Secrets Manager client, AWSCURRENT's version, token)."""
+    ctx, arn, _, _, _, rotation, _ = world
     sm = ctx.client("secretsmanager")
     old = _stage(sm, arn, fn.CURRENT)
     token = start(arn)
     rotation.run("createSecret", arn, token)
+    return sm, old, token
+
+
+def test_a_node_that_refuses_stops_the_roll_puts_the_others_back_and_the_retry_finishes(world: Any) -> None:
+    _, arn, iids, nodes, shell, rotation, _ = world
+    sm, old, token = begun(world)
     nodes.refuse.add(iids[1])
     with pytest.raises(fn.RotationFailed) as failed:
         rotation.run("setSecret", arn, token)
     message = str(failed.value)
     assert f"node 1 ({iids[1]})" in message and "Proton refuses the new password" in message
     assert "Nodes 0 were put back on the AWSCURRENT password" in message
-    # node 1 went back to the current value, node 2 kept it (its script restored it), node 3 untouched
+    # node 0 went back to the current value, node 1 kept it (its script restored it), node 2 untouched
     assert nodes.holds == {iid: old for iid in iids}
     assert not shell.scripts_for(iids[2])
     assert _stage(sm, arn, fn.CURRENT) == old and _stage(sm, arn, fn.PENDING) == token
@@ -154,11 +161,8 @@ def test_a_node_that_refuses_stops_the_roll_puts_the_others_back_and_the_retry_f
 
 
 def test_a_node_that_takes_it_but_does_not_answer_is_put_back_too(world: Any) -> None:
-    ctx, arn, iids, nodes, shell, rotation, _state = world
-    sm = ctx.client("secretsmanager")
-    old = _stage(sm, arn, fn.CURRENT)
-    token = start(arn)
-    rotation.run("createSecret", arn, token)
+    _, arn, iids, nodes, shell, rotation, _ = world
+    _, old, token = begun(world)
     nodes.deaf.add(iids[0])
     with pytest.raises(fn.RotationFailed, match="does not answer SELECT 1"):
         rotation.run("setSecret", arn, token)
