@@ -178,6 +178,13 @@ def test_testsecret_fails_while_a_node_does_not_hold_the_pending_value(world: An
         rotation.run("testSecret", arn, token)
 
 
+def test_testsecret_alone_on_a_version_without_a_value_touches_no_node(world: Any) -> None:
+    # RotateSecret with RotateImmediately false: Secrets Manager runs testSecret alone
+    _, arn, _, _, shell, rotation, _ = world
+    rotation.run("testSecret", arn, start(arn))
+    assert not shell.sent
+
+
 def test_a_token_that_is_not_pending_or_not_of_the_secret_is_refused(world: Any) -> None:
     ctx, arn, _, _, shell, rotation, _state = world
     sm = ctx.client("secretsmanager")

@@ -115,13 +115,9 @@ class Rotation:
 
     def create(self, meta: dict[str, Any], arn: str, token: str) -> None:
         self.sm.get_secret_value(SecretId=arn, VersionStage=CURRENT)  # it must have a current value
-        try:
-            self.sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage=PENDING)
+        if self.has_value(arn, token):
             log.info("createSecret: version %s exists already", token)
             return
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                raise
         password = self.sm.get_random_password(PasswordLength=PASSWORD_LENGTH,
                                                ExcludePunctuation=True)["RandomPassword"]
         try:
@@ -163,6 +159,11 @@ class Rotation:
         return back
 
     def test(self, meta: dict[str, Any], arn: str, token: str) -> None:
+        if not self.has_value(arn, token):
+            # RotateSecret with RotateImmediately false runs testSecret alone, to check that the function
+            # can be invoked: a pending version without a value has nothing to test on the nodes
+            log.info("testSecret: version %s has no value yet: nothing to test on the nodes", token)
+            return
         bad = []
         for key, iid in self.nodes(_cluster(meta)):
             checked = self.command(iid, check_script(arn, token), "SELECT 1 with the pending password")
@@ -180,7 +181,16 @@ class Rotation:
                                             RemoveFromVersionId=current)
         log.info("finishSecret: version %s is AWSCURRENT (was %s)", token, current)
 
-    # -- the nodes -----------------------------------------------------------------------------
+    def has_value(self, arn: str, token: str) -> bool:
+        try:
+            self.sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage=PENDING)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+        # -- the nodes -----------------------------------------------------------------------------
     def nodes(self, cluster: str) -> list[tuple[str, str]]:
         """The cluster's running nodes, (key, instance id) in node order. Stopped nodes read
         AWSCURRENT when they boot, so they need nothing now."""
