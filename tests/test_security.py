@@ -41,7 +41,7 @@ UNSCOPABLE = {"cloudwatch:PutMetricData", "ec2messages:", "ssmmessages:", "ssm:U
               "tag:GetResources",
               # the password rotation function's: no resource type either
               "secretsmanager:GetRandomPassword", "ssm:GetCommandInvocation", "xray:PutTelemetryRecords",
-              "xray:PutTraceSegments"}
+              "xray:PutTraceSegments", "lambda:ListFunctions", "sqs:ListQueues"}
 
 
 def build(name: str) -> tuple[Any, list[Resource]]:
