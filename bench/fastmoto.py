@@ -178,7 +178,7 @@ def serve(host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from byoc.sandbox import moto_answers_as_aws
+    from byoc.sandbox import lambda_without_docker, moto_answers_as_aws
 
     ap = argparse.ArgumentParser(description="moto's server for the benchmark")
     ap.add_argument("-H", "--host", default="127.0.0.1")
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv if argv is not None else sys.argv[1:])
     _lighter_moto()
     moto_answers_as_aws()  # as the sandbox's moto: a bucket's EventBridge notifications read back
+    lambda_without_docker()  # and the password rotation function invoked without Docker
     serve(args.host, args.port)
 
 

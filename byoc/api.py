@@ -297,7 +297,9 @@ class Cluster:
     def rotate_password(self) -> RotationResult:
         """Put a new admin password in the secret and apply it node by node (health-gated); an
         unfinished rotation is resumed with the value already there. Raises RotationError (a
-        ByocError, with ``.result``) at the first node that fails; the rest are left as they were."""
+        ByocError, with ``.result``) at the first node that fails; the rest are left as they were.
+        With ``security.password_rotation`` on, Secrets Manager's rotation is started instead
+        (``result.started``; its function rolls the nodes); ByocError while one is in progress."""
         from byoc.operations.rotate import plan_rotation, rotate_password
 
         with self._locked("rotate-password"):

@@ -227,9 +227,18 @@ def _bucket(pr: _Pricer, props: Mapping[str, Any]) -> None:
 
 
 def _log_group(pr: _Pricer, props: Mapping[str, Any]) -> None:
+    if str(_known(props.get("name")) or "").startswith("/aws/lambda/"):
+        return  # the rotation function's few lines a month: counted with the function (_rotation)
     gb, per_gb = pr.nominal("log_ingest_gb"), pr.price("log_ingest_gb")
     pr.add(7, f"log group (nominal {gb:g} GB/month ingested)", f"{gb:g} GB {X} {_rate(per_gb)}/GB",
            gb * per_gb)
+
+
+def _rotation(pr: _Pricer, props: Mapping[str, Any]) -> None:
+    """The password rotation function: a few invocations a month (its log group gets a few lines,
+    its queue stays empty)."""
+    pr.used.add("password_rotation")
+    pr.add(12, "password rotation function (Lambda)", "a few invocations a month", 0.0)
 
 
 _KINDS: dict[str, Callable[[_Pricer, Mapping[str, Any]], None]] = {
@@ -245,6 +254,7 @@ _KINDS: dict[str, Callable[[_Pricer, Mapping[str, Any]], None]] = {
     "aws_cloudwatch_dashboard": _monthly(9, "CloudWatch dashboard", "cloudwatch_dashboard_month"),
     "aws_kms_key": _monthly(10, "KMS key", "kms_key_month"),
     "aws_secretsmanager_secret": _monthly(11, "Secrets Manager secret", "secret_month"),
+    "aws_lambda_function": _rotation,
 }
 
 

@@ -21,6 +21,7 @@ from byoc import blueprint, toolbox
 from byoc.aws.context import AwsContext
 from byoc.aws.tags import account_id
 from byoc.blueprint import Facts
+from byoc.blueprint.rotation import PACKAGE, package_zip
 from byoc.discover import discover
 from byoc.drift import DriftReport, IgnoreRule
 from byoc.errors import AdoptError, ByocError, PlanError, StateError
@@ -30,12 +31,16 @@ from byoc.outputs import outputs_of
 from byoc.plan import Plan
 from byoc.planner import PlanOptions, make_plan, rules_of
 from byoc.resources.base import ResourceType
+from byoc.resources.lambda_function import register_package
 from byoc.resources.s3_bucket import BUCKET_ADDRESS, LOGS_ADDRESS, S3Bucket
 from byoc.spec import Spec
 from byoc.state.base import Backend
 from byoc.state.local import LocalBackend
 from byoc.state.model import ResourceState, State
 from byoc.upgrade import IMAGE_FACT, ROLLING_FACT, VERSION_FACT
+
+#: the code byoc deploys as Lambda functions (the password rotation's zip)
+register_package(PACKAGE, package_zip)
 
 
 def credentials_for(spec: Spec) -> Any:

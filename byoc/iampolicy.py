@@ -115,7 +115,7 @@ class _Names:
     """The ARNs of what the cluster owns, from the spec (account unknown: ``*``)."""
 
     def __init__(self, spec: Spec) -> None:
-        from byoc.blueprint.base import log_group_name
+        from byoc.blueprint.base import log_group_name, rotation_function_name
         from byoc.blueprint.network import flow_logs_group_name
         from byoc.model import partition
 
@@ -126,7 +126,7 @@ class _Names:
         storage = spec.data["storage"]
         names = [storage["bucket_name"], (storage.get("access_logs") or {}).get("bucket_name")]
         self.buckets = [f"arn:{p}:s3:::{n}" for n in names if n]
-        groups = [log_group_name(c), flow_logs_group_name(c)]
+        groups = [log_group_name(c), flow_logs_group_name(c), f"/aws/lambda/{rotation_function_name(c)}"]
         self.log_groups = [f"arn:{p}:logs:{r}:*:log-group:{g}{tail}" for g in groups for tail in ("", ":*")]
         self.secret = [f"arn:{p}:secretsmanager:{r}:*:secret:byoc/{c}/*"]
         given = spec.data["security"].get("permissions_boundary_arn")
@@ -175,6 +175,10 @@ class _Names:
             "topics": [f"arn:{p}:sns:{r}:*:{c}-*"],
             "alarms": [f"arn:{p}:cloudwatch:{r}:*:alarm:{c}-*"],
             "dashboard": [f"arn:{p}:cloudwatch::*:dashboard/{c}"],
+            # a code signing config the spec names is the user's: any (AWS checks it at create)
+            "functions": [f"arn:{p}:lambda:{r}:*:function:{c}-*",
+                          f"arn:{p}:lambda:{r}:*:code-signing-config:*"],
+            "queues": [f"arn:{p}:sqs:{r}:*:{c}-*"],
             "load_balancer": [
                 f"arn:{p}:elasticloadbalancing:{r}:*:{kind}/{c}-*"
                 for kind in (
@@ -468,8 +472,37 @@ def boundary_document(spec: Spec) -> dict[str, Any]:
                 },
             ),
             *named_keys,
+            *_rotation_statements(names),
         ]
     )
+
+
+def _rotation_statements(names: _Names) -> list[dict[str, Any]]:
+    """The password rotation function's role (``byoc.blueprint.rotation``), when the spec has one: its
+    secret, SSM commands on the cluster's nodes, its queue and network interfaces, X-Ray."""
+    from byoc.blueprint.base import rotation_enabled
+
+    if not rotation_enabled(names.spec):
+        return []
+    c, p, r = names.cluster, names.p, names.region
+    return [
+        _statement("RotateThePassword", ["secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue",
+                                         "secretsmanager:UpdateSecretVersionStage"], names.secret),
+        _statement("RotationUnscoped", ["ec2:DescribeNetworkInterfaces", "secretsmanager:GetRandomPassword",
+                                        "ssm:GetCommandInvocation", "xray:PutTelemetryRecords",
+                                        "xray:PutTraceSegments"], ["*"]),
+        _statement("RotationCommands", ["ssm:SendCommand"], [f"arn:{p}:ssm:{r}:*:document/AWS-RunShellScript",
+                                                              f"arn:{p}:ec2:{r}:*:instance/*"],
+                   {"StringEqualsIfExists": {f"ssm:resourceTag/{CLUSTER_TAG}": [c]}}),
+        _statement("RotationDeadLetters", ["sqs:SendMessage"], [f"arn:{p}:sqs:{r}:*:{c}-*"]),
+        # the cross-account role's drift reads of the function and its queue
+        _statement("DriftRotation", ["lambda:GetFunction", "lambda:GetFunctionCodeSigningConfig",
+                                     "lambda:GetPolicy", "sqs:GetQueueAttributes", "sqs:ListQueueTags"],
+                   [f"arn:{p}:lambda:{r}:*:function:{c}-*", f"arn:{p}:sqs:{r}:*:{c}-*"]),
+        _statement("RotationNetwork", ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
+                                       "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"],
+                   [f"arn:{p}:ec2:{r}:*:{w}/*" for w in ("network-interface", "security-group", "subnet")]),
+    ]
 
 
 def render(policy: DeployerPolicy, fmt: str) -> str:

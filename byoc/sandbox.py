@@ -284,6 +284,7 @@ def serve(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     moto_answers_as_aws()
+    lambda_without_docker()
     secure_transport_from_requests()
     app = _RecordScheme(DomainDispatcherApplication(create_backend_app))
     tls = (args.cert, args.key) if args.cert and args.key else None
@@ -364,6 +365,78 @@ def _without_secure_transport(stmt: dict[str, Any], secure: str) -> dict[str, An
         del conditions["Bool"]
     out = {k: v for k, v in stmt.items() if k != "Condition"}
     return {**out, "Condition": conditions} if conditions else out
+
+
+def lambda_without_docker() -> None:
+    """moto runs a Lambda function's code in Docker, which the sandbox does not need: Secrets
+    Manager's RotateSecret invokes the password rotation function, and moto without Docker answers
+    that invocation itself (the function's code is tested in-process by byoc's tests). moto also
+    drops a function's ``DeadLetterConfig``: kept here and answered as AWS does. Idempotent."""
+    from moto.awslambda.models import LambdaFunction
+    from moto.core.config import default_user_config
+
+    default_user_config["lambda"] = {"use_docker": False}
+    _rotation_rules_as_aws()
+    if getattr(LambdaFunction, "_byoc_dlq", False):
+        return
+    init, configuration, update = (LambdaFunction.__init__, LambdaFunction.get_configuration,
+                                   LambdaFunction.update_configuration)
+
+    def __init__(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        init(self, account_id, spec, *args, **kwargs)
+        self.byoc_dead_letter = dict(spec.get("DeadLetterConfig") or {})
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        out: dict[str, Any] = configuration(self, *args, **kwargs)
+        if getattr(self, "byoc_dead_letter", None):
+            out["DeadLetterConfig"] = dict(self.byoc_dead_letter)
+        return out
+
+    def update_configuration(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+        if "DeadLetterConfig" in config_updates:
+            self.byoc_dead_letter = dict(config_updates["DeadLetterConfig"] or {})
+        out: dict[str, Any] = update(self, config_updates)
+        return out
+
+    LambdaFunction.__init__ = __init__  # type: ignore[method-assign]
+    LambdaFunction.get_configuration = get_configuration  # type: ignore[method-assign]
+    LambdaFunction.update_configuration = update_configuration  # type: ignore[method-assign]
+    LambdaFunction._byoc_dlq = True  # type: ignore[attr-defined]
+
+
+def _rotation_rules_as_aws() -> None:
+    """moto keeps only a rotation's AutomaticallyAfterDays (and counts a schedule expression as
+    rotation off): the whole RotationRules kept and answered, rotation on with either, as in AWS.
+    And with RotateImmediately false, AWS removes the AWSPENDING version its testSecret run used;
+    moto leaves it (a rotation that looks in progress): removed here."""
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+
+    if getattr(FakeSecret, "_byoc_rules", False):
+        return
+    rotate, as_dict = SecretsManagerBackend.rotate_secret, FakeSecret.to_dict
+
+    def rotate_secret(self: Any, secret_id: str, *args: Any, **kwargs: Any) -> Any:
+        out = rotate(self, secret_id, *args, **kwargs)
+        rules = kwargs.get("rotation_rules")
+        secret = self.secrets[secret_id]
+        if not kwargs.get("rotate_immediately", True):
+            for version in [v for v, d in secret.versions.items() if d["version_stages"] == ["AWSPENDING"]]:
+                del secret.versions[version]
+        if rules:
+            secret.byoc_rules = dict(rules)
+            secret.rotation_enabled = bool(rules.get("AutomaticallyAfterDays")
+                                           or rules.get("ScheduleExpression"))
+        return out
+
+    def to_dict(self: Any) -> dict[str, Any]:
+        out: dict[str, Any] = as_dict(self)
+        if "RotationRules" in out and getattr(self, "byoc_rules", None):
+            out["RotationRules"] = dict(self.byoc_rules)
+        return out
+
+    SecretsManagerBackend.rotate_secret = rotate_secret  # type: ignore[method-assign]
+    FakeSecret.to_dict = to_dict  # type: ignore[method-assign]
+    FakeSecret._byoc_rules = True  # type: ignore[attr-defined]
 
 
 def moto_answers_as_aws() -> None:

@@ -358,6 +358,28 @@ def password_script(secret_arn: str, region: str) -> str:
     return _substitute(_template("proton_password.sh"), "proton_password.sh", values)
 
 
+def tool_command(secret_arn: str, region: str, *args: str) -> str:
+    """The SSM command that runs the node-side script with ``args``. ``--status`` runs it from the
+    command itself and leaves the node as it was; otherwise the script is installed first (with its
+    per-boot hook: ``--install``), so a node booted by an older byoc gets both."""
+    tool = password_script(secret_arn, region).rstrip("\n")
+    quoted = " ".join(shlex.quote(a) for a in args)
+    if args == ("--status",):
+        return "\n".join(["#!/bin/bash", "bash -s -- --status <<'BYOC_PASSWORD_SCRIPT'", tool,
+                          "BYOC_PASSWORD_SCRIPT"]) + "\n"
+    return "\n".join([
+        "#!/bin/bash",
+        "set -euo pipefail",
+        "umask 077",
+        f"cat >{PASSWORD_TOOL}.new <<'BYOC_PASSWORD_SCRIPT'",
+        tool,
+        "BYOC_PASSWORD_SCRIPT",
+        f"chmod 0700 {PASSWORD_TOOL}.new",
+        f"mv -f {PASSWORD_TOOL}.new {PASSWORD_TOOL}",
+        f"exec {PASSWORD_TOOL} --install {quoted}",
+    ]) + "\n"
+
+
 def _substitute(template: _ScriptTemplate, name: str, values: Mapping[str, str]) -> str:
     wanted = set(template.get_identifiers())
     if wanted != set(values):

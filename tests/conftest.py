@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from byoc.sandbox import moto_answers_as_aws
+from byoc.sandbox import lambda_without_docker, moto_answers_as_aws
 from tests.awsrealism import alarms_listed_safely, lb_deletion_protection
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -24,6 +24,7 @@ os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 alarms_listed_safely()  # moto's in-process CloudWatch is not thread-safe where AWS is
 lb_deletion_protection()  # AWS refuses to delete a protected load balancer; moto did not
 moto_answers_as_aws()  # a bucket's EventBridge notifications read back, as in AWS and the sandbox
+lambda_without_docker()  # RotateSecret invokes the rotation function: moto answers it without Docker
 
 REGION = "us-west-2"
 

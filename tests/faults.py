@@ -24,6 +24,9 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
 
+#: services whose REST protocol answers errors in JSON (no X-Amz-Target header to tell)
+REST_JSON = frozenset({"lambda"})
+
 
 def error_response(
     service: str, headers: Mapping[str, Any], status: int, code: str, message: str
@@ -31,7 +34,7 @@ def error_response(
     """An error answer in the wire format of the service's protocol."""
     if "Smithy-Protocol" in headers:  # CloudWatch's CBOR: a bare 5xx is understood by every parser
         return AWSResponse("https://fault", 503 if status < 500 else status, {}, MockRawResponse(b""))
-    if "X-Amz-Target" in headers:  # JSON protocols
+    if "X-Amz-Target" in headers or service in REST_JSON:  # JSON protocols
         body = json.dumps({"__type": code, "message": message})
         return AWSResponse("https://fault", status, {"x-amzn-ErrorType": code}, MockRawResponse(body))
     if service == "ec2":
@@ -46,7 +49,8 @@ def error_response(
 
 
 #: (status, code) of the transient faults, per kind; botocore retries every one of them
-THROTTLE = {"ec2": (503, "RequestLimitExceeded"), "s3": (503, "SlowDown")}
+THROTTLE = {"ec2": (503, "RequestLimitExceeded"), "s3": (503, "SlowDown"),
+            "lambda": (429, "TooManyRequestsException")}
 TRANSIENT = [(500, "InternalError"), (503, "ServiceUnavailable")]
 
 

@@ -91,8 +91,9 @@ def test_prod_cluster_apply_noop_destroy_keeps_data(cluster: tuple[AwsContext, L
     again = eng.plan()
     assert not again.has_changes, [(c.address, c.reason) for c in again.actionable]
     # the no-op plan's AWS calls (bench/ measures them per cluster size): one tagging page; eight
-    # reads per bucket (data and log bucket); four for the KMS key
-    assert sum(ctx.calls.counts.values()) <= 56, sorted(ctx.calls.counts.items())
+    # reads per bucket (data and log bucket); four for the KMS key; eight for the password rotation
+    # (its function, code signing, permission, queue and role)
+    assert sum(ctx.calls.counts.values()) <= 64, sorted(ctx.calls.counts.items())
     assert ctx.calls.counts[("s3", "GetBucketReplication")] == 2
     # prod's own key: its metadata, rotation, policy, and one list of the region's aliases
     assert {op: n for (svc, op), n in ctx.calls.counts.items() if svc == "kms"} == {
@@ -120,6 +121,7 @@ def test_prod_cluster_apply_noop_destroy_keeps_data(cluster: tuple[AwsContext, L
 
 
 NODE_LOGS, FLOW_LOGS = "/aws/proton/production-proton", "/aws/vpc-flow-logs/production-proton"
+ROTATION_LOGS = "/aws/lambda/production-proton-password-rotation"  # the password rotation function's
 
 
 def log_group_keys(ctx: AwsContext) -> dict[str, str | None]:
@@ -135,7 +137,7 @@ def test_the_created_key_encrypts_both_log_groups_and_serves_only_them(
     assert eng.apply(eng.plan()).ok
     kms = ctx.client("kms")
     key = kms.describe_key(KeyId="alias/byoc/production-proton")["KeyMetadata"]["Arn"]
-    assert log_group_keys(ctx) == {NODE_LOGS: key, FLOW_LOGS: key}
+    assert log_group_keys(ctx) == {NODE_LOGS: key, FLOW_LOGS: key, ROTATION_LOGS: key}
     policy = json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
     root, logs = policy["Statement"]
     assert root["Principal"] == {"AWS": ["arn:aws:iam::123456789012:root"]} and root["Action"] == ["kms:*"]
@@ -143,7 +145,8 @@ def test_the_created_key_encrypts_both_log_groups_and_serves_only_them(
     assert logs["Action"] == ["kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*",
                               "kms:ReEncrypt*"]
     assert logs["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
-        f"arn:aws:logs:us-west-2:123456789012:log-group:{name}" for name in (NODE_LOGS, FLOW_LOGS)]}}
+        f"arn:aws:logs:us-west-2:123456789012:log-group:{name}"
+        for name in sorted((NODE_LOGS, FLOW_LOGS, ROTATION_LOGS))]}}
 
     # the key taken off a log group by hand: drift names it, the plan puts it back in place
     with log_group_kms_keys():
@@ -172,7 +175,7 @@ def test_aws_managed_keys_leave_the_log_groups_to_cloudwatch(
     ctx, backend = cluster
     eng = engine_for(ctx, backend, "security.encryption.create_kms_key=false")
     assert eng.apply(eng.plan()).ok
-    assert log_group_keys(ctx) == {NODE_LOGS: None, FLOW_LOGS: None}
+    assert log_group_keys(ctx) == {NODE_LOGS: None, FLOW_LOGS: None, ROTATION_LOGS: None}
     assert KMS_KEY.discover(ctx) == []  # no key of the cluster's own
     assert not eng.plan().has_changes
 

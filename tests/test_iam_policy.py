@@ -628,7 +628,7 @@ def test_the_boundary_allows_every_action_of_every_role_byoc_creates(overrides: 
         assert spec.data["security"]["encryption"]["kms_key_arn"] in text
     evaluator = IAMPolicy(json.dumps(_evaluated(boundary, "*")))
     roles = [r for r in build(spec) if r.kind == "aws_iam_role"]
-    assert len(roles) == (4 if overrides and "cross_account" in overrides[0] else 3)
+    assert len(roles) == (5 if overrides and "cross_account" in overrides[0] else 4)  # rotation: 1
     for role in roles:
         for doc in role.props["inline_policies"].values():
             for st in doc["Statement"]:

@@ -23,7 +23,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cli", ("byoc.cli.*", "byoc.__main__", "byoc.docgen")),
     # the Python API: ``byoc.Cluster`` (the package ``byoc`` hands it out)
     ("api", ("byoc", "byoc.api", "byoc.fleet")),
-    ("operations", ("byoc.operations.*",)),
+    # the rotation Lambda's code (byoc.templates.rotation_lambda) runs in AWS Lambda: boto3, no byoc
+    ("operations", ("byoc.operations.*", "byoc.templates.*")),
     ("engine", ("byoc.engine",)),
     # the engine's state-editing half: typed against its own EngineLike protocol, called by the engine
     ("toolbox", ("byoc.toolbox",)),

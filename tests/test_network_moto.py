@@ -93,16 +93,17 @@ def test_prod_network_apply_noop_destroy(engine: tuple[Engine, CallLog]) -> None
     eng, log = engine
     plan = eng.plan()
     counts = plan.counts()
-    # 1 VPC, 1 IGW, 6 subnets, 3 EIPs, 3 NATs, 4 route tables, 6 associations, 2 SGs
-    assert counts == {"add": 26, "change": 0, "destroy": 0}
+    # 1 VPC, 1 IGW, 6 subnets, 3 EIPs, 3 NATs, 4 route tables, 6 associations, 3 SGs (the rotation
+    # function's too)
+    assert counts == {"add": 27, "change": 0, "destroy": 0}
     result = eng.apply(plan)
     assert result.ok, [str(f.error) for f in result.failures]
     found = owned(eng.ctx)
     assert {k: len(v) for k, v in found.items()} == {
-        "vpc": 1, "subnet": 6, "igw": 1, "eip": 3, "nat": 3, "rtb": 4, "sg": 2,
+        "vpc": 1, "subnet": 6, "igw": 1, "eip": 3, "nat": 3, "rtb": 4, "sg": 3,
     }
     state = eng.state()
-    assert state is not None and len(state.resources) == 26
+    assert state is not None and len(state.resources) == 27
     assert state.outputs["vpc_id"] == found["vpc"][0]
 
     again = eng.plan()
@@ -112,7 +113,7 @@ def test_prod_network_apply_noop_destroy(engine: tuple[Engine, CallLog]) -> None
     log.params.clear()
     nat_eip = {r.id: r.props["allocation_id"] for a, r in state.resources.items() if "nat_gateway" in a}
     destroy = eng.plan(PlanOptions(destroy=True))
-    assert destroy.counts() == {"add": 0, "change": 0, "destroy": 26}
+    assert destroy.counts() == {"add": 0, "change": 0, "destroy": 27}
     result = eng.apply(destroy)
     assert result.ok, [str(f.error) for f in result.failures]
     assert owned(eng.ctx) == {}

@@ -32,6 +32,8 @@ FEATURES = ROOT / "tests/policy"
 PROTON_PORTS = (8123, 8463, 3218, 9363)
 
 Props = dict[str, Any]
+#: a code signing config of the user's (the rotation function's zip is unsigned: its policy only warns)
+SIGNING = "arn:aws:lambda:us-west-2:123456789012:code-signing-config:csc-0123456789abcdef0"
 #: encryption at rest off (prod creates a key of its own: that goes too)
 OFF = ("security.encryption.enabled=false", "security.encryption.create_kms_key=false")
 
@@ -80,6 +82,10 @@ def plans() -> dict[str, Plan]:
             *(world_rule(p) for p in PROTON_PORTS), {**world_rule(0, "-1"), "to_port": 0})),
         # edited: the bucket's public access block off
         "public-bucket": edited(w.plan(prod), "aws_s3_bucket.data", public_bucket),
+        # spec: no scheduled rotation of the admin password (byoc rotate-password only)
+        "rotation-off": w.plan(prod, ("security.password_rotation.enabled=false",)),
+        # spec: a code signing config for the rotation function
+        "code-signing": w.plan(prod, (f"security.password_rotation.code_signing_config_arn={SIGNING}",)),
     }
 
 
@@ -112,8 +118,9 @@ def checkov_failed(plan_dir: Path) -> dict[str, dict[str, set[str]]]:
 
 #: what specs/dev.yaml chooses on top of prod's choices: no detailed monitoring (compute.
 #: detailed_monitoring off), a week of logs (monitoring.log_retention_days: 7) and AWS-managed keys
-#: (no security.encryption.create_kms_key)
-DEV_CHOICES = {"CKV_AWS_126", "CKV_AWS_338", "CKV_AWS_149", "CKV_AWS_158", "CKV_AWS_189"}
+#: (no security.encryption.create_kms_key), and no scheduled password rotation (security.password_rotation
+#: off by default: no rotation function in a small cluster)
+DEV_CHOICES = {"CKV_AWS_126", "CKV_AWS_338", "CKV_AWS_149", "CKV_AWS_158", "CKV_AWS_189", "CKV2_AWS_57"}
 
 
 @pytest.mark.parametrize("name", ["prod", "dev"])
@@ -129,7 +136,8 @@ def test_checkov_passes_the_shipped_specs(checkov_failed: dict[str, dict[str, se
 #: groups without a key of the cluster's own (and the data bucket's SSE-S3, CKV_AWS_145, skipped anyway)
 AWS_MANAGED_KEYS = {"CKV_AWS_149": {"aws_secretsmanager_secret.admin"},
                     "CKV_AWS_189": {f'aws_ebs_volume.data["{i}"]' for i in range(3)},
-                    "CKV_AWS_158": {"aws_cloudwatch_log_group.main", "aws_cloudwatch_log_group.flow_logs"}}
+                    "CKV_AWS_158": {"aws_cloudwatch_log_group.main", "aws_cloudwatch_log_group.flow_logs",
+                                    "aws_cloudwatch_log_group.rotation"}}
 
 
 def test_checkov_names_the_aws_managed_keys_choice(checkov_failed: dict[str, dict[str, set[str]]]) -> None:
@@ -148,6 +156,7 @@ def test_checkov_names_the_aws_managed_keys_choice(checkov_failed: dict[str, dic
                      # unencrypted volumes attached to the nodes (checkov follows the attachments)
                      "CKV2_AWS_2": {f'aws_ebs_volume.data["{i}"]' for i in range(3)}, **AWS_MANAGED_KEYS}),
     ("open-ssh", {"CKV_AWS_24": {"aws_security_group.node"}}),
+    ("rotation-off", {"CKV2_AWS_57": {"aws_secretsmanager_secret.admin"}}),
     ("open-proton", {check: {"aws_security_group.node"}
                      for check in ("CKV_AWS_24", "CKV_AWS_25", "CKV_AWS_260", "CKV_AWS_277")}),
     ("public-bucket", {check: {"aws_s3_bucket_public_access_block.data"}
@@ -159,6 +168,19 @@ def test_checkov_fails_the_insecure_variants(checkov_failed: dict[str, dict[str,
     failed = checkov_failed[name]
     new = {k: v for k, v in failed.items() if k not in skip_list()}
     assert new == expected
+
+
+def test_the_password_rotation_passes_ckv2_aws_57_and_code_signing_is_a_spec_choice(
+        checkov_failed: dict[str, dict[str, set[str]]]) -> None:
+    """Both directions: prod's scheduled rotation passes CKV2_AWS_57 (rotation-off fails it, above);
+    the code signing skip (CKV_AWS_272) is prod's choice: with a config it passes."""
+    assert "CKV2_AWS_57" not in checkov_failed["prod"]
+    assert checkov_failed["prod"]["CKV_AWS_272"] == {"aws_lambda_function.rotation"}
+    assert "CKV_AWS_272" not in checkov_failed["code-signing"]
+    assert "CKV_AWS_272" not in checkov_failed["rotation-off"]  # no function at all
+    lambda_checks = {"CKV_AWS_50", "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173", "CKV_AWS_363",
+                     "CKV_AWS_364"}
+    assert not lambda_checks & set(checkov_failed["prod"])
 
 
 # -- terraform-compliance -------------------------------------------------------------------------

@@ -177,7 +177,7 @@ def test_create_plans_match_the_provider_schema(spec: str) -> None:
         assert {"aws_kms_key", "aws_kms_alias", "aws_sns_topic_subscription"} <= kinds
         roles = {rc["address"] for rc in data["resource_changes"] if rc["type"] == "aws_iam_role"}
         assert roles == {"aws_iam_role.node", "aws_iam_role.management", "aws_iam_role.flow_logs",
-                         "aws_iam_role.replication"}
+                         "aws_iam_role.replication", "aws_iam_role.rotation"}
         [data_bucket] = [rc for rc in data["resource_changes"] if rc["address"] == "aws_s3_bucket.data"]
         [conf] = data_bucket["change"]["after"]["replication_configuration"]
         assert conf["rules"][0]["status"] == "Enabled"  # what checkov's CKV_AWS_144 reads

@@ -38,7 +38,10 @@ UNSCOPABLE = {"cloudwatch:PutMetricData", "ec2messages:", "ssmmessages:", "ssm:U
               "ec2:CreateSnapshot", "ec2:CreateTags", "sts:GetCallerIdentity",
               # list calls for which the Service Authorization Reference names no resource type
               "iam:ListRoles", "iam:ListInstanceProfiles", "kms:ListAliases", "secretsmanager:ListSecrets",
-              "tag:GetResources"}
+              "tag:GetResources",
+              # the password rotation function's: no resource type either
+              "secretsmanager:GetRandomPassword", "ssm:GetCommandInvocation", "xray:PutTelemetryRecords",
+              "xray:PutTraceSegments", "lambda:ListFunctions", "sqs:ListQueues"}
 
 
 def build(name: str) -> tuple[Any, list[Resource]]:

@@ -15,6 +15,7 @@ from byoc.blueprint.monitoring import build_alarms, build_log_group, subscriptio
 from byoc.blueprint.network import build_network
 from byoc.blueprint.nodes import build_nodes
 from byoc.blueprint.privatelink import build_private_link, service_names
+from byoc.blueprint.rotation import build_rotation
 from byoc.blueprint.storage import build_storage
 from byoc.graph import graph_of
 from byoc.model import Resource
@@ -37,6 +38,7 @@ def build(spec: Spec, facts: Facts | None = None) -> list[Resource]:
     balancer = build_lb(b, net, nodes, storage)
     build_private_link(b, balancer)
     build_alarms(b, nodes, balancer)
+    build_rotation(b, net, storage)
     return b.nodes
 
 

@@ -61,6 +61,16 @@ def log_group_name(cluster: str) -> str:
     return f"/aws/proton/{cluster}"
 
 
+def rotation_function_name(cluster: str) -> str:
+    """The password rotation function's name (made by ``rotation``; its role has the same name)."""
+    return f"{cluster}-password-rotation"
+
+
+def rotation_enabled(spec: Spec) -> bool:
+    """``security.password_rotation.enabled``: Secrets Manager rotates the admin password."""
+    return bool((spec.data["security"].get("password_rotation") or {}).get("enabled"))
+
+
 #: the address of the KMS key byoc creates when ``security.encryption.create_kms_key`` is set
 CLUSTER_KEY = make_address("aws_kms_key", "main", None)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from byoc.blueprint.base import Builder
+from byoc.blueprint.base import Builder, rotation_enabled, rotation_function_name
 from byoc.blueprint.network import FLOW_LOGS_POLICY, flow_logs_role_name
 from byoc.blueprint.policy import document, statement
 from byoc.blueprint.replication import REPLICATION_POLICY, replication_role_name
@@ -17,6 +17,8 @@ from byoc.spec import Spec
 
 NODE_POLICY = "proton-node"
 OPERATIONS_POLICY = "proton-operations"
+#: the password rotation function's inline policy (blueprint.rotation)
+ROTATION_POLICY = "password-rotation"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ def iam_names(spec: Spec) -> dict[str, dict[str, frozenset[str]]]:
         roles[flow_logs_role_name(cluster)] = frozenset({FLOW_LOGS_POLICY})
     if spec.data["storage"].get("replication"):
         roles[replication_role_name(cluster)] = frozenset({REPLICATION_POLICY})
+    if rotation_enabled(spec):
+        roles[rotation_function_name(cluster)] = frozenset({ROTATION_POLICY})
     return {"aws_iam_role": roles, "aws_iam_instance_profile": {f"{cluster}-node": frozenset()}}
 
 
@@ -154,7 +158,7 @@ DRIFT_READ = [
     "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerAttributes",
     "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTargetGroupAttributes",
     "iam:ListInstanceProfiles", "iam:ListRoles", "kms:ListAliases", "logs:DescribeLogGroups",
-    "secretsmanager:ListSecrets", "tag:GetResources",
+    "secretsmanager:ListSecrets", "tag:GetResources", "lambda:ListFunctions", "sqs:ListQueues",
 ]
 
 #: the buckets' configuration reads of drift (scoped to the cluster's buckets)
@@ -191,6 +195,17 @@ def _drift_statements(b: Builder, path: str, storage: Storage) -> list[dict[str,
     ]
     if storage.kms_key is not None:
         out.append(statement("Allow", DRIFT_KEY_READ, [storage.kms_key], sid="DriftKey"))
+    if rotation_enabled(b.spec):  # the rotation function and its queue (blueprint.rotation)
+        name = rotation_function_name(b.cluster)
+        out += [
+            statement("Allow", ["lambda:GetFunction", "lambda:GetFunctionCodeSigningConfig",
+                                "lambda:GetPolicy"],
+                      [f"arn:{b.partition}:lambda:{b.region}:{b.facts.account}:function:{name}"],
+                      sid="DriftRotationFunction"),
+            statement("Allow", ["sqs:GetQueueAttributes", "sqs:ListQueueTags"],
+                      [f"arn:{b.partition}:sqs:{b.region}:{b.facts.account}:{name}-dlq"],
+                      sid="DriftRotationQueue"),
+        ]
     state = b.spec.data.get("state") or {}
     if state.get("backend") == "s3" and state.get("bucket"):
         key = state.get("key") or default_state_key(b.cluster)

@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from byoc.blueprint.base import CLUSTER_KEY, Builder, created_key_arn, log_group_name
+from byoc.blueprint.base import (
+    CLUSTER_KEY,
+    Builder,
+    created_key_arn,
+    log_group_name,
+    rotation_enabled,
+    rotation_function_name,
+)
 from byoc.blueprint.logdelivery import NLB_LOG_SERVICE, S3_LOGGING_SERVICE, elb_log_principal
 from byoc.blueprint.network import flow_logs_group_name
 from byoc.blueprint.policy import document, statement
@@ -98,6 +105,8 @@ def _key_policy(b: Builder) -> dict[str, Any]:
     groups = [log_group_name(b.cluster)]
     if b.spec.data["network"]["flow_logs"]["enabled"]:
         groups.append(flow_logs_group_name(b.cluster))
+    if rotation_enabled(b.spec):  # the rotation function's log group (Lambda names it)
+        groups.append(f"/aws/lambda/{rotation_function_name(b.cluster)}")
     suffix = ".amazonaws.com.cn" if b.partition == "aws-cn" else ".amazonaws.com"
     return document(
         statement("Allow", ["kms:*"], ["*"], sid="EnableIAMUserPermissions",

@@ -104,6 +104,9 @@ def rotate_password(
     and be healthy in every target group before the next one goes. A node that fails keeps the old
     password and stops the roll (exit 1); run the command again to resume with the same new password.
     Clients using the admin password must switch to the new one: asks first unless --auto-approve.
+    With security.password_rotation on, Secrets Manager's rotation function does the roll: the
+    command starts a rotation now (RotateSecret) and says where to follow it; it refuses while a
+    rotation is already in progress.
 
     Example: byoc rotate-password specs/prod.yaml
     """
@@ -145,6 +148,16 @@ def rotate_password(
             ) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    if result.started:
+        name = (plan.function or "").rsplit(":", 1)[-1]
+        con.print(
+            f"\nSecrets Manager is rotating the admin password of {s.cluster_name} (version "
+            f"{result.version_id}): its function {name} moves the nodes one by one and makes the new "
+            f"password AWSCURRENT when every node has it. Follow it with: aws logs tail /aws/lambda/{name} "
+            f"--follow --region {s.region}",
+            style="bold green", markup=False,
+        )
         return
     con.print(
         f"\nPassword rotation of {s.cluster_name} complete: every node uses the new password "

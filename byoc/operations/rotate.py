@@ -18,7 +18,6 @@ PutSecretValue, and no hash of it is printed either.
 
 from __future__ import annotations
 
-import shlex
 import time
 import uuid
 from collections.abc import Callable
@@ -31,9 +30,9 @@ from byoc.errors import ByocError
 from byoc.operations.query import explain
 from byoc.operations.ssm import NodeRun, QueryResult, node_instances, run_script, run_sql, secret_arn_of
 from byoc.state.model import State
-from byoc.userdata import PASSWORD_TOOL, password_script
+from byoc.userdata import tool_command
 
-CURRENT, PREVIOUS = "AWSCURRENT", "AWSPREVIOUS"
+CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
 #: what ``byoc-proton-password --status`` may print
 HOLDS = frozenset({CURRENT, PREVIOUS, "other", "none"})
 #: exit codes of the node-side script
@@ -46,28 +45,6 @@ DEFAULT_PASSWORD_LENGTH = 32
 Progress = Callable[[str, str], None]  # (node, what happened)
 
 
-def tool_command(secret_arn: str, region: str, *args: str) -> str:
-    """The SSM command that runs the node-side script with ``args``. ``--status`` runs it from the
-    command itself and leaves the node as it was; otherwise the script is installed first (with its
-    per-boot hook: ``--install``), so a node booted by an older byoc gets both."""
-    tool = password_script(secret_arn, region).rstrip("\n")
-    quoted = " ".join(shlex.quote(a) for a in args)
-    if args == ("--status",):
-        return "\n".join(["#!/bin/bash", "bash -s -- --status <<'BYOC_PASSWORD_SCRIPT'", tool,
-                          "BYOC_PASSWORD_SCRIPT"]) + "\n"
-    return "\n".join([
-        "#!/bin/bash",
-        "set -euo pipefail",
-        "umask 077",
-        f"cat >{PASSWORD_TOOL}.new <<'BYOC_PASSWORD_SCRIPT'",
-        tool,
-        "BYOC_PASSWORD_SCRIPT",
-        f"chmod 0700 {PASSWORD_TOOL}.new",
-        f"mv -f {PASSWORD_TOOL}.new {PASSWORD_TOOL}",
-        f"exec {PASSWORD_TOOL} --install {quoted}",
-    ]) + "\n"
-
-
 @dataclass(frozen=True)
 class RotationPlan:
     """What a rotation will do: which nodes hold which version, and whether it resumes."""
@@ -76,6 +53,9 @@ class RotationPlan:
     secret_arn: str
     nodes: dict[str, str]  # key → instance id, in node order
     holds: dict[str, str]  # key → AWSCURRENT, AWSPREVIOUS, other or none
+    #: the rotation function's ARN when Secrets Manager rotates the secret on a schedule
+    #: (security.password_rotation): then Secrets Manager starts a rotation and the function rolls it
+    function: str | None = None
 
     @property
     def resume(self) -> bool:
@@ -89,6 +69,10 @@ class RotationPlan:
         return [n for n in self.nodes if self.holds[n] != CURRENT]
 
     def describe(self) -> str:
+        if self.function:
+            return (f"The admin password of cluster {self.cluster} is rotated by Secrets Manager on a "
+                    "schedule: it starts a rotation now, and its rotation function puts the new password on "
+                    f"the nodes ({', '.join(self.nodes)}), one at a time, then makes it AWSCURRENT.")
         if not self.resume:
             return (f"A new admin password for cluster {self.cluster} goes into its secret (the old one "
                     f"stays as AWSPREVIOUS), then to nodes {', '.join(self.nodes)}, one at a time.")
@@ -100,7 +84,7 @@ class RotationPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "resume": self.resume, "holds": dict(self.holds),
-                "to_move": self.to_move}
+                "to_move": self.to_move, "scheduled_rotation_function": self.function}
 
 
 @dataclass
@@ -113,6 +97,8 @@ class RotationResult:
     failed: str | None = None
     error: str | None = None
     untouched: list[str] = field(default_factory=list)
+    #: Secrets Manager started the rotation (scheduled rotation): its function rolls it on its own
+    started: bool = False
 
     @property
     def ok(self) -> bool:
@@ -121,7 +107,8 @@ class RotationResult:
     def to_dict(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "ok": self.ok, "version_id": self.version_id,
                 "new_value": self.new_value, "moved": self.moved, "already": self.already,
-                "failed": self.failed, "error": self.error, "untouched": self.untouched}
+                "failed": self.failed, "error": self.error, "untouched": self.untouched,
+                "started_by_secrets_manager": self.started}
 
 
 class RotationError(ByocError):
@@ -137,6 +124,9 @@ def plan_rotation(ctx: AwsContext, state: State | None) -> RotationPlan:
     here, before anything changes: byoc cannot tell whether it needs the old value."""
     nodes = node_instances(state)
     arn = secret_arn_of(state)
+    function = _scheduled(ctx, arn)
+    if function is not None:  # one mechanism: Secrets Manager's rotation, started now
+        return RotationPlan(ctx.cluster, arn, nodes, {}, function)
     runs = run_script(ctx, nodes, tool_command(arn, ctx.region, "--status"),
                       comment=f"byoc {ctx.cluster}: password status", timeout=60)
     holds: dict[str, str] = {}
@@ -168,6 +158,8 @@ def rotate_password(
 ) -> RotationResult:
     """Carry out ``plan``; raises RotationError at the first node that fails (see the module)."""
     say = progress or (lambda node, what: None)
+    if plan.function:
+        return _start_rotation(ctx, plan, say)
     if plan.resume:
         version = _current_version(ctx, plan.secret_arn)
         new_value = False
@@ -196,6 +188,43 @@ def rotate_password(
         result.moved.append(node)
         say(node, "uses the new password and is healthy")
     return result
+
+
+def _scheduled(ctx: AwsContext, arn: str) -> str | None:
+    """The rotation function's ARN when Secrets Manager rotates the secret; refuses while a rotation
+    is under way (an AWSPENDING version that is not AWSCURRENT): the two must never fight."""
+    try:
+        described = ctx.client("secretsmanager").describe_secret(SecretId=arn)
+    except Exception as exc:
+        raise to_cloud_error(exc, None, arn) from exc
+    if not (described.get("RotationEnabled") and described.get("RotationLambdaARN")):
+        return None
+    pending = [v for v, stages in (described.get("VersionIdsToStages") or {}).items()
+               if PENDING in stages and CURRENT not in stages]
+    if pending:
+        raise ByocError(_in_progress(ctx, arn, str(described["RotationLambdaARN"]), pending[0]))
+    return str(described["RotationLambdaARN"])
+
+
+def _in_progress(ctx: AwsContext, arn: str, function: str, version: str) -> str:
+    name = function.rsplit(":", 1)[1]
+    return (f"a rotation of the admin password is in progress (version {version} is AWSPENDING): Secrets "
+            f"Manager's rotation function {name} is rolling it node by node, or retries it after a failure. "
+            f"Nothing was changed. Its log is in CloudWatch Logs, group /aws/lambda/{name} (`aws logs tail "
+            f"/aws/lambda/{name} --region {ctx.region}`); run `byoc rotate-password` again once it is done")
+
+
+def _start_rotation(ctx: AwsContext, plan: RotationPlan, say: Progress) -> RotationResult:
+    """RotateSecret (RotateImmediately): Secrets Manager runs the function's four steps now."""
+    try:
+        out = ctx.client("secretsmanager").rotate_secret(SecretId=plan.secret_arn, RotateImmediately=True)
+    except Exception as exc:
+        if error_code(exc) == "InvalidRequestException" and "previous rotation" in str(exc).lower():
+            raise ByocError(_in_progress(ctx, plan.secret_arn, plan.function or "", "(pending)")) from None
+        raise to_cloud_error(exc, None, plan.secret_arn) from exc
+    say("", "Secrets Manager started the rotation; its function puts the new password on the nodes")
+    return RotationResult(ctx.cluster, str(out.get("VersionId") or ""), True, started=True,
+                          untouched=list(plan.nodes))
 
 
 def _tool_failure(run: NodeRun) -> str:

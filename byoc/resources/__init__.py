@@ -26,6 +26,8 @@ MODULES = (
     # monitoring
     "cloudwatch_log_group", "sns_topic", "sns_topic_subscription", "cloudwatch_metric_alarm",
     "cloudwatch_dashboard",
+    # the admin password's scheduled rotation
+    "sqs_queue", "lambda_function", "lambda_permission", "secretsmanager_secret_rotation",
 )
 
 REGISTRY: dict[str, ResourceType] = {}

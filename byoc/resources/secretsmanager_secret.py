@@ -39,21 +39,8 @@ class SecretsManagerSecret(ResourceType):
 
     # -- reading -------------------------------------------------------------------------------
     def discover(self, ctx: AwsContext) -> list[Live]:
-        sm = ctx.client("secretsmanager")
-        pages = sm.get_paginator("list_secrets").paginate(
-            Filters=[
-                {"Key": "tag-key", "Values": [CLUSTER_TAG]},
-                {"Key": "tag-value", "Values": [ctx.cluster]},
-            ],
-            IncludePlannedDeletion=False,
-        )
-        out = []
-        for page in pages:
-            for secret in page.get("SecretList", ()):
-                tags = _tags(secret)
-                # the two filters match independently: keep what is really ours
-                if is_owned(ctx, tags) and not secret.get("DeletedDate"):
-                    out.append(self._live(address_of(tags, self.kind, secret["ARN"]), secret))
+        out = [self._live(address_of(_tags(secret), self.kind, secret["ARN"]), secret)
+               for secret in listed(ctx)]
         return sorted(out, key=lambda live: live.address)
 
     def _live(
@@ -203,6 +190,24 @@ class SecretsManagerSecret(ResourceType):
             timeout=300.0,
             what=f"secret {live.id} to be scheduled for deletion",
         )
+
+
+def listed(ctx: AwsContext) -> list[dict[str, Any]]:
+    """ListSecrets' entries of the cluster's secrets (not scheduled for deletion), once per discovery
+    pass: the secret and its rotation (``secretsmanager_secret_rotation``) read the same answer."""
+    def fetch() -> list[dict[str, Any]]:
+        pages = ctx.client("secretsmanager").get_paginator("list_secrets").paginate(
+            Filters=[
+                {"Key": "tag-key", "Values": [CLUSTER_TAG]},
+                {"Key": "tag-value", "Values": [ctx.cluster]},
+            ],
+            IncludePlannedDeletion=False,
+        )
+        # the two filters match independently: keep what is really ours
+        return [dict(s) for page in pages for s in page.get("SecretList", ())
+                if is_owned(ctx, _tags(s)) and not s.get("DeletedDate")]
+
+    return ctx.memo("secretsmanager", "list_secrets", fetch)
 
 
 def _tags(secret: Mapping[str, Any]) -> dict[str, str]:

@@ -442,6 +442,19 @@ def _bad_tag_chars(text: str) -> str:
     return " ".join(repr(c) for c in bad)
 
 
+def check_password_rotation(ctx: _Ctx) -> None:
+    """Scheduled rotation needs a way out of the private subnets: the rotation function reaches
+    Secrets Manager and SSM over HTTPS through the NAT gateway (byoc makes no VPC endpoints)."""
+    if ctx.get("security", "password_rotation", "enabled") is not True:
+        return
+    if ctx.get("network", "nat_gateway") == "none":
+        ctx.error(("security", "password_rotation", "enabled"),
+                  "needs a NAT gateway, but network.nat_gateway is none: the rotation function runs in the "
+                  "private subnets and reaches Secrets Manager and SSM through the NAT gateway. Set "
+                  "network.nat_gateway to single or per_az, or turn password_rotation off (and rotate with "
+                  "`byoc rotate-password`)")
+
+
 _CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_proton_version,
     check_zones,
@@ -455,6 +468,7 @@ _CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_bucket,
     check_log_bucket,
     check_encryption,
+    check_password_rotation,
     check_permissions_boundary,
     check_replication,
     check_assume_role,
