@@ -190,7 +190,7 @@ class Rotation:
             raise
         return True
 
-        # -- the nodes -----------------------------------------------------------------------------
+    # -- the nodes -----------------------------------------------------------------------------
     def nodes(self, cluster: str) -> list[tuple[str, str]]:
         """The cluster's running nodes, (key, instance id) in node order. Stopped nodes read
         AWSCURRENT when they boot, so they need nothing now."""
