@@ -106,8 +106,9 @@ def _tags_by_id(get_tags: Any) -> Any:
     return wrapper
 
 
-def serve(host: str, port: int) -> None:
-    """moto's application behind a threaded HTTP/1.1 server that keeps connections alive."""
+def serve(host: str, port: int, app: Any = None) -> None:
+    """moto's application (or ``app``, for tests) behind a threaded HTTP/1.1 server that keeps
+    connections alive."""
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -155,9 +156,13 @@ def serve(host: str, port: int) -> None:
                     getattr(result, "close", lambda: None)()
             except Exception:
                 logging.getLogger("werkzeug").exception("error on request")
+                # moto itself failed (its backends are not thread-safe everywhere): answer as a
+                # server in front of AWS does, an empty 500, which the SDK reads as a generic server
+                # error and retries like AWS's own InternalError (a text body it cannot parse, and
+                # the call failed at once with ResponseParserError)
                 answer["status"] = "500 INTERNAL SERVER ERROR"
-                answer["headers"] = [("Content-Type", "text/plain")]
-                chunks[:] = [b"internal error"]
+                answer["headers"] = [("Content-Type", "text/html")]
+                chunks[:] = []
             data = b"".join(chunks)
             code, _, reason = answer["status"].partition(" ")
             self.send_response(int(code), reason)
@@ -173,7 +178,7 @@ def serve(host: str, port: int) -> None:
             self.flush_headers()
 
     os.environ.setdefault("MOTO_PORT", str(port))  # as moto.server sets it: moto builds some URLs from it
-    app = DomainDispatcherApplication(create_backend_app)
+    app = app or DomainDispatcherApplication(create_backend_app)
     make_server(host, port, app, threaded=True, request_handler=KeepAlive).serve_forever()
 
 

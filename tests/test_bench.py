@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -309,3 +310,41 @@ def test_byoc_timings_reports_its_split_and_the_cli_section_reads_it(tmp_path: P
     assert quiet.stdout == timed.stdout
     table = cli_table({"runs": 1, "command": "byoc", "commands": {"validate": {"wall": 0.3, **parts}}})
     assert any(line.startswith("validate") and f"{parts['imports']:.3f}" in line for line in table)
+
+
+def test_a_failure_inside_the_benchmark_moto_is_a_server_error_the_sdk_retries() -> None:
+    """moto failing inside a request (its backends race under concurrent calls) answers an empty 500,
+    which the SDK reads as a generic server error and retries, as it does AWS's InternalError; a body
+    it cannot parse failed the call at once."""
+    import socket
+
+    import botocore.session
+
+    from bench.fastmoto import serve
+
+    answers = iter([None, b"<DescribeRegionsResponse><regionInfo/></DescribeRegionsResponse>"])
+    seen: list[str] = []
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        seen.append(environ["PATH_INFO"])
+        body = next(answers)
+        if body is None:
+            raise RuntimeError("dictionary changed size during iteration")
+        start_response("200 OK", [("Content-Type", "text/xml")])
+        return [body]
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    threading.Thread(target=serve, args=("127.0.0.1", port, app), daemon=True).start()
+    client = botocore.session.get_session().create_client(
+        "ec2", region_name="us-west-2", endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="k", aws_secret_access_key="s")
+    for _ in range(50):  # the server thread listens shortly
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    assert client.describe_regions()["Regions"] == []
+    assert len(seen) == 2  # the failed request, then the SDK's retry
