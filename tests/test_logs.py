@@ -161,6 +161,46 @@ def test_follow_stops_cleanly_on_ctrl_c() -> None:
     assert follow_logs(Follower(), lambda b: None, sleep=lambda s: None) == 0
 
 
+def test_follow_stops_between_polls_when_its_stop_is_set() -> None:
+    """The first Ctrl-C sets the stop flag: the poll under way finishes, then the loop ends."""
+    import threading
+
+    stop = threading.Event()
+    shown: list[int] = []
+
+    class Follower:
+        def poll(self) -> list[LogEvent]:
+            if len(shown) == 2:
+                stop.set()  # as the signal handler does, in the middle of the third poll
+            return []
+
+    assert follow_logs(Follower(), lambda b: shown.append(1), sleep=stop.wait, interval=0.01, stop=stop) == 3
+    assert len(shown) == 3
+
+
+def test_the_first_signal_sets_the_stop_the_second_interrupts_and_ignored_stays_ignored() -> None:
+    import os
+    import signal
+
+    from byoc.cli.observe import _stopped_by_signals
+
+    before = signal.getsignal(signal.SIGINT)
+    with _stopped_by_signals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.wait(5)  # set, and nothing raised
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the second signal interrupts this at once
+    assert signal.getsignal(signal.SIGINT) is before  # put back
+    term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with _stopped_by_signals() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)  # nohup'ed: still ignored
+            assert not stop.wait(0.2)
+    finally:
+        signal.signal(signal.SIGTERM, term)
+
+
 def test_missing_log_group_and_missing_state(cluster: Engine) -> None:
     cluster.ctx.client("logs").delete_log_group(logGroupName=GROUP)
     with pytest.raises(ByocError, match=f"log group {GROUP} does not exist in us-west-2.*byoc apply"):

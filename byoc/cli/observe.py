@@ -5,9 +5,12 @@ byoc/operations (logs, metrics); this module renders it (byoc/cli/charts for the
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,7 +64,10 @@ def logs(
     start = parse_since(since, time.time())
     con = console(no_color=no_color)
     if follow:
-        follow_logs(LogFollower(eng.ctx, q, start), lambda batch: _print_events(con, batch, as_json, True))
+        follower = LogFollower(eng.ctx, q, start)
+        with _stopped_by_signals() as stop:
+            follow_logs(follower, lambda batch: _print_events(con, batch, as_json, True), sleep=stop.wait,
+                        stop=stop)
         return
     with phase("aws"):
         events = read_logs(eng.ctx, q, start)
@@ -75,21 +81,50 @@ def logs(
 
 
 def follow_logs(
-    follower: Any, show: Callable[[list[Any]], None], *, sleep: Callable[[float], None] = time.sleep,
-    interval: float = FOLLOW_INTERVAL, polls: int | None = None,
+    follower: Any, show: Callable[[list[Any]], None], *, sleep: Callable[[float], Any] = time.sleep,
+    interval: float = FOLLOW_INTERVAL, polls: int | None = None, stop: threading.Event | None = None,
 ) -> int:
-    """Poll ``follower`` and ``show`` each batch of new events until Ctrl-C (or ``polls`` polls,
-    for tests); returns the number of polls made."""
+    """Poll ``follower`` and ``show`` each batch of new events until Ctrl-C: ``stop`` set (by
+    `_stopped_by_signals`) or a KeyboardInterrupt (or ``polls`` polls, for tests); returns the number
+    of polls made."""
     done = 0
     try:
-        while polls is None or done < polls:
+        while (polls is None or done < polls) and not (stop and stop.is_set()):
             show(follower.poll())
             done += 1
-            if polls is None or done < polls:
+            if (polls is None or done < polls) and not (stop and stop.is_set()):
                 sleep(interval)
     except KeyboardInterrupt:
         pass
     return done
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[threading.Event]:
+    """An event that the first SIGINT or SIGTERM sets, for a loop that stops between two steps; the
+    second one interrupts at once. A KeyboardInterrupt raised at an arbitrary point can be lost (one
+    raised while the garbage collector runs a finalizer is only printed and ignored), and --follow
+    then went on polling; a flag is never lost. A signal ignored when byoc started (nohup) stays
+    ignored."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def first(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, first)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _label(e: Any) -> str:
