@@ -184,14 +184,17 @@ def test_the_first_signal_sets_the_stop_the_second_interrupts_and_ignored_stays_
 
     from byoc.cli.observe import _stopped_by_signals
 
-    before = signal.getsignal(signal.SIGINT)
+    # a job started with `&` by a shell without job control inherits SIGINT ignored: start from
+    # the default, as an interactive terminal gives it
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     with _stopped_by_signals() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.wait(5)  # set, and nothing raised
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the second signal interrupts this at once
-    assert signal.getsignal(signal.SIGINT) is before  # put back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    signal.signal(signal.SIGINT, before)
     term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         with _stopped_by_signals() as stop:
@@ -272,7 +275,10 @@ def test_cli_logs_and_metrics_end_to_end(aws: MotoServer, work: Path) -> None:
 
     follow = subprocess.Popen([sys.executable, "-m", "byoc", "logs", "specs/dev.yaml", "--since", "5m", "-f"],
                               env={**env, "PYTHONUNBUFFERED": "1"}, cwd=work, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True,
+                              # SIGINT as a terminal gives it, also when the suite runs as a
+                              # background job (`&` without job control starts it ignored)
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     import threading
 
     guard = threading.Timer(120, follow.kill)  # a readline that never returns fails the test instead

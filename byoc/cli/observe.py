@@ -102,10 +102,10 @@ def follow_logs(
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[threading.Event]:
     """An event that the first SIGINT or SIGTERM sets, for a loop that stops between two steps; the
-    second one interrupts at once. A KeyboardInterrupt raised at an arbitrary point can be lost (one
-    raised while the garbage collector runs a finalizer is only printed and ignored), and --follow
-    then went on polling; a flag is never lost. A signal ignored when byoc started (nohup) stays
-    ignored."""
+    second one interrupts at once. A poll under way finishes rather than being cut at an arbitrary
+    point (a KeyboardInterrupt raised inside a finalizer is only printed, and the loop would go on).
+    A signal ignored when byoc started stays ignored, as Unix tools do (a job started with `&` by a
+    shell without job control has SIGINT ignored)."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
