@@ -323,3 +323,22 @@ def test_the_garbage_collector_is_set_for_the_run_and_given_back_after() -> None
     assert h.apply(h.plan(world())).ok
     assert seen == [(max(before[0], 20_000), True)]
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_overlapping_runs_share_the_collector_setting_and_the_last_puts_it_back() -> None:
+    """Two runs in one process (engines in threads) that overlap, ending in the order they began:
+    the one that ends first leaves the setting to the one still running, and the last to end puts
+    back what was there before either; neither leaves the process with the run's setting."""
+    import gc
+
+    from byoc.executor import _long_lived_frozen
+
+    before = gc.get_threshold()
+    first, second = _long_lived_frozen(), _long_lived_frozen()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert gc.get_threshold()[0] == max(before[0], 20_000)  # the second run still has it
+    assert gc.get_freeze_count() > 0
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
