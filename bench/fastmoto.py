@@ -24,10 +24,13 @@ import argparse
 import functools
 import gc
 import io
+import json
 import logging
 import os
 import socket
 import sys
+import threading
+import time
 from typing import Any
 
 #: headers this server sets itself
@@ -42,6 +45,8 @@ def _lighter_moto() -> None:
     import moto.ec2.models.core
     import moto.kms.models
 
+    from bench.fastserialize import faster_serializer
+
     modules = frozenset(moto.backends.list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment,return-value]
     names = functools.lru_cache(maxsize=None)(
@@ -53,6 +58,7 @@ def _lighter_moto() -> None:
     amis.describe_images = _image_by_id(amis.describe_images)  # type: ignore[method-assign]
     tagged = moto.ec2.models.core.TaggedEC2Resource
     tagged.get_tags = _tags_by_id(tagged.get_tags)  # type: ignore[method-assign]
+    faster_serializer()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     from moto.moto_api._internal.models import MotoAPIBackend
 
@@ -106,6 +112,31 @@ def _tags_by_id(get_tags: Any) -> Any:
     return wrapper
 
 
+class ActionCpu:
+    """moto's CPU per action (BENCH_MOTO_CPU=1): the handling thread's CPU time around moto's
+    application, by (service, action) as the proxy names them; ``GET /__bench__/cpu`` answers
+    {"service:action": [calls, seconds]} since the last such request, and starts afresh."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, list[float]] = {}
+
+    def add(self, method: str, path: str, headers: Any, body: bytes, seconds: float) -> None:
+        from bench.awsproxy import action_of, service_of
+
+        service = service_of(headers)
+        key = f"{service}:{action_of(method, path, headers, body, service)}"
+        with self._lock:
+            seen = self._seen.setdefault(key, [0, 0.0])
+            seen[0] += 1
+            seen[1] += seconds
+
+    def take(self) -> bytes:
+        with self._lock:
+            seen, self._seen = self._seen, {}
+        return json.dumps({k: [int(n), round(s, 6)] for k, (n, s) in sorted(seen.items())}).encode()
+
+
 def serve(host: str, port: int, app: Any = None) -> None:
     """moto's application (or ``app``, for tests) behind a threaded HTTP/1.1 server that keeps
     connections alive."""
@@ -141,6 +172,10 @@ def serve(host: str, port: int, app: Any = None) -> None:
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             environ.pop("wsgi.input_terminated", None)
+            if cpu is not None and self.path.startswith("/__bench__/"):
+                self._answer(200, [("Content-Type", "application/json")], cpu.take())
+                return
+            started = time.thread_time()
             answer: dict[str, Any] = {}
             chunks: list[bytes] = []
 
@@ -164,10 +199,15 @@ def serve(host: str, port: int, app: Any = None) -> None:
                 answer["headers"] = [("Content-Type", "text/html")]
                 chunks[:] = []
             data = b"".join(chunks)
+            if cpu is not None:
+                cpu.add(self.command, self.path, self.headers, body, time.thread_time() - started)
             code, _, reason = answer["status"].partition(" ")
-            self.send_response(int(code), reason)
+            self._answer(int(code), answer["headers"], data, reason)
+
+        def _answer(self, code: int, headers: list[tuple[str, str]], data: bytes, reason: str = "") -> None:
+            self.send_response(code, reason or None)
             length = str(len(data))
-            for k, v in answer["headers"]:
+            for k, v in headers:
                 if k.lower() == "content-length" and self.command == "HEAD":
                     length = v  # what a GET would answer
                 elif k.lower() not in _OWN:
@@ -177,6 +217,7 @@ def serve(host: str, port: int, app: Any = None) -> None:
             self._headers_buffer.append(b"\r\n" + (data if self.command != "HEAD" else b""))  # type: ignore[attr-defined]
             self.flush_headers()
 
+    cpu = ActionCpu() if os.environ.get("BENCH_MOTO_CPU") else None
     os.environ.setdefault("MOTO_PORT", str(port))  # as moto.server sets it: moto builds some URLs from it
     app = app or DomainDispatcherApplication(create_backend_app)
     make_server(host, port, app, threaded=True, request_handler=KeepAlive).serve_forever()
