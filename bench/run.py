@@ -2,6 +2,7 @@
 a latency-injecting, call-counting proxy, for several cluster sizes and per-call delays.
 
 Usage: python bench/run.py [--nodes 1,3,10,30] [--delays 0,50] [--no-serial] [--repeat N] [--cli-only]
+       [--moto-actions]
 Writes bench/results/latest.json and prints a table. Timings here are measurements, never tests.
 The CLI section runs each command in its own process, as a user does (see ``cli_bench``).
 """
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
 from bench.awsproxy import ProxyProcess  # noqa: E402
-from bench.report import table  # noqa: E402
+from bench.report import step_bounds, table  # noqa: E402
 from bench.trace import TracedKind, Tracer, apply_chain, plan_chain  # noqa: E402
 from byoc.model import DEFAULT_PARALLELISM  # noqa: E402
 
@@ -63,7 +64,7 @@ class Run:
     """One cluster size at one delay and parallelism: the lifecycle, timed and counted."""
 
     def __init__(self, proxy: ProxyProcess, nodes: int, parallelism: int, state_dir: Path,
-                 moto_pid: int | None = None) -> None:
+                 moto_pid: int | None = None, moto_actions: str | None = None) -> None:
         from byoc.aws.context import AwsContext
         from byoc.engine import Engine
         from byoc.resources import registry
@@ -72,6 +73,9 @@ class Run:
 
         self.proxy = proxy
         self.moto_pid = moto_pid
+        self.proxy_pid = getattr(getattr(proxy, "proc", None), "pid", None)
+        #: the URL of the moto server's CPU per action (bench/fastmoto.py with BENCH_MOTO_CPU=1)
+        self.moto_actions = moto_actions
         self.tracer = Tracer()
         spec = load_spec(str(SPEC), [f"compute.instance_count={nodes}"])
         kinds = {name: TracedKind(k, self.tracer) for name, k in registry().items()}
@@ -83,17 +87,34 @@ class Run:
     def step(self, name: str, fn: Any) -> tuple[Any, dict[str, Any]]:
         self.proxy.take()
         self.tracer.take()
+        self._moto_by_action()
+        proxy_cpu = cpu_seconds(self.proxy_pid)
         started, cpu, moto_cpu = time.monotonic(), time.process_time(), cpu_seconds(self.moto_pid)
         value = fn()
         wall = time.monotonic() - started
         cpu, moto_cpu = time.process_time() - cpu, cpu_seconds(self.moto_pid) - moto_cpu
+        proxy_cpu = cpu_seconds(self.proxy_pid) - proxy_cpu
+        by_moto = self._moto_by_action()
         calls = self.proxy.take()
         per_op, _ = self.tracer.take()
         by_action = Counter(f"{c.service}:{c.action}" for c in calls)
-        return value, {"step": name, "wall": round(wall, 3), "calls": len(calls),
-                       "cpu": round(cpu, 3), "moto_cpu": round(moto_cpu, 3),
-                       "errors": dict(Counter(f"{c.service}:{c.action}" for c in calls if c.status >= 400)),
-                       "by_action": dict(sorted(by_action.items())), "per_op": per_op}
+        rec = {"step": name, "wall": round(wall, 3), "calls": len(calls),
+               "cpu": round(cpu, 3), "moto_cpu": round(moto_cpu, 3),
+               "proxy_cpu": round(proxy_cpu, 3) if self.proxy_pid else None,
+               "errors": dict(Counter(f"{c.service}:{c.action}" for c in calls if c.status >= 400)),
+               "by_action": dict(sorted(by_action.items())), "per_op": per_op}
+        if by_moto is not None:
+            rec["moto_by_action"] = by_moto
+        return value, rec
+
+    def _moto_by_action(self) -> dict[str, list[float]] | None:
+        """moto's CPU per action since the last call ({"service:action": [calls, seconds]})."""
+        if not self.moto_actions:
+            return None
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.moto_actions}/__bench__/cpu", timeout=30) as resp:
+            return dict(json.loads(resp.read()))
 
     def plan(self, name: str, **options: Any) -> tuple[Any, dict[str, Any]]:
         from byoc.planner import PlanOptions
@@ -241,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cli-python", metavar="PYTHON",
                     help="time the byoc of this interpreter's environment (e.g. a fresh virtualenv's)")
     ap.add_argument("--moto", metavar="URL", help="use this running moto server (it is reset between runs)")
+    ap.add_argument("--no-warm-up", action="store_true",
+                    help="skip the one-node lifecycle run first, unmeasured, so that neither process's first "
+                    "use of a service (imports, models) lands in the first case measured")
+    ap.add_argument("--moto-actions", action="store_true",
+                    help="also measure moto's CPU per action (BENCH_MOTO_CPU=1; the moto this run starts)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/latest.json"))
     args = ap.parse_args(argv)
     nodes = [int(n) for n in args.nodes.split(",") if n]
@@ -258,10 +284,17 @@ def main(argv: list[str] | None = None) -> int:
         results["startup"] = startup()
     if not args.no_engine:
         results["engine"] = engine_bench()
+    if args.moto_actions and not args.moto:
+        os.environ["BENCH_MOTO_CPU"] = "1"  # read by bench/fastmoto.py in the server started here
     proc, moto_url = (None, args.moto) if args.moto else start_moto()
+    actions = moto_url if args.moto_actions and not args.moto else None
     proxy = ProxyProcess(moto_url)
     os.environ["AWS_ENDPOINT_URL"] = proxy.url
     try:
+        if not args.no_warm_up:
+            reset(moto_url)
+            with tempfile.TemporaryDirectory() as tmp:
+                Run(proxy, 1, args.parallelism, Path(tmp), None, actions).lifecycle()
         for delay in delays:
             proxy.delay = delay / 1000
             for n in nodes:
@@ -273,9 +306,11 @@ def main(argv: list[str] | None = None) -> int:
                     for _ in range(args.repeat if label == "parallel" else 1):
                         reset(moto_url)
                         with tempfile.TemporaryDirectory() as tmp:
-                            run = Run(proxy, n, par, Path(tmp), proc.pid if proc else None)
+                            run = Run(proxy, n, par, Path(tmp), proc.pid if proc else None, actions)
                             runs.append(run.lifecycle(serial_only=label == "serial"))
                     case[label] = median_steps(runs)
+                    for step in case[label]:
+                        step.update(step_bounds(step, delay, par, results["cpus"] or 1))
                 results["cases"].append(case)
                 print(f"done: {n} nodes at {delay:g} ms", file=sys.stderr, flush=True)
     finally:

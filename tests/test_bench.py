@@ -142,8 +142,8 @@ def test_the_runner_completes_a_one_node_lifecycle(
     for k, v in server.env().items():
         monkeypatch.setenv(k, v)  # main() points AWS_ENDPOINT_URL at its proxy; undone afterwards
     out = tmp_path / "r.json"
-    assert main(["--nodes", "1", "--delays", "0", "--no-startup", "--no-engine", "--moto", server.url,
-                 "--out", str(out)]) == 0
+    assert main(["--nodes", "1", "--delays", "0", "--no-startup", "--no-engine", "--no-warm-up",
+                 "--moto", server.url, "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     [case] = data["cases"]
     steps = {s["step"]: s for s in case["parallel"]}
@@ -152,6 +152,79 @@ def test_the_runner_completes_a_one_node_lifecycle(
     assert steps["apply"]["calls"] == sum(steps["apply"]["by_action"].values()) > 0
     assert 0 < steps["apply"]["chain"] < steps["apply"]["calls"]
     assert steps["noop-plan"]["by_action"]["tagging:GetResources"] == 1
+    # the proxy's CPU is measured beside moto's, and at 0 ms only the machine bounds the wall
+    apply = steps["apply"]
+    assert apply["proxy_cpu"] > 0 and apply["bound_that_holds"] == "machine"
+    spent = apply["cpu"] + apply["moto_cpu"] + apply["proxy_cpu"]
+    assert apply["machine_bound"] == pytest.approx(spent / data["cpus"], abs=0.002)
+    assert "moto_by_action" not in apply  # only with --moto-actions
+
+
+def test_each_row_says_which_bound_holds() -> None:
+    """bench/report.py: per step the chain bound (chain x delay), the work bound (calls x delay /
+    parallelism) and the machine bound (byoc's, moto's and the proxy's CPU over the cores), the
+    largest of which holds; the table prints the proxy's CPU, the machine bound and that name."""
+    from bench.report import step_bounds, table
+
+    step = {"step": "apply", "wall": 3.8, "calls": 460, "chain": 19, "cpu": 1.7, "moto_cpu": 1.9,
+            "proxy_cpu": 0.4}
+    at50 = step_bounds(step, 50, 20, 2)
+    assert at50["chain_bound"] == 0.95 and at50["work_bound"] == 1.15 and at50["machine_bound"] == 2.0
+    assert at50["bound_that_holds"] == "machine" and at50["wall_over_bound"] == 1.9
+    slow = step_bounds(step, 200, 20, 2)  # the calls' time outgrows the CPU
+    assert slow["bound_that_holds"] == "work" and slow["work_bound"] == 4.6
+    chained = step_bounds({**step, "calls": 40}, 200, 20, 8)
+    assert chained["bound_that_holds"] == "chain" and chained["chain_bound"] == 3.8
+    assert step_bounds({**step, "proxy_cpu": None}, 0, 20, 2)["machine_bound"] == 1.8  # proxy not measured
+    assert step_bounds({**step, "cpu": 0, "moto_cpu": 0, "proxy_cpu": 0}, 0, 20, 2)["wall_over_bound"] is None
+    results = {"parallelism": 20, "cpus": 2, "cases": [{"nodes": 30, "delay_ms": 50, "parallel": [step]}]}
+    [row] = [line for line in table(results).splitlines() if line.lstrip().startswith("30")]
+    assert row.split()[-5:-2] == ["0.40", "2.00", "machine"]
+    actions = {"ec2:DescribeInstances": [28, 0.25], "ec2:RunInstances": [30, 0.19]}
+    results["cases"][0]["parallel"] = [{**step, "moto_by_action": actions}]
+    text = table(results)
+    assert "moto's CPU in the apply, 30 node(s) at 50 ms: 0.44 s" in text
+    assert text.index("ec2:DescribeInstances") < text.index("ec2:RunInstances")
+
+
+def test_the_benchmark_moto_counts_its_cpu_per_action_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BENCH_MOTO_CPU=1: bench/fastmoto.py times moto's application per (service, action), as the
+    proxy names them, and GET /__bench__/cpu answers the counts and starts afresh."""
+    import socket
+
+    import botocore.session
+
+    from bench.fastmoto import serve
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        sum(range(20_000))  # some CPU
+        start_response("200 OK", [("Content-Type", "text/xml")])
+        return [b"<DescribeRegionsResponse><regionInfo/></DescribeRegionsResponse>"]
+
+    monkeypatch.setenv("BENCH_MOTO_CPU", "1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    threading.Thread(target=serve, args=("127.0.0.1", port, app), daemon=True).start()
+    client = botocore.session.get_session().create_client(
+        "ec2", region_name="us-west-2", endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="k", aws_secret_access_key="s")
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    for _ in range(3):
+        client.describe_regions()
+
+    def take() -> dict[str, list[float]]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/__bench__/cpu", timeout=10) as resp:
+            return dict(json.loads(resp.read()))
+
+    [(action, (calls, seconds))] = take().items()
+    assert action == "ec2:DescribeRegions" and calls == 3 and seconds > 0
+    assert take() == {}  # taken: counting starts afresh
 
 
 def test_the_synthetic_engine_graph_plans_applies_and_plans_nothing_after() -> None:
