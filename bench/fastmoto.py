@@ -224,6 +224,7 @@ def serve(host: str, port: int, app: Any = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from bench.awsproxy import faster_header_parsing
     from byoc.sandbox import lambda_without_docker, moto_answers_as_aws
 
     ap = argparse.ArgumentParser(description="moto's server for the benchmark")
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-p", "--port", type=int, default=5000)
     args = ap.parse_args(argv if argv is not None else sys.argv[1:])
     _lighter_moto()
+    faster_header_parsing()  # the requests' headers, as the proxy parses them
     moto_answers_as_aws()  # as the sandbox's moto: a bucket's EventBridge notifications read back
     lambda_without_docker()  # and the password rotation function invoked without Docker
     serve(args.host, args.port)

@@ -91,6 +91,39 @@ def test_the_proxy_counts_by_service_and_action(echo_proxy: AwsProxy) -> None:
     assert echo_proxy.counts() == {}  # take() starts afresh
 
 
+@pytest.mark.parametrize("block", [
+    b"Host: 127.0.0.1:5000\r\nContent-Length: 12\r\nX-Amz-Target: TrentService.ListAliases\r\n\r\n",
+    b"A:  spaced value \t \r\nB:\r\nC:no-space\r\nSet-Cookie: 1\r\nSet-Cookie: 2\r\n\n",
+    b"Content-Type: text/xml; charset=\xe9\r\n\r\n",  # latin-1, as http.client reads it
+    b"\r\n",  # no headers
+    b"Folded: one\r\n two\r\nNext: x\r\n\r\n",  # folded: the email parser's way
+    b"From someone\r\nA: b\r\n\r\n",
+    b"no colon here\r\nA: b\r\n\r\n",
+    b": empty name\r\n\r\n",
+    b"Bare: cr\rinside\r\n\r\n",
+    b"A: b\r\n",  # the stream ends before the blank line
+])
+def test_the_proxy_parses_headers_as_http_client_does(block: bytes) -> None:
+    """bench.awsproxy.parse_headers, used by the proxy and the benchmark's moto for requests and
+    answers alike, gives the message http.client's own email-parser gives."""
+    import email.parser
+    import http.client
+    import io
+
+    from bench.awsproxy import parse_headers
+
+    rest = b"BODY"
+    theirs_fp, ours_fp = io.BytesIO(block + rest), io.BytesIO(block + rest)
+    text = b"".join(http.client._read_headers(theirs_fp)).decode("iso-8859-1")  # type: ignore[attr-defined]
+    theirs = email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)
+    ours = parse_headers(ours_fp)
+    assert isinstance(ours, http.client.HTTPMessage)
+    assert ours.items() == theirs.items()
+    assert ours.get_payload() == theirs.get_payload() and ours.get_unixfrom() == theirs.get_unixfrom()
+    assert [type(d) for d in ours.defects] == [type(d) for d in theirs.defects]
+    assert ours_fp.read() == theirs_fp.read()  # the body is left where it was
+
+
 @pytest.mark.parametrize(("method", "path", "action"), [
     ("GET", "/b?tagging", "GetBucketTagging"),
     ("PUT", "/b/k?tagging", "PutObjectTagging"),
