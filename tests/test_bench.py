@@ -223,11 +223,6 @@ def test_each_row_says_which_bound_holds() -> None:
 def test_the_benchmark_moto_counts_its_cpu_per_action_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     """BENCH_MOTO_CPU=1: bench/fastmoto.py times moto's application per (service, action), as the
     proxy names them, and GET /__bench__/cpu answers the counts and starts afresh."""
-    import socket
-
-    import botocore.session
-
-    from bench.fastmoto import serve
 
     def app(environ: Any, start_response: Any) -> list[bytes]:
         sum(range(20_000))  # some CPU
@@ -235,19 +230,7 @@ def test_the_benchmark_moto_counts_its_cpu_per_action_when_asked(monkeypatch: py
         return [b"<DescribeRegionsResponse><regionInfo/></DescribeRegionsResponse>"]
 
     monkeypatch.setenv("BENCH_MOTO_CPU", "1")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    threading.Thread(target=serve, args=("127.0.0.1", port, app), daemon=True).start()
-    client = botocore.session.get_session().create_client(
-        "ec2", region_name="us-west-2", endpoint_url=f"http://127.0.0.1:{port}",
-        aws_access_key_id="k", aws_secret_access_key="s")
-    for _ in range(50):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    port, client = serve_in_thread(app)
     for _ in range(3):
         client.describe_regions()
 
@@ -422,12 +405,6 @@ def test_a_failure_inside_the_benchmark_moto_is_a_server_error_the_sdk_retries()
     """moto failing inside a request (its backends race under concurrent calls) answers an empty 500,
     which the SDK reads as a generic server error and retries, as it does AWS's InternalError; a body
     it cannot parse failed the call at once."""
-    import socket
-
-    import botocore.session
-
-    from bench.fastmoto import serve
-
     answers = iter([None, b"<DescribeRegionsResponse><regionInfo/></DescribeRegionsResponse>"])
     seen: list[str] = []
 
@@ -438,6 +415,20 @@ def test_a_failure_inside_the_benchmark_moto_is_a_server_error_the_sdk_retries()
             raise RuntimeError("dictionary changed size during iteration")
         start_response("200 OK", [("Content-Type", "text/xml")])
         return [body]
+
+    _, client = serve_in_thread(app)
+    assert client.describe_regions()["Regions"] == []
+    assert len(seen) == 2  # the failed request, then the SDK's retry
+
+
+def serve_in_thread(app: Any) -> tuple[int, Any]:
+    """bench.fastmoto's server of ``app`` on a free port, in a daemon thread of this process, once it
+    listens: (its port, an EC2 client of it)."""
+    import socket
+
+    import botocore.session
+
+    from bench.fastmoto import serve
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -452,5 +443,4 @@ def test_a_failure_inside_the_benchmark_moto_is_a_server_error_the_sdk_retries()
             break
         except OSError:
             time.sleep(0.05)
-    assert client.describe_regions()["Regions"] == []
-    assert len(seen) == 2  # the failed request, then the SDK's retry
+    return port, client
