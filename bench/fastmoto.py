@@ -14,7 +14,10 @@ byoc nothing; so does matching every AMI moto knows to find the one a launch nam
 of each RunInstances). So here those are computed once, connections are kept alive, KMS key
 material is generated once per key spec, an AMI named by its id is looked up in moto's own index,
 and the full collection runs when the benchmark resets the server (between measurements) instead
-of in the middle of one. What moto answers is unchanged.
+of in the middle of one. Its response serializer's pure work per member is remembered and its XML
+written by a plain emitter (bench/fastserialize.py), and request headers are parsed without the
+email parser (bench.awsproxy.parse_headers). What moto answers is unchanged (tests/test_bench_answers.py).
+With ``BENCH_MOTO_CPU=1`` it also counts its CPU per action (``ActionCpu``).
 Usage: ``python -m bench.fastmoto -H 127.0.0.1 -p PORT``.
 """
 
