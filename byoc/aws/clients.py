@@ -5,9 +5,11 @@ client class, the session's setup — is made once per process instead of once p
 botocore's ``Session.create_client`` builds a new client class each time (a method per operation:
 about 750 for EC2), a new ``ServiceModel`` (whose derived data, e.g. the endpoint-discovery operation,
 is computed again), and byoc made a session per cluster besides: about half of a client's CPU, and
-the cycles the collector must then walk. ``ClientMaker.create_client`` does what botocore's does
-(same configuration chain, endpoint resolution, retry, S3 and plugin handlers), with the credentials
-given per call and the class and model cached per service.
+the cycles the collector must then walk; and each client's event emitter translates every event
+name it meets for the first time (a few ms per call of a new client). ``ClientMaker.create_client``
+does what botocore's does (same configuration chain, endpoint resolution, retry, S3 and plugin
+handlers), with the credentials given per call, the class and model cached per service, and one
+cache of event-name translations for all.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class ClientMaker:
             timestamp_parser=TimestampParser())
         self._cache: dict[tuple[str, str, str | None], Any] = {}
         self._lock = threading.Lock()
+        #: botocore's translation of old event names to new ones, the same for every client, which
+        #: each client's event emitter would otherwise work out afresh for each event it emits
+        self._aliases: dict[str, str] = {}
 
     def _cached(self, key: tuple[str, str, str | None], make: Any) -> Any:
         with self._lock:
@@ -103,5 +108,8 @@ class ClientMaker:
         if monitor is not None:
             monitor.register(client.meta.events)
         s._register_client_plugins(client)
+        events = client.meta.events
+        if isinstance(getattr(events, "_alias_name_cache", None), dict):
+            events._alias_name_cache = self._aliases
         return client
 
