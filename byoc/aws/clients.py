@@ -35,12 +35,14 @@ class _Creator(botocore.client.ClientCreator):  # type: ignore[misc]
         self._maker = maker
 
     def _load_service_model(self, service_name: str, api_version: str | None = None) -> Any:
+        make = super()._load_service_model
         return self._maker._cached(("model", service_name, api_version),
-                                   lambda: super(_Creator, self)._load_service_model(service_name, api_version))
+                                   lambda: make(service_name, api_version))
 
     def _create_client_class(self, service_name: str, service_model: ServiceModel) -> Any:
+        make = super()._create_client_class
         return self._maker._cached(("class", service_name, service_model.api_version),
-                                   lambda: super(_Creator, self)._create_client_class(service_name, service_model))
+                                   lambda: make(service_name, service_model))
 
 
 class ClientMaker:
@@ -60,17 +62,19 @@ class ClientMaker:
         self._aliases: dict[str, str] = {}
 
     def _cached(self, key: tuple[str, str, str | None], make: Any) -> Any:
-        with self._lock:
-            found = self._cache.get(key)
-            if found is None:
-                found = self._cache[key] = make()
-            return found
+        """``make()`` once per key (called while a client is made, under the lock)."""
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = make()
+        return found
 
     def create_client(self, service: str, *, region: str, config: Any = None, credentials: Any = None) -> Any:
         """A client of ``service`` in ``region`` signing with ``credentials`` (botocore's; None: the
         session's own, found the usual way), as ``Session.create_client(service, region_name=region,
         config=config)`` makes it."""
-        with start_as_current_context():
+        # one at a time: botocore's session sets up its components lazily and keeps the user agent's
+        # state in one shared object; it is CPU under one GIL anyway
+        with self._lock, start_as_current_context():
             return self._create(service, region, config, credentials)
 
     def _create(self, service: str, region: str, config: Any, credentials: Any) -> Any:
@@ -103,7 +107,8 @@ class ClientMaker:
             service_name=service, region_name=region, is_secure=True, endpoint_url=None,
             verify=s.get_config_variable("ca_bundle"), credentials=credentials,
             scoped_config=s.get_scoped_config(), client_config=config,
-            api_version=s.get_config_variable("api_versions").get(service, None), auth_token=s.get_auth_token())
+            api_version=s.get_config_variable("api_versions").get(service, None),
+            auth_token=s.get_auth_token())
         monitor = s._get_internal_component("monitor")
         if monitor is not None:
             monitor.register(client.meta.events)
