@@ -22,7 +22,6 @@ import concurrent.futures as cf
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -107,6 +106,21 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[int, str, str, Any]:
+    """Run ``command``; its exit code, stdout, stderr and its own resource usage (``os.wait4``: the
+    peak memory of this process alone, where RUSAGE_CHILDREN's is the largest of every child so far,
+    the setup's included)."""
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
+        assert p.stdout is not None
+        out = p.stdout.read()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        p.stdout.close()
+        err.seek(0)
+        return p.returncode, out, err.read(), usage
+
+
 def drift(specs: list[Path], args: argparse.Namespace, env: dict[str, str], parallelism: int,
           servers: dict[str, int]) -> dict[str, Any]:
     """``byoc drift SPEC...`` in a process of its own: exit code, the fleet's own wall time (its
@@ -116,29 +130,24 @@ def drift(specs: list[Path], args: argparse.Namespace, env: dict[str, str], para
                "--parallelism", str(parallelism), "--clusters", str(args.in_flight)]
     if len(specs) == 1:
         command += ["--shard", "1/1"]  # a fleet run of one, for its summary line
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    before, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     served = {name: cpu_seconds(pid) for name, pid in servers.items()}
     load = os.getloadavg()[0]
     started = time.monotonic()
-    p = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    code, stdout, stderr, usage = run_measured(command, env)
     wall = time.monotonic() - started
     spent = {}
     for name, pid in servers.items():
         now, then = cpu_seconds(pid), served[name]
         spent[f"{name}_cpu_seconds"] = None if now is None or then is None else round(now - then, 2)
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    after, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu
     m = re.search(r"Fleet: (\d+) cluster\(s\).*: (\d+) fine, (\d+) drifted, (\d+) failed \(([\d.]+)s",
-                  p.stdout)
-    if p.returncode != 0 or m is None:
-        raise SystemExit(f"drift failed (exit {p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-    return {"exit": p.returncode, "fleet_seconds": float(m.group(5)), "process_seconds": round(wall, 2),
+                  stdout)
+    if code != 0 or m is None:
+        raise SystemExit(f"drift failed (exit {code}):\n{stdout[-2000:]}\n{stderr[-2000:]}")
+    return {"exit": code, "fleet_seconds": float(m.group(5)), "process_seconds": round(wall, 2),
             # CPU of byoc's process (one core at most for its Python threads): what the wall time
             # cannot go below, whatever the delay and --parallelism
-            "process_cpu_seconds": round(cpu, 2), **spent,
-            # ru_maxrss of children is the largest child's so far: this one's when it is the largest
-            "maxrss_mib": round(max(after, before) / 1024, 1), "maxrss_grew": after > before,
+            "process_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), **spent,
+            "maxrss_mib": round(usage.ru_maxrss / 1024, 1),
             # other processes' load on the machine, which these timings share it with
             "load_average_before": round(load, 2), "load_average_after": round(os.getloadavg()[0], 2)}
 

@@ -135,14 +135,16 @@ def run_fleet(specs: Sequence[Path], check: Check, options: FleetOptions | None 
               gate: CallGate | None = None) -> list[Record]:
     """``check`` on every spec's cluster, ``options.clusters`` at a time; the records in the specs'
     order."""
+    from byoc.aws.clients import ClientMaker
+
     options = options or FleetOptions()
     gate = gate or CallGate(options.parallelism)
-    caller = Caller([*gate.hooks(), *options.event_hooks])
+    shared = Shared(Caller([*gate.hooks(), *options.event_hooks]), ClientMaker())
     workers = max(1, min(options.clusters, len(specs)))
     finished = itertools.count(1)
 
     def one(spec: Path) -> Record:
-        record = _one(spec, check, options, gate, caller)
+        record = _one(spec, check, options, gate, shared)
         if next(finished) % workers == 0:
             # a finished cluster's SDK clients are cycles of objects, which the CLI's lazy collector
             # (byoc.cli._short_lived_gc) would keep until the exit: a fleet's memory grows by a
@@ -154,7 +156,29 @@ def run_fleet(specs: Sequence[Path], check: Check, options: FleetOptions | None 
         return list(pool.map(one, specs))
 
 
-def _one(path: Path, check: Check, options: FleetOptions, gate: CallGate, caller: Caller) -> Record:
+class Shared:
+    """What a fleet run's clusters share: byoc's own credentials and STS clients (``caller``), one
+    botocore session and each service's client class (``maker``: every client still signs with its
+    own cluster's credentials), and the credentials of each role: clusters whose specs name the same
+    role, external id and session name (``AssumeRole``) in the same region sign with one set,
+    assumed once; any other two never share credentials."""
+
+    def __init__(self, caller: Caller, maker: Any) -> None:
+        self.caller = caller
+        self.maker = maker
+        self._roles: dict[tuple[AssumeRole, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def credentials(self, role: AssumeRole, region: str) -> Any:
+        """The (deferred, refreshed) credentials of ``role``, made once per run."""
+        with self._lock:
+            found = self._roles.get((role, region))
+            if found is None:
+                found = self._roles[(role, region)] = assumed_credentials(role, region, caller=self.caller)
+            return found
+
+
+def _one(path: Path, check: Check, options: FleetOptions, gate: CallGate, shared: Shared) -> Record:
     from byoc.spec import load_spec
 
     cluster = account = None
@@ -165,9 +189,9 @@ def _one(path: Path, check: Check, options: FleetOptions, gate: CallGate, caller
         role = AssumeRole.of_spec(spec.data["aws"], cluster)
         hooks = [*gate.hooks(), *options.event_hooks]
         per_cluster = max(1, min(PER_CLUSTER, options.parallelism))
-        credentials = None if role is None else assumed_credentials(role, spec.region, caller=caller)
+        credentials = None if role is None else shared.credentials(role, spec.region)
         ctx = AwsContext(cluster=cluster, region=spec.region, parallelism=per_cluster, event_hooks=hooks,
-                         credentials=credentials, **options.context)
+                         credentials=credentials, **{"client_maker": shared.maker, **options.context})
         if role is not None:
             account = known = role.account
             check_assumable(credentials)

@@ -160,6 +160,37 @@ def test_clusters_with_different_roles_never_share_credentials_or_clients(fleet_
         assert len({id(c.client(service)) for c in ctxs}) == 3
 
 
+def test_one_role_session_is_assumed_once_and_shared_but_never_across_roles(fleet_dir: Path) -> None:
+    """Clusters whose specs name the same role, external id and session name sign with one set of
+    credentials, assumed once; a cluster of another role (here: another account, same session name)
+    gets its own, and its calls land in its own account although its clients are of the same class."""
+    names = {"s1": "a", "s2": "a", "s3": "c"}
+    for new, like in names.items():
+        data = yaml.safe_load((fleet_dir / f"{like}.yaml").read_text())
+        data["aws"]["assume_role"]["session_name"] = "byoc-fleet-drift"
+        (fleet_dir / f"{new}.yaml").write_text(yaml.safe_dump(data))
+    assumed: list[str] = []
+    count = ("before-call.sts.AssumeRole", lambda params=None, **_: assumed.append(params["body"]["RoleArn"]))
+    seen: dict[str, Engine] = {}
+
+    def keep(engine: Engine) -> fleet.Outcome:
+        seen[engine.spec.source] = engine
+        return drift_check(engine)
+
+    opts = dataclasses.replace(options(parallelism=4, clusters=3), event_hooks=(count, *TEST_HOOKS))
+    records = run_fleet(specs(fleet_dir, *names), keep, opts)
+    assert [(r.status, r.account) for r in records] == [
+        ("in_sync", ACCOUNTS["a"]), ("in_sync", ACCOUNTS["a"]), ("in_sync", ACCOUNTS["c"])]
+    s1, s2, s3 = (seen[str(fleet_dir / f"{n}.yaml")].ctx for n in names)
+    assert s1.credentials is s2.credentials and s3.credentials is not s1.credentials
+    assert sorted(assumed) == sorted({role_arn(ACCOUNTS["a"]), role_arn(ACCOUNTS["c"])})
+    # each cluster its own clients (its own hooks and counts), of one class per service
+    assert len({id(c.client("ec2")) for c in (s1, s2, s3)}) == 3
+    assert type(s1.client("ec2")) is type(s3.client("ec2"))
+    assert [c.client("sts").get_caller_identity()["Account"] for c in (s1, s2, s3)] == [
+        ACCOUNTS["a"], ACCOUNTS["a"], ACCOUNTS["c"]]
+
+
 def test_gate_bounds_the_calls_in_flight_across_the_fleet(fleet_dir: Path) -> None:
     """Counted by hooks of the test's own, inside the gate: from sending an attempt to parsing its answer."""
     lock = threading.Lock()

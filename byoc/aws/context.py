@@ -50,6 +50,7 @@ class AwsContext:
         client_factory: Callable[[str], Any] | None = None,
         event_hooks: Iterable[tuple[str, Callable[..., Any]]] = (),
         credentials: Any = None,
+        client_maker: Any = None,
     ) -> None:
         self.cluster = cluster
         self.region = region
@@ -62,6 +63,8 @@ class AwsContext:
         #: botocore credentials every client signs with (an assumed role's, byoc/aws/credentials.py);
         #: None: the caller's own, found the usual boto3 way
         self.credentials = credentials
+        #: makes the clients when given (a fleet's ``byoc.aws.clients.ClientMaker``, shared by its clusters)
+        self._client_maker = client_maker
         self._clients: dict[str, Any] = {}
         #: seconds spent making this context's clients (``BYOC_TIMINGS``)
         self.client_seconds = 0.0
@@ -111,7 +114,7 @@ class AwsContext:
         from byoc.aws.models import session_with_shared_models
 
         started = time.perf_counter()  # after the imports: BYOC_TIMINGS counts those apart
-        if self._session is None:
+        if self._session is None and self._client_maker is None:
             quiet_sdk_logs()
             # botocore's own session: boto3's adds nothing byoc uses, and importing boto3 imports
             # s3transfer (about 0.1 s on every run)
@@ -129,7 +132,11 @@ class AwsContext:
             read_timeout=60,
             user_agent_extra="byoc/0.1",
         )
-        client = self._session.create_client(service, region_name=self.region, config=config)
+        if self._client_maker is not None:
+            client = self._client_maker.create_client(service, region=self.region, config=config,
+                                                      credentials=self.credentials)
+        else:
+            client = self._session.create_client(service, region_name=self.region, config=config)
         self.sdk_retries.register(client)
         self.calls.register(client)
         for event, hook in self._event_hooks:
