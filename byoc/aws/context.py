@@ -15,7 +15,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from byoc.aws.calls import MAX_ATTEMPTS, CallRecorder, SdkRetries, TimestampParser, quiet_sdk_logs
+from byoc.aws.calls import (
+    MAX_ATTEMPTS,
+    CallRecorder,
+    SdkRetries,
+    TimestampParser,
+    quiet_sdk_logs,
+    register_form_encoding,
+)
 from byoc.aws.errors import EVENTUAL_CODES, THROTTLING_CODES, error_code, maybe_done
 from byoc.errors import CloudError
 from byoc.model import DEFAULT_PARALLELISM
@@ -132,6 +139,7 @@ class AwsContext:
         client = self._session.create_client(service, region_name=self.region, config=config)
         self.sdk_retries.register(client)
         self.calls.register(client)
+        register_form_encoding(client)
         for event, hook in self._event_hooks:
             client.meta.events.register_first(event, hook)
         self.client_seconds += time.perf_counter() - started
