@@ -33,6 +33,9 @@ T = TypeVar("T")
 #: kind → name (or id) → the names of its parts read by name too (an IAM role's inline policies).
 Known = Mapping[str, Mapping[str, frozenset[str]]]
 
+#: At most this many threads make ``AwsContext.together``'s calls at once (per context).
+HELPER_THREADS = 256
+
 #: How often ``AwsContext.mutate`` makes a sub-call whose answers say it may not have happened.
 SUBCALL_ATTEMPTS = 5
 
@@ -79,6 +82,7 @@ class AwsContext:
         self._passes = 0
         self._once: dict[tuple[str, str], Any] = {}
         self._once_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._helper_pool: cf.ThreadPoolExecutor | None = None
         #: salts idempotency tokens: retries within a run reuse a token, a later run never
         #: receives a resource an earlier run created and deleted under the same token
         self.run_id = uuid.uuid4().hex
@@ -198,9 +202,28 @@ class AwsContext:
         results in order. Once all have finished, the first failure (in order) is raised."""
         if len(calls) <= 1:
             return [call() for call in calls]
-        with cf.ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="byoc-together") as pool:
-            futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
-        return [f.result() for f in futures]
+        pool = self._helpers()
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls[1:]]
+        try:  # the first in this thread, which would only wait otherwise
+            first = contextvars.copy_context().run(calls[0])
+        except Exception:
+            cf.wait(futures)
+            raise
+        cf.wait(futures)
+        return [first, *(f.result() for f in futures)]
+
+    def _helpers(self) -> cf.ThreadPoolExecutor:
+        """The threads ``together`` runs calls in, kept for the life of the context: an idle one is
+        reused, another started when none is idle (a thread started per call cost more CPU than a
+        simple AWS call). Its bound is far above what side-by-side calls ever need at once."""
+        pool = self._helper_pool
+        if pool is None:
+            with self._lock:
+                if self._helper_pool is None:
+                    self._helper_pool = cf.ThreadPoolExecutor(max_workers=HELPER_THREADS,
+                                                              thread_name_prefix="byoc-together")
+                pool = self._helper_pool
+        return pool
 
     # -- retries and waits ---------------------------------------------------------------
     def retry(
