@@ -532,6 +532,8 @@ class _GroupCommit:
     nodes about two writes in three had nothing waiting on them, each a whole document, two fsyncs
     and a rename. The moment an operation waits for a write, or nothing is left running, the write
     starts: nothing starts before what it depends on is on disk, and the run's last write holds all.
+    Once the run is cancelled (an interrupt), nothing waits: a second interrupt abandons only what
+    was in flight.
     """
 
     def __init__(self, executor: Executor, on_done: Callable[[cf.Future[None]], None]) -> None:
@@ -583,7 +585,7 @@ class _GroupCommit:
         if not self.ex._dirty:
             released, self.held = self.held, []
             return released
-        if self.writing is None and not self.held and self.ex.gather > 0:
+        if self.writing is None and not self.held and self.ex.gather > 0 and not self.ex.cancelled.is_set():
             now = time.monotonic()
             if self.deadline is None:
                 self.deadline = now + self.ex.gather
