@@ -2,7 +2,8 @@
 
 Each operation starts as soon as its own dependencies are done (not level by level). Creates
 and updates follow dependency order; deletes follow it reversed; a replacement is a delete
-followed by a create. State is saved after every operation. When an operation fails, work in
+followed by a create. State is saved after every operation (in a group commit: see
+``_GroupCommit``), always before anything that depends on it starts. When an operation fails, work in
 flight finishes, only what depends on the failure is skipped, and the root cause is reported
 once. Progress is reported as events; the CLI renders them. In a rolling plan the nodes go one
 at a time: each node's operations wait until the previous node is healthy again. A cancellation
@@ -48,6 +49,9 @@ Op = tuple[str, str]  # (address, phase)
 #: held by every state write of an apply: an immediate exit (a second interrupt) takes it first,
 #: so the process never ends in the middle of a write
 STATE_WRITE = threading.Lock()
+
+#: how long a finished operation's record that nothing waits for may wait to share a state write
+GATHER_SECONDS = 0.2
 
 
 def guarded(write: Callable[[State], None]) -> Callable[[State], None]:
@@ -198,6 +202,7 @@ class Executor:
         health_timeout: float = 900.0,
         cancel: threading.Event | None = None,
         node_check: Callable[[str, str], str] | None = None,
+        gather: float = GATHER_SECONDS,
     ) -> None:
         self.kinds = kinds
         self.ctx = ctx
@@ -213,6 +218,8 @@ class Executor:
         #: rolling plans: asked (node key, instance id) once a node is healthy, before the next node
         #: goes; says what it found, raises CloudError to stop the roll (an upgrade's version check)
         self.node_check = node_check
+        #: how long a record nothing waits for may wait to share a state write (see ``_GroupCommit``)
+        self.gather = gather
         self.known: dict[str, Live] = {}
         self.snapshots: dict[str, str] = {}
         #: address -> the props an operation resolved, recorded from there (resolved once)
@@ -319,7 +326,7 @@ class Executor:
                 if not running and writes.writing is None:
                     break
                 try:
-                    finished = _finished(finishing)
+                    finished = _finished(finishing, writes.due())
                 except KeyboardInterrupt:  # a caller without a signal handler: cancel the same way
                     self.cancel()
                     continue
@@ -519,6 +526,14 @@ class _GroupCommit:
     main loop goes on starting ready work meanwhile. An operation whose predecessors are done waits
     (``hold``) until a write holding their records has finished: nothing starts before what it
     depends on is in the state on disk. The written state's serial is one above the last.
+
+    A record that nothing waits for (a leaf such as an alarm, or a create whose dependents wait for
+    other things too) may wait up to ``Executor.gather`` seconds for others to share its write: at 30
+    nodes about two writes in three had nothing waiting on them, each a whole document, two fsyncs
+    and a rename. The moment an operation waits for a write, or nothing is left running, the write
+    starts: nothing starts before what it depends on is on disk, and the run's last write holds all.
+    Once the run is cancelled (an interrupt), nothing waits: a second interrupt abandons only what
+    was in flight.
     """
 
     def __init__(self, executor: Executor, on_done: Callable[[cf.Future[None]], None]) -> None:
@@ -533,6 +548,8 @@ class _GroupCommit:
         self.held: list[Op] = []
         #: a write failed (the run stops with its error; nothing more is written)
         self.failed = False
+        #: when the records nothing waits for are written at the latest (None: none such)
+        self.deadline: float | None = None
 
     @property
     def busy(self) -> bool:
@@ -540,6 +557,10 @@ class _GroupCommit:
 
     def hold(self, op: Op) -> None:
         self.held.append(op)
+
+    def due(self) -> float | None:
+        """When the loop must look again to start a gathered write (None: it may wait for work)."""
+        return self.deadline if self.writing is None else None
 
     def waiting(self) -> list[Op]:
         """The operations waiting for a write (to start the moment it has finished)."""
@@ -564,7 +585,14 @@ class _GroupCommit:
         if not self.ex._dirty:
             released, self.held = self.held, []
             return released
+        if self.writing is None and not self.held and self.ex.gather > 0 and not self.ex.cancelled.is_set():
+            now = time.monotonic()
+            if self.deadline is None:
+                self.deadline = now + self.ex.gather
+            if now < self.deadline:
+                return []  # nothing waits for these records yet: more may share their write
         if self.writing is None:
+            self.deadline = None
             state = self.ex._settle().bumped()
             self.ex.state, self.ex._dirty = state, False
             self.writing = self.pool.submit(self.ex._save, state)
@@ -580,11 +608,18 @@ class _GroupCommit:
             self.failed = True
 
 
-def _finished(finishing: queue.SimpleQueue[cf.Future[Any]]) -> list[cf.Future[Any]]:
-    """The futures that have finished: waits for the first, then takes all that are there. (A
-    state write's future may come after ``collect`` already took its write: harmless, the loop
-    goes round once more.)"""
-    finished = [finishing.get()]
+def _finished(finishing: queue.SimpleQueue[cf.Future[Any]], due: float | None = None) -> list[cf.Future[Any]]:
+    """The futures that have finished: waits for the first (until ``due``, a ``time.monotonic()``
+    value, when one is given: then none may have), then takes all that are there. (A state write's
+    future may come after ``collect`` already took its write: harmless, the loop goes round once
+    more.)"""
+    try:
+        if due is None:
+            finished = [finishing.get()]
+        else:
+            finished = [finishing.get(timeout=max(0.0, due - time.monotonic()))]
+    except queue.Empty:
+        return []
     with contextlib.suppress(queue.Empty):
         while True:
             finished.append(finishing.get_nowait())

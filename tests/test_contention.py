@@ -88,4 +88,5 @@ def test_s3_backend_apply_killed_holder_and_force_unlock(server: MotoServer, wor
     assert not (work / "state").exists()  # nothing local: the state lives in S3
     versions = server.client("s3").list_object_versions(Bucket="team-state",
                                                         Prefix="byoc/dev-proton/state.json")
-    assert len([v for v in versions["Versions"] if v["Key"].endswith("state.json")]) > 30
+    # written all along (steps that finish together, or that nothing waits for within 0.2 s, share a write)
+    assert len([v for v in versions["Versions"] if v["Key"].endswith("state.json")]) > 15

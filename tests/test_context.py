@@ -67,6 +67,40 @@ def test_together_runs_side_by_side_keeps_order_and_raises_the_first_failure() -
         c.together(lambda: 0, lambda: fail("first"), lambda: fail("second"))
 
 
+def test_together_reuses_its_threads_waits_for_all_and_keeps_the_callers_context_vars() -> None:
+    import contextvars
+
+    c, var = ctx(), contextvars.ContextVar("who", default="nobody")
+    var.set("caller")
+    seen: list[tuple[int, str]] = []
+
+    def call() -> str:
+        time.sleep(0.02)  # the others start meanwhile
+        seen.append((threading.get_ident(), var.get()))
+        var.set("changed")  # in a copy: the caller's is kept
+        return "ok"
+
+    assert c.together(call, call, call) == ["ok"] * 3
+    first = {ident for ident, _ in seen}
+    seen.clear()
+    assert c.together(call, call, call) == ["ok"] * 3
+    assert {ident for ident, _ in seen} == first and len(first) == 3  # the same threads, none new
+    assert {who for _, who in seen} == {"caller"} and var.get() == "caller"
+
+    done: list[int] = []
+
+    def slow() -> None:
+        time.sleep(0.1)
+        done.append(1)
+
+    def fail() -> None:
+        raise ValueError("first")
+
+    with pytest.raises(ValueError, match="first"):  # the caller's own call failed: the rest finish first
+        c.together(fail, slow, slow)
+    assert done == [1, 1]
+
+
 # -- the SDK's data files: one loader per process, a disk cache between runs ----------------------
 
 def _data_file(tmp_path):  # type: ignore[no-untyped-def]

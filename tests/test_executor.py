@@ -342,3 +342,66 @@ def test_overlapping_runs_share_the_collector_setting_and_the_last_puts_it_back(
     assert gc.get_freeze_count() > 0
     second.__exit__(None, None, None)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def _order_log(h: Harness) -> list[tuple[str, Any]]:
+    """Creates (as they start) and state writes (as they finish), in one list in the order they happen."""
+    log: list[tuple[str, Any]] = []
+    for name in ("fake_net", "fake_sub", "fake_vm", "fake_disk"):
+        kind = h.kinds[name]
+        real = kind.create
+
+        def create(ctx: Any, address: str, props: Any, real: Any = real) -> Any:
+            log.append(("create", address))
+            return real(ctx, address, props)
+
+        kind.create = create  # type: ignore[method-assign]
+    h.on_save = lambda s: log.append(("write", set(s.resources)))
+    return log
+
+
+def test_records_nothing_waits_for_share_a_later_write_and_dependents_still_wait_for_theirs() -> None:
+    """A finished create that nothing waits for (the VMs, the disk) may wait to share a write; one
+    whose dependents are ready (the net, the subnets) is written before any of them starts. With a
+    gathering window longer than the run, a write is made only for creates that wait, and the last."""
+    h = Harness()
+    log = _order_log(h)
+    plan = h.plan(world())
+    ex = Executor(h.kinds, None, h.state, lambda s: (h.saves.append(s), h.on_save(s)), gather=3600)
+    result = ex.run(plan)
+    assert result.ok
+    written: set[str] = set()
+    for what, item in log:
+        if what == "write":
+            written |= item
+        else:
+            needed = set(plan.change(item).depends_on)
+            assert needed <= written, f"{item} started before {needed - written} was written"
+    # a write only when creates wait for it (after the net, after each subnet), and the last one
+    writes = [item for what, item in log if what == "write"]
+    assert len(writes) <= 4 and set(writes[-1]) == {c.address for c in plan.changes}
+    assert set(result.state.resources) == {c.address for c in plan.changes}
+    assert [s.serial for s in h.saves] == list(range(1, len(h.saves) + 1))
+
+
+def test_a_record_nothing_waits_for_is_written_once_its_window_has_passed_while_work_goes_on() -> None:
+    """The disk, which nothing needs, finishes first; the VMs go on until a write holding the disk
+    has happened: the window's end starts that write although nothing waits for it (the VMs give up
+    after 10 s, and the test fails, if it never comes)."""
+    h = Harness()
+    log = _order_log(h)
+    disk_written = threading.Event()
+    h.on_save = lambda s: (log.append(("write", set(s.resources))),
+                           disk_written.set() if "fake_disk.data" in s.resources else None)
+    real = h.kinds["fake_vm"].create
+
+    def vm(ctx: Any, address: str, props: Any) -> Any:
+        assert disk_written.wait(10), "the disk's record was never written while the VMs ran"
+        return real(ctx, address, props)
+
+    h.kinds["fake_vm"].create = vm  # type: ignore[method-assign]
+    ex = Executor(h.kinds, None, h.state, lambda s: (h.saves.append(s), h.on_save(s)), gather=0.05)
+    result = ex.run(h.plan(world()))
+    assert result.ok, [str(f.error) for f in result.failures]
+    first_with_disk = next(i for i, s in enumerate(h.saves) if "fake_disk.data" in s.resources)
+    assert first_with_disk < len(h.saves) - 1  # not only in the last write

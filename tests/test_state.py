@@ -453,3 +453,27 @@ def test_lock_timeout_waits_for_a_held_lock_then_takes_it_or_names_the_holder(
     monkeypatch.setattr(local.time, "sleep", poll)
     with b.lock("apply", timeout=60) as info:
         assert info.pid == os.getpid() and p.poll() is not None
+
+
+def test_the_bytes_written_with_a_cache_are_json_dumps_of_the_document_after_every_change() -> None:
+    """The stores write ``to_bytes(cache)``: parts kept from the write before, the rest serialised
+    anew; after each kind of change it is the document's ``json.dumps(indent=2)``, byte for byte."""
+    def rs(n: int, value: str = "v") -> ResourceState:
+        return ResourceState(f"aws_subnet.s[{n}]", "aws_subnet", f"subnet-{n}", {"cidr": value, "n": n},
+                             {"arn": f"arn:{n}", "tags": {"Name": "é ✓"}}, ("aws_vpc.main",))
+
+    state = make_state()
+    steps = [
+        lambda s: s.with_changes({r.address: r for r in (rs(3), rs(1), rs(2))}),
+        lambda s: s.with_changes({"aws_subnet.s[2]": rs(2, "changed"), "aws_subnet.s[1]": None}),
+        lambda s: s.with_outputs({"vpc_id": "vpc-1", "ids": ["a", "b"]}),
+        lambda s: s.with_facts({"ami": "ami-1"}),
+        lambda s: s.with_final_snapshot("aws_ebs_volume.d[0]", "vol-1", "snap-1", "2026-12-02T00:00:00Z"),
+        lambda s: s.without("aws_vpc.main").without("aws_subnet.s[3]").without("aws_subnet.s[2]"),
+    ]
+    cache: dict[int, tuple[object, bytes]] = {}
+    for step in steps:
+        state = step(state).bumped()
+        assert state.to_bytes(cache) == (json.dumps(state.to_dict(), indent=2) + "\n").encode()
+        assert state.to_json() == json.dumps(state.to_dict(), indent=2) + "\n"
+    assert cache  # what the next write reuses

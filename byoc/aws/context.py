@@ -15,7 +15,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from byoc.aws.calls import MAX_ATTEMPTS, CallRecorder, SdkRetries, TimestampParser, quiet_sdk_logs
+from byoc.aws.calls import (
+    MAX_ATTEMPTS,
+    CallRecorder,
+    SdkRetries,
+    TimestampParser,
+    quiet_sdk_logs,
+    register_form_encoding,
+)
 from byoc.aws.errors import EVENTUAL_CODES, THROTTLING_CODES, error_code, maybe_done
 from byoc.errors import CloudError
 from byoc.model import DEFAULT_PARALLELISM
@@ -25,6 +32,9 @@ T = TypeVar("T")
 #: What a plan expects to exist, for the kinds that can read it by name instead of listing:
 #: kind → name (or id) → the names of its parts read by name too (an IAM role's inline policies).
 Known = Mapping[str, Mapping[str, frozenset[str]]]
+
+#: At most this many threads make ``AwsContext.together``'s calls at once (per context).
+HELPER_THREADS = 256
 
 #: How often ``AwsContext.mutate`` makes a sub-call whose answers say it may not have happened.
 SUBCALL_ATTEMPTS = 5
@@ -75,6 +85,7 @@ class AwsContext:
         self._passes = 0
         self._once: dict[tuple[str, str], Any] = {}
         self._once_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._helper_pool: cf.ThreadPoolExecutor | None = None
         #: salts idempotency tokens: retries within a run reuse a token, a later run never
         #: receives a resource an earlier run created and deleted under the same token
         self.run_id = uuid.uuid4().hex
@@ -139,6 +150,7 @@ class AwsContext:
             client = self._session.create_client(service, region_name=self.region, config=config)
         self.sdk_retries.register(client)
         self.calls.register(client)
+        register_form_encoding(client)
         for event, hook in self._event_hooks:
             client.meta.events.register_first(event, hook)
         self.client_seconds += time.perf_counter() - started
@@ -197,9 +209,28 @@ class AwsContext:
         results in order. Once all have finished, the first failure (in order) is raised."""
         if len(calls) <= 1:
             return [call() for call in calls]
-        with cf.ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="byoc-together") as pool:
-            futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
-        return [f.result() for f in futures]
+        pool = self._helpers()
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls[1:]]
+        try:  # the first in this thread, which would only wait otherwise
+            first = contextvars.copy_context().run(calls[0])
+        except Exception:
+            cf.wait(futures)
+            raise
+        cf.wait(futures)
+        return [first, *(f.result() for f in futures)]
+
+    def _helpers(self) -> cf.ThreadPoolExecutor:
+        """The threads ``together`` runs calls in, kept for the life of the context: an idle one is
+        reused, another started when none is idle (a thread started per call cost more CPU than a
+        simple AWS call). Its bound is far above what side-by-side calls ever need at once."""
+        pool = self._helper_pool
+        if pool is None:
+            with self._lock:
+                if self._helper_pool is None:
+                    self._helper_pool = cf.ThreadPoolExecutor(max_workers=HELPER_THREADS,
+                                                              thread_name_prefix="byoc-together")
+                pool = self._helper_pool
+        return pool
 
     # -- retries and waits ---------------------------------------------------------------
     def retry(

@@ -48,7 +48,7 @@ class LocalBackend:
         self._seen: tuple[str, int] | None = None
         self._has_seen = False
         #: each resource's text as last written (see State.to_json)
-        self._texts: dict[int, tuple[object, str]] = {}
+        self._texts: dict[int, tuple[object, bytes]] = {}
 
     def describe(self) -> str:
         return str(self.path)
@@ -145,7 +145,7 @@ class LocalBackend:
         the state this backend last read or wrote (compare-and-swap); otherwise StateError."""
         stored = self._stored()
         self._check_over(stored, state)
-        fd = self._put(state.to_json(self._texts).encode("utf-8"), suffix=".tmp", backup=stored is not None)
+        fd = self._put(state.to_bytes(self._texts), suffix=".tmp", backup=stored is not None)
         self._forget_written()
         self._written = (os.fdopen(fd, "rb", buffering=0), state)  # closed when replaced or collected
         self._seen, self._has_seen = (state.lineage, state.serial), True

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -136,44 +136,53 @@ class State:
         doc["resources"] = [self.resources[a].to_dict() for a in sorted(self.resources)]
         return doc
 
-    def to_json(self, cache: MutableMapping[int, tuple[object, str]] | None = None) -> str:
-        """The state file's text: ``json.dumps(self.to_dict(), indent=2) + "\\n"``, byte for byte.
+    def to_json(self) -> str:
+        """The state file's text: ``json.dumps(self.to_dict(), indent=2) + "\\n"``, byte for byte."""
+        return self.to_bytes().decode("utf-8")
+
+    def to_bytes(self, cache: MutableMapping[int, tuple[object, bytes]] | None = None) -> bytes:
+        """``to_json()`` encoded (UTF-8; JSON escapes all else, so it is ASCII), as the stores write it.
 
         The executor writes the state after every batch of finished operations; with a ``cache``
         kept between writes, a part written before (the same ResourceState object, the same
         outputs, facts or final snapshots) is not serialised again, so a write costs what changed
         rather than the whole cluster. (Its parts are never changed in place: ``with_*`` makes new
-        ones.)
+        ones.) The parts are kept encoded and joined once: the document is large (~370 kB at 30
+        nodes), and every copy of it costs.
         """
-        fresh: dict[int, tuple[object, str]] = {}
-
-        def text_of(obj: Any, make: Callable[[], str]) -> str:
-            hit = cache.get(id(obj)) if cache is not None else None
-            text = hit[1] if hit is not None and hit[0] is obj else make()
-            fresh[id(obj)] = (obj, text)
-            return text
-
-        parts = ["{\n"]  # joined once: the document is large (~350 kB at 30 nodes), copies are not free
+        old: Mapping[int, tuple[object, bytes]] = cache if cache is not None else {}
+        fresh: dict[int, tuple[object, bytes]] = {}
+        parts = [b"{\n"]
         for key, value in self._fields():
-            parts.append(f"  {json.dumps(key)}: " if key == "version" else f",\n  {json.dumps(key)}: ")
+            lead = b"  " if key == "version" else b",\n  "
+            parts.append(lead + json.dumps(key).encode() + b": ")
             if key == "resources":
-                parts.append("[\n" if self.resources else "[]")
-                for i, address in enumerate(sorted(self.resources)):
-                    rs = self.resources[address]
+                resources = self.resources
+                parts.append(b"[\n" if resources else b"[]")
+                for i, address in enumerate(sorted(resources)):  # tight: it runs per resource per write
+                    rs = resources[address]
+                    hit = old.get(id(rs))
+                    if hit is None or hit[0] is not rs:
+                        hit = (rs, ("    " + _nested(rs.to_dict(), 2)).encode("utf-8"))
+                    fresh[id(rs)] = hit
                     if i:
-                        parts.append(",\n")
-                    parts.append(text_of(rs, lambda rs=rs: "    " + _nested(rs.to_dict(), 2)))  # type: ignore[misc]
-                if self.resources:
-                    parts.append("\n  ]")
+                        parts.append(b",\n")
+                    parts.append(hit[1])
+                if resources:
+                    parts.append(b"\n  ]")
             elif isinstance(value, (Mapping, tuple)):
-                parts.append(text_of(value, lambda k=key, v=value: _nested(_plain(k, v), 1)))  # type: ignore[misc]
+                hit = old.get(id(value))
+                if hit is None or hit[0] is not value:
+                    hit = (value, _nested(_plain(key, value), 1).encode("utf-8"))
+                fresh[id(value)] = hit
+                parts.append(hit[1])
             else:
-                parts.append(_nested(value, 1))
-        parts.append("\n}\n")
+                parts.append(_nested(value, 1).encode("utf-8"))
+        parts.append(b"\n}\n")
         if cache is not None:
             cache.clear()
             cache.update(fresh)
-        return "".join(parts)
+        return b"".join(parts)
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "state") -> State:

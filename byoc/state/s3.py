@@ -61,7 +61,7 @@ class S3Backend:
         #: the state this backend last read or wrote (what its ETag stands for)
         self._last: State | None = None
         #: each resource's text as last written (see State.to_json)
-        self._texts: dict[int, tuple[object, str]] = {}
+        self._texts: dict[int, tuple[object, bytes]] = {}
         self._held: LockInfo | None = None
 
     def describe(self) -> str:
@@ -119,7 +119,7 @@ class S3Backend:
         if not self._seen:
             self.read()
         check_successor(self._last, state, self.describe())
-        body = state.to_json(self._texts).encode()
+        body = state.to_bytes(self._texts)
         for retry in (True, False):
             cond = {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
             try:
