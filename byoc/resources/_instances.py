@@ -16,7 +16,7 @@ from byoc.aws.errors import is_not_found
 from byoc.aws.tags import ADDRESS_TAG, owned_filter, tag_list, tag_specs
 from byoc.errors import CloudError
 from byoc.resources._batch import Batcher, batcher
-from byoc.resources._ec2 import ec2_arn, user_tags
+from byoc.resources._ec2 import address_filter, at_addresses, ec2_arn, user_tags
 from byoc.resources._volumes import (
     BATCH,
     ENCRYPTION_TAG,
@@ -79,14 +79,16 @@ def get(ctx: AwsContext, instance_id: str) -> Described | None:
         raise
 
 
-def owned(ctx: AwsContext) -> list[Described]:
-    """A fresh look (no memo) at the cluster's live instances, shared with the other nodes looking
-    at the same moment (each node's create looks for one an interrupted run launched)."""
-    def read(keys: list[str]) -> dict[str, list[Described]]:
-        return dict.fromkeys(keys, describe(ctx, owned_filter(ctx)))
+def at_address(ctx: AwsContext, address: str) -> list[Described]:
+    """A fresh look (no memo) for the cluster's live instances tagged with ``address`` (each
+    node's create looks for one an interrupted run launched), read in one call with the other
+    addresses looked at in that moment: an address filter, so a look reads no other node's."""
+    def read(addresses: list[str]) -> dict[str, list[Described]]:
+        found = describe(ctx, address_filter(ctx, addresses))
+        return at_addresses(found, addresses, lambda item: user_tags(item[1]))
 
-    reader = batcher(ctx, "ec2:owned-instances", lambda: Batcher(read, size=1))
-    return reader.get("owned") or []
+    reader = batcher(ctx, "ec2:instances-at", lambda: Batcher(read, size=BATCH))
+    return reader.get(address) or []
 
 
 def state_of(item: Described | None) -> str | None:

@@ -23,6 +23,7 @@ from byoc.resources._volumes import (
     cluster_volumes,
     describe_volume,
     poll_volume,
+    volumes_at,
 )
 from byoc.resources.base import ResourceType
 
@@ -47,6 +48,15 @@ class VolumeAttachment(ResourceType):
             if address is not None and att is not None:
                 out.append(self._live(vol, att, address))
         return out
+
+    def find(self, ctx: AwsContext, address: str) -> Live | None:
+        """A fresh look at the attachment of the data volume this address names."""
+        _, name, key = parse_address(address)
+        for vol in volumes_at(ctx, make_address(_VOLUME_KIND, name, key)):
+            att = attachment_to(vol)
+            if att is not None and _attachment_address(ctx, vol) == address:
+                return self._live(vol, att, address)
+        return None
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
         ec2 = ctx.client("ec2")
