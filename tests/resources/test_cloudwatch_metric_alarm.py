@@ -258,3 +258,40 @@ def test_the_test_moto_lists_alarms_while_another_thread_puts_one(ctx: AwsContex
         seen.append(alarm.name)
         backend.alarms[f"{alarm.name}-new"] = alarm
     assert seen == ["a", "b"]
+
+
+def test_looks_made_at_one_moment_share_one_discovery_each_answered_its_own(
+    ctx: AwsContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from byoc.resources import _batch
+    from byoc.resources._batch import batcher
+
+    monkeypatch.setattr(_batch, "FEW", 0)  # past the first call, callers share (tests/test_batch.py)
+    addresses = [f'aws_cloudwatch_metric_alarm.cpu["{i}"]' for i in range(5)]
+    made = {a: KIND.create(ctx, a, props(alarm_name=f"test-cpu-{i}", tags=tags(a))).id
+            for i, a in enumerate(addresses) if i % 2}
+    listed = count(ctx, "DescribeAlarms")
+    looks: list[int] = []
+
+    def hold_first(n: int, **kw: Any) -> None:  # until the other four looks wait for the next one
+        looks.append(n)
+        if n == 1:
+            reader: Any = batcher(ctx, f"find:{KIND.kind}", lambda: None)  # type: ignore[arg-type,return-value]
+            while len(reader._pending) < 4:
+                threading.Event().wait(0.001)
+
+    hook(ctx, "GetResources", hold_first, service="resourcegroupstaggingapi")
+    found: dict[str, Any] = {}
+    threads = [threading.Thread(target=lambda a=a: found.update({a: KIND.find(ctx, a)})) for a in addresses]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert {a: (f.id if f else None) for a, f in found.items()} == {
+        a: made.get(a) for a in addresses}
+    assert looks == [1, 2] and len(listed) == 2  # two discoveries for five looks
+    # a look started after a create sees it (never an answer read before it asked)
+    KIND.create(ctx, addresses[0], props(alarm_name="test-cpu-0", tags=tags(addresses[0])))
+    assert KIND.find(ctx, addresses[0]).id == "test-cpu-0"  # type: ignore[union-attr]

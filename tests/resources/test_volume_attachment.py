@@ -263,3 +263,18 @@ def test_delete_detaches_only_once_the_instance_has_stopped(ctx: AwsContext, nod
     record(ctx, events, "DetachVolume")
     KIND.delete(ctx, live)
     assert events == ["stopping", "stopping", "stopped", "DetachVolume"]
+
+
+def test_the_look_reads_the_volume_at_its_address_alone(ctx: AwsContext, node: dict[str, str]) -> None:
+    ec2 = ctx.client("ec2")
+    assert KIND.find(ctx, ADDR) is None  # the data volume is not attached yet
+    live = KIND.create(ctx, ADDR, props(node))
+    assert KIND.find(ctx, ADDR) == live
+    # keys may hold what a filter reads as a wildcard: another node's attached volume differs
+    # from this one's address only there
+    mine, lookalike = 'aws_volume_attachment.data["[1]"]', 'aws_volume_attachment.data["(1)"]'
+    other = ec2.create_volume(AvailabilityZone="us-west-2a", Size=8, TagSpecifications=tags(
+        **{"byoc:cluster": "test", "byoc:address": 'aws_ebs_volume.data["(1)"]'}))["VolumeId"]
+    ec2.attach_volume(Device="/dev/sdg", InstanceId=node["other"], VolumeId=other)
+    assert KIND.find(ctx, mine) is None
+    assert KIND.find(ctx, lookalike).props["volume_id"] == other  # type: ignore[union-attr]
