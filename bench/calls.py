@@ -9,6 +9,7 @@ Measurements, never tests.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -47,8 +48,8 @@ def measure(nodes: list[int], delay_ms: float, repeat: int, parallelism: int,
                     run = Run(proxy, n, parallelism, Path(tmp), proc.pid if proc else None)
                     plan, _ = run.plan("plan")
                     if recheck:  # as `byoc apply PLANFILE` does: each create looks first
-                        apply = run.engine.apply
-                        run.engine.apply = lambda p: apply(p, recheck=True)  # type: ignore[method-assign]
+                        run.engine.apply = functools.partial(  # type: ignore[method-assign]
+                            run.engine.apply, recheck=True)
                     runs.append(run.apply("apply", plan))
                     moto_ms: dict[str, float] = {}
                     for c in taken:
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallelism", type=int, default=20)
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]),
                     help="the checkout whose byoc (and bench) to measure")
-    ap.add_argument("--recheck", action="store_true", help="apply as a saved plan is (each create looks first)")
+    ap.add_argument("--recheck", action="store_true",
+                    help="apply as a saved plan is (each create looks first)")
     ap.add_argument("--json", help="also write the cases here")
     args = ap.parse_args(argv)
     sys.path[:0] = [str(Path(args.root).resolve())]
