@@ -92,12 +92,16 @@ class ResourceType(ABC):
         few discoveries, not thirty), each from a discovery that started after it asked."""
         def look(addresses: list[str]) -> dict[str, Live]:
             wanted, out = set(addresses), dict[str, Live]()
-            for live in self.discover(ctx):
+            for live in self.looked_at(ctx):
                 if live.address in wanted:
                     out.setdefault(live.address, live)
             return out
 
         return batcher(ctx, f"find:{self.kind}", lambda: Batcher(look, size=sys.maxsize)).get(address)
+
+    def looked_at(self, ctx: AwsContext) -> list[Live]:
+        """What the default ``find`` reads, fresh: the discovery, unless the kind reads less."""
+        return self.discover(ctx)
 
     def read(self, ctx: AwsContext, aws_id: str) -> Live | None:
         """The resource with AWS id ``aws_id``, normalised like discovery, if the cluster owns it
