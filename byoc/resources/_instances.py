@@ -39,6 +39,9 @@ LIVE_STATES = ("pending", "running", "stopping", "stopped")
 _METADATA_DEFAULTS = {"HttpEndpoint": "enabled", "HttpTokens": "optional",
                       "HttpPutResponseHopLimit": 1, "InstanceMetadataTags": "disabled"}
 
+#: ids per DescribeInstanceStatus (AWS takes at most 100)
+STATUS_BATCH = 100
+
 Described = tuple[str, dict[str, Any]]  # (the reservation's OwnerId, the instance)
 
 
@@ -77,6 +80,30 @@ def get(ctx: AwsContext, instance_id: str) -> Described | None:
         if is_not_found(exc):
             return None
         raise
+
+
+def _states_named(ctx: AwsContext, ids: list[str]) -> dict[str, str]:
+    """{id: state} of the instances among ``ids`` that AWS knows, in any state, from
+    DescribeInstanceStatus (a status, not a whole description). An id AWS does not know (yet, or
+    any more) refuses the whole call: a batch so refused is asked again one id at a time."""
+    ec2 = ctx.client("ec2")
+    try:
+        statuses = ec2.describe_instance_status(InstanceIds=ids, IncludeAllInstances=True)["InstanceStatuses"]
+    except ClientError as exc:
+        if not is_not_found(exc):
+            raise
+        if len(ids) == 1:
+            return {}
+        return {k: v for i in ids for k, v in _states_named(ctx, [i]).items()}
+    return {s["InstanceId"]: str(s["InstanceState"]["Name"]) for s in statuses}
+
+
+def state_now(ctx: AwsContext, instance_id: str) -> str | None:
+    """The instance's state now (None when AWS does not know it), read with the other instances'
+    states asked at that moment: for callers that need the state alone (a volume attachment)."""
+    reader = batcher(ctx, "ec2:instance-states",
+                     lambda: Batcher(lambda ids: _states_named(ctx, ids), size=STATUS_BATCH))
+    return reader.get(instance_id)
 
 
 def at_address(ctx: AwsContext, address: str) -> list[Described]:

@@ -175,7 +175,7 @@ class VolumeAttachment(ResourceType):
             ec2.create_tags(Resources=[vol["VolumeId"]], Tags=tag_list({STOP_TAG: "false"}))
 
     def _instance_state(self, ctx: AwsContext, instance_id: str) -> str | None:
-        return read.state_of(read.get(ctx, instance_id))
+        return read.state_now(ctx, instance_id)
 
     def _wait_instance(self, ctx: AwsContext, instance_id: str, done: set[str], address: str) -> None:
         try:
