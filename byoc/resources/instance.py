@@ -224,8 +224,15 @@ class Instance(ResourceType):
         return result
 
     def _wait_state(self, ctx: AwsContext, instance_id: str, address: str, states: set[str]) -> None:
-        self._poll(ctx, instance_id, address, f"to be {'/'.join(sorted(states))}",
-                   lambda i: i is None or read.state_of(i) in states | {"terminated"})
+        """Wait until the instance is in one of ``states``, terminated or gone, polling its state
+        alone (DescribeInstanceStatus), not its whole description."""
+        try:
+            ctx.poll(lambda: read.state_now(ctx, instance_id),
+                     lambda state: state is None or state in states | {"terminated"},
+                     what=f"{instance_id} to be {'/'.join(sorted(states))}")
+        except CloudError as exc:
+            exc.address, exc.aws_id = address, instance_id
+            raise
 
     def _wait_running(self, ctx: AwsContext, instance_id: str, address: str) -> read.Described:
         """Wait out ``pending`` (AWS: up to a minute or two); a launch that ends anywhere but
