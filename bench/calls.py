@@ -9,6 +9,7 @@ Measurements, never tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -26,8 +27,13 @@ def measure(nodes: list[int], delay_ms: float, repeat: int, parallelism: int,
     from bench.run import CREDENTIALS, Run, reset, start_moto
 
     os.environ.update(CREDENTIALS)
+    stack = contextlib.ExitStack()
     proc, moto_url = start_moto()
+    if proc is not None:
+        stack.callback(proc.wait, timeout=10)
+        stack.callback(proc.terminate)
     proxy = ProxyProcess(moto_url)
+    stack.callback(proxy.stop)
     taken: list[Any] = []
     take = proxy.take
 
@@ -38,7 +44,7 @@ def measure(nodes: list[int], delay_ms: float, repeat: int, parallelism: int,
     proxy.take = keep  # type: ignore[method-assign]
     os.environ["AWS_ENDPOINT_URL"] = proxy.url
     out = []
-    try:
+    with stack:
         proxy.delay = delay_ms / 1000
         for n in nodes:
             runs = []
@@ -68,11 +74,6 @@ def measure(nodes: list[int], delay_ms: float, repeat: int, parallelism: int,
                 "walls": sorted(r["wall"] for r in runs),
             })
             print(f"done: {n} nodes", file=sys.stderr, flush=True)
-    finally:
-        proxy.stop()
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
     return out
 
 

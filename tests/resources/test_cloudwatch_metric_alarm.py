@@ -263,10 +263,8 @@ def test_the_test_moto_lists_alarms_while_another_thread_puts_one(ctx: AwsContex
 def test_looks_ask_the_index_for_their_addresses_alone_together_each_answered_its_own(
     ctx: AwsContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
     from byoc.resources import _batch
-    from byoc.resources._batch import batcher
+    from tests.looks import look_all, wait_pending
 
     monkeypatch.setattr(_batch, "FEW", 0)  # past the first call, callers share (tests/test_batch.py)
     addresses = [f'aws_cloudwatch_metric_alarm.cpu["{i}"]' for i in range(5)]
@@ -279,17 +277,10 @@ def test_looks_ask_the_index_for_their_addresses_alone_together_each_answered_it
     def hold_first(n: int, params: dict[str, Any], **kw: Any) -> None:
         asked.append(params["TagFilters"])
         if n == 1:  # until the other four looks wait for the next call
-            reader: Any = batcher(ctx, "tagging:alarms-at", lambda: None)  # type: ignore[arg-type,return-value]
-            while len(reader._pending) < 4:
-                threading.Event().wait(0.001)
+            wait_pending(ctx, "tagging:alarms-at", 4)
 
     hook(ctx, "GetResources", hold_first, when="before-parameter-build", service="resourcegroupstaggingapi")
-    found: dict[str, Any] = {}
-    threads = [threading.Thread(target=lambda a=a: found.update({a: KIND.find(ctx, a)})) for a in addresses]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    found = look_all(KIND, ctx, addresses)
     assert {a: (f.id if f else None) for a, f in found.items()} == {a: made.get(a) for a in addresses}
     assert all(found[a] == live for a, live in lives.items())
     assert len(asked) == 2  # the first look, then one for the four that came meanwhile

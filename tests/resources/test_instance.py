@@ -510,32 +510,22 @@ def test_the_look_finds_what_a_crashed_run_launched_under_the_address(
 def test_looks_of_several_nodes_share_one_describe_and_each_gets_its_own(
     ctx: AwsContext, net: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
     from byoc.resources import _batch
-    from byoc.resources._batch import batcher
+    from tests.looks import look_all, wait_pending
 
     monkeypatch.setattr(_batch, "FEW", 0)  # past the first call, callers share (tests/test_batch.py)
     addresses = [f'aws_instance.node["{i}"]' for i in range(5)]
     made = {a: KIND.create(ctx, a, at(net, a)).id for a in addresses[1:]}  # node 0 has none yet
     asked = params_of(ctx, "DescribeInstances")
-    pending = threading.Event()
 
     def hold_first(**kw: Any) -> None:  # until the other four looks wait for the next call
         if len(asked) == 1:
-            reader: Any = batcher(ctx, "ec2:instances-at", lambda: None)  # type: ignore[arg-type,return-value]
-            while len(reader._pending) < 4:
-                pending.wait(0.001)
+            wait_pending(ctx, "ec2:instances-at", 4)
 
     on(ctx, "before-call.ec2.DescribeInstances", hold_first)
-    found: dict[str, Any] = {}
-    threads = [threading.Thread(target=lambda a=a: found.update({a: KIND.find(ctx, a)})) for a in addresses]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    found = look_all(KIND, ctx, addresses)
     assert {a: (f.id if f else None) for a, f in found.items()} == {addresses[0]: None, **made}
-    assert all(found[a].address == a for a in made)
+    assert all(found[a].address == a for a in made)  # type: ignore[union-attr]
     assert len(asked) == 2  # the first look, then one for the four that came meanwhile
     values = [f["Values"] for f in asked[1]["Filters"] if f["Name"] == "tag:byoc:address"]
     assert len(values) == 1 and len(values[0]) == 4
