@@ -58,8 +58,12 @@ def address_pattern(address: str) -> str:
     return address.translate(_SPECIAL)
 
 
+#: addresses per look (EC2 takes at most 200 filter values in one call, all filters together)
+ADDRESS_BATCH = 100
+
+
 def address_filter(ctx: AwsContext, addresses: Iterable[str]) -> list[dict[str, Any]]:
-    """The EC2 describe filter for this cluster's items at ``addresses`` (at most 200 a call)."""
+    """The EC2 describe filter for this cluster's items at ``addresses`` (``ADDRESS_BATCH`` at most)."""
     values = sorted({address_pattern(a) for a in addresses})
     return [*owned_filter(ctx), {"Name": f"tag:{ADDRESS_TAG}", "Values": values}]
 

@@ -16,7 +16,7 @@ from byoc.aws.errors import is_not_found
 from byoc.aws.tags import ADDRESS_TAG, owned_filter, tag_list, tag_specs
 from byoc.errors import CloudError
 from byoc.resources._batch import Batcher, batcher
-from byoc.resources._ec2 import address_filter, at_addresses, ec2_arn, user_tags
+from byoc.resources._ec2 import ADDRESS_BATCH, address_filter, at_addresses, ec2_arn, user_tags
 from byoc.resources._volumes import (
     BATCH,
     ENCRYPTION_TAG,
@@ -114,7 +114,7 @@ def at_address(ctx: AwsContext, address: str) -> list[Described]:
         found = describe(ctx, address_filter(ctx, addresses))
         return at_addresses(found, addresses, lambda item: user_tags(item[1]))
 
-    reader = batcher(ctx, "ec2:instances-at", lambda: Batcher(read, size=BATCH))
+    reader = batcher(ctx, "ec2:instances-at", lambda: Batcher(read, size=ADDRESS_BATCH))
     return reader.get(address) or []
 
 

@@ -19,6 +19,7 @@ from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG, is_owned
 from byoc.errors import CloudError
 from byoc.model import Live, make_address, parse_address
 from byoc.resources._batch import Batcher, batcher
+from byoc.resources._ec2 import ADDRESS_BATCH
 from byoc.resources._elb import cluster_instances, is_registered, owned_target_groups, target_health
 from byoc.resources.base import ResourceType
 
@@ -159,11 +160,11 @@ def _addresses_described(ctx: AwsContext) -> dict[str, str]:
 
 def _addresses_tagged(ctx: AwsContext, ids: list[str]) -> dict[str, str]:
     """{instance id: byoc:address} of the cluster's managed instances among ``ids``, from their
-    tags alone (DescribeTags: 200 ids a call)."""
+    tags alone (DescribeTags, ``ADDRESS_BATCH`` ids a call: EC2 takes 200 filter values in all)."""
     ec2 = ctx.client("ec2")
     tags: dict[str, dict[str, str]] = {}
-    for i in range(0, len(ids), 200):
-        filters = [{"Name": "resource-id", "Values": ids[i : i + 200]},
+    for i in range(0, len(ids), ADDRESS_BATCH):
+        filters = [{"Name": "resource-id", "Values": ids[i : i + ADDRESS_BATCH]},
                    {"Name": "key", "Values": [CLUSTER_TAG, ADDRESS_TAG]}]
         for page in ec2.get_paginator("describe_tags").paginate(Filters=filters):
             for t in page["Tags"]:
