@@ -148,3 +148,52 @@ def test_a_few_callers_each_call_at_once() -> None:
         t.join(10)
     assert call.batches[:3] == [["a"], ["b"], ["c"]] and call.batches[3:] == [["d", "e"]]
     assert rest == {"d": "d@4", "e": "e@4"}
+
+
+def test_a_kinds_looks_at_one_moment_share_one_discovery_each_answered_its_own(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ResourceType.find`` (kinds without a look of their own): a discovery per moment, not per
+    look, and none read before the look asked."""
+    from byoc.aws.context import AwsContext
+    from byoc.model import Live
+    from byoc.resources import _batch
+    from byoc.resources.base import ResourceType
+
+    monkeypatch.setattr(_batch, "FEW", 0)
+    gate = threading.Event()
+    existing = {"t.a": "a-1", "t.c": "c-1"}
+
+    class Kind(ResourceType):
+        kind, service = "t", "t"
+        discoveries = 0
+
+        def discover(self, ctx: AwsContext) -> list[Live]:
+            Kind.discoveries += 1
+            if Kind.discoveries == 1:
+                assert gate.wait(10)
+            return [Live(a, "t", i, {}) for a, i in sorted(existing.items())]
+
+        def create(self, ctx: AwsContext, address: str, props: Any) -> Live:
+            raise NotImplementedError
+
+        def delete(self, ctx: AwsContext, live: Live) -> None:
+            raise NotImplementedError
+
+    kind, ctx = Kind(), AwsContext(cluster="test", region="us-west-2")
+    answers: dict[str, Any] = {}
+    first = threading.Thread(target=lambda: answers.update({"t.a": kind.find(ctx, "t.a")}))
+    first.start()
+    until(lambda: Kind.discoveries == 1)
+    existing["t.b"] = "b-1"  # made while the first discovery is under way: the later looks see it
+    rest = [threading.Thread(target=lambda a=a: answers.update({a: kind.find(ctx, a)}))
+            for a in ("t.b", "t.c", "t.d")]
+    for t in rest:
+        t.start()
+    until(lambda: len(_batch.batcher(ctx, "find:t", lambda: None)._pending) == 3)  # type: ignore[arg-type,return-value]
+    gate.set()
+    for t in (first, *rest):
+        t.join(10)
+    assert {a: (live.id if live else None) for a, live in answers.items()} == {
+        "t.a": "a-1", "t.b": "b-1", "t.c": "c-1", "t.d": None}
+    assert Kind.discoveries == 2

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import EVENTUAL_CODES, error_code, is_not_found
-from byoc.aws.tags import is_owned, owned_filter, update_ec2_tags
+from byoc.aws.tags import ADDRESS_TAG, is_owned, owned_filter, update_ec2_tags
 from byoc.errors import CloudError
 from byoc.model import Live, canonical_json, partition
+
+T = TypeVar("T")
 
 
 def client_token(ctx: AwsContext, address: str, props: Mapping[str, Any], salt: str = "") -> str:
@@ -43,6 +45,40 @@ def describe_owned(ctx: AwsContext, operation: str, key: str, **params: Any) -> 
     else:
         items = list(getattr(ec2, operation)(**params)[key])
     return [item for item in items if is_owned(ctx, user_tags(item))]
+
+
+#: characters a tag filter value must not carry as they are: AWS reads ``*`` and ``?`` as wildcards
+#: (``\\`` escapes them), moto globs (``[ ]`` too); each becomes ``?``, any one character, in both
+_SPECIAL = str.maketrans(dict.fromkeys('[]*?"\\', "?"))
+
+
+def address_pattern(address: str) -> str:
+    """A ``tag:byoc:address`` filter value that AWS and moto both match against ``address`` (and
+    against whatever differs from it only where a special character stood: narrow client-side)."""
+    return address.translate(_SPECIAL)
+
+
+#: addresses per look (EC2 takes at most 200 filter values in one call, all filters together)
+ADDRESS_BATCH = 100
+
+
+def address_filter(ctx: AwsContext, addresses: Iterable[str]) -> list[dict[str, Any]]:
+    """The EC2 describe filter for this cluster's items at ``addresses`` (``ADDRESS_BATCH`` at most)."""
+    values = sorted({address_pattern(a) for a in addresses})
+    return [*owned_filter(ctx), {"Name": f"tag:{ADDRESS_TAG}", "Values": values}]
+
+
+def at_addresses(
+    items: Iterable[T], addresses: Iterable[str], tags: Callable[[T], Mapping[str, str]]
+) -> dict[str, list[T]]:
+    """``items`` (read with ``address_filter``) by the address each carries exactly, for
+    ``addresses`` alone: what a wildcard let through under another address is dropped."""
+    out: dict[str, list[T]] = {a: [] for a in addresses}
+    for item in items:
+        address = tags(item).get(ADDRESS_TAG)
+        if address is not None and address in out:
+            out[address].append(item)
+    return out
 
 
 def owned_items(ctx: AwsContext, operation: str, key: str) -> list[dict[str, Any]]:

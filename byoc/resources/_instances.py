@@ -16,7 +16,7 @@ from byoc.aws.errors import is_not_found
 from byoc.aws.tags import ADDRESS_TAG, owned_filter, tag_list, tag_specs
 from byoc.errors import CloudError
 from byoc.resources._batch import Batcher, batcher
-from byoc.resources._ec2 import ec2_arn, user_tags
+from byoc.resources._ec2 import ADDRESS_BATCH, address_filter, at_addresses, ec2_arn, user_tags
 from byoc.resources._volumes import (
     BATCH,
     ENCRYPTION_TAG,
@@ -38,6 +38,9 @@ LIVE_STATES = ("pending", "running", "stopping", "stopped")
 #: what AWS gives an instance launched without MetadataOptions
 _METADATA_DEFAULTS = {"HttpEndpoint": "enabled", "HttpTokens": "optional",
                       "HttpPutResponseHopLimit": 1, "InstanceMetadataTags": "disabled"}
+
+#: ids per DescribeInstanceStatus (AWS takes at most 100)
+STATUS_BATCH = 100
 
 Described = tuple[str, dict[str, Any]]  # (the reservation's OwnerId, the instance)
 
@@ -79,14 +82,40 @@ def get(ctx: AwsContext, instance_id: str) -> Described | None:
         raise
 
 
-def owned(ctx: AwsContext) -> list[Described]:
-    """A fresh look (no memo) at the cluster's live instances, shared with the other nodes looking
-    at the same moment (each node's create looks for one an interrupted run launched)."""
-    def read(keys: list[str]) -> dict[str, list[Described]]:
-        return dict.fromkeys(keys, describe(ctx, owned_filter(ctx)))
+def _states_named(ctx: AwsContext, ids: list[str]) -> dict[str, str]:
+    """{id: state} of the instances among ``ids`` that AWS knows, in any state, from
+    DescribeInstanceStatus (a status, not a whole description). An id AWS does not know (yet, or
+    any more) refuses the whole call: a batch so refused is asked again one id at a time."""
+    ec2 = ctx.client("ec2")
+    try:
+        statuses = ec2.describe_instance_status(InstanceIds=ids, IncludeAllInstances=True)["InstanceStatuses"]
+    except ClientError as exc:
+        if not is_not_found(exc):
+            raise
+        if len(ids) == 1:
+            return {}
+        return {k: v for i in ids for k, v in _states_named(ctx, [i]).items()}
+    return {s["InstanceId"]: str(s["InstanceState"]["Name"]) for s in statuses}
 
-    reader = batcher(ctx, "ec2:owned-instances", lambda: Batcher(read, size=1))
-    return reader.get("owned") or []
+
+def state_now(ctx: AwsContext, instance_id: str) -> str | None:
+    """The instance's state now (None when AWS does not know it), read with the other instances'
+    states asked at that moment: for callers that need the state alone (a volume attachment)."""
+    reader = batcher(ctx, "ec2:instance-states",
+                     lambda: Batcher(lambda ids: _states_named(ctx, ids), size=STATUS_BATCH))
+    return reader.get(instance_id)
+
+
+def at_address(ctx: AwsContext, address: str) -> list[Described]:
+    """A fresh look (no memo) for the cluster's live instances tagged with ``address`` (each
+    node's create looks for one an interrupted run launched), read in one call with the other
+    addresses looked at in that moment: an address filter, so a look reads no other node's."""
+    def read(addresses: list[str]) -> dict[str, list[Described]]:
+        found = describe(ctx, address_filter(ctx, addresses))
+        return at_addresses(found, addresses, lambda item: user_tags(item[1]))
+
+    reader = batcher(ctx, "ec2:instances-at", lambda: Batcher(read, size=ADDRESS_BATCH))
+    return reader.get(address) or []
 
 
 def state_of(item: Described | None) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from byoc.aws.context import AwsContext
-from byoc.aws.tags import CLUSTER_TAG, is_owned
+from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG, is_owned
 
 #: the services whose kinds read the index: the only ones asked for (EC2 kinds describe by tag
 #: themselves, and each tagged item costs page space: at most 500 tags a page)
@@ -34,11 +34,21 @@ class Tagged:
         return self.arn.split(":", 5)[5]
 
 
-def _fetch(ctx: AwsContext) -> list[Tagged]:
+#: values one TagFilter of GetResources may hold
+TAG_VALUES = 20
+
+
+def _fetch(ctx: AwsContext, services: tuple[str, ...] = SERVICES,
+           addresses: list[str] | None = None) -> list[Tagged]:
+    """The index's items of ``services`` tagged for the cluster (at ``addresses`` alone, if given:
+    at most ``TAG_VALUES``; tag filter values are matched exactly)."""
     client = ctx.client("resourcegroupstaggingapi")
+    filters = [{"Key": CLUSTER_TAG, "Values": [ctx.cluster]}]
+    if addresses is not None:
+        filters.append({"Key": ADDRESS_TAG, "Values": addresses})
     pages = client.get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": CLUSTER_TAG, "Values": [ctx.cluster]}],
-        ResourceTypeFilters=list(SERVICES),
+        TagFilters=filters,
+        ResourceTypeFilters=list(services),
         ResourcesPerPage=100,
         TagsPerPage=500,  # moto (and the API's doc) default to 100 tags a page: ~12 of our items
     )
@@ -58,6 +68,18 @@ def tagged(ctx: AwsContext, service: str, resource_prefix: str = "") -> list[Tag
         raise ValueError(f"the tagging index is not asked for {service!r}; add it to SERVICES")
     items: list[Tagged] = ctx.memo("tagging", "get_resources", lambda: _fetch(ctx))
     return [t for t in items if t.service == service and t.resource.startswith(resource_prefix)]
+
+
+def tagged_at(ctx: AwsContext, service: str, resource_prefix: str,
+              addresses: list[str]) -> dict[str, list[Tagged]]:
+    """A fresh look (no memo) at the index for the cluster's items of ``service`` whose resource
+    part starts with ``resource_prefix``, tagged with one of ``addresses`` (at most ``TAG_VALUES``):
+    {address: its items}."""
+    out: dict[str, list[Tagged]] = {a: [] for a in addresses}
+    for t in _fetch(ctx, (service,), addresses):
+        if t.resource.startswith(resource_prefix) and t.tags.get(ADDRESS_TAG) in out:
+            out[t.tags[ADDRESS_TAG]].append(t)
+    return out
 
 
 def tags_list_to_dict(tags: Any) -> dict[str, str]:

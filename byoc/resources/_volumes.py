@@ -15,7 +15,7 @@ from byoc.aws.errors import is_not_found
 from byoc.aws.tags import CLUSTER_TAG, account_id, owned_filter
 from byoc.errors import CloudError
 from byoc.resources._batch import Batcher, batcher
-from byoc.resources._ec2 import ec2_arn, user_tags
+from byoc.resources._ec2 import ADDRESS_BATCH, address_filter, at_addresses, ec2_arn, user_tags
 
 #: the root volume of the instance at this address (instead of ``byoc:address``)
 ROOT_OF_TAG = "byoc:root-of"
@@ -54,6 +54,15 @@ def _fetch_volumes(ctx: AwsContext, filters: list[dict[str, Any]]) -> list[dict[
 
 #: ids per DescribeVolumes of the batched reads (EC2 takes at most 200 values per filter)
 BATCH = 200
+
+
+def volumes_at(ctx: AwsContext, address: str) -> list[dict[str, Any]]:
+    """A fresh look (no memo) for the cluster's live volumes tagged with ``address``, read in one
+    call with the other addresses looked at in that moment (an address filter: no other node's)."""
+    def read(addresses: list[str]) -> dict[str, list[dict[str, Any]]]:
+        return at_addresses(_fetch_volumes(ctx, address_filter(ctx, addresses)), addresses, user_tags)
+
+    return batcher(ctx, "ec2:volumes-at", lambda: Batcher(read, size=ADDRESS_BATCH)).get(address) or []
 
 
 def _volumes_named(ctx: AwsContext, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ from byoc.model import Live, partition
 from byoc.resources._batch import Batcher, batcher
 from byoc.resources._ec2 import wait_gone
 from byoc.resources._monitoring import CONFLICT_CODES, changed_props, own_tags, sync_tags
-from byoc.resources._tagging import tagged, tags_list_to_dict
+from byoc.resources._tagging import TAG_VALUES, tagged, tagged_at, tags_list_to_dict
 from byoc.resources.base import ResourceType
 
 #: DescribeAlarms takes at most 100 names per call
@@ -52,6 +52,17 @@ class MetricAlarm(ResourceType):
         owned = {t.resource[len("alarm:"):]: own_tags(t.tags) for t in tagged(ctx, "cloudwatch", "alarm:")}
         # alarms listed by the index but not described were deleted meanwhile
         return [self._live(a, owned[a["AlarmName"]]) for a in _describe(ctx, sorted(owned))]
+
+    def find(self, ctx: AwsContext, address: str) -> Live | None:
+        """A fresh look for the alarm tagged with ``address``: the tagging index asked for this
+        address (and the others looked for at that moment), then the alarm it names described."""
+        reader = batcher(ctx, "tagging:alarms-at", lambda: Batcher(
+            lambda addresses: tagged_at(ctx, "cloudwatch", "alarm:", addresses), size=TAG_VALUES))
+        for t in reader.get(address) or ():
+            alarm = _named(ctx, t.resource[len("alarm:"):])
+            if alarm is not None:  # listed by the index, deleted meanwhile
+                return self._live(alarm, own_tags(t.tags))
+        return None
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
         name = props["alarm_name"]

@@ -26,6 +26,7 @@ from byoc.resources._volumes import (
     poll_volume,
     visible_tags,
     volume_arn,
+    volumes_at,
 )
 from byoc.resources.base import ResourceType
 
@@ -52,6 +53,10 @@ class EbsVolume(ResourceType):
 
     def discover(self, ctx: AwsContext) -> list[Live]:
         return [self._live(ctx, v) for v in cluster_volumes(ctx) if _is_data_volume(ctx, v)]
+
+    def find(self, ctx: AwsContext, address: str) -> Live | None:
+        """A fresh look for the data volume tagged with ``address`` (not the cluster's others)."""
+        return next((self._live(ctx, v) for v in volumes_at(ctx, address) if _is_data_volume(ctx, v)), None)
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
         ec2 = ctx.client("ec2")

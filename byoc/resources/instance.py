@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code, is_not_found
-from byoc.aws.tags import ADDRESS_TAG, address_of, is_owned, update_ec2_tags
+from byoc.aws.tags import address_of, is_owned, update_ec2_tags
 from byoc.errors import CloudError
 from byoc.model import UNKNOWN, Live, canonical_json
 from byoc.resources import _instances as read
@@ -55,10 +55,7 @@ class Instance(ResourceType):
 
     def find(self, ctx: AwsContext, address: str) -> Live | None:
         """A fresh look (no memo) for the instance tagged with ``address``."""
-        # no tag:byoc:address filter (moto reads its [ ] as a glob): the cluster's instances, read
-        # once for the nodes looking at the same moment; only the one at ``address`` is read further
-        items = [it for it in read.owned(ctx) if user_tags(it[1]).get(ADDRESS_TAG) == address]
-        return next(iter(self._lives(ctx, items, None)), None)
+        return next(iter(self._lives(ctx, read.at_address(ctx, address), None)), None)
 
     # -- create ------------------------------------------------------------------------------
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
@@ -227,8 +224,15 @@ class Instance(ResourceType):
         return result
 
     def _wait_state(self, ctx: AwsContext, instance_id: str, address: str, states: set[str]) -> None:
-        self._poll(ctx, instance_id, address, f"to be {'/'.join(sorted(states))}",
-                   lambda i: i is None or read.state_of(i) in states | {"terminated"})
+        """Wait until the instance is in one of ``states``, terminated or gone, polling its state
+        alone (DescribeInstanceStatus), not its whole description."""
+        try:
+            ctx.poll(lambda: read.state_now(ctx, instance_id),
+                     lambda state: state is None or state in states | {"terminated"},
+                     what=f"{instance_id} to be {'/'.join(sorted(states))}")
+        except CloudError as exc:
+            exc.address, exc.aws_id = address, instance_id
+            raise
 
     def _wait_running(self, ctx: AwsContext, instance_id: str, address: str) -> read.Described:
         """Wait out ``pending`` (AWS: up to a minute or two); a launch that ends anywhere but

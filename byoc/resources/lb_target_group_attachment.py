@@ -15,10 +15,11 @@ from botocore.exceptions import ClientError
 
 from byoc.aws.context import AwsContext
 from byoc.aws.errors import error_code, is_not_found
-from byoc.aws.tags import ADDRESS_TAG, is_owned
+from byoc.aws.tags import ADDRESS_TAG, CLUSTER_TAG, is_owned
 from byoc.errors import CloudError
 from byoc.model import Live, make_address, parse_address
 from byoc.resources._batch import Batcher, batcher
+from byoc.resources._ec2 import ADDRESS_BATCH
 from byoc.resources._elb import cluster_instances, is_registered, owned_target_groups, target_health
 from byoc.resources.base import ResourceType
 
@@ -36,6 +37,16 @@ class TargetGroupAttachment(ResourceType):
     force_new = frozenset({"target_group_arn", "target_id", "port"})
 
     def discover(self, ctx: AwsContext) -> list[Live]:
+        return self._registered(ctx, lambda ids: _addresses_described(ctx))
+
+    def looked_at(self, ctx: AwsContext) -> list[Live]:
+        """The look before create: the registered instances' addresses from their tags alone
+        (DescribeTags), not a describe of every instance of the cluster."""
+        return self._registered(ctx, lambda ids: _addresses_tagged(ctx, ids))
+
+    def _registered(self, ctx: AwsContext, addresses: Callable[[list[str]], dict[str, str]]) -> list[Live]:
+        """The registered targets of the owned groups whose instance is one of the cluster's managed
+        ones; ``addresses(ids)``: {instance id: its byoc:address} of the cluster's among ``ids``."""
         targets = []  # (group, group tags, target) of every registered target not being removed
         for tg, tg_tags in owned_target_groups(ctx):
             for desc in target_health(ctx, tg["TargetGroupArn"]) or ():
@@ -43,11 +54,7 @@ class TargetGroupAttachment(ResourceType):
                     targets.append((tg, tg_tags, desc["Target"]))
         if not targets:
             return []
-        instances = {}
-        for inst in cluster_instances(ctx):
-            tags = {t["Key"]: t["Value"] for t in inst.get("Tags") or ()}
-            if is_owned(ctx, tags) and ADDRESS_TAG in tags:
-                instances[inst["InstanceId"]] = tags[ADDRESS_TAG]
+        instances = addresses(sorted({target["Id"] for _, _, target in targets}))
         out = []
         for tg, tg_tags, target in targets:
             instance_address = instances.get(target["Id"])
@@ -138,6 +145,31 @@ class TargetGroupAttachment(ResourceType):
                 f"{seen}{detail}",
                 address=live.address, aws_id=want["target_id"], code="TargetUnhealthy",
             ) from exc
+
+
+def _addresses_described(ctx: AwsContext) -> dict[str, str]:
+    """{instance id: byoc:address} of the cluster's managed instances, from the describe of them
+    that discovery shares with the instance kind."""
+    out = {}
+    for inst in cluster_instances(ctx):
+        tags = {t["Key"]: t["Value"] for t in inst.get("Tags") or ()}
+        if is_owned(ctx, tags) and ADDRESS_TAG in tags:
+            out[inst["InstanceId"]] = tags[ADDRESS_TAG]
+    return out
+
+
+def _addresses_tagged(ctx: AwsContext, ids: list[str]) -> dict[str, str]:
+    """{instance id: byoc:address} of the cluster's managed instances among ``ids``, from their
+    tags alone (DescribeTags, ``ADDRESS_BATCH`` ids a call: EC2 takes 200 filter values in all)."""
+    ec2 = ctx.client("ec2")
+    tags: dict[str, dict[str, str]] = {}
+    for i in range(0, len(ids), ADDRESS_BATCH):
+        filters = [{"Name": "resource-id", "Values": ids[i : i + ADDRESS_BATCH]},
+                   {"Name": "key", "Values": [CLUSTER_TAG, ADDRESS_TAG]}]
+        for page in ec2.get_paginator("describe_tags").paginate(Filters=filters):
+            for t in page["Tags"]:
+                tags.setdefault(t["ResourceId"], {})[t["Key"]] = t["Value"]
+    return {rid: kv[ADDRESS_TAG] for rid, kv in tags.items() if is_owned(ctx, kv) and ADDRESS_TAG in kv}
 
 
 def _healthy(desc: Mapping[str, Any] | None) -> bool:

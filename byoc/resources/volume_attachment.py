@@ -23,6 +23,7 @@ from byoc.resources._volumes import (
     cluster_volumes,
     describe_volume,
     poll_volume,
+    volumes_at,
 )
 from byoc.resources.base import ResourceType
 
@@ -47,6 +48,15 @@ class VolumeAttachment(ResourceType):
             if address is not None and att is not None:
                 out.append(self._live(vol, att, address))
         return out
+
+    def find(self, ctx: AwsContext, address: str) -> Live | None:
+        """A fresh look at the attachment of the data volume this address names."""
+        _, name, key = parse_address(address)
+        for vol in volumes_at(ctx, make_address(_VOLUME_KIND, name, key)):
+            att = attachment_to(vol)
+            if att is not None and _attachment_address(ctx, vol) == address:
+                return self._live(vol, att, address)
+        return None
 
     def create(self, ctx: AwsContext, address: str, props: Mapping[str, Any]) -> Live:
         ec2 = ctx.client("ec2")
@@ -165,7 +175,7 @@ class VolumeAttachment(ResourceType):
             ec2.create_tags(Resources=[vol["VolumeId"]], Tags=tag_list({STOP_TAG: "false"}))
 
     def _instance_state(self, ctx: AwsContext, instance_id: str) -> str | None:
-        return read.state_of(read.get(ctx, instance_id))
+        return read.state_now(ctx, instance_id)
 
     def _wait_instance(self, ctx: AwsContext, instance_id: str, done: set[str], address: str) -> None:
         try:

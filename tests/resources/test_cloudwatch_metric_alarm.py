@@ -258,3 +258,35 @@ def test_the_test_moto_lists_alarms_while_another_thread_puts_one(ctx: AwsContex
         seen.append(alarm.name)
         backend.alarms[f"{alarm.name}-new"] = alarm
     assert seen == ["a", "b"]
+
+
+def test_looks_ask_the_index_for_their_addresses_alone_together_each_answered_its_own(
+    ctx: AwsContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from byoc.resources import _batch
+    from tests.looks import look_all, wait_pending
+
+    monkeypatch.setattr(_batch, "FEW", 0)  # past the first call, callers share (tests/test_batch.py)
+    addresses = [f'aws_cloudwatch_metric_alarm.cpu["{i}"]' for i in range(5)]
+    lives = {a: KIND.create(ctx, a, props(alarm_name=f"test-cpu-{i}", tags=tags(a)))
+             for i, a in enumerate(addresses) if i % 2}
+    made = {a: live.id for a, live in lives.items()}
+    asked: list[list[dict[str, Any]]] = []
+    described = count(ctx, "DescribeAlarms")
+
+    def hold_first(n: int, params: dict[str, Any], **kw: Any) -> None:
+        asked.append(params["TagFilters"])
+        if n == 1:  # until the other four looks wait for the next call
+            wait_pending(ctx, "tagging:alarms-at", 4)
+
+    hook(ctx, "GetResources", hold_first, when="before-parameter-build", service="resourcegroupstaggingapi")
+    found = look_all(KIND, ctx, addresses)
+    assert {a: (f.id if f else None) for a, f in found.items()} == {a: made.get(a) for a in addresses}
+    assert all(found[a] == live for a, live in lives.items())
+    assert len(asked) == 2  # the first look, then one for the four that came meanwhile
+    [values] = [f["Values"] for f in asked[1] if f["Key"] == "byoc:address"]
+    assert len(values) == 4 and {"Key": "byoc:cluster", "Values": ["test"]} in asked[1]
+    assert len(described) <= 2  # only the alarms the index named are described
+    # a look started after a create sees it (never an answer read before it asked)
+    KIND.create(ctx, addresses[0], props(alarm_name="test-cpu-0", tags=tags(addresses[0])))
+    assert KIND.find(ctx, addresses[0]).id == "test-cpu-0"  # type: ignore[union-attr]

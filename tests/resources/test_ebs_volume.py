@@ -229,3 +229,18 @@ def test_delete_raises_other_errors_at_once(ctx: AwsContext) -> None:
     with pytest.raises(ClientError, match="UnauthorizedOperation"):
         KIND.delete(ctx, live)
     assert len(calls) == 1 and KIND.discover(ctx) == [live]
+
+
+def test_the_look_before_create_reads_its_address_alone_and_takes_no_lookalike(ctx: AwsContext) -> None:
+    # keys may hold what a filter reads as a wildcard: a lookalike differs only there
+    mine, lookalike = 'aws_ebs_volume.data["[0]"]', 'aws_ebs_volume.data["(0)"]'
+    other = KIND.create(ctx, lookalike, props(tags={**props()["tags"], "byoc:address": lookalike}))
+    asked = count(ctx, "DescribeVolumes")
+    answered: list[str] = []
+    on(ctx, "after-call.ec2.DescribeVolumes", lambda parsed, **kw: answered.extend(
+        t["Value"] for v in parsed["Volumes"] for t in v.get("Tags") or () if t["Key"] == "byoc:address"))
+    assert KIND.find(ctx, mine) is None
+    assert {"Name": "tag:byoc:address", "Values": ["aws_ebs_volume.data???0???"]} in asked[0]["Filters"]
+    assert answered == [lookalike]  # narrowed here, not by the filter
+    made = KIND.create(ctx, mine, props(tags={**props()["tags"], "byoc:address": mine}))
+    assert KIND.find(ctx, mine) == made and KIND.find(ctx, lookalike) == other and made.id != other.id

@@ -371,10 +371,19 @@ def test_monitoring(ctx: AwsContext, net: dict[str, str]) -> None:
 # -- delete -------------------------------------------------------------------------------------
 def test_delete_then_delete_again(ctx: AwsContext, net: dict[str, str]) -> None:
     live = KIND.create(ctx, ADDR, props(net))
-    seen = edit_instances(ctx, lambda i: i.update(State={"Code": 32, "Name": "shutting-down"}), 2,
-                          after="TerminateInstances")
+    seen: list[str] = []
+
+    def shutting_down(parsed: dict[str, Any], **kw: Any) -> None:  # AWS: for a while, not at once
+        for status in parsed["InstanceStatuses"]:
+            if len(seen) < 2:
+                status["InstanceState"] = {"Code": 32, "Name": "shutting-down"}
+            seen.append(status["InstanceState"]["Name"])
+
+    described = params_of(ctx, "DescribeInstances")
+    on(ctx, "after-call.ec2.DescribeInstanceStatus", shutting_down)
     KIND.delete(ctx, live)
-    assert seen[:3] == ["shutting-down", "shutting-down", "terminated"]
+    # the wait reads the state alone: one description, before terminating (a spot request?)
+    assert seen == ["shutting-down", "shutting-down", "terminated"] and len(described) == 1
     assert KIND.discover(ctx) == []
     order: list[str] = []
     record(ctx, order, "TerminateInstances")
@@ -454,3 +463,69 @@ def test_concurrent_discovery_still_describes_volumes_once(ctx: AwsContext, net:
     with ctx.discovery_pass(), cf.ThreadPoolExecutor(3) as pool:
         results = list(pool.map(lambda _: cluster_volumes(ctx), range(3)))
     assert len(calls) == 1 and results[0] == results[1] == results[2] and len(results[0]) == 1
+
+
+# -- the look before launch ----------------------------------------------------------------------
+def at(net: dict[str, str], address: str) -> dict[str, Any]:
+    """``props`` for the node at ``address``."""
+    return props(net, tags={**props(net)["tags"], "byoc:address": address})
+
+
+def test_the_look_before_launch_reads_its_address_alone_and_takes_no_lookalike(
+    ctx: AwsContext, net: dict[str, str]
+) -> None:
+    # other nodes' instances: one whose address differs from ADDR only where ADDR has a character
+    # the filter turns into a wildcard (AWS and moto both return it), one whose address only
+    # starts like it
+    lookalike = KIND.create(ctx, 'aws_instance.node_"0"_', at(net, 'aws_instance.node_"0"_'))
+    KIND.create(ctx, 'aws_instance.node["00"]', at(net, 'aws_instance.node["00"]'))
+    asked = params_of(ctx, "DescribeInstances")
+    answered: list[str] = []
+    on(ctx, "after-call.ec2.DescribeInstances", lambda parsed, **kw: answered.extend(
+        tag_map(i)["byoc:address"] for r in parsed["Reservations"] for i in r["Instances"]))
+    assert KIND.find(ctx, ADDR) is None
+    [filters] = [p["Filters"] for p in asked]
+    assert {"Name": "tag:byoc:address", "Values": ["aws_instance.node??0??"]} in filters
+    assert answered == ['aws_instance.node_"0"_']  # narrowed here, not by the filter
+    launched = params_of(ctx, "RunInstances")
+    mine = KIND.create(ctx, ADDR, props(net))
+    assert len(launched) == 1 and mine.id != lookalike.id and KIND.find(ctx, ADDR) == mine
+
+
+def test_the_look_finds_what_a_crashed_run_launched_under_the_address(
+    ctx: AwsContext, net: dict[str, str]
+) -> None:
+    from byoc.resources._instances import run_params
+
+    # a run that died after RunInstances, before recording anything: the instance is there,
+    # tagged with the address (a lookalike beside it)
+    ctx.client("ec2").run_instances(**run_params(ctx, ADDR, props(net)), ClientToken="crashed-run")
+    KIND.create(ctx, 'aws_instance.node_"0"_', at(net, 'aws_instance.node_"0"_'))
+    [crashed] = [x.id for x in KIND.discover(ctx) if x.address == ADDR]
+    launched = params_of(ctx, "RunInstances")
+    live = KIND.create(ctx, ADDR, props(net))
+    assert launched == [] and live.id == crashed and live.attr("state") == "running"
+
+
+def test_looks_of_several_nodes_share_one_describe_and_each_gets_its_own(
+    ctx: AwsContext, net: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from byoc.resources import _batch
+    from tests.looks import look_all, wait_pending
+
+    monkeypatch.setattr(_batch, "FEW", 0)  # past the first call, callers share (tests/test_batch.py)
+    addresses = [f'aws_instance.node["{i}"]' for i in range(5)]
+    made = {a: KIND.create(ctx, a, at(net, a)).id for a in addresses[1:]}  # node 0 has none yet
+    asked = params_of(ctx, "DescribeInstances")
+
+    def hold_first(**kw: Any) -> None:  # until the other four looks wait for the next call
+        if len(asked) == 1:
+            wait_pending(ctx, "ec2:instances-at", 4)
+
+    on(ctx, "before-call.ec2.DescribeInstances", hold_first)
+    found = look_all(KIND, ctx, addresses)
+    assert {a: (f.id if f else None) for a, f in found.items()} == {addresses[0]: None, **made}
+    assert all(found[a].address == a for a in made)  # type: ignore[union-attr]
+    assert len(asked) == 2  # the first look, then one for the four that came meanwhile
+    values = [f["Values"] for f in asked[1]["Filters"] if f["Name"] == "tag:byoc:address"]
+    assert len(values) == 1 and len(values[0]) == 4

@@ -255,3 +255,15 @@ def test_one_discovery_pass_over_the_four_kinds_shares_every_read(
         "DescribeTargetHealth": 2,
         "DescribeInstances": 1,
     }
+
+
+def test_the_look_names_the_instances_from_their_tags_alone(ctx: AwsContext, stack: dict[str, Any]) -> None:
+    live = KIND.create(ctx, addr(8123, 0), props(stack))
+    ctx.client("elbv2").register_targets(TargetGroupArn=stack["tg"][8123], Targets=[{"Id": stack["foreign"]}])
+    described = record(ctx, "DescribeInstances", service="ec2")
+    tagged = record(ctx, "DescribeTags", service="ec2")
+    assert KIND.find(ctx, addr(8123, 0)) == live
+    assert KIND.find(ctx, addr(8123, 1)) is None and KIND.find(ctx, addr(3218, 0)) is None
+    assert described == [] and len(tagged) == 3  # each look: the tags, never a describe of every instance
+    assert KIND.find(other_cluster(ctx), addr(8123, 0)) is None
+    assert KIND.discover(ctx) == [live]  # discovery names them from the instance kind's describe

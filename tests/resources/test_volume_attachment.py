@@ -252,14 +252,52 @@ def test_delete_detaches_only_once_the_instance_has_stopped(ctx: AwsContext, nod
     on(ctx, "after-call.ec2.StopInstances", lambda **kw: stopped.append(1))
 
     def hook(parsed: dict[str, Any], **kwargs: Any) -> None:
-        for res in parsed.get("Reservations", []):
-            for inst in res["Instances"]:
-                if stopped and events.count("stopping") < 2:  # real AWS: "stopping" for a while
-                    inst["State"] = {"Code": 64, "Name": "stopping"}
-                if stopped:
-                    events.append(inst["State"]["Name"])
+        for status in parsed.get("InstanceStatuses", []):
+            if stopped and events.count("stopping") < 2:  # real AWS: "stopping" for a while
+                status["InstanceState"] = {"Code": 64, "Name": "stopping"}
+            if stopped:
+                events.append(status["InstanceState"]["Name"])
 
-    on(ctx, "after-call.ec2.DescribeInstances", hook)
+    on(ctx, "after-call.ec2.DescribeInstanceStatus", hook)
     record(ctx, events, "DetachVolume")
     KIND.delete(ctx, live)
     assert events == ["stopping", "stopping", "stopped", "DetachVolume"]
+
+
+def test_the_look_reads_the_volume_at_its_address_alone(ctx: AwsContext, node: dict[str, str]) -> None:
+    ec2 = ctx.client("ec2")
+    assert KIND.find(ctx, ADDR) is None  # the data volume is not attached yet
+    live = KIND.create(ctx, ADDR, props(node))
+    assert KIND.find(ctx, ADDR) == live
+    # keys may hold what a filter reads as a wildcard: another node's attached volume differs
+    # from this one's address only there
+    mine, lookalike = 'aws_volume_attachment.data["[1]"]', 'aws_volume_attachment.data["(1)"]'
+    other = ec2.create_volume(AvailabilityZone="us-west-2a", Size=8, TagSpecifications=tags(
+        **{"byoc:cluster": "test", "byoc:address": 'aws_ebs_volume.data["(1)"]'}))["VolumeId"]
+    ec2.attach_volume(Device="/dev/sdg", InstanceId=node["other"], VolumeId=other)
+    assert KIND.find(ctx, mine) is None
+    assert KIND.find(ctx, lookalike).props["volume_id"] == other  # type: ignore[union-attr]
+
+
+def test_the_instance_state_is_read_alone_and_an_unknown_id_fails_no_other(
+    ctx: AwsContext, node: dict[str, str]
+) -> None:
+    """The attachment needs its instance's state only: DescribeInstanceStatus, never a whole
+    description; one id AWS does not know refuses a batch, and its ids are asked again alone."""
+    from byoc.resources._instances import _states_named
+
+    described: list[int] = []
+    statuses: list[list[str]] = []
+    on(ctx, "before-call.ec2.DescribeInstances", lambda **kw: described.append(1))
+    on(ctx, "before-parameter-build.ec2.DescribeInstanceStatus",
+       lambda params, **kw: statuses.append(list(params["InstanceIds"])))
+    live = KIND.create(ctx, ADDR, props(node))
+    assert described == [] and statuses == [[node["instance"]]]
+    ctx.client("ec2").stop_instances(InstanceIds=[node["other"]])
+    gone = "i-0000000000000dead"
+    statuses.clear()
+    ids = [node["instance"], gone, node["other"]]
+    assert _states_named(ctx, ids) == {node["instance"]: "running", node["other"]: "stopped"}
+    assert statuses == [ids, [node["instance"]], [gone], [node["other"]]]
+    KIND.delete(ctx, live)
+    assert described == []
