@@ -30,6 +30,7 @@ from typing import Any
 import networkx as nx
 
 from byoc.aws.errors import maybe_done, to_cloud_error
+from byoc.aws.gate import CallGate, ranked
 from byoc.errors import ByocError, CloudError, PlanError
 from byoc.model import DEFAULT_PARALLELISM, UNKNOWN, Live, Ref, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
@@ -211,6 +212,11 @@ class Executor:
         #: once set, nothing new starts; what is in flight finishes and is recorded
         self.cancelled = cancel if cancel is not None else threading.Event()
         self.parallelism = max(1, parallelism)
+        #: operations under way at once (set by ``run``): with a context that gates its AWS calls,
+        #: more than the calls allowed in flight (``parallelism``, held by the gate), since an
+        #: operation spends much of its time waiting (for AWS to finish something, for another's
+        #: batched read) with no call in flight; else, and at ``--parallelism 1``, ``parallelism``
+        self.workers = self.parallelism
         self.on_event = on_event
         self.recheck = recheck
         #: how long a rolled node may take to pass the load balancer's health checks
@@ -226,6 +232,8 @@ class Executor:
         self._resolved: dict[str, dict[str, Any]] = {}
         self._batch = False
         self._dirty = False
+        #: an operation's rank at the call gate during a run (its road ahead, negated: first goes first)
+        self._rank: Callable[[Op], float] = lambda op: 0.0
         #: during a run, the resources recorded since ``state`` was last brought up to date:
         #: address -> its record (None: gone). Folded into the state once per write, not copied
         #: into a new document per finished operation (30 nodes: ~750 resources, ~300 records)
@@ -305,7 +313,13 @@ class Executor:
         #: every future of the run (operations and state writes) is put here as it finishes: the
         #: loop waits on this one queue instead of installing a waiter on each future per turn
         finishing: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
-        pool = cf.ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="byoc")
+        self._rank = lambda op: first(op)[0]
+        gated = getattr(self.ctx, "gate", False) is None  # a context that can gate, not gated yet
+        if gated:
+            self.ctx.gate = CallGate(self.parallelism)
+        many = gated and self.parallelism > 1
+        self.workers = self.parallelism * OPERATIONS_PER_CALL if many else self.parallelism
+        pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="byoc")
         writes = _GroupCommit(self, finishing.put)
         self._batch, self._dirty = True, False
         try:
@@ -313,14 +327,15 @@ class Executor:
                 if self.cancelled.is_set() and ready:
                     result.cancelled = True
                     ready.clear()
-                for _ in range(_startable(ready, writes.waiting(), self.parallelism - len(running), first)):
+                for _ in range(_startable(ready, writes.waiting(), self.workers - len(running), first)):
                     op = ready.pop(0)
                     change: Change = g.nodes[op]["change"]
                     self.on_event(Event("start", op[0], _label(change, op)))
                     if op[1] == HEALTHY:
-                        fut = pool.submit(self._wait_healthy, op, change, g.nodes[op]["targets"], plan)
+                        fut = pool.submit(self._ranked, op, self._wait_healthy, op, change,
+                                          g.nodes[op]["targets"], plan)
                     else:
-                        fut = pool.submit(self._perform, op, change)
+                        fut = pool.submit(self._ranked, op, self._perform, op, change)
                     running[fut] = (op, time.monotonic())
                     fut.add_done_callback(finishing.put)
                 if not running and writes.writing is None:
@@ -367,6 +382,8 @@ class Executor:
                     bisect.insort(ready, op, key=first)
         finally:
             pool.shutdown(wait=True)
+            if gated:
+                self.ctx.gate = None
             writes.close()
             self._batch = False
             settled = self._settle()
@@ -378,6 +395,11 @@ class Executor:
                                 message=f"skipped because {result.skipped[op[0]]} failed"))
         result.state = self.state
         return result
+
+    def _ranked(self, op: Op, fn: Callable[..., Live | None], *args: Any) -> Live | None:
+        """``fn(*args)`` with its AWS calls ranked at the call gate by ``op``'s road ahead."""
+        with ranked(self._rank(op)):
+            return fn(*args)
 
     def _wait_healthy(self, op: Op, change: Change, targets: tuple[str, ...], plan: Plan) -> Live | None:
         """A rolled node is back only when every target group says it is healthy."""
@@ -639,6 +661,9 @@ def _startable(ready: list[Op], waiting: list[Op], free: int, first: Callable[[O
     chosen = set(candidates)
     return sum(1 for op in top if op in chosen)
 
+
+#: operations under way per AWS call allowed in flight (see ``Executor.workers``)
+OPERATIONS_PER_CALL = 4
 
 #: how often a create answered 5xx is looked for and tried again before its failure is reported
 CREATE_ATTEMPTS = 6

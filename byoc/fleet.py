@@ -19,6 +19,7 @@ from typing import Any
 
 from byoc.aws.context import AwsContext
 from byoc.aws.credentials import AssumeRole, Caller, assumed_credentials, check_assumable
+from byoc.aws.gate import CallGate, Hook
 from byoc.aws.tags import account_id
 from byoc.engine import Engine, backend_for
 from byoc.errors import ByocError
@@ -30,7 +31,6 @@ ERROR = "error"
 DEFAULT_CLUSTERS = 8
 PER_CLUSTER = 10
 
-Hook = tuple[str, Callable[..., Any]]
 
 
 @dataclass(frozen=True)
@@ -77,41 +77,6 @@ def exit_code(records: Iterable[Record]) -> int:
     if any(r.status == ERROR for r in records):
         return 1
     return 2 if any(r.problem for r in records) else 0
-
-
-class CallGate:
-    """At most ``limit`` AWS calls in flight across every client that carries ``hooks()``: a permit
-    is taken before each HTTP attempt is sent and given back when its answer is in (before any
-    retry's backoff sleep), or when the call ends however it ends."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._sem = threading.BoundedSemaphore(limit)
-        self._local = threading.local()
-        self._count = threading.Lock()
-        self.in_flight = 0
-        #: the most calls that were ever in flight at once
-        self.peak = 0
-
-    def hooks(self) -> list[Hook]:
-        return [("before-send", self._acquire), ("needs-retry", self._release),
-                ("after-call", self._release), ("after-call-error", self._release)]
-
-    def _acquire(self, **_: Any) -> None:
-        if getattr(self._local, "held", False):
-            return  # an attempt whose answer never came back through needs-retry: its permit is reused
-        self._sem.acquire()
-        self._local.held = True
-        with self._count:
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-
-    def _release(self, **_: Any) -> None:
-        if getattr(self._local, "held", False):
-            self._local.held = False
-            with self._count:
-                self.in_flight -= 1
-            self._sem.release()
 
 
 Check = Callable[[Engine], Outcome]

@@ -4,6 +4,8 @@ tiny lifecycle and writes its JSON. Timings are never asserted here (they belong
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import time
 import urllib.request
@@ -444,3 +446,20 @@ def serve_in_thread(app: Any) -> tuple[int, Any]:
         except OSError:
             time.sleep(0.05)
     return port, client
+
+
+def test_the_fleet_benchmark_reads_a_process_peak_memory_of_its_own() -> None:
+    """bench/fleet.py's peak memory is the child's own (VmHWM), not ``ru_maxrss``, into which Linux
+    carries the resident size of the benchmark the child was forked from."""
+    from bench.fleet import run_measured
+
+    ballast = bytearray(300 * 1024 * 1024)  # the benchmark's own memory: 300 MiB resident
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    child = "import time; b = bytearray(40 * 1024 * 1024); time.sleep(0.3); print('byoc')"
+    command = [sys.executable, "-c", child]
+    code, out, _, usage, peak = run_measured(command, dict(os.environ))
+    assert code == 0 and out.strip() == "byoc"
+    assert 40 <= peak < 150, peak  # about the child's 40 MiB and an interpreter
+    assert usage.ru_maxrss / 1024 >= 300  # what ru_maxrss says instead
+    del ballast

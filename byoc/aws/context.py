@@ -93,6 +93,9 @@ class AwsContext:
         self.calls = CallRecorder()
         #: the SDK's retry policy for this context's clients (no quota; unreachable endpoints remembered)
         self.sdk_retries = SdkRetries(self.calls.log)
+        #: bounds the AWS calls in flight while set (``byoc.aws.gate.CallGate``; an apply's
+        #: executor sets one for the run): every client made here passes each attempt through it
+        self.gate: Any = None
         #: the names the engine expects (the spec's and the state's; see ``expected``), set before
         #: a plain plan's discovery; None — unknown, or a full audit — makes kinds list everything
         self.known: Known | None = None
@@ -153,8 +156,21 @@ class AwsContext:
         register_form_encoding(client)
         for event, hook in self._event_hooks:
             client.meta.events.register_first(event, hook)
+        for event, hook in (("before-send", self._gate_acquire), ("needs-retry", self._gate_release),
+                            ("after-call", self._gate_release), ("after-call-error", self._gate_release)):
+            client.meta.events.register(event, hook)
         self.client_seconds += time.perf_counter() - started
         return client
+
+    def _gate_acquire(self, **kwargs: Any) -> None:
+        gate = self.gate
+        if gate is not None:
+            gate.acquire()
+
+    def _gate_release(self, **kwargs: Any) -> None:
+        gate = self.gate
+        if gate is not None:
+            gate.release()
 
     # -- memoised reads (one describe per kind per discovery pass) -----------------------
     @contextlib.contextmanager
