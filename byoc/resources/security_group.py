@@ -28,6 +28,8 @@ from byoc.resources._sg_rules import Rule, diff_rules, from_permissions, provide
 from byoc.resources.base import ResourceType
 
 DIRECTIONS = ("ingress", "egress")
+#: the rule AWS puts in every new VPC security group: all traffic out to any IPv4 address
+NEW_GROUP_EGRESS = ({"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},)
 #: the name of a VPC's default group (no other group may have it): aws_default_security_group's
 DEFAULT_NAME = "default"
 
@@ -97,10 +99,21 @@ class SecurityGroup(ResourceType):
             if error_code(exc) != "InvalidGroup.Duplicate":
                 raise
             gid = self._adopt(ctx, address, props, exc)
-        current = self._read(ctx, gid, address)
-        self._sync(ctx, current, props, DIRECTIONS)
-        update_ec2_tags(ctx, gid, current.props["tags"], props["tags"])
-        return self._read(ctx, gid, address)
+            current = self._read(ctx, gid, address)
+            self._sync(ctx, current, props, DIRECTIONS)
+            update_ec2_tags(ctx, gid, current.props["tags"], props["tags"])
+            return self._read(ctx, gid, address)
+        # A new group holds what AWS gives every new VPC group, AWS's allow-all IPv4 egress, and
+        # the tags it was made with: its rules are set without reading it first, all at once.
+        new = Live(address, self.kind, gid, {**props, "ingress": [],
+                                             "egress": from_permissions(NEW_GROUP_EGRESS, gid)}, {})
+        self._sync(ctx, new, props, DIRECTIONS, at_once=True)
+        live = self._read(ctx, gid, address)
+        unlike = tuple(d for d in DIRECTIONS if _differ(live.props[d], props[d]))
+        if unlike:  # the group was not as new groups are (another default rule): set them from what is
+            self._sync(ctx, live, props, unlike)
+            live = self._read(ctx, gid, address)
+        return live
 
     def _adopt(
         self, ctx: AwsContext, address: str, props: Mapping[str, Any], exc: ClientError
@@ -128,17 +141,31 @@ class SecurityGroup(ResourceType):
         return self._read(ctx, live.id, live.address)
 
     def _sync(
-        self, ctx: AwsContext, current: Live, props: Mapping[str, Any], directions: tuple[str, ...]
+        self, ctx: AwsContext, current: Live, props: Mapping[str, Any], directions: tuple[str, ...],
+        *, at_once: bool = False,
     ) -> None:
+        """Bring the group's rules in ``directions`` from ``current`` to ``props``: per direction,
+        authorize what is missing before revoking what is no longer wanted (a group in use keeps
+        its traffic meanwhile); ``at_once`` (a group nothing uses yet): every call side by side."""
         ec2 = ctx.client("ec2")
         gid = current.id
+        diffs = {way: diff_rules(current.props[way], props[way]) for way in directions}
+        if at_once and not any(d.redescribe or d.readd for d in diffs.values()):
+            ctx.together(*(
+                lambda call=call, rules=rules, tolerate=tolerate: self._apply(
+                    ctx, call, gid, rules, tolerate=tolerate, descriptions=tolerate.endswith("Duplicate"))
+                for direction, d in diffs.items()
+                for call, rules, tolerate in (
+                    (_rule_call(ec2, "authorize", direction), d.add, "InvalidPermission.Duplicate"),
+                    (_rule_call(ec2, "revoke", direction), d.remove, "InvalidPermission.NotFound"))
+                if rules
+            ))
+            return
 
         def sync(direction: str) -> None:
-            suffix = "ingress" if direction == "ingress" else "egress"
-            authorize = getattr(ec2, f"authorize_security_group_{suffix}")
-            revoke = getattr(ec2, f"revoke_security_group_{suffix}")
-            redescribe = getattr(ec2, f"update_security_group_rule_descriptions_{suffix}")
-            d = diff_rules(current.props[direction], props[direction])
+            authorize, revoke = _rule_call(ec2, "authorize", direction), _rule_call(ec2, "revoke", direction)
+            redescribe = _rule_call(ec2, "update_security_group_rule_descriptions", direction)
+            d = diffs[direction]
             self._apply(ctx, authorize, gid, d.add, tolerate="InvalidPermission.Duplicate")
             if d.redescribe:
                 redescribe(GroupId=gid, IpPermissions=to_permissions(d.redescribe, gid))
@@ -201,6 +228,19 @@ class SecurityGroup(ResourceType):
     def provider_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Rules as the provider's rule objects (sources gathered, ``cidr_blocks`` lists)."""
         return {k: provider_rules(v) if k in DIRECTIONS else v for k, v in values.items()}
+
+
+def _rule_call(ec2: Any, verb: str, direction: str) -> Any:
+    """The EC2 client's call ``verb`` (authorize, revoke, update_…_descriptions) for ``direction``."""
+    if verb in ("authorize", "revoke"):
+        verb = f"{verb}_security_group"
+    return getattr(ec2, f"{verb}_{direction}")
+
+
+def _differ(current: list[Rule], desired: list[Rule]) -> bool:
+    """Whether the rules in place differ from those wanted (anything to authorize, update or revoke)."""
+    d = diff_rules(current, desired)
+    return bool(d.add or d.redescribe or d.remove or d.readd)
 
 
 KIND = SecurityGroup()

@@ -264,3 +264,45 @@ def test_delete_gives_up_after_retry_timeout(ctx: AwsContext, vpc: str) -> None:
         KIND.delete(ctx, live)
     assert err.value.response["Error"]["Code"] == "DependencyViolation"
     assert 2 <= len(calls) <= 3
+
+
+def _counting(ctx: AwsContext) -> dict[str, int]:
+    counts: dict[str, int] = {}
+
+    def count(model: Any = None, **kwargs: Any) -> None:
+        counts[model.name] = counts.get(model.name, 0) + 1
+
+    ctx.client("ec2").meta.events.register("before-call.ec2", count)
+    return counts
+
+
+def test_a_new_group_gets_its_rules_without_being_read_first(ctx: AwsContext, vpc: str) -> None:
+    """A new group holds only AWS's allow-all IPv4 egress: its rules are authorized and that rule
+    revoked side by side, and the group is read once, at the end."""
+    counts = _counting(ctx)
+    want = props(vpc, egress=[tcp(443, "https out", cidr_block="0.0.0.0/0")])
+    live = KIND.create(ctx, ADDR, want)
+    assert counts.get("DescribeSecurityGroups") == 1
+    assert counts.get("RevokeSecurityGroupEgress") == 1  # the default rule, gone
+    assert live.props["ingress"] == want["ingress"] and live.props["egress"] == want["egress"]
+    assert from_permissions(raw(ctx, live.id)["IpPermissionsEgress"], live.id) == want["egress"]
+
+
+def test_a_new_group_unlike_new_groups_is_set_from_what_it_holds(ctx: AwsContext, vpc: str) -> None:
+    """Were AWS to give a new group another rule than its usual one, the read at the end shows
+    it, and the group is brought to what the spec says from there. (An extra IPv4 rule stands in
+    for AWS's IPv6 default: moto keeps a ``::/0`` range in the IPv4 rule's permission and does not
+    revoke it.)"""
+    ec2 = ctx.client("ec2")
+
+    def extra_default(parsed: Any = None, **kwargs: Any) -> None:
+        ec2.authorize_security_group_egress(GroupId=parsed["GroupId"], IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 25, "ToPort": 25, "IpRanges": [{"CidrIp": "10.9.0.0/16"}]}])
+
+    ec2.meta.events.register("after-call.ec2.CreateSecurityGroup", extra_default)
+    counts = _counting(ctx)
+    want = props(vpc)  # allow-all IPv4 egress kept, nothing IPv6
+    live = KIND.create(ctx, ADDR, want)
+    assert counts.get("DescribeSecurityGroups") == 2
+    assert live.props["egress"] == [ALL_OUT] and live.props["ingress"] == want["ingress"]
+    assert from_permissions(raw(ctx, live.id)["IpPermissionsEgress"], live.id) == [ALL_OUT]
