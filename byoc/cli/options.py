@@ -19,7 +19,7 @@ SetOpt = Annotated[
                  help="Override a spec value, e.g. --set compute.instance_count=5 (repeatable)."),
 ]
 ParOpt = Annotated[int, typer.Option("--parallelism", min=1, max=64,
-                                     help="How many AWS operations run at once.")]
+                                     help="How many AWS calls run at once (what waits on AWS holds none).")]
 NoColor = Annotated[bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")]
 AutoApprove = Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation question.")]
 TargetOpt = Annotated[list[str] | None, typer.Option(
