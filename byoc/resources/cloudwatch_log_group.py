@@ -6,7 +6,7 @@ DescribeLogGroups by the names' common prefix (one per name when they share none
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -70,13 +70,20 @@ class LogGroup(ResourceType):
                 raise
             current = self._adopt(ctx, address, name, exc)
             return self.update(ctx, current, props, changed_props(current.props, _props(props)))
-        if props.get("retention_in_days") is not None:
-            _set_retention(ctx, name, props["retention_in_days"])
-        group = ctx.poll(
-            lambda: _get(ctx, name), lambda g: g is not None, timeout=120.0, what=f"log group {name}"
-        )
+        # The retention and the wait until DescribeLogGroups shows the group go side by side; the
+        # retention is set first in order, so its error is the one raised when both fail. Should
+        # the retention fail, the group carries its tags: a re-run adopts it and sets it.
+        days = props.get("retention_in_days")
+        calls: list[Callable[[], Any]] = []
+        if days is not None:
+            calls.append(partial(_set_retention, ctx, name, days))
+        calls.append(partial(ctx.poll, lambda: _get(ctx, name), lambda g: g is not None, timeout=120.0,
+                             what=f"log group {name}"))
+        group = ctx.together(*calls)[-1]
         assert group is not None
-        return self._live(group, props["tags"])
+        # the read may come before the retention took: show the retention AWS accepted, as
+        # discovery reads it back
+        return self._live({**group, "retentionInDays": days}, props["tags"])
 
     def _adopt(self, ctx: AwsContext, address: str, name: str, exc: ClientError) -> Live:
         """The name is taken: carry on if the group is ours under ``address`` (an earlier create

@@ -131,13 +131,21 @@ class KmsKey(ResourceType):
                 timeout=300,
                 what=f"KMS key {key_id} to be enabled",
             )
+        # The alias and rotation are independent of each other: set side by side. Should either
+        # fail, the key already carries its tags, so discovery finds it and a later run (or the
+        # adopt above, once the alias is in place) sets what is missing.
+        calls: list[Callable[[], Any]] = []
         if alias:
             claim = kms.update_alias if repoint else kms.create_alias
-            ctx.mutate(lambda: _settle(ctx, lambda: claim(AliasName=alias, TargetKeyId=key_id)),
-                       already={"AlreadyExistsException"},
-                       done=lambda: (_describe(kms, alias) or {}).get("KeyId") == key_id)
+            calls.append(lambda: ctx.mutate(
+                lambda: _settle(ctx, lambda: claim(AliasName=alias, TargetKeyId=key_id)),
+                already={"AlreadyExistsException"},
+                done=lambda: (_describe(kms, alias) or {}).get("KeyId") == key_id))
         if p["enable_key_rotation"]:
-            _settle(ctx, lambda: kms.enable_key_rotation(KeyId=key_id))
+            calls.append(lambda: _settle(ctx, lambda: kms.enable_key_rotation(KeyId=key_id)))
+        ctx.together(*calls)
+        # built from what is known, no read back: CreateKey's metadata gives the id and ARN, and
+        # the props are what was just set (discovery reads the same back)
         return self._live(address, meta, p)
 
     def _adopt(

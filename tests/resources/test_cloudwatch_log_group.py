@@ -4,7 +4,9 @@ and the AWS behaviours moto lacks (retention validation, conflicts, KMS associat
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +65,52 @@ def test_create_equals_discover(ctx: AwsContext, key: str | None) -> None:
     assert live.props == props(kms_key_id=key)
     assert live.attr("arn") == f"arn:aws:logs:us-west-2:123456789012:log-group:{NAME}"
     assert live.attr("arn_wildcard") == live.attr("arn") + ":*"
+    assert KIND.discover(ctx) == [live]
+
+
+def test_create_sets_retention_while_waiting_for_the_group_to_show(ctx: AwsContext) -> None:
+    calls: Counter[str] = Counter()
+    hook(ctx, "*", lambda n, model, **kw: calls.update([model.name]))
+    barrier = threading.Barrier(2, timeout=10)
+    met: list[str] = []
+
+    def meet(n: int, model: Any, **kw: Any) -> None:
+        if n == 1:  # the first of each: both start before either finishes, or neither meets
+            try:
+                barrier.wait()
+                met.append(model.name)
+            except threading.BrokenBarrierError:
+                pass
+
+    hook(ctx, "PutRetentionPolicy", meet)
+    hook(ctx, "DescribeLogGroups", meet)
+    live = KIND.create(ctx, ADDR, props())
+    assert sorted(met) == ["DescribeLogGroups", "PutRetentionPolicy"]
+    assert calls == {"CreateLogGroup": 1, "PutRetentionPolicy": 1, "DescribeLogGroups": 1}
+    assert KIND.discover(ctx) == [live]
+
+
+def test_create_shows_the_retention_set_though_the_read_came_first(ctx: AwsContext) -> None:
+    def before_retention(n: int, parsed: dict[str, Any], **kw: Any) -> None:
+        if n == 1:  # what AWS answers when the describe is served before PutRetentionPolicy
+            for group in parsed.get("logGroups", []):
+                group.pop("retentionInDays", None)
+
+    reads = hook(ctx, "DescribeLogGroups", before_retention, when="after-call")
+    live = KIND.create(ctx, ADDR, props())
+    assert len(reads) == 1 and live.props == props()
+    assert KIND.discover(ctx) == [live]
+
+
+def test_a_retention_failure_fails_the_create_and_a_rerun_adopts_the_group(ctx: AwsContext) -> None:
+    puts = fail_first(ctx, "PutRetentionPolicy", "AccessDeniedException", 1)
+    with pytest.raises(ClientError, match=r"AccessDeniedException.*PutRetentionPolicy"):
+        KIND.create(ctx, ADDR, props())
+    assert len(puts) == 1 and "retentionInDays" not in raw(ctx)[0]
+    (found,) = KIND.discover(ctx)  # tagged in CreateLogGroup: found under its address
+    assert found.address == ADDR and found.props == props(retention_in_days=None)
+    live = KIND.create(ctx, ADDR, props())
+    assert len(puts) == 2 and live.props == props() and raw(ctx)[0]["retentionInDays"] == 30
     assert KIND.discover(ctx) == [live]
 
 

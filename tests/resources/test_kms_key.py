@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 from typing import Any
 
 import boto3
@@ -112,6 +114,64 @@ def test_a_key_without_a_policy_gets_kmss_default_and_discovery_reports_it(ctx: 
     assert calls == {"PutKeyPolicy": 0}
 
 
+def meet(ctx: AwsContext, service: str, *ops: str) -> list[str]:
+    """Hold the first call of each of ``ops`` until all of them have started; the names of those
+    that met (all of them only when the calls were made side by side, none when one after another)."""
+    barrier = threading.Barrier(len(ops), timeout=10)
+    seen: set[str] = set()
+    met: list[str] = []
+
+    def hook(model: Any, **kw: Any) -> None:
+        if model.name not in ops or model.name in seen:
+            return
+        seen.add(model.name)
+        try:
+            barrier.wait()
+            met.append(model.name)
+        except threading.BrokenBarrierError:
+            pass
+
+    ctx.client(service).meta.events.register_first(f"before-call.{service}", hook)
+    return met
+
+
+def test_create_claims_the_alias_and_enables_rotation_side_by_side(ctx: AwsContext) -> None:
+    calls: Counter[str] = Counter()
+    ctx.client("kms").meta.events.register_first(
+        "before-call.kms", lambda model, **kw: calls.update([model.name])
+    )
+    met = meet(ctx, "kms", "CreateAlias", "EnableKeyRotation")
+    live = KIND.create(ctx, ADDR, props())
+    assert sorted(met) == ["CreateAlias", "EnableKeyRotation"]
+    # no more calls than one after another: the look by alias, the key, its alias and rotation
+    assert calls == {"DescribeKey": 1, "CreateKey": 1, "CreateAlias": 1, "EnableKeyRotation": 1}
+    assert KIND.discover(ctx) == [live]
+
+
+def test_create_without_alias_or_rotation_makes_only_the_key(ctx: AwsContext) -> None:
+    calls: Counter[str] = Counter()
+    ctx.client("kms").meta.events.register_first(
+        "before-call.kms", lambda model, **kw: calls.update([model.name])
+    )
+    live = KIND.create(ctx, ADDR, props(alias="", enable_key_rotation=False))
+    assert calls == {"CreateKey": 1}
+    assert live.props == props(alias="", enable_key_rotation=False) and KIND.discover(ctx) == [live]
+
+
+def test_a_rotation_failure_fails_the_create_and_a_rerun_adopts_the_key(ctx: AwsContext) -> None:
+    # a 5xx that outlasted the SDK's retries: the alias, claimed side by side, is in place
+    rotations = fail_first(ctx, "EnableKeyRotation", "KMSInternalException", 1)
+    with pytest.raises(ClientError, match=r"KMSInternalException.*EnableKeyRotation"):
+        KIND.create(ctx, ADDR, props())
+    assert len(rotations) == 1
+    (found,) = KIND.discover(ctx)
+    assert found.props == props(enable_key_rotation=False)
+    calls = count(ctx, "kms", "CreateKey", "EnableKeyRotation")
+    live = KIND.create(ctx, ADDR, props())  # the re-run finds our key by its alias
+    assert calls == {"CreateKey": 0, "EnableKeyRotation": 1}
+    assert live.id == found.id and live.props == props() and KIND.discover(ctx) == [live]
+
+
 def test_discovery_per_pass_and_per_cluster(ctx: AwsContext) -> None:
     a = KIND.create(ctx, ADDR, props())
     b = KIND.create(
@@ -198,12 +258,16 @@ def test_create_retries_not_found_while_the_new_key_propagates(ctx: AwsContext) 
 
 
 def test_create_raises_other_errors_at_once(ctx: AwsContext) -> None:
-    calls = fail_first(ctx, "CreateAlias", "AccessDeniedException", 5)
+    calls = fail_first(ctx, "CreateAlias", "AccessDeniedException", 1)
     with pytest.raises(ClientError, match="AccessDeniedException"):
         KIND.create(ctx, ADDR, props())
     assert len(calls) == 1
-    # the key is tagged in CreateKey, so discovery finds it and a later run adds the alias
-    assert [v.props["alias"] for v in KIND.discover(ctx)] == [""]
+    # the key is tagged in CreateKey, so discovery finds it (rotation, enabled side by side, is
+    # on) and a later run adds the alias
+    (found,) = KIND.discover(ctx)
+    assert found.props == props(alias="")
+    live = KIND.update(ctx, found, props(), {"alias"})
+    assert KIND.discover(ctx) == [live] and live.props == props()
 
 
 def test_create_adopts_our_key_already_holding_the_alias(ctx: AwsContext) -> None:
