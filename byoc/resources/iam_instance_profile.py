@@ -2,7 +2,8 @@
 
 A plan's discovery reads the profiles the spec and state name, a full audit (``ctx.known`` None)
 lists them by path; either reads each one with GetInstanceProfile (its tags and role);
-adding a role retries IAM's eventual consistency right after the role was created.
+adding a role retries IAM's eventual consistency right after the role or the profile was created
+(a create does not wait for the new profile to show).
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ class IamInstanceProfile(ResourceType):
             if error_code(exc) != "EntityAlreadyExists":
                 raise
             return self._adopt(ctx, address, p)
-        ctx.wait(iam, "instance_profile_exists", InstanceProfileName=name)
+        # no wait for the profile to show: adding the role waits out IAM's propagation itself
         if p["role"]:
-            self._add_role(ctx, name, p["role"])
+            self._add_role(ctx, address, name, p["role"])
         roles = [{"RoleName": p["role"]}] if p["role"] else []
         profile = {**profile, "Roles": roles, "Tags": iam_tags(p["tags"])}
         return self._live(profile, address)
@@ -124,24 +125,35 @@ class IamInstanceProfile(ResourceType):
         changed = changed_props(current.props, p)
         return self.update(ctx, current, p, changed) if changed else current
 
-    def _add_role(self, ctx: AwsContext, name: str, role: str) -> None:
-        # right after CreateRole / CreateInstanceProfile, IAM may answer NoSuchEntity for seconds
+    def _add_role(self, ctx: AwsContext, address: str, name: str, role: str) -> None:
+        """Put ``role`` in the profile ``name``. Right after CreateRole / CreateInstanceProfile, IAM
+        may answer NoSuchEntity for seconds: retried for the settle time, then reported."""
         iam = ctx.client("iam")
+        timeout = min(ctx.retry_timeout, IAM_SETTLE_SECONDS)
 
         def added() -> bool:
             profile = self._get(ctx, name)
             return profile is not None and role in {r["RoleName"] for r in profile.get("Roles") or ()}
 
         # LimitExceeded: the profile holds a role already, this one if an earlier answer was lost
-        ctx.mutate(
-            lambda: ctx.retry(
-                lambda: iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role),
-                codes={"NoSuchEntity"},
-                timeout=min(ctx.retry_timeout, IAM_SETTLE_SECONDS),
-            ),
-            already={"LimitExceeded", "EntityAlreadyExists"},
-            done=added,
-        )
+        try:
+            ctx.mutate(
+                lambda: ctx.retry(
+                    lambda: iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role),
+                    codes={"NoSuchEntity"},
+                    timeout=timeout,
+                ),
+                already={"LimitExceeded", "EntityAlreadyExists"},
+                done=added,
+            )
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+            raise CloudError(
+                f"IAM still answers NoSuchEntity to adding role {role!r} to instance profile {name!r} "
+                f"after {timeout:.0f} s: the role or the profile does not exist (deleted, or a wrong "
+                f"role name?): {exc}", address=address, aws_id=name, code="NoSuchEntity",
+            ) from exc
 
     def _remove_roles(self, ctx: AwsContext, name: str, roles: list[str]) -> None:
         remove = ctx.client("iam").remove_role_from_instance_profile
@@ -160,7 +172,7 @@ class IamInstanceProfile(ResourceType):
             roles = [r["RoleName"] for r in profile.get("Roles") or ()]
             self._remove_roles(ctx, name, [r for r in roles if r != p["role"]])
             if p["role"] and p["role"] not in roles:
-                self._add_role(ctx, name, p["role"])
+                self._add_role(ctx, live.address, name, p["role"])
         if "tags" in changed:
             sync_tags(
                 live.props["tags"],

@@ -5,6 +5,8 @@ known inline policy); a full audit (``ctx.known`` None) lists roles by path (IAM
 tagging API) with their tags and inline policies, so it finds strangers too. Policy documents are
 compared in ``_iam.normalise_policy``'s normal form. A role given ``permissions_boundary`` (the
 spec's ``security.permissions_boundary_arn``) is created with it and has it put back when it differs.
+A create does not wait for the new role to show: its inline policies are put side by side, each
+retrying IAM's NoSuchEntity while the role propagates.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from byoc.aws.tags import address_of, is_owned
 from byoc.errors import CloudError
 from byoc.model import Live
 from byoc.resources._iam import (
+    IAM_SETTLE_SECONDS,
     changed_props,
     check_adoptable,
     cluster_path,
@@ -158,10 +161,28 @@ class IamRole(ResourceType):
             if error_code(exc) != "EntityAlreadyExists":
                 raise
             return self._adopt(ctx, address, p)
-        ctx.wait(iam, "role_exists", RoleName=p["name"])
-        for name, doc in p["inline_policies"].items():
-            iam.put_role_policy(RoleName=p["name"], PolicyName=name, PolicyDocument=policy_text(doc))
+        # no wait for the role to show: each policy's put waits out IAM's propagation itself
+        ctx.together(*(partial(self._put_new_policy, ctx, address, p["name"], name, doc)
+                       for name, doc in p["inline_policies"].items()))
         return self._live(address, role, p)
+
+    def _put_new_policy(self, ctx: AwsContext, address: str, role: str, name: str, doc: Any) -> None:
+        """Put an inline policy on a role just created: for a moment after CreateRole, IAM may
+        answer NoSuchEntity (eventual consistency); retried for the settle time, then reported."""
+        iam = ctx.client("iam")
+        timeout = min(ctx.retry_timeout, IAM_SETTLE_SECONDS)
+        try:
+            ctx.retry(partial(iam.put_role_policy, RoleName=role, PolicyName=name,
+                              PolicyDocument=policy_text(doc)),
+                      codes={"NoSuchEntity"}, timeout=timeout)
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+            raise CloudError(
+                f"IAM role {role!r} was created, but IAM still answers NoSuchEntity to putting its "
+                f"inline policy {name!r} after {timeout:.0f} s (was the role deleted meanwhile?): "
+                f"{exc}", address=address, aws_id=role, code="NoSuchEntity",
+            ) from exc
 
     def _adopt(self, ctx: AwsContext, address: str, p: Mapping[str, Any]) -> Live:
         """The name is taken: a role of ours under ``address`` (a crashed run) is brought in line

@@ -122,6 +122,35 @@ def test_add_role_retries_no_such_entity_right_after_create_role(role: AwsContex
     assert len(calls) == 4 and KIND.discover(ctx) == [live]
 
 
+def test_create_adds_the_role_without_reading_the_profile_first(role: AwsContext) -> None:
+    ctx = role
+    calls = count(ctx, "CreateInstanceProfile", "GetInstanceProfile", "AddRoleToInstanceProfile")
+    live = KIND.create(ctx, ADDR, props())
+    assert calls == {"CreateInstanceProfile": 1, "GetInstanceProfile": 0, "AddRoleToInstanceProfile": 1}
+    assert KIND.discover(ctx) == [live]
+
+
+def test_create_waits_out_a_new_profile_iam_does_not_show_yet(role: AwsContext) -> None:
+    ctx = role
+    failed = fail_first(ctx, "AddRoleToInstanceProfile", "NoSuchEntity", 2)
+    calls = count(ctx, "GetInstanceProfile")
+    live = KIND.create(ctx, ADDR, props())
+    assert len(failed) == 3 and calls == {"GetInstanceProfile": 0}
+    profile = ctx.client("iam").get_instance_profile(InstanceProfileName="test-node")["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == ["test-node"]
+    assert live.props == props() and KIND.discover(ctx) == [live]
+
+
+def test_create_reports_a_role_or_profile_iam_never_shows(role: AwsContext) -> None:
+    ctx = role
+    ctx.retry_timeout = 5.0  # the settle time, shortened (sleeps are skipped: a few attempts)
+    calls = fail_first(ctx, "AddRoleToInstanceProfile", "NoSuchEntity", 1000)
+    with pytest.raises(CloudError, match=r"role 'test-node' to instance profile 'test-node'") as err:
+        KIND.create(ctx, ADDR, props())
+    assert err.value.address == ADDR and err.value.aws_id == "test-node"
+    assert err.value.code == "NoSuchEntity" and len(calls) > 1
+
+
 def test_add_role_raises_other_errors_at_once(role: AwsContext) -> None:
     ctx = role
     calls = fail_first(ctx, "AddRoleToInstanceProfile", "LimitExceeded", 5)

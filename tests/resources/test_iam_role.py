@@ -146,6 +146,50 @@ def test_create_equals_discover(ctx: AwsContext) -> None:
     assert role["AssumeRolePolicyDocument"] == TRUST
 
 
+def test_create_puts_the_policies_without_reading_the_role_first(ctx: AwsContext) -> None:
+    logs = {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": ["*"]}]}
+    calls = count(ctx, "CreateRole", "GetRole", "PutRolePolicy")
+    live = KIND.create(ctx, ADDR, props(inline_policies={"proton-node": S3_READ, "logs": logs}))
+    assert calls == {"CreateRole": 1, "GetRole": 0, "PutRolePolicy": 2}
+    assert sorted(live.props["inline_policies"]) == ["logs", "proton-node"]
+    assert KIND.discover(ctx) == [live]
+
+
+def test_create_without_inline_policies_makes_one_call(ctx: AwsContext) -> None:
+    calls = count(ctx, "CreateRole", "GetRole", "PutRolePolicy")
+    live = KIND.create(ctx, ADDR, props(inline_policies={}))
+    assert calls == {"CreateRole": 1, "GetRole": 0, "PutRolePolicy": 0}
+    assert KIND.discover(ctx) == [live]
+
+
+def test_create_retries_put_role_policy_while_the_new_role_propagates(ctx: AwsContext) -> None:
+    calls = fail_first(ctx, "PutRolePolicy", "NoSuchEntity", 2)  # IAM does not see the new role yet
+    live = KIND.create(ctx, ADDR, props())
+    assert len(calls) == 3
+    doc = ctx.client("iam").get_role_policy(RoleName="test-node", PolicyName="proton-node")["PolicyDocument"]
+    assert normalise_policy(doc) == S3_READ
+    assert live.props == props() and KIND.discover(ctx) == [live]
+
+
+def test_create_reports_a_role_iam_never_shows(ctx: AwsContext) -> None:
+    ctx.retry_timeout = 5.0  # the settle time, shortened (sleeps are skipped: a few attempts)
+    calls = fail_first(ctx, "PutRolePolicy", "NoSuchEntity", 1000)
+    with pytest.raises(CloudError, match=r"IAM role 'test-node' .*inline policy 'proton-node'") as err:
+        KIND.create(ctx, ADDR, props())
+    assert err.value.address == ADDR and err.value.aws_id == "test-node"
+    assert err.value.code == "NoSuchEntity" and len(calls) > 1
+
+
+def test_create_raises_other_put_role_policy_errors_at_once(ctx: AwsContext) -> None:
+    calls = fail_first(ctx, "PutRolePolicy", "MalformedPolicyDocument", 5)
+    with pytest.raises(ClientError, match="MalformedPolicyDocument"):
+        KIND.create(ctx, ADDR, props())
+    assert len(calls) == 1
+    # the role is tagged: the next run finds it and puts the policy (adoption)
+    assert [v.props["inline_policies"] for v in KIND.discover(ctx)] == [{}]
+
+
 def test_loose_documents_in_aws_read_back_in_normal_form(ctx: AwsContext) -> None:
     iam = ctx.client("iam")
     loose_trust = {
