@@ -6,9 +6,10 @@ discovered policies compare equal whenever they mean the same thing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from byoc.aws.context import AwsContext
@@ -24,6 +25,20 @@ _LIST_KEYS = ("Action", "NotAction", "Resource", "NotResource")
 _PRINCIPAL_KEYS = ("Principal", "NotPrincipal")
 #: how many seconds IAM's eventual consistency is given before an error is final
 IAM_SETTLE_SECONDS = 120.0
+
+
+@contextlib.contextmanager
+def unsettled(message: str, *, address: str, aws_id: str) -> Iterator[None]:
+    """A NoSuchEntity that outlasted IAM's settle time inside, reported as a CloudError saying
+    ``message`` (and AWS's own words); any other error passes unchanged."""
+    from botocore.exceptions import ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+        raise CloudError(f"{message}: {exc}", address=address, aws_id=aws_id, code="NoSuchEntity") from exc
 
 
 def normalise_policy(doc: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from byoc.resources._iam import (
     pages,
     sync_tags,
     tags_of,
+    unsettled,
 )
 from byoc.resources.base import ResourceType
 
@@ -136,7 +137,9 @@ class IamInstanceProfile(ResourceType):
             return profile is not None and role in {r["RoleName"] for r in profile.get("Roles") or ()}
 
         # LimitExceeded: the profile holds a role already, this one if an earlier answer was lost
-        try:
+        with unsettled(f"IAM still answers NoSuchEntity to adding role {role!r} to instance profile "
+                       f"{name!r} after {timeout:.0f} s: the role or the profile does not exist "
+                       "(deleted, or a wrong role name?)", address=address, aws_id=name):
             ctx.mutate(
                 lambda: ctx.retry(
                     lambda: iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role),
@@ -146,14 +149,6 @@ class IamInstanceProfile(ResourceType):
                 already={"LimitExceeded", "EntityAlreadyExists"},
                 done=added,
             )
-        except ClientError as exc:
-            if error_code(exc) != "NoSuchEntity":
-                raise
-            raise CloudError(
-                f"IAM still answers NoSuchEntity to adding role {role!r} to instance profile {name!r} "
-                f"after {timeout:.0f} s: the role or the profile does not exist (deleted, or a wrong "
-                f"role name?): {exc}", address=address, aws_id=name, code="NoSuchEntity",
-            ) from exc
 
     def _remove_roles(self, ctx: AwsContext, name: str, roles: list[str]) -> None:
         remove = ctx.client("iam").remove_role_from_instance_profile

@@ -35,6 +35,7 @@ from byoc.resources._iam import (
     policy_text,
     sync_tags,
     tags_of,
+    unsettled,
 )
 from byoc.resources._shapes import json_text
 from byoc.resources.base import ResourceType
@@ -171,18 +172,12 @@ class IamRole(ResourceType):
         answer NoSuchEntity (eventual consistency); retried for the settle time, then reported."""
         iam = ctx.client("iam")
         timeout = min(ctx.retry_timeout, IAM_SETTLE_SECONDS)
-        try:
+        with unsettled(f"IAM role {role!r} was created, but IAM still answers NoSuchEntity to putting "
+                       f"its inline policy {name!r} after {timeout:.0f} s (was the role deleted meanwhile?)",
+                       address=address, aws_id=role):
             ctx.retry(partial(iam.put_role_policy, RoleName=role, PolicyName=name,
                               PolicyDocument=policy_text(doc)),
                       codes={"NoSuchEntity"}, timeout=timeout)
-        except ClientError as exc:
-            if error_code(exc) != "NoSuchEntity":
-                raise
-            raise CloudError(
-                f"IAM role {role!r} was created, but IAM still answers NoSuchEntity to putting its "
-                f"inline policy {name!r} after {timeout:.0f} s (was the role deleted meanwhile?): "
-                f"{exc}", address=address, aws_id=role, code="NoSuchEntity",
-            ) from exc
 
     def _adopt(self, ctx: AwsContext, address: str, p: Mapping[str, Any]) -> Live:
         """The name is taken: a role of ours under ``address`` (a crashed run) is brought in line
