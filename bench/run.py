@@ -64,7 +64,8 @@ class Run:
     """One cluster size at one delay and parallelism: the lifecycle, timed and counted."""
 
     def __init__(self, proxy: ProxyProcess, nodes: int, parallelism: int, state_dir: Path,
-                 moto_pid: int | None = None, moto_actions: str | None = None) -> None:
+                 moto_pid: int | None = None, moto_actions: str | None = None,
+                 tracer: Tracer | None = None) -> None:
         from byoc.aws.context import AwsContext
         from byoc.engine import Engine
         from byoc.resources import registry
@@ -76,7 +77,7 @@ class Run:
         self.proxy_pid = getattr(getattr(proxy, "proc", None), "pid", None)
         #: the URL of the moto server's CPU per action (bench/fastmoto.py with BENCH_MOTO_CPU=1)
         self.moto_actions = moto_actions
-        self.tracer = Tracer()
+        self.tracer = tracer or Tracer()
         spec = load_spec(str(SPEC), [f"compute.instance_count={nodes}"])
         kinds = {name: TracedKind(k, self.tracer) for name, k in registry().items()}
         ctx = AwsContext(cluster=spec.cluster_name, region=spec.region, parallelism=parallelism,
