@@ -463,3 +463,13 @@ def test_the_fleet_benchmark_reads_a_process_peak_memory_of_its_own() -> None:
     assert 40 <= peak < 150, peak  # about the child's 40 MiB and an interpreter
     assert usage.ru_maxrss / 1024 >= 300  # what ru_maxrss says instead
     del ballast
+
+
+def test_the_timeline_counts_the_seconds_at_each_number_of_calls_in_flight() -> None:
+    """bench/timeline.py: calls over [0, 2] and [1, 3] (seconds after the start): one in flight
+    for 1 s, two for 1 s, one again for 1 s."""
+    from bench.timeline import in_flight
+
+    op = ("aws_vpc.main", "apply")
+    calls = [(op, "CreateVpc", 10.0, 12.0), (op, "DescribeVpcs", 11.0, 13.0)]
+    assert in_flight(calls, 10.0) == {0: 0.0, 1: 2.0, 2: 1.0}
