@@ -315,13 +315,13 @@ class Executor:
         finishing: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
         self._rank = lambda op: first(op)[0]
         gated = getattr(self.ctx, "gate", False) is None  # a context that can gate, not gated yet
-        if gated:
-            self.ctx.gate = CallGate(self.parallelism)
         many = gated and self.parallelism > 1
         self.workers = self.parallelism * OPERATIONS_PER_CALL if many else self.parallelism
         pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="byoc")
         writes = _GroupCommit(self, finishing.put)
         self._batch, self._dirty = True, False
+        if gated:
+            self.ctx.gate = CallGate(self.parallelism)
         try:
             while ready or running or writes.busy:
                 if self.cancelled.is_set() and ready:
@@ -617,10 +617,16 @@ class _GroupCommit:
             self.deadline = None
             state = self.ex._settle().bumped()
             self.ex.state, self.ex._dirty = state, False
-            self.writing = self.pool.submit(self.ex._save, state)
+            self.writing = self.pool.submit(self._save, state)
             self.writing.add_done_callback(self.on_done)
             self.covered, self.held = self.held, []
         return []
+
+    def _save(self, state: State) -> None:
+        """One state write, its AWS calls (a state store on the run's own clients) ranked first at
+        the call gate: what it holds waits for it."""
+        with ranked(float("-inf")):
+            self.ex._save(state)
 
     def close(self) -> None:
         """Wait for a write under way (never abandoned halfway); its error, if any, is left to

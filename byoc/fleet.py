@@ -32,7 +32,6 @@ DEFAULT_CLUSTERS = 8
 PER_CLUSTER = 10
 
 
-
 @dataclass(frozen=True)
 class Outcome:
     """What a check found on one cluster: its status, counts and the full report as JSON data."""

@@ -178,3 +178,20 @@ def test_an_apply_on_moto_passes_every_call_through_the_gate(tmp_path: Path,
     assert taken[0] == sum(ctx.calls.counts.values()) - before > 50  # each attempt once
     assert 1 <= gates[0].peak <= 3 and gates[0].in_flight == 0
     assert ctx.gate is None
+
+
+def test_state_writes_during_a_run_go_first_at_the_gate() -> None:
+    """What a state write holds waits for it: a state store on the run's own clients (its calls
+    through the same gate) is served before any operation's calls."""
+    from byoc.aws.gate import RANK
+    from byoc.model import Ref
+
+    resources = [res("fake_net.main", cidr="10.0.0.0/16"),
+                 res('fake_sub.s["a"]', net_id=Ref("fake_net.main"), cidr="10.0.1.0/24")]
+    all_kinds, state = kinds(FakeCloud()), State.new("c1")
+    plan = make_plan(resources, state, {}, rules_of(all_kinds), cluster="c1")
+    ranks: list[float] = []
+    ex = Executor(all_kinds, GatedContext(), state, lambda s: ranks.append(RANK.get()), parallelism=2)
+    assert ex.run(plan).ok
+    # the net's record, written before the subnet starts, by the run's writer: first at the gate
+    assert ranks and ranks[0] == float("-inf")
