@@ -94,13 +94,13 @@ class WaitingKind(FakeKind):
     through the context's gate, counting the calls in flight."""
 
     def __init__(self, kind: str, cloud: FakeCloud, barrier: threading.Barrier,
-                 flying: list[int]) -> None:
+                 flying: list[int], wait: float) -> None:
         super().__init__(kind, cloud)
-        self.barrier, self.flying, self.lock = barrier, flying, threading.Lock()
+        self.barrier, self.flying, self.lock, self.wait = barrier, flying, threading.Lock(), wait
 
     def create(self, ctx: Any, address: str, props: Mapping[str, Any]) -> Live:
         with contextlib.suppress(threading.BrokenBarrierError):
-            self.barrier.wait(timeout=2)
+            self.barrier.wait(timeout=self.wait)
         ctx.gate.acquire()
         with self.lock:
             self.flying[0] += 1
@@ -112,11 +112,12 @@ class WaitingKind(FakeKind):
         return super().create(ctx, address, props)
 
 
-def _waiting_world(parties: int, parallelism: int) -> tuple[Executor, Any, threading.Barrier, list[int]]:
+def _waiting_world(parties: int, parallelism: int,
+                   wait: float = 10.0) -> tuple[Executor, Any, threading.Barrier, list[int]]:
     cloud = FakeCloud()
     barrier = threading.Barrier(parties)
     flying = [0, 0]
-    all_kinds = {**kinds(cloud), "fake_vm": WaitingKind("fake_vm", cloud, barrier, flying)}
+    all_kinds = {**kinds(cloud), "fake_vm": WaitingKind("fake_vm", cloud, barrier, flying, wait)}
     resources = [res(f'fake_vm.n["{i}"]', size="m5") for i in range(parties)]
     state = State.new("c1")
     plan = make_plan(resources, state, {}, rules_of(all_kinds), cluster="c1")
@@ -138,7 +139,7 @@ def test_operations_that_wait_hold_no_call_place_and_calls_stay_bounded() -> Non
 
 
 def test_parallelism_one_runs_one_operation_at_a_time() -> None:
-    ex, plan, barrier, flying = _waiting_world(2, parallelism=1)
+    ex, plan, barrier, flying = _waiting_world(2, parallelism=1, wait=0.5)  # the first waits in vain
     assert ex.run(plan).ok
     assert barrier.broken  # the second never came while the first waited
     assert flying[1] == 1 and ex.workers == 1
