@@ -151,11 +151,14 @@ def _one(path: Path, check: Check, options: FleetOptions, gate: CallGate, shared
         spec = load_spec(str(path), options.overrides)
         cluster = spec.cluster_name
         role = AssumeRole.of_spec(spec.data["aws"], cluster)
-        hooks = [*gate.hooks(), *options.event_hooks]
         per_cluster = max(1, min(PER_CLUSTER, options.parallelism))
         credentials = None if role is None else shared.credentials(role, spec.region)
-        ctx = AwsContext(cluster=cluster, region=spec.region, parallelism=per_cluster, event_hooks=hooks,
-                         credentials=credentials, **{"client_maker": shared.maker, **options.context})
+        ctx = AwsContext(cluster=cluster, region=spec.region, parallelism=per_cluster,
+                         event_hooks=options.event_hooks, credentials=credentials,
+                         **{"client_maker": shared.maker, **options.context})
+        # the fleet's one gate, taken after the SDK's own client-side rate limiter has let a call
+        # go (a call it holds back for throttling holds no place meanwhile)
+        ctx.gate = gate
         if role is not None:
             account = known = role.account
             check_assumable(credentials)

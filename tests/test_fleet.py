@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -192,7 +193,9 @@ def test_one_role_session_is_assumed_once_and_shared_but_never_across_roles(flee
 
 
 def test_gate_bounds_the_calls_in_flight_across_the_fleet(fleet_dir: Path) -> None:
-    """Counted by hooks of the test's own, inside the gate: from sending an attempt to parsing its answer."""
+    """Counted by hooks of the test's own, on every client: from sending an attempt (after the SDK's
+    rate limiter and the gate let it go: ``before-send`` handlers registered last) to parsing its
+    answer; and by the gate itself."""
     lock = threading.Lock()
     seen = {"now": 0, "peak": 0, "calls": 0}
 
@@ -206,13 +209,22 @@ def test_gate_bounds_the_calls_in_flight_across_the_fleet(fleet_dir: Path) -> No
         with lock:
             seen["now"] -= 1
 
-    gate = CallGate(3)
-    opts = dataclasses.replace(options(parallelism=3, clusters=3),
-                               event_hooks=(("before-send", sent), ("before-parse", answered), *TEST_HOOKS))
-    records = run_fleet(specs(fleet_dir, "a", "b", "c"), drift_check, opts, gate=gate)
+    class Last(AwsContext):
+        """A context whose clients also carry the test's counting hooks, after byoc's own."""
+
+        def _make_client(self, service: str) -> Any:
+            client = super()._make_client(service)
+            client.meta.events.register_last("before-send", sent)
+            client.meta.events.register_first("before-parse", answered)
+            return client
+
+    gate = CallGate(2)
+    opts = options(parallelism=2, clusters=3)
+    with mock.patch("byoc.fleet.AwsContext", Last):
+        records = run_fleet(specs(fleet_dir, "a", "b", "c"), drift_check, opts, gate=gate)
     assert [r.status for r in records] == ["in_sync"] * 3
     assert seen["calls"] >= sum(r.calls for r in records) > 30
-    assert 1 <= seen["peak"] <= 3 and gate.peak <= 3 and gate.in_flight == 0
+    assert 1 <= seen["peak"] <= 2 and gate.peak == 2 and gate.in_flight == 0
 
 
 def test_drifted_cluster_exit_2_and_health_and_plan(fleet_dir: Path) -> None:
