@@ -19,10 +19,11 @@ from __future__ import annotations
 import bisect
 import concurrent.futures as cf
 import contextlib
+import gc
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,6 @@ import networkx as nx
 from byoc.aws.errors import maybe_done, to_cloud_error
 from byoc.aws.gate import CallGate, ranked
 from byoc.errors import ByocError, CloudError, PlanError
-from byoc.frozen import long_lived_frozen
 from byoc.model import DEFAULT_PARALLELISM, UNKNOWN, Live, Ref, canonical_json, contains_unknown, substitute
 from byoc.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
 from byoc.planner import hash_props
@@ -298,7 +298,7 @@ class Executor:
         return float(hint[1] if op[1] == REMOVE else hint[0])
 
     def run(self, plan: Plan) -> ApplyResult:
-        with long_lived_frozen():
+        with _long_lived_frozen():
             return self._run(plan)
 
     def _run(self, plan: Plan) -> ApplyResult:
@@ -673,6 +673,40 @@ OPERATIONS_PER_CALL = 4
 
 #: how often a create answered 5xx is looked for and tried again before its failure is reported
 CREATE_ATTEMPTS = 6
+
+
+@contextlib.contextmanager
+def _long_lived_frozen() -> Iterator[None]:
+    """While operations run, the objects that already exist (the SDK's service models, clients,
+    the plan) are left out of the garbage collector's full passes, each of which would otherwise
+    stop every worker for tens of milliseconds; they are handed back afterwards. The young
+    generation is collected every 20,000 allocations instead of 700 meanwhile (the SDK makes
+    thousands of short-lived objects per call: at 30 nodes, about 130 passes become 8).
+
+    The collector is the process's: runs that overlap in one process (engines in threads) share one
+    setting, made by the first to start and undone by the last to end, so none of them puts back
+    another's values while that one still runs."""
+    with _GC_LOCK:
+        if not _GC_SAVED:
+            gc.freeze()
+            threshold = gc.get_threshold()
+            _GC_SAVED.append(threshold)
+            gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])
+        _GC_RUNS[0] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_RUNS[0] -= 1
+            if _GC_RUNS[0] == 0:
+                gc.set_threshold(*_GC_SAVED.pop())
+                gc.unfreeze()
+
+
+#: the collector's settings before the first of the runs under way, and how many run
+_GC_LOCK = threading.Lock()
+_GC_SAVED: list[tuple[int, ...]] = []
+_GC_RUNS = [0]
 
 
 #: what a health wait is expected to take (a scheduling hint, like ``ResourceType.seconds``)

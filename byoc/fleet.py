@@ -30,8 +30,6 @@ ERROR = "error"
 #: clusters in flight by default; each has at most ``PER_CLUSTER`` threads of its own
 DEFAULT_CLUSTERS = 8
 PER_CLUSTER = 10
-#: services a fleet's clusters use besides their kinds' (the tagging index, STS)
-FLEET_SERVICES = frozenset({"resourcegroupstaggingapi", "sts"})
 
 
 @dataclass(frozen=True)
@@ -102,16 +100,10 @@ def run_fleet(specs: Sequence[Path], check: Check, options: FleetOptions | None 
     """``check`` on every spec's cluster, ``options.clusters`` at a time; the records in the specs'
     order."""
     from byoc.aws.clients import ClientMaker
-    from byoc.frozen import long_lived_frozen
-    from byoc.resources import registry
 
     options = options or FleetOptions()
     gate = gate or CallGate(options.parallelism)
     shared = Shared(Caller([*gate.hooks(), *options.event_hooks]), ClientMaker())
-    # the service models every cluster's clients share, loaded before the run freezes what lives
-    # for all of it: the collector's full passes (one per batch of clusters, below) then walk the
-    # clusters' objects only, not hundreds of thousands of model objects each time
-    shared.maker.preload(FLEET_SERVICES | {kind.service for kind in registry().values()}, "us-east-1")
     workers = max(1, min(options.clusters, len(specs)))
     finished = itertools.count(1)
 
@@ -124,8 +116,7 @@ def run_fleet(specs: Sequence[Path], check: Check, options: FleetOptions | None 
             gc.collect()
         return record
 
-    pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="byoc-fleet")
-    with long_lived_frozen(), pool:
+    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="byoc-fleet") as pool:
         return list(pool.map(one, specs))
 
 

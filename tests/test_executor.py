@@ -331,10 +331,10 @@ def test_overlapping_runs_share_the_collector_setting_and_the_last_puts_it_back(
     back what was there before either; neither leaves the process with the run's setting."""
     import gc
 
-    from byoc.frozen import long_lived_frozen
+    from byoc.executor import _long_lived_frozen
 
     before = gc.get_threshold()
-    first, second = long_lived_frozen(), long_lived_frozen()
+    first, second = _long_lived_frozen(), _long_lived_frozen()
     first.__enter__()
     second.__enter__()
     first.__exit__(None, None, None)

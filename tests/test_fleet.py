@@ -513,33 +513,3 @@ print(sorted(seen), len(resources.MODULES))
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         sizes, modules = out.rsplit(" ", 1)
         assert sizes == f"[{int(modules)}]", out
-
-
-def test_a_fleet_run_freezes_the_preloaded_models_and_gives_the_collector_back(fleet_dir: Path) -> None:
-    """Every service's model is loaded before the first cluster is checked and left out of the
-    collector's full passes while the clusters run; afterwards the collector is as it was."""
-    import gc
-
-    from byoc.aws import clients
-
-    before = gc.get_threshold()
-    loaded: list[set[str]] = []
-    frozen: list[int] = []
-    made = clients.ClientMaker.__init__
-
-    def keep(engine: Engine) -> fleet.Outcome:
-        frozen.append(gc.get_freeze_count())
-        maker = engine.ctx._client_maker
-        loaded.append({key[1] for key in maker._cache if key[0] == "model"})
-        return drift_check(engine)
-
-    def first_models(self: Any) -> None:
-        made(self)
-        assert not self._cache  # nothing loaded before the run preloads it
-
-    with mock.patch.object(clients.ClientMaker, "__init__", first_models):
-        records = run_fleet(specs(fleet_dir, "a", "b"), keep, options(parallelism=4, clusters=2))
-    assert [r.status for r in records] == ["in_sync"] * 2
-    assert all(count > 0 for count in frozen)
-    assert {"ec2", "elbv2", "iam", "s3", "logs", "resourcegroupstaggingapi", "sts"} <= loaded[0]
-    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before

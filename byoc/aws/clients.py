@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 import botocore.client
@@ -68,16 +67,6 @@ class ClientMaker:
         if found is None:
             found = self._cache[key] = make()
         return found
-
-    def preload(self, services: Iterable[str], region: str) -> None:
-        """Load each service's model and client class now (by making a client that is dropped), so
-        that a long run can freeze them with what else lives for the whole run (``byoc.frozen``)
-        instead of loading them in the middle of it."""
-        from botocore.credentials import Credentials
-
-        unused = Credentials("preload", "preload")  # no call is made with it
-        for service in services:
-            self.create_client(service, region=region, credentials=unused)
 
     def create_client(self, service: str, *, region: str, config: Any = None, credentials: Any = None) -> Any:
         """A client of ``service`` in ``region`` signing with ``credentials`` (botocore's; None: the
