@@ -196,3 +196,49 @@ def test_state_writes_during_a_run_go_first_at_the_gate() -> None:
     assert ex.run(plan).ok
     # the net's record, written before the subnet starts, by the run's writer: first at the gate
     assert ranks and ranks[0] == float("-inf")
+
+
+class _Interrupted(threading.Event):
+    """A waiting thread's event whose wait is interrupted (Ctrl-C in the main thread), after
+    ``meanwhile`` has run."""
+
+    def __init__(self, meanwhile: Any = None) -> None:
+        super().__init__()
+        self.meanwhile = meanwhile
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.meanwhile is not None:
+            self.meanwhile()
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("handed_over", [False, True])
+def test_an_interrupted_wait_keeps_no_permit_and_loses_none(handed_over: bool) -> None:
+    gate = CallGate(1)
+    release, released = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        gate.acquire()
+        release.wait(5)
+        gate.release()
+        released.set()
+
+    t = threading.Thread(target=holder)
+    t.start()
+    while gate.in_flight == 0:
+        time.sleep(0.001)
+
+    def hand_over() -> None:  # the holder lets go while this thread waits: the permit comes here
+        release.set()
+        released.wait(5)
+
+    gate._local.event = _Interrupted(hand_over if handed_over else None)
+    with pytest.raises(KeyboardInterrupt):
+        gate.acquire()
+    assert not gate._waiting
+    release.set()
+    t.join(5)
+    assert gate.in_flight == 0 and gate._free == 1  # the one permit is free again
+    del gate._local.event
+    gate.acquire()  # at once
+    gate.release()

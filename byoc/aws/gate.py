@@ -69,8 +69,19 @@ class CallGate:
             if event is None:
                 event = local.event = threading.Event()
             event.clear()
-            heapq.heappush(self._waiting, (RANK.get(), next(self._arrival), event))
-        event.wait()  # the permit is handed over by ``release`` (counted there)
+            entry = (RANK.get(), next(self._arrival), event)
+            heapq.heappush(self._waiting, entry)
+        try:
+            event.wait()  # the permit is handed over by ``release`` (counted there)
+        except BaseException:  # an interrupt while waiting: no permit kept, none lost
+            with self._lock:
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
+                    heapq.heapify(self._waiting)
+                    raise
+            local.held = True  # handed over meanwhile: given back, to the next waiter
+            self.release()
+            raise
         local.held = True
 
     def release(self, **kwargs: Any) -> None:
