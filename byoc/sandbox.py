@@ -7,7 +7,9 @@ in its state directory, key file 0600 beside it). byoc talks to it through ``AWS
 Where moto forgets in an answer what it stored (``moto_answers_as_aws``), the sandbox's moto answers
 it as AWS does; and it evaluates a bucket policy's ``aws:SecureTransport`` from the request
 (``secure_transport_from_requests``: true over TLS, false over plain HTTP) where moto alone counts
-every such condition as matching.
+every such condition as matching; and it answers calls made side by side as AWS does, where moto's
+own tables fail a listing another thread changes (``alarms_listed_safely``,
+``route_tables_read_safely``).
 """
 
 from __future__ import annotations
@@ -286,6 +288,8 @@ def serve(argv: list[str]) -> None:
     moto_answers_as_aws()
     lambda_without_docker()
     secure_transport_from_requests()
+    alarms_listed_safely()  # the server answers calls in threads of its own
+    route_tables_read_safely()
     app = _RecordScheme(DomainDispatcherApplication(create_backend_app))
     tls = (args.cert, args.key) if args.cert and args.key else None
     servers = [make_server(args.host, args.port, app, threaded=True, ssl_context=tls,
@@ -469,3 +473,64 @@ def moto_answers_as_aws() -> None:
 
     S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
     S3Response._byoc_eventbridge = True  # type: ignore[attr-defined]
+
+
+class _Snapshots(dict):  # type: ignore[type-arg]
+    """A dict whose views and iteration are lists taken at once (under the GIL), not live iterators."""
+
+    def __iter__(self) -> Any:
+        return iter(list(super().keys()))
+
+    def keys(self) -> list[Any]:  # type: ignore[override]
+        return list(super().keys())
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return list(super().values())
+
+    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
+        return list(super().items())
+
+
+def alarms_listed_safely() -> None:
+    """moto's CloudWatch (in-process, and its server, which answers each request in a thread) lists
+    alarms by iterating its dict while other threads' PutMetricAlarm add to it ("RuntimeError:
+    dictionary changed size during iteration", an apply's alarms made side by side with discovery's
+    reads); AWS answers such calls concurrently. The backend's alarm table answers snapshots
+    instead (moto's own data, nothing faked)."""
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    if getattr(CloudWatchBackend, "_byoc_snapshots", False):
+        return
+    init = CloudWatchBackend.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.alarms = _Snapshots(self.alarms)
+
+    CloudWatchBackend.__init__ = __init__  # type: ignore[method-assign]
+    CloudWatchBackend._byoc_snapshots = True  # type: ignore[attr-defined]
+
+
+def route_tables_read_safely() -> None:
+    """moto's EC2 walks a route table's associations (DescribeRouteTables, its filters) and the
+    route tables (DisassociateRouteTable) by iterating dicts that other threads' disassociations
+    and deletions change meanwhile ("RuntimeError: dictionary changed size during iteration": a
+    destroy removes a route table's three associations side by side); AWS answers such calls
+    concurrently. Both tables answer snapshots instead (moto's own data, nothing faked)."""
+    from moto.ec2.models.route_tables import RouteBackend, RouteTable
+
+    if getattr(RouteTable, "_byoc_snapshots", False):
+        return
+    table_init, backend_init = RouteTable.__init__, RouteBackend.__init__
+
+    def table(self: Any, *args: Any, **kwargs: Any) -> None:
+        table_init(self, *args, **kwargs)
+        self._associations = _Snapshots(self._associations)
+
+    def backend(self: Any, *args: Any, **kwargs: Any) -> None:
+        backend_init(self, *args, **kwargs)
+        self.route_tables = _Snapshots(self.route_tables)
+
+    RouteTable.__init__ = table  # type: ignore[method-assign]
+    RouteBackend.__init__ = backend  # type: ignore[method-assign]
+    RouteTable._byoc_snapshots = True  # type: ignore[attr-defined]

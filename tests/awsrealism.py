@@ -155,35 +155,6 @@ def replaced_profiles_show_on_instances() -> Any:
     return mock.patch.object(Backend, "replace_iam_instance_profile_association", replace)
 
 
-class _Snapshots(dict):  # type: ignore[type-arg]
-    """A dict whose views are lists taken at once (under the GIL), not live iterators."""
-
-    def values(self) -> list[Any]:  # type: ignore[override]
-        return list(super().values())
-
-    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
-        return list(super().items())
-
-
-def alarms_listed_safely() -> None:
-    """moto's in-process CloudWatch lists alarms by iterating its dict while other threads'
-    PutMetricAlarm add to it ("RuntimeError: dictionary changed size during iteration", an apply's
-    alarms made side by side with discovery's reads); AWS answers such calls concurrently. The
-    backend's alarm table answers snapshots instead (moto's own data, nothing faked)."""
-    from moto.cloudwatch.models import CloudWatchBackend
-
-    if getattr(CloudWatchBackend, "_byoc_snapshots", False):
-        return
-    init = CloudWatchBackend.__init__
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        self.alarms = _Snapshots(self.alarms)
-
-    CloudWatchBackend.__init__ = __init__  # type: ignore[method-assign]
-    CloudWatchBackend._byoc_snapshots = True  # type: ignore[attr-defined]
-
-
 def lb_deletion_protection() -> None:
     """AWS refuses DeleteLoadBalancer while the load balancer's ``deletion_protection.enabled`` is
     true (OperationNotPermitted); moto deletes it anyway. moto's backend refuses it the same way

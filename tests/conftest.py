@@ -7,8 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from byoc.sandbox import lambda_without_docker, moto_answers_as_aws
-from tests.awsrealism import alarms_listed_safely, lb_deletion_protection
+from byoc.sandbox import (
+    alarms_listed_safely,
+    lambda_without_docker,
+    moto_answers_as_aws,
+    route_tables_read_safely,
+)
+from tests.awsrealism import lb_deletion_protection
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -22,6 +27,7 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 alarms_listed_safely()  # moto's in-process CloudWatch is not thread-safe where AWS is
+route_tables_read_safely()  # nor are its route tables
 lb_deletion_protection()  # AWS refuses to delete a protected load balancer; moto did not
 moto_answers_as_aws()  # a bucket's EventBridge notifications read back, as in AWS and the sandbox
 lambda_without_docker()  # RotateSecret invokes the rotation function: moto answers it without Docker

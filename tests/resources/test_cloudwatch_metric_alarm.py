@@ -242,7 +242,7 @@ def test_metric_math_alarm_made_by_hand_is_discovered_as_a_diff(ctx: AwsContext)
 
 
 def test_the_test_moto_lists_alarms_while_another_thread_puts_one(ctx: AwsContext) -> None:
-    """tests/awsrealism.alarms_listed_safely: moto's alarm table answers a snapshot, so a
+    """byoc.sandbox.alarms_listed_safely: moto's alarm table answers a snapshot, so a
     DescribeAlarms that lists while a PutMetricAlarm adds (AWS serves both at once) cannot fail
     with "dictionary changed size during iteration", as moto's live dict view did."""
     from moto.cloudwatch.models import cloudwatch_backends

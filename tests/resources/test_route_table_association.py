@@ -186,3 +186,31 @@ def test_delete_then_delete_again(ctx: AwsContext, net: dict[str, str]) -> None:
     assert associations(ctx, net["subnet"]) == []
     assert KIND.discover(ctx) == []
     KIND.delete(ctx, live)
+
+
+def test_the_test_moto_walks_route_tables_while_another_thread_disassociates(ctx: AwsContext) -> None:
+    """byoc.sandbox.route_tables_read_safely: moto's route tables and each table's associations
+    answer snapshots, so a DescribeRouteTables or DisassociateRouteTable that walks them while
+    another thread's DisassociateRouteTable or DeleteRouteTable changes them (AWS serves those at
+    once: a destroy removes a table's associations side by side) cannot fail with "dictionary
+    changed size during iteration"."""
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ctx.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    tables = [ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"] for _ in range(2)]
+    for i in range(3):
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
+        ec2.associate_route_table(RouteTableId=tables[0], SubnetId=subnet)
+    backend = ec2_backends["123456789012"]["us-west-2"]
+    table = backend.route_tables[tables[0]]
+    seen = []
+    for association_id in table._associations:  # as another thread disassociates meanwhile
+        seen.append(association_id)
+        table._associations.pop(association_id)
+    assert len(seen) == 3 and not table._associations
+    walked = []
+    for route_table in backend.route_tables.values():  # as another thread deletes a table
+        walked.append(route_table.id)
+        backend.route_tables.pop(tables[1], None)
+    assert tables[1] in walked
