@@ -53,9 +53,10 @@ def credentials_for(spec: Spec) -> Any:
 
 
 def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | None = None,
-                credentials: Any = None) -> Backend:
+                credentials: Any = None, context: Mapping[str, Any] | None = None) -> Backend:
     """The state store the spec asks for (``kind`` overrides ``state.backend``, for migrations). An
-    S3 state is read with ``credentials`` (by default the spec's assumed role, as the cluster)."""
+    S3 state is read with ``credentials`` (by default the spec's assumed role, as the cluster), by an
+    AwsContext made with ``context`` besides (a fleet's: its clients' maker and call gate)."""
     conf = spec.data.get("state") or {}
     kind = kind or conf.get("backend", "local")
     if kind == "s3":
@@ -63,8 +64,11 @@ def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | Non
 
         if not conf.get("bucket"):
             raise StateError(f"{spec.source}: state.bucket is needed for the s3 backend")
+        extra = dict(context or {})
+        gate = extra.pop("gate", None)
         ctx = AwsContext(cluster=spec.cluster_name, region=conf.get("region") or spec.region,
-                         credentials=credentials or credentials_for(spec))
+                         credentials=credentials or credentials_for(spec), **extra)
+        ctx.gate = gate
         return S3Backend(
             ctx.client, bucket=conf["bucket"], cluster=spec.cluster_name, key=conf.get("key"),
             lock_table=conf.get("dynamodb_table") if conf.get("lock") == "dynamodb" else None,

@@ -103,16 +103,17 @@ def run_fleet(specs: Sequence[Path], check: Check, options: FleetOptions | None 
 
     options = options or FleetOptions()
     gate = gate or CallGate(options.parallelism)
-    shared = Shared(Caller([*gate.hooks(), *options.event_hooks]), ClientMaker())
+    shared = Shared(Caller(options.event_hooks, last_hooks=gate.hooks()),
+                    ClientMaker(pool=max(10, 2 * options.parallelism)))
     workers = max(1, min(options.clusters, len(specs)))
     finished = itertools.count(1)
 
     def one(spec: Path) -> Record:
         record = _one(spec, check, options, gate, shared)
         if next(finished) % workers == 0:
-            # a finished cluster's SDK clients are cycles of objects, which the CLI's lazy collector
-            # (byoc.cli._short_lived_gc) would keep until the exit: a fleet's memory grows by a
-            # cluster's worth each time unless they are collected
+            # what a finished cluster leaves (its engine, reports, the SDK's answers) holds cycles,
+            # which the CLI's lazy collector (byoc.cli._short_lived_gc) would keep until the exit:
+            # a fleet's memory would grow by a cluster's worth each time
             gc.collect()
         return record
 
@@ -122,10 +123,11 @@ def run_fleet(specs: Sequence[Path], check: Check, options: FleetOptions | None 
 
 class Shared:
     """What a fleet run's clusters share: byoc's own credentials and STS clients (``caller``), one
-    botocore session and each service's client class (``maker``: every client still signs with its
-    own cluster's credentials), and the credentials of each role: clusters whose specs name the same
-    role, external id and session name (``AssumeRole``) in the same region sign with one set,
-    assumed once; any other two never share credentials."""
+    SDK client per service and region (``maker``: each cluster's calls through it still sign with that
+    cluster's credentials, and count, retry and wait as its own; byoc.aws.clients), and the
+    credentials of each role: clusters whose specs name the same role, external id and session name
+    (``AssumeRole``) in the same region sign with one set, assumed once; any other two never share
+    credentials."""
 
     def __init__(self, caller: Caller, maker: Any) -> None:
         self.caller = caller
@@ -167,7 +169,9 @@ def _one(path: Path, check: Check, options: FleetOptions, gate: CallGate, shared
                 # take it from there instead of asking STS once more (a call and a client per cluster)
                 ctx.once("sts", "account", lambda: known)
         engine = Engine(spec, ctx=ctx, parallelism=per_cluster,
-                        backend=backend_for(spec, credentials=credentials), **options.engine)
+                        backend=backend_for(spec, credentials=credentials,
+                                            context={"client_maker": shared.maker, "gate": gate}),
+                        **options.engine)
         outcome = check(engine)
         if account is None:
             account = account_id(ctx)  # asked once per context: drift and plan have asked already
@@ -181,6 +185,9 @@ def _one(path: Path, check: Check, options: FleetOptions, gate: CallGate, shared
     except Exception as exc:  # a bug in one cluster's check must not stop the fleet
         return Record(str(path), cluster, account, ERROR, error=f"{path}: {type(exc).__name__}: {exc}",
                       calls=_calls(ctx))
+    finally:
+        if ctx is not None:
+            ctx.close()  # its helper threads, now, not when the collector finds the context
 
 
 def _calls(ctx: AwsContext | None) -> int:

@@ -143,9 +143,10 @@ def test_an_assumed_roles_account_is_taken_from_its_arn_not_asked_again(fleet_di
     assert all(r.counts["checked"] > 20 for r in records)
 
 
-def test_clusters_with_different_roles_never_share_credentials_or_clients(fleet_dir: Path) -> None:
+def test_clusters_with_different_roles_never_share_credentials_or_calls(fleet_dir: Path) -> None:
     """Each cluster signs with its own role's session: a and b (one account, two sessions) and c
-    (another account) have their own credentials and their own SDK clients."""
+    (another account) have their own credentials; their calls go through one SDK client per service,
+    each through a view of its own, and are counted as each cluster's own."""
     seen: dict[str, Engine] = {}
 
     def keep(engine: Engine) -> fleet.Outcome:
@@ -159,6 +160,9 @@ def test_clusters_with_different_roles_never_share_credentials_or_clients(fleet_
     assert len({id(c.credentials) for c in ctxs}) == 3 and len(set(keys)) == 3
     for service in ("ec2", "iam", "s3"):
         assert len({id(c.client(service)) for c in ctxs}) == 3
+        assert len({id(c.client(service).meta.events) for c in ctxs}) == 1
+    # each call was counted as its own cluster's, once: three like clusters, three like counts
+    assert len({r.calls for r in records}) == 1 and records[0].calls > 20, [r.calls for r in records]
 
 
 def test_one_role_session_is_assumed_once_and_shared_but_never_across_roles(fleet_dir: Path) -> None:
@@ -185,7 +189,7 @@ def test_one_role_session_is_assumed_once_and_shared_but_never_across_roles(flee
     s1, s2, s3 = (seen[str(fleet_dir / f"{n}.yaml")].ctx for n in names)
     assert s1.credentials is s2.credentials and s3.credentials is not s1.credentials
     assert sorted(assumed) == sorted({role_arn(ACCOUNTS["a"]), role_arn(ACCOUNTS["c"])})
-    # each cluster its own clients (its own hooks and counts), of one class per service
+    # each cluster its own view (its own counts), of one shared client per service
     assert len({id(c.client("ec2")) for c in (s1, s2, s3)}) == 3
     assert type(s1.client("ec2")) is type(s3.client("ec2"))
     assert [c.client("sts").get_caller_identity()["Account"] for c in (s1, s2, s3)] == [
@@ -210,12 +214,13 @@ def test_gate_bounds_the_calls_in_flight_across_the_fleet(fleet_dir: Path) -> No
             seen["now"] -= 1
 
     class Last(AwsContext):
-        """A context whose clients also carry the test's counting hooks, after byoc's own."""
+        """A context whose clients also carry the test's counting hooks, after byoc's own (once per
+        emitter: the clusters' views of a shared client share its emitter)."""
 
         def _make_client(self, service: str) -> Any:
             client = super()._make_client(service)
-            client.meta.events.register_last("before-send", sent)
-            client.meta.events.register_first("before-parse", answered)
+            client.meta.events.register_last("before-send", sent, unique_id="test-sent")
+            client.meta.events.register_first("before-parse", answered, unique_id="test-answered")
             return client
 
     gate = CallGate(2)

@@ -11,6 +11,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from byoc.aws.errors import (
@@ -77,6 +78,15 @@ class CallRecorder:
         events.register_first("after-call-error", self._after_error)
 
     @staticmethod
+    def register_shared(client: Any, owner: Callable[[], CallRecorder]) -> None:
+        """The same hooks on a client shared by several contexts: each call is ``owner()``'s (the
+        recorder of the context making it)."""
+        events = client.meta.events
+        events.register_first("before-call", lambda **kw: owner()._before(**kw))
+        events.register_first("after-call", lambda **kw: owner()._after(**kw))
+        events.register_first("after-call-error", lambda **kw: owner()._after_error(**kw))
+
+    @staticmethod
     def _name(model: Any) -> tuple[str, str]:
         return model.service_model.endpoint_prefix, model.name
 
@@ -128,23 +138,18 @@ class SdkRetries:
 
     def register(self, client: Any) -> None:
         """Put this handler in place of botocore's (same event, same unique id) on ``client``."""
-        import functools
+        _register_retries(client, self.needs_retry, self.gate)
 
-        from botocore.retries import standard
+    @staticmethod
+    def register_shared(client: Any, owner: Callable[[], SdkRetries]) -> None:
+        """The same on a client shared by several contexts: each call's handler is ``owner()``'s (that
+        of the context making it)."""
+        def retry(*args: Any, **kw: Any) -> float | None:
+            return owner().needs_retry(*args, **kw)
 
-        service_id = client.meta.service_model.service_id.hyphenize()
-        events = client.meta.events
-        unique_id = f"retry-config-{service_id}"
-        events.unregister(f"needs-retry.{service_id}", unique_id=unique_id)
-        adapter = standard.RetryEventAdapter()
-        policy = standard.RetryPolicy(
-            retry_checker=standard.StandardRetryConditions(max_attempts=MAX_ATTEMPTS),
-            retry_backoff=standard.ExponentialBackoff(
-                service_name=service_id, throttling_detector=standard.ThrottlingErrorDetector(adapter)),
-        )
-        events.register(f"needs-retry.{service_id}", functools.partial(self.needs_retry, policy, adapter),
-                        unique_id=unique_id)
-        events.register_first(f"before-send.{service_id}", self.gate)
+        def gate(**kw: Any) -> None:
+            owner().gate(**kw)
+        _register_retries(client, retry, gate)
 
     def gate(self, request: Any = None, **kwargs: Any) -> None:
         """``before-send``: a call to an endpoint already found unreachable fails at once."""
@@ -200,6 +205,29 @@ class SdkRetries:
         self.log.info("aws %s %s attempt %d: cannot reach %s (%s); trying again in %.2fs",
                       *what, endpoint, why, delay)
         return delay
+
+
+def _register_retries(client: Any, needs_retry: Callable[..., float | None],
+                      gate: Callable[..., None]) -> None:
+    """``needs_retry`` (with the standard policy's checks and backoff) in place of botocore's retry
+    handler on ``client`` (same event, same unique id), and ``gate`` first before each send."""
+    import functools
+
+    from botocore.retries import standard
+
+    service_id = client.meta.service_model.service_id.hyphenize()
+    events = client.meta.events
+    unique_id = f"retry-config-{service_id}"
+    events.unregister(f"needs-retry.{service_id}", unique_id=unique_id)
+    adapter = standard.RetryEventAdapter()
+    policy = standard.RetryPolicy(
+        retry_checker=standard.StandardRetryConditions(max_attempts=MAX_ATTEMPTS),
+        retry_backoff=standard.ExponentialBackoff(
+            service_name=service_id, throttling_detector=standard.ThrottlingErrorDetector(adapter)),
+    )
+    events.register(f"needs-retry.{service_id}", functools.partial(needs_retry, policy, adapter),
+                    unique_id=unique_id)
+    events.register_first(f"before-send.{service_id}", gate)
 
 
 def _succeeded(response: Any, operation: Any) -> bool:

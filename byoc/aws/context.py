@@ -76,6 +76,7 @@ class AwsContext:
         #: makes the clients when given (a fleet's ``byoc.aws.clients.ClientMaker``, shared by its clusters)
         self._client_maker = client_maker
         self._clients: dict[str, Any] = {}
+        self._limiters: dict[str, Any] = {}
         #: seconds spent making this context's clients (``BYOC_TIMINGS``)
         self.client_seconds = 0.0
         self._lock = threading.Lock()
@@ -147,30 +148,56 @@ class AwsContext:
             user_agent_extra="byoc/0.1",
         )
         if self._client_maker is not None:
-            client = self._client_maker.create_client(service, region=self.region, config=config,
-                                                      credentials=self.credentials)
-        else:
-            client = self._session.create_client(service, region_name=self.region, config=config)
+            # a view of the maker's shared client, whose hooks dispatch to this context per call
+            client = self._client_maker.client(self, service, config=config, hooks=self._event_hooks)
+            self.client_seconds += time.perf_counter() - started
+            return client
+        client = self._session.create_client(service, region_name=self.region, config=config)
         self.sdk_retries.register(client)
         self.calls.register(client)
         register_form_encoding(client)
         for event, hook in self._event_hooks:
             client.meta.events.register_first(event, hook)
-        for event, hook in (("before-send", self._gate_acquire), ("needs-retry", self._gate_release),
-                            ("after-call", self._gate_release), ("after-call-error", self._gate_release)):
+        for event, hook in (("before-send", self.gate_acquire), ("needs-retry", self.gate_release),
+                            ("after-call", self.gate_release), ("after-call-error", self.gate_release)):
             client.meta.events.register(event, hook)
         self.client_seconds += time.perf_counter() - started
         return client
 
-    def _gate_acquire(self, **kwargs: Any) -> None:
+    def gate_acquire(self, **kwargs: Any) -> None:
+        """``before-send``: a place at the gate, while one is set."""
         gate = self.gate
         if gate is not None:
             gate.acquire()
 
-    def _gate_release(self, **kwargs: Any) -> None:
+    def gate_release(self, **kwargs: Any) -> None:
+        """The place back, when an attempt's answer is in."""
         gate = self.gate
         if gate is not None:
             gate.release()
+
+    def rate_limiter(self, service_id: str) -> Any:
+        """This context's adaptive client-side rate limiter for a service (botocore's), for the shared
+        clients of ``byoc.aws.clients``, which call the current context's: its own clients have one each."""
+        limiter = self._limiters.get(service_id)
+        if limiter is None:
+            from byoc.aws.clients import rate_limiter
+
+            with self._lock:
+                limiter = self._limiters.setdefault(service_id, rate_limiter())
+        return limiter
+
+    def close(self) -> None:
+        """Let go of what this context holds: its helper threads (they end once idle) and its clients
+        (their connections are closed; a shared client's views leave the client to its maker)."""
+        with self._lock:
+            pool, self._helper_pool = self._helper_pool, None
+            clients, self._clients = self._clients, {}
+        if pool is not None:
+            pool.shutdown(wait=False)
+        if self._client_maker is None and self._client_factory is None:
+            for client in clients.values():
+                client.close()
 
     # -- memoised reads (one describe per kind per discovery pass) -----------------------
     @contextlib.contextmanager

@@ -59,15 +59,18 @@ class Caller:
     """byoc's own credentials, found the usual way, in one botocore session (with the process's shared
     service models) whose STS clients every role assumed with it shares: a fleet run makes one STS
     client, not one per cluster. The clients carry ``event_hooks`` like the contexts' own (the
-    fleet's call gate, tests' injections)."""
+    fleet's call gate, tests' injections). ``last_hooks`` run after the SDK's own (the gate's: a call
+    the SDK's rate limiter holds back holds no place at the gate meanwhile)."""
 
-    def __init__(self, event_hooks: Iterable[tuple[str, Callable[..., Any]]] = ()) -> None:
+    def __init__(self, event_hooks: Iterable[tuple[str, Callable[..., Any]]] = (),
+                 last_hooks: Iterable[tuple[str, Callable[..., Any]]] = ()) -> None:
         import botocore.session
 
         from byoc.aws.models import session_with_shared_models
 
         self.session = session_with_shared_models(botocore.session.Session())
         self._hooks = list(event_hooks)
+        self._last = list(last_hooks)
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
 
@@ -79,6 +82,8 @@ class Caller:
                 client = self._clients[key] = self.session.create_client(service, **kwargs)
                 for event, hook in self._hooks:
                     client.meta.events.register_first(event, hook)
+                for event, hook in self._last:
+                    client.meta.events.register(event, hook)
             return client
 
 
