@@ -1,11 +1,12 @@
 """A call-counting, latency-injecting reverse proxy in front of a moto server, for the benchmark.
 
-Every request is held for a fixed delay (the proxy's own handling included), forwarded to the
-upstream server, and counted by (service, action): the service from the SigV4 credential scope,
-the action from X-Amz-Target,
-the query protocol's ``Action`` field, an RPC-v2 path, or (S3 and other REST APIs) the method
-and path/query. Each call is also recorded with its start and end time and the upstream
-server's own share of it.
+Every request is held for a fixed delay (the proxy's own handling included) and forwarded to the
+upstream server; or, with ``total`` set, forwarded at once and answered when the delay is up, so
+that the delay stands for the whole call, the upstream's own time included (a call then takes the
+delay, or the upstream's time when that is longer). Each is counted by (service, action): the
+service from the SigV4 credential scope, the action from X-Amz-Target, the query protocol's
+``Action`` field, an RPC-v2 path, or (S3 and other REST APIs) the method and path/query. Each call
+is also recorded with its start and end time and the upstream server's own share of it.
 """
 
 from __future__ import annotations
@@ -141,6 +142,9 @@ class AwsProxy:
         self.upstream_host = up.hostname or "127.0.0.1"
         self.upstream_port = up.port or 80
         self.delay = delay
+        #: the delay is the whole call's (the upstream's time included), not the network's alone
+        self.total = False
+        self.sleep = time.sleep
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -208,7 +212,9 @@ class AwsProxy:
     def _control(self, req: BaseHTTPRequestHandler) -> None:
         split = urlsplit(req.path)
         if split.path == "/__bench__/delay":
-            self.delay = float(parse_qs(split.query)["ms"][0]) / 1000
+            query = parse_qs(split.query)
+            self.delay = float(query["ms"][0]) / 1000
+            self.total = query.get("total", ["0"])[0] == "1"
             body = b"{}"
         else:
             body = json.dumps([vars(c) for c in self.take()]).encode()  # asdict() deep-copies: slow
@@ -227,11 +233,13 @@ class AwsProxy:
         service = service_of(req.headers)
         action = action_of(req.command, req.path, req.headers, body, service)
         headers = {k: v for k, v in req.headers.items() if k.lower() not in _HOP}
-        if self.delay:  # the delay includes the proxy's own handling: it stands for the network
-            time.sleep(max(0.0, self.delay - (time.monotonic() - start)))
+        if self.delay and not self.total:  # with the proxy's own handling: it stands for the network
+            self.sleep(max(0.0, self.delay - (time.monotonic() - start)))
         sent = time.monotonic()
         status, resp_headers, data = self._send(req.command, req.path, body, headers)
         upstream = time.monotonic() - sent
+        if self.delay and self.total:  # what is left of the call's delay once the upstream answered
+            self.sleep(max(0.0, self.delay - (time.monotonic() - start)))
         req.send_response(status)
         for k, v in resp_headers:
             if k.lower() not in _HOP and k.lower() != "content-length":
@@ -274,6 +282,8 @@ class ProxyProcess:
         if not self.url.startswith("http://"):
             raise RuntimeError("the proxy did not start")
         self._delay = 0.0
+        #: sent with the next ``delay`` set: the proxy's ``total``
+        self.total = False
 
     def _get(self, path: str) -> bytes:
         with urllib.request.urlopen(self.url + path, timeout=30) as resp:
@@ -285,7 +295,7 @@ class ProxyProcess:
 
     @delay.setter
     def delay(self, seconds: float) -> None:
-        self._get(f"/__bench__/delay?ms={seconds * 1000:g}")
+        self._get(f"/__bench__/delay?ms={seconds * 1000:g}&total={int(self.total)}")
         self._delay = seconds
 
     def take(self) -> list[Call]:

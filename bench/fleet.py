@@ -12,8 +12,16 @@ below when all three share it, as they do here and do not against AWS), which of
 the peak memory of the fleet's process (VmHWM, read from /proc as it runs). Timings here are
 measurements, never tests.
 
+The delay is the whole call's by default (``--delay-mode total``): the proxy answers each call the
+delay after it came, moto's own time included (or when moto answered, if later), as AWS answers in
+its own time; the work bound assumes just that. With ``--delay-mode network`` the delay is added to
+moto's time instead, which on a machine that runs moto beside byoc grows with the load (moto answers
+from one process). Either way each run also prints what the calls really took at the proxy (their
+mean, moto's share of it) and the calls in flight there on average: the wall time against the bound
+that those calls' own times give (the sum of their times / parallelism).
+
 Usage: python bench/fleet.py [--clusters 100] [--accounts 5] [--delay 50] [--parallelism 5,10,20]
-       [--in-flight 16] [--setup-workers 4]
+       [--in-flight 16] [--setup-workers 4] [--delay-mode total|network]
 """
 
 from __future__ import annotations
@@ -198,6 +206,20 @@ def bounds(run: dict[str, Any], calls: int, delay_ms: float, parallelism: int) -
             "wall_over_bound": round(wall / bound, 3) if bound else None}
 
 
+def at_the_proxy(calls: list[Any], parallelism: int) -> dict[str, Any]:
+    """What the calls took at the proxy: their mean time, moto's mean share of it, the calls in
+    flight there on average (their summed time over the run's span) and the bound their own times
+    give (the summed time / parallelism)."""
+    if not calls:
+        return {}
+    spent = sum(c.end - c.start for c in calls)
+    span = max(c.end for c in calls) - min(c.start for c in calls)
+    return {"call_ms": round(spent / len(calls) * 1000, 1),
+            "moto_ms": round(sum(c.upstream for c in calls) / len(calls) * 1000, 1),
+            "in_flight_at_proxy": round(spent / span, 1) if span else None,
+            "calls_bound_seconds": round(spent / parallelism, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clusters", type=int, default=100)
@@ -210,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="clusters in flight (byoc drift --clusters); one cluster alone keeps about two "
                     "calls in flight (its critical path), so 8 would leave a parallelism of 20 partly unused")
     ap.add_argument("--setup-workers", type=int, default=4, help="clusters applied at once in the setup")
+    ap.add_argument("--delay-mode", choices=("total", "network"), default="total",
+                    help="total: each call takes the delay, moto's time included; network: the delay "
+                    "is added to moto's time")
     ap.add_argument("--out", default=str(ROOT / "bench/results/fleet.json"))
     args = ap.parse_args(argv)
     sweep = [int(p) for p in str(args.parallelism).split(",") if p.strip()]
@@ -231,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"setup: {args.clusters} three-node clusters in {args.accounts} accounts applied in "
                   f"{setup:.0f}s (0 ms per call; not measured)", flush=True)
             proxy.take()
+            proxy.total = args.delay_mode == "total"
             proxy.delay = args.delay / 1000
 
             servers = {"moto": server.proc.pid, "proxy": proxy.proc.pid}
@@ -249,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"single cluster: {single_calls} AWS calls, {single['fleet_seconds']:.2f}s")
     results: dict[str, Any] = {
         "clusters": args.clusters, "accounts": args.accounts, "delay_ms": args.delay,
+        "delay_mode": args.delay_mode,
         "in_flight": args.in_flight, "setup_seconds": round(setup, 1), "cpus": cores,
         "single": {**single, "calls": single_calls}, "sweep": [],
     }
@@ -262,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
              "calls_per_cluster": round(per_cluster, 2),
              "calls_per_cluster_over_single": round(per_cluster / single_calls, 4) if single_calls else None,
              **bounds(fleet, len(fleet_calls), args.delay, parallelism),
+             **at_the_proxy(fleet_calls, parallelism),
              "by_action": dict(sorted(by_action.items()))}
         results["sweep"].append(f)
         print(f"\n--parallelism {parallelism}: {f['calls']} AWS calls = {per_cluster:.2f} per cluster "
@@ -275,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{f['process_bound_seconds']:.2f}s; "
               f"the {f['bound_that_holds']} bound holds: wall = {f['wall_over_bound']}x it; they had "
               f"{f['machine_share']:.0%} of the machine's CPU meanwhile")
+        if "call_ms" in f:
+            print(f"  at the proxy a call took {f['call_ms']} ms on average (moto {f['moto_ms']} ms of it; "
+                  f"delay mode {args.delay_mode}), {f['in_flight_at_proxy']} calls in flight on average: "
+                  f"wall = {f['fleet_seconds'] / f['calls_bound_seconds']:.3f}x the "
+                  f"{f['calls_bound_seconds']:.2f}s those calls' own times give at {parallelism}")
         print(f"  byoc CPU {f['process_cpu_seconds'] / args.clusters:.3f}s per cluster (the single run: "
               f"{single['process_cpu_seconds']:.1f}s); peak memory {f['maxrss_mib']} MiB; load average "
               f"{f['load_average_before']} -> {f['load_average_after']} on {cores} CPUs")

@@ -71,6 +71,41 @@ def test_the_proxy_forwards_requests_and_answers_unchanged(echo_proxy: AwsProxy)
     assert echoed["auth"] == SCOPE.format("ec2")  # the signature reaches the server intact
 
 
+class SlowEcho(Echo):
+    """An upstream that takes 40 ms to answer."""
+
+    def _echo(self) -> None:
+        time.sleep(0.04)
+        super()._echo()
+
+    do_GET = do_POST = do_PUT = do_DELETE = _echo
+
+
+@pytest.mark.parametrize("total", [False, True])
+def test_the_proxys_delay_is_the_networks_or_the_whole_calls(total: bool) -> None:
+    """Network delay: held for the delay, then forwarded (the upstream's 40 ms come on top). Total:
+    forwarded at once, held only for what the upstream left of the delay."""
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), SlowEcho)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    proxy = AwsProxy(f"http://127.0.0.1:{upstream.server_address[1]}").start()
+    held: list[float] = []
+    proxy.sleep = held.append  # what the proxy would sleep, not slept
+    try:
+        with urllib.request.urlopen(f"{proxy.url}/__bench__/delay?ms=50&total={int(total)}", timeout=10):
+            pass
+        send(proxy, "POST", "/", "ec2", b"Action=DescribeVpcs&Version=2016")
+        (call,) = proxy.take()
+    finally:
+        proxy.stop()
+        upstream.shutdown()
+        upstream.server_close()
+    assert proxy.delay == 0.05 and proxy.total is total and call.upstream >= 0.04
+    if total:
+        assert held and held[0] <= 0.05 - call.upstream
+    else:
+        assert held and 0.01 < held[0] <= 0.05
+
+
 def test_the_proxy_counts_by_service_and_action(echo_proxy: AwsProxy) -> None:
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     send(echo_proxy, "POST", "/", "ec2", b"Action=DescribeVpcs&Version=2016", form)
@@ -376,6 +411,19 @@ def test_the_fleet_benchmark_says_which_bound_holds() -> None:
     mine = cpu_seconds(os.getpid())
     assert mine is None or mine > 0
     assert cpu_seconds(2**22 + 12345) is None  # no such process
+
+
+def test_the_fleet_benchmark_says_what_the_calls_took_at_the_proxy() -> None:
+    """Mean call time and moto's share, calls in flight on average, and the bound the calls' own
+    times give: here two calls of 60 ms and one of 30 ms over 0.1 s, two at a time."""
+    from bench.awsproxy import Call
+    from bench.fleet import at_the_proxy
+
+    calls = [Call("ec2", "DescribeVpcs", 0.0, 0.06, 200, 0.01),
+             Call("ec2", "DescribeVpcs", 0.04, 0.1, 200, 0.02), Call("iam", "GetRole", 0.06, 0.09, 200, 0.0)]
+    assert at_the_proxy(calls, 2) == {"call_ms": 50.0, "moto_ms": 10.0, "in_flight_at_proxy": 1.5,
+                                      "calls_bound_seconds": 0.07}
+    assert at_the_proxy([], 2) == {}
 
 
 def test_byoc_timings_reports_its_split_and_the_cli_section_reads_it(tmp_path: Path) -> None:
