@@ -12,16 +12,16 @@ below when all three share it, as they do here and do not against AWS), which of
 the peak memory of the fleet's process (VmHWM, read from /proc as it runs). Timings here are
 measurements, never tests.
 
-The delay is the whole call's by default (``--delay-mode total``): the proxy answers each call the
-delay after it came, moto's own time included (or when moto answered, if later), as AWS answers in
-its own time; the work bound assumes just that. With ``--delay-mode network`` the delay is added to
-moto's time instead, which on a machine that runs moto beside byoc grows with the load (moto answers
-from one process). Either way each run also prints what the calls really took at the proxy (their
-mean, moto's share of it) and the calls in flight there on average: the wall time against the bound
-that those calls' own times give (the sum of their times / parallelism).
+The delay stands for the network by default (``--delay-mode network``, as in bench/run.py): moto's
+own time comes on top of it, and on a machine that runs moto beside byoc that time grows with the
+load (moto answers from one process). With ``--delay-mode total`` the delay is the whole call's
+instead: the proxy answers each call the delay after it came, moto's time inside it (or when moto
+answered, if later), as the work bound assumes. Either way each run also prints what the calls took
+at the proxy (their mean, moto's share of it) and the calls in flight there on average: the wall
+time against the bound those calls' own times give (the sum of their times / parallelism).
 
 Usage: python bench/fleet.py [--clusters 100] [--accounts 5] [--delay 50] [--parallelism 5,10,20]
-       [--in-flight 16] [--setup-workers 4] [--delay-mode total|network]
+       [--in-flight 16] [--setup-workers 4] [--delay-mode network|total]
 """
 
 from __future__ import annotations
@@ -232,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="clusters in flight (byoc drift --clusters); one cluster alone keeps about two "
                     "calls in flight (its critical path), so 8 would leave a parallelism of 20 partly unused")
     ap.add_argument("--setup-workers", type=int, default=4, help="clusters applied at once in the setup")
-    ap.add_argument("--delay-mode", choices=("total", "network"), default="total",
-                    help="total: each call takes the delay, moto's time included; network: the delay "
-                    "is added to moto's time")
+    ap.add_argument("--delay-mode", choices=("network", "total"), default="network",
+                    help="network: the delay is added to moto's time; total: each call takes the delay, "
+                    "moto's time included")
     ap.add_argument("--out", default=str(ROOT / "bench/results/fleet.json"))
     args = ap.parse_args(argv)
     sweep = [int(p) for p in str(args.parallelism).split(",") if p.strip()]
