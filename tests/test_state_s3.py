@@ -360,3 +360,21 @@ def test_an_interrupted_apply_releases_the_s3_or_dynamodb_lock(
     assert "byoc/dev-proton/state.json.lock" not in keys
     if table:
         assert server.client("dynamodb").scan(TableName=table)["Items"] == []
+
+
+def test_a_fleets_state_store_calls_through_the_fleets_clients_and_gate(ctx: AwsContext,
+                                                                        tmp_path: Path) -> None:
+    """In a fleet (byoc.fleet), a cluster's S3 state is read through a view of the fleet's shared S3
+    client, and its calls take their place at the fleet's gate like the cluster's own."""
+    from byoc.aws.clients import ClientMaker
+    from byoc.aws.gate import CallGate
+    from byoc.engine import backend_for
+
+    maker, gate = ClientMaker(), CallGate(1)
+    spec = _spec(tmp_path, backend="s3", bucket=BUCKET)
+    store = backend_for(spec, context={"client_maker": maker, "gate": gate})
+    assert isinstance(store, S3Backend)
+    store.write(_state(3))
+    assert store.read() == _state(3)
+    assert gate.peak == 1 and gate.in_flight == 0
+    assert len(maker._shared) == 1  # one S3 client, shared: none made for the store alone
