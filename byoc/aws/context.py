@@ -73,7 +73,8 @@ class AwsContext:
         #: botocore credentials every client signs with (an assumed role's, byoc/aws/credentials.py);
         #: None: the caller's own, found the usual boto3 way
         self.credentials = credentials
-        #: makes the clients when given (a fleet's ``byoc.aws.clients.ClientMaker``, shared by its clusters)
+        #: when given (a fleet's ``byoc.aws.clients.ClientMaker``, shared by its clusters), this context's
+        #: clients are its views of the maker's shared ones
         self._client_maker = client_maker
         self._clients: dict[str, Any] = {}
         self._limiters: dict[str, Any] = {}
