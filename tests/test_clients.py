@@ -157,12 +157,27 @@ class _Raw:
         yield self.body
 
 
+class Counting(CallGate):
+    """A gate that counts the permits it is asked for."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.asked = 0
+
+    def acquire(self, **kwargs: Any) -> None:
+        self.asked += 1
+        super().acquire(**kwargs)
+
+
 def test_each_context_passes_its_calls_through_its_own_gate(moto: None) -> None:
-    a, b = contexts(ClientMaker(), "AKIAONE", "AKIATWO")
-    a.gate = CallGate(1)
+    a, b, c = contexts(ClientMaker(), "AKIAONE", "AKIATWO", "AKIATHREE")
+    a.gate, b.gate = Counting(1), Counting(1)
     a.client("ec2").describe_vpcs()
-    b.client("ec2").describe_vpcs()
-    assert a.gate.peak == 1 and a.gate.in_flight == 0
+    for _ in range(2):
+        b.client("ec2").describe_vpcs()
+    c.client("ec2").describe_vpcs()  # no gate: passes through none
+    assert (a.gate.asked, b.gate.asked) == (1, 2)
+    assert a.gate.peak == b.gate.peak == 1 and a.gate.in_flight == b.gate.in_flight == 0
 
 
 def test_closing_a_context_ends_its_threads_and_connections_not_a_shared_clients(

@@ -37,6 +37,7 @@ from byoc.aws.calls import (
     quiet_sdk_logs,
     register_form_encoding,
 )
+from byoc.aws.gate import gate_hooks
 from byoc.aws.models import session_with_shared_models
 
 Hook = tuple[str, Callable[..., Any]]
@@ -57,9 +58,8 @@ def current() -> Any:
 
 class ContextCredentials:
     """What a shared client's signer holds: the credentials of the context whose call it signs (its
-    own, else ``default()``, byoc's own found the usual way)."""
-
-    method = "byoc-context"
+    own, else ``default()``, byoc's own found the usual way). The signer asks only for frozen
+    credentials, once per attempt."""
 
     def __init__(self, default: Callable[[], Any]) -> None:
         self._default = default
@@ -73,19 +73,8 @@ class ContextCredentials:
         return None if creds is None else creds.get_frozen_credentials()
 
     def get_deferred_property(self, name: str) -> Callable[[], Any]:
+        """What the endpoint rules read per call (the account id, for account-based endpoints)."""
         return lambda: getattr(self._now(), name, None)
-
-    @property
-    def access_key(self) -> Any:
-        return getattr(self._now(), "access_key", None)
-
-    @property
-    def secret_key(self) -> Any:
-        return getattr(self._now(), "secret_key", None)
-
-    @property
-    def token(self) -> Any:
-        return getattr(self._now(), "token", None)
 
 
 def rate_limiter() -> Any:
@@ -153,7 +142,7 @@ class ClientMaker:
         self.pool = pool
         self._cache: dict[tuple[str, str, str | None], Any] = {}
         self._shared: dict[tuple[Any, ...], Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held while a shared client is made, which takes it again
         self._credentials = ContextCredentials(self.session.get_credentials)
 
     def _cached(self, key: tuple[str, str, str | None], make: Any) -> Any:
@@ -181,8 +170,7 @@ class ClientMaker:
         # standard retries: the adaptive mode's rate limiter is the current context's (below)
         config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
                                      max_pool_connections=self.pool))
-        with start_as_current_context():
-            client = self._create(service, region, config, self._credentials)
+        client = self.create_client(service, region=region, config=config, credentials=self._credentials)
         client.exceptions  # noqa: B018 (made once here, not by each view)
         service_id = client.meta.service_model.service_id.hyphenize()
         events = client.meta.events
@@ -196,9 +184,9 @@ class ClientMaker:
         register_form_encoding(client)
         for event, hook in hooks:
             events.register_first(event, hook)
-        events.register("before-send", lambda **kw: current().gate_acquire(**kw))
-        for event in ("needs-retry", "after-call", "after-call-error"):
-            events.register(event, lambda **kw: current().gate_release(**kw))
+        for event, hook in gate_hooks(lambda **kw: current().gate_acquire(**kw),
+                                      lambda **kw: current().gate_release(**kw)):
+            events.register(event, hook)
         return client
 
     def create_client(self, service: str, *, region: str, config: Any = None, credentials: Any = None) -> Any:

@@ -24,6 +24,7 @@ from byoc.aws.calls import (
     register_form_encoding,
 )
 from byoc.aws.errors import EVENTUAL_CODES, THROTTLING_CODES, error_code, maybe_done
+from byoc.aws.gate import gate_hooks
 from byoc.errors import CloudError
 from byoc.model import DEFAULT_PARALLELISM
 
@@ -159,8 +160,7 @@ class AwsContext:
         register_form_encoding(client)
         for event, hook in self._event_hooks:
             client.meta.events.register_first(event, hook)
-        for event, hook in (("before-send", self.gate_acquire), ("needs-retry", self.gate_release),
-                            ("after-call", self.gate_release), ("after-call-error", self.gate_release)):
+        for event, hook in gate_hooks(self.gate_acquire, self.gate_release):
             client.meta.events.register(event, hook)
         self.client_seconds += time.perf_counter() - started
         return client

@@ -34,6 +34,13 @@ def ranked(rank: float) -> Iterator[None]:
         RANK.reset(token)
 
 
+def gate_hooks(acquire: Callable[..., Any], release: Callable[..., Any]) -> list[Hook]:
+    """Where a gate's permit is taken and given back: before each attempt is sent (after the SDK's
+    own rate limiter, when registered after it), and when its answer is in or the call ends."""
+    return [("before-send", acquire), ("needs-retry", release),
+            ("after-call", release), ("after-call-error", release)]
+
+
 class CallGate:
     """At most ``limit`` AWS calls in flight across every client that carries ``hooks()``."""
 
@@ -51,8 +58,7 @@ class CallGate:
 
     def hooks(self) -> list[Hook]:
         """The botocore event hooks to register on every client the gate covers."""
-        return [("before-send", self.acquire), ("needs-retry", self.release),
-                ("after-call", self.release), ("after-call-error", self.release)]
+        return gate_hooks(self.acquire, self.release)
 
     def acquire(self, **kwargs: Any) -> None:
         """Take a permit for this thread's next attempt, waiting for one if none is free."""
