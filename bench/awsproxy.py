@@ -3,7 +3,10 @@
 Every request is held for a fixed delay (the proxy's own handling included) and forwarded to the
 upstream server; or, with ``total`` set, forwarded at once and answered when the delay is up, so
 that the delay stands for the whole call, the upstream's own time included (a call then takes the
-delay, or the upstream's time when that is longer). Each is counted by (service, action): the
+delay, or the upstream's time when that is longer). With answers recorded (``answers_mode``
+"record"), a later run of the same requests can be answered from them (``replay``): the upstream's
+own answers, byte for byte, without its CPU; only for runs that read (a replayed write changes
+nothing), over what has not changed since the recording. Each is counted by (service, action): the
 service from the SigV4 credential scope, the action from X-Amz-Target, the query protocol's
 ``Action`` field, an RPC-v2 path, or (S3 and other REST APIs) the method and path/query. Each call
 is also recorded with its start and end time and the upstream server's own share of it.
@@ -29,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _RPCV2 = re.compile(r"/service/[^/]+/operation/([A-Za-z0-9]+)")
 #: a plain header line: a name of visible characters but ":", a colon, a value without CR or LF
 _PLAIN_HEADER = re.compile(r"[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r?\n\Z")
@@ -55,6 +59,15 @@ class Call:
     status: int
     #: seconds the upstream server took (the injected delay not included)
     upstream: float
+
+
+def answer_key(method: str, path: str, headers: Any, body: bytes) -> tuple[str, ...]:
+    """What a request's answer depends on: its method, host, path and body, and who signed it for
+    which region and service (the access key: an account's, or a role session's in it). Not its
+    signature, its date or the SDK's invocation id, which change with every attempt."""
+    scope = _CREDENTIAL.search(headers.get("Authorization") or "")
+    return (method, headers.get("Host") or "", path, body.decode("latin-1"),
+            *(scope.groups() if scope else ("", "", "")))
 
 
 def service_of(headers: Any) -> str:
@@ -145,6 +158,12 @@ class AwsProxy:
         #: the delay is the whole call's (the upstream's time included), not the network's alone
         self.total = False
         self.sleep = time.sleep
+        #: "record": keep each answer by its request (``answer_key``); "replay": answer a request
+        #: that was kept with its answer, without the upstream (one that was not goes upstream and
+        #: counts in ``misses``); "off": neither
+        self.answers_mode = "off"
+        self.answers: dict[tuple[str, ...], tuple[int, list[tuple[str, str]], bytes]] = {}
+        self.misses = 0
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -211,14 +230,26 @@ class AwsProxy:
 
     def _control(self, req: BaseHTTPRequestHandler) -> None:
         split = urlsplit(req.path)
+        query = parse_qs(split.query)
+        status = 200
         if split.path == "/__bench__/delay":
-            query = parse_qs(split.query)
             self.delay = float(query["ms"][0]) / 1000
             self.total = query.get("total", ["0"])[0] == "1"
             body = b"{}"
+        elif split.path == "/__bench__/answers":
+            mode = query.get("mode", [self.answers_mode])[0]
+            with self._lock:
+                body = json.dumps({"mode": self.answers_mode, "kept": len(self.answers),
+                                   "misses": self.misses}).encode()
+                if mode not in ("off", "record", "replay"):
+                    status, body = 400, json.dumps({"error": f"no answers mode {mode!r}"}).encode()
+                else:
+                    if mode == "record":  # afresh
+                        self.answers = {}
+                    self.answers_mode, self.misses = mode, 0
         else:
             body = json.dumps([vars(c) for c in self.take()]).encode()  # asdict() deep-copies: slow
-        req.send_response(200)
+        req.send_response(status)
         req.send_header("Content-Length", str(len(body)))
         req.end_headers()
         req.wfile.write(body)
@@ -236,7 +267,18 @@ class AwsProxy:
         if self.delay and not self.total:  # with the proxy's own handling: it stands for the network
             self.sleep(max(0.0, self.delay - (time.monotonic() - start)))
         sent = time.monotonic()
-        status, resp_headers, data = self._send(req.command, req.path, body, headers)
+        mode = self.answers_mode
+        key = answer_key(req.command, req.path, req.headers, body) if mode != "off" else ()
+        kept = self.answers.get(key) if mode == "replay" else None
+        if kept is not None:
+            status, resp_headers, data = kept
+        else:
+            status, resp_headers, data = self._send(req.command, req.path, body, headers)
+            with self._lock:
+                if mode == "replay":
+                    self.misses += 1
+                elif mode == "record" and status < 500:  # a server error is retried: not an answer
+                    self.answers[key] = (status, resp_headers, data)
         upstream = time.monotonic() - sent
         if self.delay and self.total:  # what is left of the call's delay once the upstream answered
             self.sleep(max(0.0, self.delay - (time.monotonic() - start)))
@@ -300,6 +342,11 @@ class ProxyProcess:
 
     def take(self) -> list[Call]:
         return [Call(**c) for c in json.loads(self._get("/__bench__/take"))]
+
+    def answers(self, mode: str) -> dict[str, Any]:
+        """Switch the proxy's answers to ``mode`` (off, record, replay); what it had until then:
+        its mode, the answers kept and the requests that missed them while replaying."""
+        return dict(json.loads(self._get(f"/__bench__/answers?mode={mode}")))
 
     def stop(self) -> None:
         self.proc.terminate()

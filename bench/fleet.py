@@ -20,8 +20,17 @@ answered, if later), as the work bound assumes. Either way each run also prints 
 at the proxy (their mean, moto's share of it) and the calls in flight there on average: the wall
 time against the bound those calls' own times give (the sum of their times / parallelism).
 
+moto's own CPU is on this machine too: with two cores, moto's and the proxy's CPU on top of byoc's
+put a floor under the wall time that AWS (whose servers cost byoc nothing) does not. So after the
+runs on moto (``--answers moto``), the fleet is checked once more with no delay at all, every
+answer recorded by the proxy (the floor: what the fleet takes on this machine with no network), and
+then once for each --parallelism at the delay with moto's recorded answers replayed
+(``--answers replayed``): the same answers, byte for byte, at the proxy's CPU only. A drift check
+only reads, and nothing changes between the recording and the replay; a request that was not
+recorded would go to moto and is counted as a miss.
+
 Usage: python bench/fleet.py [--clusters 100] [--accounts 5] [--delay 50] [--parallelism 5,10,20]
-       [--in-flight 16] [--setup-workers 4] [--delay-mode network|total]
+       [--in-flight 16] [--setup-workers 4] [--delay-mode network|total] [--answers moto,replayed]
 """
 
 from __future__ import annotations
@@ -235,9 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delay-mode", choices=("network", "total"), default="network",
                     help="network: the delay is added to moto's time; total: each call takes the delay, "
                     "moto's time included")
+    ap.add_argument("--answers", default="moto,replayed",
+                    help="whose answers the sweep runs on (comma-separated): moto (live), replayed (moto's "
+                    "answers recorded in a run with no delay, then replayed by the proxy)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/fleet.json"))
     args = ap.parse_args(argv)
     sweep = [int(p) for p in str(args.parallelism).split(",") if p.strip()]
+    kinds = [k.strip() for k in str(args.answers).split(",") if k.strip()]
+    if not kinds or set(kinds) - {"moto", "replayed"}:
+        ap.error(f"--answers: moto, replayed or both, not {args.answers!r}")
 
     from tests.motoserver import MotoServer
 
@@ -263,9 +278,23 @@ def main(argv: list[str] | None = None) -> int:
             single = drift(specs[:1], args, env, max(sweep), servers)
             single_calls = len(proxy.take())
             runs = []
-            for parallelism in sweep:
-                fleet = drift(specs, args, env, parallelism, servers)
-                runs.append((parallelism, fleet, proxy.take()))
+            floor = None
+            if "moto" in kinds:
+                for parallelism in sweep:
+                    fleet = drift(specs, args, env, parallelism, servers)
+                    runs.append(("moto", parallelism, fleet, proxy.take()))
+            if "replayed" in kinds:
+                proxy.delay = 0
+                proxy.answers("record")
+                floor = drift(specs, args, env, max(sweep), servers)
+                floor_calls = len(proxy.take())
+                recorded = proxy.answers("replay")
+                proxy.delay = args.delay / 1000
+                for parallelism in sweep:
+                    fleet = drift(specs, args, env, parallelism, servers)
+                    fleet["misses"] = proxy.answers("replay")["misses"]
+                    runs.append(("replayed", parallelism, fleet, proxy.take()))
+                proxy.answers("off")
     finally:
         proxy.stop()
         server.proc.terminate()
@@ -279,20 +308,32 @@ def main(argv: list[str] | None = None) -> int:
         "in_flight": args.in_flight, "setup_seconds": round(setup, 1), "cpus": cores,
         "single": {**single, "calls": single_calls}, "sweep": [],
     }
-    for parallelism, fleet, fleet_calls in runs:
+    if floor is not None:
+        work = floor_calls * args.delay / 1000 / max(sweep)
+        results["floor"] = {"parallelism": max(sweep), **floor, "calls": floor_calls,
+                            "answers_recorded": recorded["kept"],
+                            "over_work_bound": round(floor["fleet_seconds"] / work, 3) if work else None}
+        print(f"\nwith no delay at all (moto's answers recorded meanwhile: {recorded['kept']}), "
+              f"--parallelism {max(sweep)}: {floor['fleet_seconds']:.2f}s = "
+              f"{results['floor']['over_work_bound']}x the work bound at {args.delay:g} ms: this machine's "
+              f"floor with moto on it (byoc {floor['process_cpu_seconds']:.1f}s + moto "
+              f"{floor.get('moto_cpu_seconds')}s + proxy {floor.get('proxy_cpu_seconds')}s of CPU)")
+    for answers, parallelism, fleet, fleet_calls in runs:
         per_cluster = len(fleet_calls) / args.clusters
         by_action: dict[str, int] = {}
         for c in fleet_calls:
             key = f"{c.service}:{c.action}"
             by_action[key] = by_action.get(key, 0) + 1
-        f = {"parallelism": parallelism, **fleet, "calls": len(fleet_calls),
+        f = {"answers": answers, "parallelism": parallelism, **fleet, "calls": len(fleet_calls),
              "calls_per_cluster": round(per_cluster, 2),
              "calls_per_cluster_over_single": round(per_cluster / single_calls, 4) if single_calls else None,
              **bounds(fleet, len(fleet_calls), args.delay, parallelism),
              **at_the_proxy(fleet_calls, parallelism),
              "by_action": dict(sorted(by_action.items()))}
         results["sweep"].append(f)
-        print(f"\n--parallelism {parallelism}: {f['calls']} AWS calls = {per_cluster:.2f} per cluster "
+        print(f"\n--parallelism {parallelism}, {answers} answers"
+              + (f" ({f['misses']} missed, asked of moto)" if answers == "replayed" else "")
+              + f": {f['calls']} AWS calls = {per_cluster:.2f} per cluster "
               f"({f['calls_per_cluster_over_single']}x a single cluster's)")
         print(f"  wall {f['fleet_seconds']:.2f}s (process {f['process_seconds']:.2f}s); work bound "
               f"{f['work_bound_seconds']:.2f}s = {f['calls']} calls x {args.delay:g} ms / {parallelism}: "

@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -200,6 +201,123 @@ def test_real_sdk_calls_through_the_proxy_to_moto(server: MotoServer) -> None:
             ("ec2", "CreateVpc"): 1, ("s3", "CreateBucket"): 1, ("s3", "PutBucketVersioning"): 1,
             ("s3", "GetBucketVersioning"): 1, ("logs", "DescribeLogGroups"): 1,
         }
+    finally:
+        proxy.stop()
+
+
+def test_an_answers_key_is_the_request_and_its_signer_not_the_attempt() -> None:
+    """Two attempts of one request (another signature, date and invocation id) share a key; another
+    body, path, access key (account or role session), region or service does not."""
+    from bench.awsproxy import answer_key
+
+    def auth(key: str = "AKID", date: str = "20260101", region: str = "us-west-2", service: str = "ec2",
+             signature: str = "aa") -> dict[str, str]:
+        return {"Host": "127.0.0.1:1", "amz-sdk-invocation-id": signature,
+                "Authorization": f"AWS4-HMAC-SHA256 Credential={key}/{date}/{region}/{service}/aws4_request, "
+                                 f"SignedHeaders=host, Signature={signature}"}
+
+    body = b"Action=DescribeVpcs&Version=2016-11-15"
+    first = answer_key("POST", "/", auth(), body)
+    assert answer_key("POST", "/", auth(date="20260102", signature="bb"), body) == first
+    others = [answer_key("POST", "/", auth(), body + b"&VpcId.1=vpc-1"),
+              answer_key("POST", "/x", auth(), body), answer_key("GET", "/", auth(), body),
+              answer_key("POST", "/", auth(key="ASIA2"), body),
+              answer_key("POST", "/", auth(region="eu-west-1"), body),
+              answer_key("POST", "/", auth(service="iam"), body)]
+    assert first not in others and len(set(others)) == len(others)
+
+
+class Counting(Echo):
+    """An upstream that answers with how many requests it has had; 503 to a body of ``fail``."""
+
+    seen = 0
+
+    def _echo(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Counting.seen += 1
+        data = json.dumps({"seen": Counting.seen}).encode()
+        self.send_response(503 if body == b"fail" else 200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _echo
+
+
+def test_the_proxy_replays_the_answers_it_recorded_without_the_upstream() -> None:
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Counting)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    proxy = AwsProxy(f"http://127.0.0.1:{upstream.server_address[1]}").start()
+
+    def answers(mode: str) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{proxy.url}/__bench__/answers?mode={mode}", timeout=10) as resp:
+            return dict(json.loads(resp.read()))
+
+    def fails(body: bytes) -> int:
+        req = urllib.request.Request(proxy.url + "/", data=body, method="POST",
+                                     headers={"Authorization": SCOPE.format("ec2")})
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(req, timeout=10)
+        return failed.value.code
+
+    Counting.seen = 0
+    try:
+        assert answers("record") == {"mode": "off", "kept": 0, "misses": 0}
+        assert send(proxy, "POST", "/", "ec2", b"a")[1] == {"seen": 1}
+        assert send(proxy, "POST", "/", "ec2", b"b")[1] == {"seen": 2}
+        assert fails(b"fail") == 503  # a server error: not kept, so asked again when replayed
+        assert answers("replay") == {"mode": "record", "kept": 2, "misses": 0}
+        assert send(proxy, "POST", "/", "ec2", b"b")[1] == {"seen": 2}  # the recorded answer
+        assert send(proxy, "POST", "/", "ec2", b"a")[1] == {"seen": 1}
+        assert Counting.seen == 3  # neither reached the upstream
+        assert send(proxy, "POST", "/", "ec2", b"c")[1] == {"seen": 4}  # not recorded: asked upstream
+        assert fails(b"fail") == 503 and Counting.seen == 5
+        assert len(proxy.take()) == 7  # replayed calls are counted as calls
+        assert answers("off") == {"mode": "replay", "kept": 2, "misses": 2}
+        assert send(proxy, "POST", "/", "ec2", b"a")[1] == {"seen": 6}
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            answers("rewind")
+        assert bad.value.code == 400
+        assert answers("record")["kept"] == 2 and answers("off")["kept"] == 0  # a recording starts afresh
+    finally:
+        proxy.stop()
+        upstream.shutdown()
+        upstream.server_close()
+
+
+def test_signed_sdk_calls_replay_what_moto_answered(server: MotoServer) -> None:
+    """Real SDK calls, signed afresh at each attempt, find the answers moto gave to the same calls;
+    what changed in moto after the recording is not seen; the same call signed with another access
+    key (another account's, or another role session's) is not answered from this one's."""
+    server.reset()
+    proxy = AwsProxy(server.url).start()
+    try:
+        import boto3
+
+        def client(service: str, key: str = "testing") -> Any:
+            return boto3.client(service, region_name="us-west-2", endpoint_url=proxy.url,
+                                aws_access_key_id=key, aws_secret_access_key="testing")
+
+        ec2, s3 = client("ec2"), client("s3")
+        ec2.create_vpc(CidrBlock="10.7.0.0/16")
+        s3.create_bucket(Bucket="bench-r", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        proxy.answers_mode = "record"
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.7.0.0/16"]}])["Vpcs"]
+        assert s3.get_bucket_versioning(Bucket="bench-r").get("Status") is None
+        with pytest.raises(s3.exceptions.ClientError):
+            s3.get_bucket_policy(Bucket="bench-r")  # an error answer is an answer
+        ec2.create_vpc(CidrBlock="10.7.0.0/16")
+        s3.put_bucket_versioning(Bucket="bench-r", VersioningConfiguration={"Status": "Enabled"})
+        proxy.answers_mode, proxy.misses = "replay", 0
+        again = client("ec2").describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.7.0.0/16"]}])["Vpcs"]
+        assert again == vpcs and len(vpcs) == 1
+        assert client("s3").get_bucket_versioning(Bucket="bench-r").get("Status") is None
+        with pytest.raises(s3.exceptions.ClientError):
+            client("s3").get_bucket_policy(Bucket="bench-r")
+        assert proxy.misses == 0
+        other = client("ec2", key="AKIAOTHERACCOUNT1234").describe_vpcs(
+            Filters=[{"Name": "cidr", "Values": ["10.7.0.0/16"]}])["Vpcs"]
+        assert proxy.misses == 1 and len(other) == 2  # asked of moto
     finally:
         proxy.stop()
 
