@@ -19,6 +19,7 @@ from typing import Any
 
 from byoc import blueprint, toolbox
 from byoc.aws.context import AwsContext
+from byoc.aws.gate import CallGate
 from byoc.aws.tags import account_id
 from byoc.blueprint import Facts
 from byoc.blueprint.rotation import PACKAGE, package_zip
@@ -53,10 +54,10 @@ def credentials_for(spec: Spec) -> Any:
 
 
 def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | None = None,
-                credentials: Any = None, context: Mapping[str, Any] | None = None) -> Backend:
+                credentials: Any = None, client_maker: Any = None, gate: CallGate | None = None) -> Backend:
     """The state store the spec asks for (``kind`` overrides ``state.backend``, for migrations). An
-    S3 state is read with ``credentials`` (by default the spec's assumed role, as the cluster), by an
-    AwsContext made with ``context`` besides (a fleet's: its clients' maker and call gate)."""
+    S3 state is read with ``credentials`` (by default the spec's assumed role, as the cluster); in a
+    fleet, through its shared clients (``client_maker``) and its call ``gate``."""
     conf = spec.data.get("state") or {}
     kind = kind or conf.get("backend", "local")
     if kind == "s3":
@@ -64,10 +65,8 @@ def backend_for(spec: Spec, state_dir: str | Path | None = None, kind: str | Non
 
         if not conf.get("bucket"):
             raise StateError(f"{spec.source}: state.bucket is needed for the s3 backend")
-        extra = dict(context or {})
-        gate = extra.pop("gate", None)
         ctx = AwsContext(cluster=spec.cluster_name, region=conf.get("region") or spec.region,
-                         credentials=credentials or credentials_for(spec), **extra)
+                         credentials=credentials or credentials_for(spec), client_maker=client_maker)
         ctx.gate = gate
         return S3Backend(
             ctx.client, bucket=conf["bucket"], cluster=spec.cluster_name, key=conf.get("key"),

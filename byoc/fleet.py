@@ -169,8 +169,8 @@ def _one(path: Path, check: Check, options: FleetOptions, gate: CallGate, shared
                 # take it from there instead of asking STS once more (a call and a client per cluster)
                 ctx.once("sts", "account", lambda: known)
         engine = Engine(spec, ctx=ctx, parallelism=per_cluster,
-                        backend=backend_for(spec, credentials=credentials,
-                                            context={"client_maker": shared.maker, "gate": gate}),
+                        backend=backend_for(spec, credentials=credentials, client_maker=shared.maker,
+                                            gate=gate),
                         **options.engine)
         outcome = check(engine)
         if account is None:

@@ -372,7 +372,7 @@ def test_a_fleets_state_store_calls_through_the_fleets_clients_and_gate(ctx: Aws
 
     maker, gate = ClientMaker(), CallGate(1)
     spec = _spec(tmp_path, backend="s3", bucket=BUCKET)
-    store = backend_for(spec, context={"client_maker": maker, "gate": gate})
+    store = backend_for(spec, client_maker=maker, gate=gate)
     assert isinstance(store, S3Backend)
     store.write(_state(3))
     assert store.read() == _state(3)
